@@ -1,0 +1,1 @@
+"""revsync: keeps a Salesforce org and a revenue engine in step."""
