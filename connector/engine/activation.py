@@ -1,0 +1,309 @@
+"""The immediate activation step (SPEC section 3): provision items and resolve every line.
+
+`activate` turns one submitted order into an `Activation` against a ledger; it never changes the
+ledger itself (the caller applies the result once it is stored), and it reports every problem of
+the order at once rather than the first.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from decimal import Decimal
+from typing import Mapping
+
+from connector.engine.dates import ONE_DAY, end_from_term, months_between
+from connector.engine.fiscal import FiscalCalendar
+from connector.engine.ledger import ZERO, Ledger
+from connector.engine.model import (
+    MONTHS_PER_PERIOD,
+    Account,
+    Action,
+    ActivatedLine,
+    Activation,
+    ChangeCategory,
+    Item,
+    LineInput,
+    OrderInput,
+    PricePeriod,
+    Product,
+    Segment,
+    TriggerDate,
+)
+from connector.engine.settings import EngineSettings
+from connector.errors import FiscalCalendarError, Problem, ValidationFailed
+
+
+class OrderRejected(ValidationFailed):
+    """The order cannot be activated; every problem names the order, line and field."""
+
+
+def monthly_price(price: Decimal, period: PricePeriod) -> Decimal:
+    """The monthly equivalent of a recurring price: yearly / 12, quarterly / 3."""
+    if period is PricePeriod.ONE_TIME:
+        return ZERO
+    months = MONTHS_PER_PERIOD[period]
+    return price if months == 1 else price / months
+
+
+def service_start(line: LineInput, trigger: TriggerDate) -> dt.date | None:
+    """The day service starts: the chosen trigger date, else contract effective, else `start`."""
+    chosen = getattr(line, trigger.value)
+    return chosen or line.contract_effective or line.start
+
+
+def _where(order: OrderInput, line: LineInput | None = None, fld: str | None = None) -> str:
+    where = f"order {order.id}"
+    if line is not None:
+        where += f", line {line.id}"
+    if fld is not None:
+        where += f", field {fld}"
+    return where
+
+
+def activate(order: OrderInput, ledger: Ledger, products: Mapping[str, Product],
+             accounts: Mapping[str, Account], calendar: FiscalCalendar,
+             settings: EngineSettings) -> Activation:
+    """Activate one order against the ledger; raise OrderRejected listing every problem."""
+    problems: list[Problem] = []
+
+    def bad(message: str, line: LineInput | None = None, fld: str | None = None) -> None:
+        problems.append(Problem(_where(order, line, fld), message))
+
+    account = accounts.get(order.account)
+    if account is None:
+        bad(f"unknown account {order.account!r}; add it to `accounts` first", fld="account")
+    for role in ("bill_to", "sold_to"):
+        ref = getattr(order, role)
+        if ref is not None and ref not in accounts:
+            bad(f"unknown account {ref!r}", fld=role)
+    if order.id in ledger.activated_orders:
+        bad("this order is already activated")
+    if not order.lines:
+        bad("an order needs at least one line", fld="lines")
+    if problems:
+        raise OrderRejected(f"order {order.id}", problems)
+    assert account is not None
+
+    bcd = order.bill_cycle_day or account.bill_cycle_day or settings.default_bill_cycle_day
+    # Work on copies so that several lines of one order changing the same item see each other.
+    work = Ledger(items=dict(ledger.items),
+                  segments={k: list(v) for k, v in ledger.segments.items()},
+                  account_items={k: set(v) for k, v in ledger.account_items.items()})
+    activated: list[ActivatedLine] = []
+    touched: dict[str, Item] = {}
+    for seq, line in enumerate(order.lines, start=1):
+        try:
+            result = _activate_line(order, line, seq, work, products, bcd, settings)
+        except _LineProblem as exc:
+            problems.extend(exc.problems)
+            continue
+        activated_line, item = result
+        try:
+            calendar.periods_touching(activated_line.start, activated_line.end + ONE_DAY)
+        except FiscalCalendarError as exc:
+            bad(str(exc).split("\n")[0] + "; define fiscal periods that cover it", line, "start")
+            continue
+        work.items[item.id] = item
+        work.account_items.setdefault(item.account, set()).add(item.id)
+        work.segments.setdefault(item.id, []).extend(activated_line.segments)
+        activated.append(activated_line)
+        touched[item.id] = item
+    if problems:
+        raise OrderRejected(f"order {order.id}", problems)
+
+    tcv = sum((line_tcv(line) for line in activated), ZERO)
+    recurring_starts = [l.start for l in activated
+                        if l.recurring and l.action in (Action.NEW, Action.UPDATE, Action.RENEW)]
+    links = tuple((role, ref) for role, ref in (("bill_to", order.bill_to), ("sold_to", order.sold_to))
+                  if ref is not None)
+    return Activation(order=order, lines=tuple(activated), items=tuple(touched.values()),
+                      bill_cycle_day=bcd, account_tcv_delta=tcv,
+                      customer_since=min(recurring_starts) if recurring_starts else None,
+                      links=links)
+
+
+class _LineProblem(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+
+
+def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
+                   products: Mapping[str, Product], bcd: int,
+                   settings: EngineSettings) -> tuple[ActivatedLine, Item]:
+    problems: list[Problem] = []
+
+    def bad(message: str, fld: str | None = None) -> _LineProblem:
+        problems.append(Problem(_where(order, line, fld), message))
+        return _LineProblem(problems)
+
+    product = products.get(line.product)
+    if product is None:
+        raise bad(f"unknown product {line.product!r}; add it to `products` first", "product")
+    period = line.price_period or product.price_period
+    if line.quantity is not None and line.quantity < 0:
+        raise bad("quantity cannot be negative", "quantity")
+    if line.unit_price is not None and line.unit_price < 0:
+        raise bad("unit_price cannot be negative; use a cancel or update line to reduce revenue",
+                  "unit_price")
+    start = service_start(line, settings.service_start_trigger)
+    list_monthly = monthly_price(product.list_price, product.price_period)
+
+    def resolve_end(begin: dt.date) -> dt.date:
+        if line.end is not None and line.term_months is not None \
+                and end_from_term(begin, line.term_months) != line.end:
+            raise bad(f"end {line.end} and term_months {line.term_months} disagree "
+                      f"({line.term_months} months from {begin} ends {end_from_term(begin, line.term_months)})",
+                      "end")
+        if line.end is not None:
+            end = line.end
+        elif line.term_months is not None:
+            if line.term_months <= 0:
+                raise bad("term_months must be a positive whole number", "term_months")
+            end = end_from_term(begin, line.term_months)
+        else:
+            raise bad("give `end` or `term_months` (evergreen lines are not supported yet)", "end")
+        if end < begin:
+            raise bad(f"end {end} is before start {begin}", "end")
+        return end
+
+    def make(item: Item, action: Action, category: ChangeCategory, begin: dt.date, end: dt.date,
+             quantity: Decimal, unit_price: Decimal, segments: list[Segment],
+             one_time: Decimal = ZERO) -> tuple[ActivatedLine, Item]:
+        return ActivatedLine(
+            order=order.id, id=line.id, seq=seq, action=action, product=product.id,
+            product_name=product.name, item=item.id, item_kind=item.kind, quantity=quantity,
+            unit_price=unit_price, price_period=period, list_price_monthly=list_monthly,
+            start=begin, end=end, billing_frequency=line.billing_frequency,
+            credit_eligible=line.credit_eligible, change_category=category,
+            segments=tuple(s for s in segments if s.end_excl > s.start), one_time_amount=one_time,
+            bill_cycle_day=item.bill_cycle_day), item
+
+    if line.action is Action.NEW:
+        if start is None:
+            raise bad("a new line needs a `start` (or a trigger date)", "start")
+        item_id = line.item or line.id
+        if item_id in ledger.items:
+            raise bad(f"{item_id!r} already exists; use an update, renew, cancel or terms line to change it",
+                      "subscription")
+        end = resolve_end(start)
+        quantity = line.quantity if line.quantity is not None else Decimal(1)
+        price = line.unit_price if line.unit_price is not None else product.list_price
+        before = ledger.account_cmrr_on(order.account, start - ONE_DAY)
+        category = ChangeCategory.CROSS_SELL if before != 0 else ChangeCategory.NEW_BUSINESS
+        item = Item(id=item_id, kind=product.provisioning, account=order.account, product=product.id,
+                    currency=order.currency, start=start, end=end, term_start=start,
+                    quantity=quantity, unit_price=price, price_period=period, bill_cycle_day=bcd,
+                    created_by=order.id, last_line=line.id)
+        if period is PricePeriod.ONE_TIME:
+            return make(item, Action.NEW, category, start, end, quantity, price, [], quantity * price)
+        mrr = quantity * monthly_price(price, period)
+        return make(item, Action.NEW, category, start, end, quantity, price,
+                    [Segment(start, end + ONE_DAY, mrr, quantity)])
+
+    # Every other action changes an existing recurring item.
+    if not line.item:
+        raise bad(f"a {line.action.value} line must name the subscription it changes", "subscription")
+    item = ledger.items.get(line.item)
+    if item is None:
+        raise bad(f"subscription {line.item!r} does not exist (it must be created by an earlier order)",
+                  "subscription")
+    if item.account != order.account:
+        raise bad(f"subscription {item.id!r} belongs to account {item.account!r}, not {order.account!r}",
+                  "subscription")
+    if item.product != product.id:
+        raise bad(f"subscription {item.id!r} is for product {item.product!r}, not {product.id!r}", "product")
+    if item.price_period is PricePeriod.ONE_TIME:
+        raise bad(f"{item.id!r} is a one-time item; it cannot be changed", "subscription")
+    if item.currency != order.currency:
+        raise bad(f"subscription {item.id!r} is in {item.currency}, the order in {order.currency}", "currency")
+    if item.status == "cancelled" and line.action is not Action.NEW:
+        raise bad(f"subscription {item.id!r} was cancelled (service ended {item.end})", "subscription")
+    nxt = dict(version=item.version + 1, last_line=line.id)
+
+    if line.action is Action.UPDATE:
+        if start is None:
+            raise bad("an update line needs a `start` (or a trigger date)", "start")
+        if not item.start <= start <= item.end:
+            raise bad(f"subscription {item.id!r} has no service on {start} (it runs {item.start}..{item.end})",
+                      "start")
+        end = line.end if line.end is not None else item.end  # co-termed unless an end is given
+        if line.term_months is not None and line.end is None:
+            end = end_from_term(start, line.term_months)
+        if end < start:
+            raise bad(f"end {end} is before start {start}", "end")
+        if end > item.end:
+            raise bad(f"end {end} is after the subscription's end {item.end}; extend it with a terms "
+                      "or renew line first", "end")
+        quantity = line.quantity if line.quantity is not None else item.quantity
+        price = line.unit_price if line.unit_price is not None else item.unit_price
+        if period is PricePeriod.ONE_TIME:
+            raise bad("an update line cannot have a one-time price period", "price_period")
+        old_mrr = ledger.cmrr_on(item.id, start)
+        old_quantity = ledger.quantity_on(item.id, start)
+        delta = quantity * monthly_price(price, period) - old_mrr
+        if delta > 0 or (delta == 0 and quantity >= old_quantity):
+            category = ChangeCategory.UPSELL
+        else:
+            category = ChangeCategory.DOWNSELL
+        new_item = replace(item, quantity=quantity, unit_price=price, price_period=period, **nxt)
+        return make(new_item, Action.UPDATE, category, start, end, quantity, price,
+                    [Segment(start, end + ONE_DAY, delta, quantity - old_quantity)])
+
+    if line.action is Action.RENEW:
+        begin = item.end + ONE_DAY
+        if start is not None and start != begin:
+            raise bad(f"a renewal starts the day after the current end ({begin}), not {start}", "start")
+        if line.end is None and line.term_months is None:
+            current_term = months_between(item.term_start, item.end + ONE_DAY)
+            end = end_from_term(begin, max(1, round(current_term)))
+        else:
+            end = resolve_end(begin)
+        quantity = line.quantity if line.quantity is not None else item.quantity
+        price = line.unit_price if line.unit_price is not None else item.unit_price
+        mrr = quantity * monthly_price(price, period)
+        new_item = replace(item, end=end, term_start=begin, quantity=quantity, unit_price=price,
+                           price_period=period, **nxt)
+        return make(new_item, Action.RENEW, ChangeCategory.RENEWAL, begin, end, quantity, price,
+                    [Segment(begin, end + ONE_DAY, mrr, quantity)])
+
+    if line.action is Action.CANCEL:
+        if start is None:
+            raise bad("a cancel line needs a `start`: the first day without service", "start")
+        if not item.start <= start <= item.end:
+            raise bad(f"cancellation date {start} is outside the subscription's service "
+                      f"{item.start}..{item.end}", "start")
+        removed = [replace(s, mrr=-s.mrr, quantity=-s.quantity) for s in ledger.segments_from(item.id, start)]
+        new_item = replace(item, end=start - ONE_DAY, status="cancelled", quantity=ZERO, **nxt)
+        return make(new_item, Action.CANCEL, ChangeCategory.CHURN, start, item.end, ZERO,
+                    item.unit_price, removed)
+
+    # terms: move the end date
+    if line.end is None and line.term_months is None:
+        raise bad("a terms line needs the new `end`", "end")
+    new_end = line.end if line.end is not None else end_from_term(item.term_start, line.term_months or 0)
+    if new_end == item.end:
+        raise bad(f"the new end {new_end} is the current end; nothing would change", "end")
+    if new_end < item.start:
+        raise bad(f"the new end {new_end} is before the subscription starts ({item.start})", "end")
+    if new_end > item.end:
+        last_day = item.end
+        cmrr = ledger.cmrr_on(item.id, last_day)
+        quantity = ledger.quantity_on(item.id, last_day)
+        segments = [Segment(item.end + ONE_DAY, new_end + ONE_DAY, cmrr, quantity)]
+        category, begin, end = ChangeCategory.RENEWAL, item.end + ONE_DAY, new_end
+    else:
+        quantity = ledger.quantity_on(item.id, new_end)
+        segments = [replace(s, mrr=-s.mrr, quantity=-s.quantity)
+                    for s in ledger.segments_from(item.id, new_end + ONE_DAY)]
+        category, begin, end = ChangeCategory.CHURN, new_end + ONE_DAY, item.end
+    new_item = replace(item, end=new_end, **nxt)
+    return make(new_item, Action.TERMS, category, begin, end, quantity, item.unit_price, segments)
+
+
+def line_tcv(line: ActivatedLine) -> Decimal:
+    """TCV of a line (SPEC section 5): delta MRR × months of each piece, plus one-time charges. Exact."""
+    total = line.one_time_amount
+    for s in line.segments:
+        months = months_between(s.start, s.end_excl)
+        total += s.mrr * months.numerator / months.denominator
+    return total

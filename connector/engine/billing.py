@@ -1,0 +1,69 @@
+"""Billing schedules (SPEC section 6): periods on the bill cycle day; partial periods prorated by day."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Iterator
+
+from connector.engine.dates import ONE_DAY, days_in_month
+from connector.engine.model import BillingFrequency, BillingPeriod, ActivatedLine, Segment
+from connector.engine.money import round_money
+
+_STEP = {BillingFrequency.MONTH: 1, BillingFrequency.QUARTER: 3, BillingFrequency.YEAR: 12}
+
+
+def cycle_date(year: int, month: int, bill_cycle_day: int) -> dt.date:
+    """The bill cycle day in that month, clamped to the month's last day (31 → 30, 28 or 29)."""
+    while month > 12:
+        year, month = year + 1, month - 12
+    return dt.date(year, month, min(bill_cycle_day, days_in_month(year, month)))
+
+
+def prorated(mrr: Decimal, start: dt.date, end_excl: dt.date) -> Decimal:
+    """MRR over [start, end_excl), each day worth 1/(days of the month it falls in)."""
+    total = Decimal(0)
+    day = start
+    while day < end_excl:
+        dim = days_in_month(day.year, day.month)
+        month_end_excl = dt.date(day.year, day.month, dim) + ONE_DAY
+        stop = min(month_end_excl, end_excl)
+        total += mrr * (stop - day).days / dim
+        day = stop
+    return total
+
+
+def _segment_periods(line: str, seg: Segment, frequency: BillingFrequency, bcd: int,
+                     currency: str) -> Iterator[BillingPeriod]:
+    step = _STEP[frequency]
+    first = cycle_date(seg.start.year, seg.start.month, bcd)
+    if first < seg.start:
+        first = cycle_date(seg.start.year, seg.start.month + 1, bcd)
+    if seg.start < first:  # leading partial period up to the first bill cycle day
+        stop = min(first, seg.end_excl)
+        yield BillingPeriod(line, seg.start, stop - ONE_DAY,
+                            round_money(prorated(seg.mrr, seg.start, stop), currency))
+    k = 0
+    while True:
+        begin = cycle_date(first.year, first.month + k * step, bcd)
+        if begin >= seg.end_excl:
+            return
+        nxt = cycle_date(first.year, first.month + (k + 1) * step, bcd)
+        if nxt <= seg.end_excl:
+            amount = seg.mrr * step
+        else:  # trailing partial period
+            amount = prorated(seg.mrr, begin, seg.end_excl)
+            nxt = seg.end_excl
+        yield BillingPeriod(line, begin, nxt - ONE_DAY, round_money(amount, currency))
+        k += 1
+
+
+def billing_schedule(line: ActivatedLine, currency: str) -> list[BillingPeriod]:
+    """The line's billing schedule: one-time charges on the start day, recurring pieces by cycle."""
+    if not line.recurring:
+        return [BillingPeriod(line.id, line.start, line.start,
+                              round_money(line.one_time_amount, currency))]
+    out: list[BillingPeriod] = []
+    for seg in line.segments:
+        if seg.mrr != 0:
+            out.extend(_segment_periods(line.id, seg, line.billing_frequency, line.bill_cycle_day, currency))
+    return out

@@ -1,0 +1,59 @@
+"""Date arithmetic for terms: inclusive end dates outside, half-open intervals inside (SPEC section 5)."""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from fractions import Fraction
+
+ONE_DAY = dt.timedelta(days=1)
+
+
+def days_in_month(year: int, month: int) -> int:
+    """Days of that calendar month."""
+    return calendar.monthrange(year, month)[1]
+
+
+def is_month_end(day: dt.date) -> bool:
+    """True on the last day of its month."""
+    return day.day == days_in_month(day.year, day.month)
+
+
+def add_months(anchor: dt.date, months: int) -> dt.date:
+    """The anniversary `months` after `anchor`; a month-end anchor stays month-end anchored.
+
+    2020-01-31 + 1 = 2020-02-29, + 2 = 2020-03-31; 2023-04-30 + 1 = 2023-05-31.
+    A day that does not exist in the target month is clamped to its last day.
+    """
+    total = anchor.year * 12 + (anchor.month - 1) + months
+    year, month = divmod(total, 12)
+    month += 1
+    last = days_in_month(year, month)
+    day = last if is_month_end(anchor) else min(anchor.day, last)
+    return dt.date(year, month, day)
+
+
+def end_from_term(start: dt.date, term_months: int) -> dt.date:
+    """Inclusive end of a term: 12 months from 2023-01-15 ends 2024-01-14."""
+    return add_months(start, term_months) - ONE_DAY
+
+
+def months_between(start: dt.date, end_excl: dt.date) -> Fraction:
+    """Months in [start, end_excl): whole months from start, then leftover days / days of that partial month.
+
+    2020-02-01..2020-12-01 is 10; 2017-02-27..2018-02-01 is 11 + 5/31. The partial month is the
+    one starting at the last whole anniversary, so its length is the days to the next anniversary.
+    Exact (a Fraction), so money is rounded once, at the end.
+    """
+    if end_excl < start:
+        return -months_between(end_excl, start)
+    whole = (end_excl.year - start.year) * 12 + (end_excl.month - start.month)
+    while whole > 0 and add_months(start, whole) > end_excl:
+        whole -= 1
+    while add_months(start, whole + 1) <= end_excl:
+        whole += 1
+    anniversary = add_months(start, whole)
+    leftover = (end_excl - anniversary).days
+    if leftover == 0:
+        return Fraction(whole)
+    period = (add_months(start, whole + 1) - anniversary).days
+    return whole + Fraction(leftover, period)

@@ -1,0 +1,60 @@
+"""The engine's working state: provisioned items and every activated line's contribution.
+
+A ledger is plain in-memory data. The store loads one for the accounts an import touches;
+the engine reads it to activate an order and `apply` adds the result, so the next order in the
+same file sees it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from connector.engine.model import Activation, Item, Segment
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class Ledger:
+    """Items by id, the contribution segments of each item, and which items each account holds."""
+
+    items: dict[str, Item] = field(default_factory=dict)
+    segments: dict[str, list[Segment]] = field(default_factory=dict)
+    account_items: dict[str, set[str]] = field(default_factory=dict)
+    activated_orders: set[str] = field(default_factory=set)
+
+    def add_item(self, item: Item, segments: list[Segment]) -> None:
+        """Load an item with its segments (from the store)."""
+        self.items[item.id] = item
+        self.segments[item.id] = list(segments)
+        self.account_items.setdefault(item.account, set()).add(item.id)
+
+    def cmrr_on(self, item_id: str, day: dt.date) -> Decimal:
+        """The item's committed MRR on `day`: the sum of the contributions active that day."""
+        return sum((s.mrr for s in self.segments.get(item_id, ()) if s.start <= day < s.end_excl), ZERO)
+
+    def quantity_on(self, item_id: str, day: dt.date) -> Decimal:
+        """The item's committed quantity on `day`."""
+        return sum((s.quantity for s in self.segments.get(item_id, ()) if s.start <= day < s.end_excl), ZERO)
+
+    def account_cmrr_on(self, account: str, day: dt.date) -> Decimal:
+        """The account's committed MRR on `day` over all its items."""
+        return sum((self.cmrr_on(i, day) for i in self.account_items.get(account, ())), ZERO)
+
+    def segments_from(self, item_id: str, day: dt.date) -> list[Segment]:
+        """The item's contributions cut to [day, ∞): what a cancellation from `day` removes."""
+        out = []
+        for s in self.segments.get(item_id, ()):
+            if s.end_excl > day:
+                out.append(replace(s, start=max(s.start, day)))
+        return out
+
+    def apply(self, activation: Activation) -> None:
+        """Add an order's activation so that later orders see its items and contributions."""
+        for item in activation.items:
+            self.items[item.id] = item
+            self.account_items.setdefault(item.account, set()).add(item.id)
+        for line in activation.lines:
+            self.segments.setdefault(line.item, []).extend(line.segments)
+        self.activated_orders.add(activation.order.id)

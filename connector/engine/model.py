@@ -1,0 +1,270 @@
+"""Engine records: what goes into the engine and what comes out of it. Plain data, no behaviour."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Provisioning(StrEnum):
+    """What an order line creates: SPEC section 3."""
+
+    SUBSCRIPTION = "subscription"
+    ASSET = "asset"
+    ENTITLEMENT = "entitlement"
+
+
+class PricePeriod(StrEnum):
+    """The period a unit price is quoted for."""
+
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+    ONE_TIME = "one_time"
+
+
+class BillingFrequency(StrEnum):
+    """How often a line is billed."""
+
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+
+class Action(StrEnum):
+    """Order line actions (SPEC section 4), the Zuora-style quote actions."""
+
+    NEW = "new"
+    UPDATE = "update"
+    RENEW = "renew"
+    CANCEL = "cancel"
+    TERMS = "terms"
+
+
+class ChangeCategory(StrEnum):
+    """Change categories stamped on ARR rows."""
+
+    NEW_BUSINESS = "New Business"
+    CROSS_SELL = "Cross Sell"
+    UPSELL = "Upsell/Expansion"
+    DOWNSELL = "Downsell/Contraction"
+    RENEWAL = "Renewal"
+    CHURN = "Cancel/Churn"
+
+
+class TriggerDate(StrEnum):
+    """The three trigger dates a line may carry; a setting picks which one starts service."""
+
+    CONTRACT_EFFECTIVE = "contract_effective"
+    SERVICE_ACTIVATION = "service_activation"
+    CUSTOMER_ACCEPTANCE = "customer_acceptance"
+
+
+MONTHS_PER_PERIOD = {PricePeriod.MONTH: 1, PricePeriod.QUARTER: 3, PricePeriod.YEAR: 12}
+
+
+@dataclass(frozen=True)
+class Account:
+    """A customer account."""
+
+    id: str
+    name: str
+    bill_cycle_day: int | None = None
+
+
+@dataclass(frozen=True)
+class Product:
+    """A catalogue product: how it is provisioned and its list price."""
+
+    id: str
+    name: str
+    provisioning: Provisioning
+    list_price: Decimal
+    price_period: PricePeriod
+
+
+@dataclass(frozen=True)
+class Credit:
+    """Prepaid credit (or financial commitment) an account holds in one currency."""
+
+    id: str
+    account: str
+    currency: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class LineInput:
+    """An order line as submitted (import file, Salesforce order item), before activation."""
+
+    id: str
+    action: Action
+    product: str
+    item: str | None = None
+    quantity: Decimal | None = None
+    unit_price: Decimal | None = None
+    price_period: PricePeriod | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+    term_months: int | None = None
+    billing_frequency: BillingFrequency = BillingFrequency.MONTH
+    credit_eligible: bool = False
+    contract_effective: dt.date | None = None
+    service_activation: dt.date | None = None
+    customer_acceptance: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class OrderInput:
+    """An order as submitted, before activation."""
+
+    id: str
+    account: str
+    owner: str
+    booked_on: dt.date
+    currency: str
+    lines: tuple[LineInput, ...]
+    bill_cycle_day: int | None = None
+    bill_to: str | None = None
+    sold_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a line's contribution to its item: `mrr` and `quantity` added over [start, end_excl)."""
+
+    start: dt.date
+    end_excl: dt.date
+    mrr: Decimal
+    quantity: Decimal
+
+
+@dataclass
+class Item:
+    """A provisioned subscription, asset or entitlement, at its latest version."""
+
+    id: str
+    kind: Provisioning
+    account: str
+    product: str
+    currency: str
+    start: dt.date
+    end: dt.date
+    term_start: dt.date
+    quantity: Decimal
+    unit_price: Decimal
+    price_period: PricePeriod
+    bill_cycle_day: int
+    status: str = "active"
+    version: int = 1
+    created_by: str = ""
+    last_line: str = ""
+
+
+@dataclass(frozen=True)
+class ActivatedLine:
+    """An order line after activation: its resolved dates, its contribution, and its category."""
+
+    order: str
+    id: str
+    seq: int
+    action: Action
+    product: str
+    product_name: str
+    item: str
+    item_kind: Provisioning
+    quantity: Decimal
+    unit_price: Decimal
+    price_period: PricePeriod
+    list_price_monthly: Decimal
+    start: dt.date
+    end: dt.date
+    billing_frequency: BillingFrequency
+    credit_eligible: bool
+    change_category: ChangeCategory
+    segments: tuple[Segment, ...]
+    one_time_amount: Decimal
+    bill_cycle_day: int
+
+    @property
+    def recurring(self) -> bool:
+        return self.price_period is not PricePeriod.ONE_TIME
+
+    @property
+    def delta_mrr(self) -> Decimal:
+        """The line's delta MRR on its first day (SPEC section 4)."""
+        return self.segments[0].mrr if self.segments else Decimal(0)
+
+    @property
+    def quantity_delta(self) -> Decimal:
+        return self.segments[0].quantity if self.segments else self.quantity
+
+
+@dataclass(frozen=True)
+class Activation:
+    """The immediate step's result for one order: everything written in its one transaction."""
+
+    order: OrderInput
+    lines: tuple[ActivatedLine, ...]
+    items: tuple[Item, ...]
+    bill_cycle_day: int
+    account_tcv_delta: Decimal
+    customer_since: dt.date | None
+    links: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ArrRow:
+    """One ARR-by-period row (SPEC section 7): a line's CMRR at the open and close of one fiscal month."""
+
+    line: str
+    period_start: dt.date
+    period_end: dt.date
+    opening_cmrr: Decimal
+    closing_cmrr: Decimal
+    opening_arr: Decimal
+    closing_arr: Decimal
+
+    @property
+    def change_cmrr(self) -> Decimal:
+        return self.closing_cmrr - self.opening_cmrr
+
+    @property
+    def change_arr(self) -> Decimal:
+        return self.closing_arr - self.opening_arr
+
+
+@dataclass(frozen=True)
+class OrderMetric:
+    """A Zuora-style order metric row for one line (SPEC section 6)."""
+
+    line: str
+    metric: str
+    amount: Decimal
+    start: dt.date
+    end: dt.date
+    generated_reason: str
+    type: str = "Regular"
+
+
+@dataclass(frozen=True)
+class BillingPeriod:
+    """One period of a line's billing schedule, inclusive end."""
+
+    line: str
+    start: dt.date
+    end: dt.date
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Drawdown:
+    """Credit drawn by one credit-eligible line during credit review."""
+
+    order: str
+    line: str
+    account: str
+    currency: str
+    amount: Decimal
+    net_amount: Decimal
