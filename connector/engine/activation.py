@@ -85,10 +85,9 @@ def activate(order: OrderInput, ledger: Ledger, products: Mapping[str, Product],
     assert account is not None
 
     bcd = order.bill_cycle_day or account.bill_cycle_day or settings.default_bill_cycle_day
-    # Work on copies so that several lines of one order changing the same item see each other.
-    work = Ledger(items=dict(ledger.items),
-                  segments={k: list(v) for k, v in ledger.segments.items()},
-                  account_items={k: set(v) for k, v in ledger.account_items.items()})
+    # An overlay, so that several lines of one order changing the same item see each other
+    # while the caller's ledger stays untouched until the activation is stored.
+    work = ledger.overlay()
     activated: list[ActivatedLine] = []
     touched: dict[str, Item] = {}
     for seq, line in enumerate(order.lines, start=1):
@@ -103,9 +102,7 @@ def activate(order: OrderInput, ledger: Ledger, products: Mapping[str, Product],
         except FiscalCalendarError as exc:
             bad(str(exc).split("\n")[0] + "; define fiscal periods that cover it", line, "start")
             continue
-        work.items[item.id] = item
-        work.account_items.setdefault(item.account, set()).add(item.id)
-        work.segments.setdefault(item.id, []).extend(activated_line.segments)
+        work.record(item, activated_line.segments)
         activated.append(activated_line)
         touched[item.id] = item
     if problems:

@@ -7,8 +7,10 @@ same file sees it.
 from __future__ import annotations
 
 import datetime as dt
+from collections import ChainMap
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import MutableMapping
 
 from connector.engine.model import Activation, Item, Segment
 
@@ -19,9 +21,9 @@ ZERO = Decimal(0)
 class Ledger:
     """Items by id, the contribution segments of each item, and which items each account holds."""
 
-    items: dict[str, Item] = field(default_factory=dict)
-    segments: dict[str, list[Segment]] = field(default_factory=dict)
-    account_items: dict[str, set[str]] = field(default_factory=dict)
+    items: MutableMapping[str, Item] = field(default_factory=dict)
+    segments: MutableMapping[str, list[Segment]] = field(default_factory=dict)
+    account_items: MutableMapping[str, set[str]] = field(default_factory=dict)
     activated_orders: set[str] = field(default_factory=set)
 
     def add_item(self, item: Item, segments: list[Segment]) -> None:
@@ -49,6 +51,18 @@ class Ledger:
             if s.end_excl > day:
                 out.append(replace(s, start=max(s.start, day)))
         return out
+
+    def overlay(self) -> "Ledger":
+        """A ledger that reads through to this one and keeps its own changes apart (no copying)."""
+        return Ledger(items=ChainMap({}, self.items), segments=ChainMap({}, self.segments),
+                      account_items=ChainMap({}, self.account_items),
+                      activated_orders=self.activated_orders)
+
+    def record(self, item: Item, segments: tuple[Segment, ...]) -> None:
+        """Add one provisioned item version and a line's contribution to it."""
+        self.items[item.id] = item
+        self.account_items[item.account] = self.account_items.get(item.account, set()) | {item.id}
+        self.segments[item.id] = [*self.segments.get(item.id, ()), *segments]
 
     def apply(self, activation: Activation) -> None:
         """Add an order's activation so that later orders see its items and contributions."""
