@@ -1,0 +1,59 @@
+"""Wiring: configuration → store, calendar, settings, clock and job runner, for the commands."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from connector.clock import Clock, SystemClock
+from connector.config import Config
+from connector.engine.fiscal import FiscalCalendar
+from connector.engine.settings import EngineSettings
+from connector.jobs import JobContext, JobRunner
+from connector.store import repository as repo
+from connector.store.db import open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    """Everything a command needs, built lazily from the configuration."""
+
+    config: Config
+    clock: Clock = SystemClock()
+
+    @cached_property
+    def store(self) -> Engine:
+        engine = open_store(self.config.store_url())
+        self._check_calendar(engine)
+        return engine
+
+    @cached_property
+    def calendar(self) -> FiscalCalendar:
+        return self.config.fiscal_calendar()
+
+    @cached_property
+    def settings(self) -> EngineSettings:
+        return self.config.engine_settings()
+
+    @cached_property
+    def runner(self) -> JobRunner:
+        return JobRunner(self.store, JobContext(self.calendar, self.settings), self.clock,
+                         max_attempts=self.config.jobs.max_attempts,
+                         backoff_seconds=self.config.jobs.backoff_seconds)
+
+    def calendar_changed(self) -> bool:
+        """True when ARR rows were made on another fiscal calendar than the configured one."""
+        with self.store.connect() as conn:
+            stored = repo.get_meta(conn, "fiscal_calendar")
+        return stored is not None and stored != self.calendar.fingerprint()
+
+    def _check_calendar(self, engine: Engine) -> None:
+        with engine.connect() as conn:
+            stored = repo.get_meta(conn, "fiscal_calendar")
+        if stored is not None and stored != self.calendar.fingerprint():
+            log.warning("the fiscal calendar in %s differs from the one the ARR rows were made on; "
+                        "run `revsync regenerate arr` to rebuild them", self.config.source)

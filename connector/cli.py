@@ -1,0 +1,247 @@
+"""The `revsync` command."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from connector import reports
+from connector.app import App
+from connector.clock import SystemClock
+from connector.config import Config, StoreConfig, load_config
+from connector.errors import RevsyncError, ValidationFailed
+from connector.importer import import_document, load_file, parse
+from connector.jobs import regenerate_arr
+from connector.render import print_rows
+
+EXIT_ERROR = 1  # something failed; the message says what is left and what to run
+EXIT_INVALID = 2  # bad input or configuration; nothing was changed
+EXIT_JOBS_FAILED = 3  # orders activated, but some background jobs failed: metrics are absent
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Keeps a Salesforce org and the revenue engine in step.")
+jobs_app = typer.Typer(help="Background jobs: list them, retry failed ones.", invoke_without_command=True)
+report_app = typer.Typer(help="Reports over the engine's records.", no_args_is_help=True)
+regenerate_app = typer.Typer(help="Rebuild derived records.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(report_app, name="report")
+app.add_typer(regenerate_app, name="regenerate")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class By(str, Enum):
+    month = "month"
+    quarter = "quarter"
+    year = "year"
+
+
+FormatOpt = Annotated[Optional[Format], typer.Option("--format", "-f", help="table, csv or json")]
+AsOfOpt = Annotated[Optional[dt.datetime], typer.Option("--as-of", formats=["%Y-%m-%d"],
+                                                        help="day for MRR/ARR/status (default: today, UTC)")]
+
+
+def _app(ctx: typer.Context) -> App:
+    return ctx.obj
+
+
+def _fmt(ctx: typer.Context, fmt: Format | None) -> str:
+    return fmt.value if fmt else _app(ctx).config.reports.format
+
+
+def _as_of(value: dt.datetime | None, ctx: typer.Context) -> dt.date:
+    return value.date() if value else _app(ctx).clock.today()
+
+
+@app.callback()
+def main_callback(ctx: typer.Context,
+                  config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="REVSYNC_CONFIG",
+                                                                 help="configuration file (TOML)")] = None,
+                  verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False) -> None:
+    """revsync: order activation, subscription and order metrics, ARR by fiscal period."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if ctx.invoked_subcommand == "demo":
+        ctx.obj = None
+        return
+    ctx.obj = App(load_config(str(config) if config else None))
+
+
+@app.command("import")
+def import_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="import document (JSON)")]) -> None:
+    """Validate a JSON file of accounts, products, credits and orders; activate its orders; run their jobs."""
+    the_app = _app(ctx)
+    text, source = load_file(file)
+    doc = parse(text, source)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
+        task = progress.add_task("activating orders", total=len(doc.orders))
+        result = import_document(the_app.store, doc, source, the_app.calendar, the_app.settings, the_app.clock,
+                                 the_app.runner, progress=lambda n: progress.advance(task, n))
+    console.print(f"{source}: {len(result.activated)} order(s) activated, "
+                  f"{len(result.already_imported)} already imported; "
+                  f"{sum(j.ok for j in result.jobs)} background job(s) done.")
+    if result.failed_jobs:
+        for job in result.failed_jobs:
+            err_console.print(f"[red]job {job.kind} for order {job.order_id} failed:[/red] {job.error}")
+        err_console.print("The orders are activated; their metrics are absent until the jobs succeed.\n"
+                          "  → fix the cause, then run `revsync jobs retry`")
+        raise typer.Exit(EXIT_JOBS_FAILED)
+
+
+@jobs_app.callback()
+def jobs_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--failed", help="failed jobs only")] = False,
+              fmt: FormatOpt = None) -> None:
+    """List background jobs with status, attempts and last error."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _app(ctx).store.connect() as conn:
+        rows = reports.jobs(conn, failed_only=failed)
+    print_rows(rows, _fmt(ctx, fmt), title="jobs")
+
+
+@jobs_app.command("retry")
+def jobs_retry(ctx: typer.Context,
+               order: Annotated[Optional[list[str]], typer.Option("--order", help="only this order")] = None) -> None:
+    """Run failed jobs again."""
+    outcomes = _app(ctx).runner.retry_failed(order or None)
+    ok = sum(o.ok for o in outcomes)
+    console.print(f"{len(outcomes)} failed job(s) retried: {ok} succeeded, {len(outcomes) - ok} failed.")
+    for o in outcomes:
+        if not o.ok:
+            err_console.print(f"[red]job {o.kind} for order {o.order_id} failed again:[/red] {o.error}")
+    if ok < len(outcomes):
+        raise typer.Exit(EXIT_JOBS_FAILED)
+
+
+@regenerate_app.command("arr")
+def regenerate_arr_cmd(ctx: typer.Context) -> None:
+    """Rebuild every ARR-by-period row on the configured fiscal calendar (after a calendar change)."""
+    the_app = _app(ctx)
+    count = regenerate_arr(the_app.store, the_app.runner.ctx)
+    console.print(f"{count} ARR-by-period row(s) regenerated on fiscal calendar "
+                  f"{the_app.calendar.fingerprint()}.")
+
+
+@report_app.command("arr-by-period")
+def report_arr_by_period(ctx: typer.Context, order: Annotated[Optional[str], typer.Option(help="order id")] = None,
+                         customer: Annotated[Optional[str], typer.Option(help="account id")] = None,
+                         owner: Annotated[Optional[str], typer.Option(help="order owner")] = None,
+                         fmt: FormatOpt = None) -> None:
+    """ARR-by-period rows: one per order line and fiscal month."""
+    with _app(ctx).store.connect() as conn:
+        rows = reports.arr_by_period(conn, order=order, customer=customer, owner=owner)
+    print_rows(rows, _fmt(ctx, fmt), title="ARR by period")
+
+
+@report_app.command("arr")
+def report_arr(ctx: typer.Context, by: Annotated[By, typer.Option("--by", help="month, quarter or year")] = By.quarter,
+               owner: Annotated[Optional[str], typer.Option(help="order owner")] = None,
+               customer: Annotated[Optional[str], typer.Option(help="account id")] = None,
+               date_from: Annotated[Optional[dt.datetime], typer.Option("--from", formats=["%Y-%m-%d"])] = None,
+               date_to: Annotated[Optional[dt.datetime], typer.Option("--to", formats=["%Y-%m-%d"])] = None,
+               fmt: FormatOpt = None) -> None:
+    """Opening and closing CMRR/ARR per fiscal month, quarter or year, with changes by category."""
+    the_app = _app(ctx)
+    with the_app.store.connect() as conn:
+        try:
+            rows = reports.arr_summary(conn, the_app.calendar, by=by.value, customer=customer, owner=owner,
+                                       start=date_from.date() if date_from else None,
+                                       end=date_to.date() if date_to else None)
+        except ValueError as exc:
+            raise ValidationFailed("report arr", [], hint=str(exc)) from None
+    print_rows(rows, _fmt(ctx, fmt), title=f"ARR by {by.value}")
+
+
+@report_app.command("subscriptions")
+def report_subscriptions(ctx: typer.Context, as_of: AsOfOpt = None,
+                         customer: Annotated[Optional[str], typer.Option(help="account id")] = None,
+                         fmt: FormatOpt = None) -> None:
+    """Subscriptions with MRR and ARR as of a day, TCV, bill cycle day and status."""
+    with _app(ctx).store.connect() as conn:
+        rows = reports.subscriptions(conn, _as_of(as_of, ctx), customer=customer)
+    print_rows(rows, _fmt(ctx, fmt), title="subscriptions")
+
+
+@report_app.command("accounts")
+def report_accounts(ctx: typer.Context, as_of: AsOfOpt = None, fmt: FormatOpt = None) -> None:
+    """Accounts with TCV, customer since and ARR as of a day."""
+    with _app(ctx).store.connect() as conn:
+        rows = reports.accounts(conn, _as_of(as_of, ctx))
+    print_rows(rows, _fmt(ctx, fmt), title="accounts")
+
+
+@report_app.command("order-metrics")
+def report_order_metrics(ctx: typer.Context, order: Annotated[Optional[str], typer.Option(help="order id")] = None,
+                         fmt: FormatOpt = None) -> None:
+    """Zuora-style order metrics: mrr, tcv, tcb, elp, quantity per order line."""
+    with _app(ctx).store.connect() as conn:
+        rows = reports.order_metrics(conn, order=order)
+    print_rows(rows, _fmt(ctx, fmt), title="order metrics")
+
+
+@app.command("demo")
+def demo(fmt: FormatOpt = None) -> None:
+    """Run SPEC section 7's worked example on a temporary store and print its ARR rows and quarters."""
+    from importlib.resources import files
+
+    with tempfile.TemporaryDirectory(prefix="revsync-demo-") as tmp:
+        config = Config(store=StoreConfig(url=f"sqlite:///{Path(tmp) / 'demo.db'}"))
+        the_app = App(config, SystemClock())
+        source = files("connector.demo").joinpath("worked_example.json")
+        doc = parse(source.read_text(), "worked example (SPEC section 7)")
+        result = import_document(the_app.store, doc, "worked example", the_app.calendar, the_app.settings,
+                                 the_app.clock, the_app.runner)
+        style = fmt.value if fmt else "table"
+        console.print(f"[bold]Worked example[/bold]: {len(result.activated)} orders activated, "
+                      f"{sum(j.ok for j in result.jobs)} background jobs done.")
+        with the_app.store.connect() as conn:
+            rows = reports.arr_by_period(conn)
+            print_rows(rows, style, title="ARR by period (every order line × fiscal month)",
+                       columns=["order", "order_product", "customer", "owner", "subscription",
+                                "change_category", "period_start", "period_end", "opening_cmrr",
+                                "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr"]
+                       if style == "table" else None)
+            quarters = reports.arr_summary(conn, the_app.calendar, by="quarter", owner="Chloe",
+                                           start=dt.date(2023, 1, 1), end=dt.date(2023, 12, 31))
+            print_rows(quarters, style, title="Chloe's quarters of fiscal 2023")
+            subs = reports.subscriptions(conn, dt.date(2023, 4, 1))
+            print_rows(subs, style, title="Subscriptions as of 2023-04-01")
+        the_app.store.dispose()
+
+
+def main() -> None:
+    """Entry point: run the command and turn our errors into a message and an exit code."""
+    try:
+        app(standalone_mode=False)
+    except RevsyncError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=False) if False else \
+            err_console.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(EXIT_INVALID if isinstance(exc, ValidationFailed) else EXIT_ERROR)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except __import__("click").ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

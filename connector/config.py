@@ -1,0 +1,171 @@
+"""Configuration: TOML file → validated settings, every problem named by key and file at once.
+
+Where it comes from: `--config PATH`, else `REVSYNC_CONFIG`, else `./config.toml` if present,
+else built-in defaults (a SQLite file `revsync.db` in the working directory, calendar fiscal year).
+Secrets never live here; see the `[salesforce]` table in config.example.toml.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalCalendar, StandardFiscalCalendar
+from connector.engine.model import TriggerDate
+from connector.engine.settings import ALL_ORDER_METRICS, EngineSettings
+from connector.errors import ConfigError, FiscalCalendarError, Problem
+
+DEFAULT_FILE = "config.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreConfig(_Section):
+    """[store]: where the engine keeps its records."""
+
+    url: str = "sqlite:///revsync.db"
+
+
+class FiscalConfig(_Section):
+    """[fiscal]: a standard year by start month, or an explicit periods file."""
+
+    start_month: int = Field(default=1, ge=1, le=12)
+    periods_file: str | None = None
+
+
+class EngineConfig(_Section):
+    """[engine]: activation and metric settings."""
+
+    service_start_trigger: TriggerDate = TriggerDate.SERVICE_ACTIVATION
+    default_bill_cycle_day: int = Field(default=1, ge=1, le=31)
+    order_metrics: list[Literal["mrr", "tcv", "tcb", "elp", "quantity"]] = list(ALL_ORDER_METRICS)
+    sync_draft_orders_with_primary_quotes: bool = False
+
+
+class JobsConfig(_Section):
+    """[jobs]: background job retries."""
+
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_seconds: float = Field(default=30.0, ge=0)
+
+
+class ReportsConfig(_Section):
+    """[reports]: defaults for report commands."""
+
+    format: Literal["table", "csv", "json"] = "table"
+
+
+class Config(_Section):
+    """The whole configuration."""
+
+    store: StoreConfig = StoreConfig()
+    fiscal: FiscalConfig = FiscalConfig()
+    engine: EngineConfig = EngineConfig()
+    jobs: JobsConfig = JobsConfig()
+    reports: ReportsConfig = ReportsConfig()
+    salesforce: dict[str, Any] | None = None
+
+    #: where the configuration came from, for messages ("built-in defaults" when no file)
+    source: str = Field(default="built-in defaults", exclude=True)
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    def engine_settings(self) -> EngineSettings:
+        """The engine's view of these settings."""
+        return EngineSettings(service_start_trigger=self.engine.service_start_trigger,
+                              default_bill_cycle_day=self.engine.default_bill_cycle_day,
+                              order_metrics=tuple(self.engine.order_metrics))
+
+    def fiscal_calendar(self) -> FiscalCalendar:
+        """The fiscal calendar this configuration describes."""
+        if self.fiscal.periods_file is None:
+            return StandardFiscalCalendar(self.fiscal.start_month)
+        return load_periods_file(self.base_dir / self.fiscal.periods_file)
+
+    def store_url(self) -> str:
+        """The store URL, with a relative SQLite path taken from the working directory."""
+        return self.store.url
+
+
+def load_periods_file(path: Path) -> ExplicitFiscalCalendar:
+    """Read a CSV of fiscal month periods: `start,end` (inclusive), optional `fiscal_year,quarter`."""
+    problems: list[Problem] = []
+    rows = []
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"start", "end"} - set(reader.fieldnames or ())
+            if missing:
+                raise ConfigError(str(path), [Problem(str(path), f"missing column(s) {sorted(missing)}; "
+                                                      "the header must be start,end[,fiscal_year,quarter]")])
+            for n, row in enumerate(reader, start=2):
+                try:
+                    start = dt.date.fromisoformat(row["start"].strip())
+                    end = dt.date.fromisoformat(row["end"].strip())
+                    year = int(row["fiscal_year"]) if row.get("fiscal_year") else None
+                    quarter = int(row["quarter"]) if row.get("quarter") else None
+                except (ValueError, AttributeError) as exc:
+                    problems.append(Problem(f"{path}:{n}", f"not a period ({exc}); use YYYY-MM-DD dates"))
+                    continue
+                rows.append((start, end, year, quarter))
+    except FileNotFoundError:
+        raise ConfigError("fiscal.periods_file", [Problem("fiscal.periods_file", f"file {path} does not exist")],
+                          hint="fix [fiscal] periods_file, or remove it to use start_month") from None
+    if problems:
+        raise ConfigError(str(path), problems)
+    try:
+        return ExplicitFiscalCalendar.from_rows(rows, source=str(path))
+    except FiscalCalendarError as exc:
+        raise ConfigError(str(path), [Problem(str(path), str(exc))]) from exc
+
+
+def _problems(exc: ValidationError, source: str) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        message = "unknown key (check its spelling against config.example.toml)" \
+            if err["type"] == "extra_forbidden" else err["msg"]
+        out.append(Problem(f"{source}: {key}", message))
+    return out
+
+
+def find_config_path(explicit: str | None) -> Path | None:
+    """Which file to read: --config, else REVSYNC_CONFIG, else ./config.toml if present."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("REVSYNC_CONFIG")
+    if env:
+        return Path(env)
+    default = Path.cwd() / DEFAULT_FILE
+    return default if default.exists() else None
+
+
+def load_config(explicit: str | None = None) -> Config:
+    """Load and validate the configuration; raise ConfigError listing every problem."""
+    path = find_config_path(explicit)
+    if path is None:
+        return Config()
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(source, [Problem(source, "file not found")],
+                          hint="pass an existing file to --config or REVSYNC_CONFIG") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [Problem(source, f"not valid TOML: {exc}")]) from None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc, source),
+                          hint="see config.example.toml for every key and its default") from None
+    config.source = source
+    config.base_dir = path.resolve().parent
+    if config.fiscal.periods_file is not None:
+        config.fiscal_calendar()  # a broken periods file fails at start-up, not half-way
+    return config

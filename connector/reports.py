@@ -1,0 +1,213 @@
+"""Reports over the store. Each returns a list of plain dicts with exactly the documented keys."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from connector.engine.fiscal import FiscalCalendar
+from connector.engine.money import round_money
+from connector.store import schema as t
+
+ARR_BY_PERIOD_KEYS = ("order", "order_product", "customer", "customer_name", "owner", "subscription",
+                      "product", "product_name", "change_category", "period_start", "period_end",
+                      "opening_cmrr", "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr",
+                      "change_arr", "quantity", "currency")
+CATEGORIES = ("New Business", "Cross Sell", "Upsell/Expansion", "Downsell/Contraction", "Renewal",
+              "Cancel/Churn")
+
+
+def plain_quantity(value: Decimal) -> Decimal:
+    """A quantity without trailing zeros: 10, 2.5 (never 1E+1)."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
+
+
+def _filters(order: str | None, customer: str | None, owner: str | None) -> list:
+    conds = []
+    if order:
+        conds.append(t.orders.c.id == order)
+    if customer:
+        conds.append(t.orders.c.account == customer)
+    if owner:
+        conds.append(t.orders.c.owner == owner)
+    return conds
+
+
+_LINES = t.arr_rows.join(t.order_lines, t.order_lines.c.pk == t.arr_rows.c.line_pk) \
+    .join(t.orders, t.orders.c.id == t.order_lines.c.order_id)
+
+
+def arr_by_period(conn: Connection, *, order: str | None = None, customer: str | None = None,
+                  owner: str | None = None) -> list[dict[str, Any]]:
+    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product."""
+    r, l, o = t.arr_rows.c, t.order_lines.c, t.orders.c
+    query = (select(o.id.label("order"), l.id.label("order_product"), o.account.label("customer"),
+                    l.customer_name, o.owner, l.item.label("subscription"), l.product, l.product_name,
+                    l.change_category, r.period_start, r.period_end, r.opening_cmrr, r.closing_cmrr,
+                    r.opening_arr, r.closing_arr, l.quantity, o.currency)
+             .select_from(_LINES).where(and_(True, *_filters(order, customer, owner)))
+             .order_by(o.seq, l.seq, r.period_start))
+    out = []
+    for row in conn.execute(query):
+        d = row._asdict()
+        for key in ("opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr"):
+            d[key] = round_money(d[key], d["currency"])
+        d["change_cmrr"] = d["closing_cmrr"] - d["opening_cmrr"]
+        d["change_arr"] = d["closing_arr"] - d["opening_arr"]
+        out.append({k: d[k] for k in ARR_BY_PERIOD_KEYS})
+    return out
+
+
+def arr_summary(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarter",
+                customer: str | None = None, owner: str | None = None,
+                start: dt.date | None = None, end: dt.date | None = None) -> list[dict[str, Any]]:
+    """Opening and closing CMRR/ARR per fiscal month, quarter or year, and change by category.
+
+    A group's opening is the opening of its first month, its closing that of its last month;
+    `changes` sums change in CMRR over every month of the group, per change category.
+    """
+    r, l = t.arr_rows.c, t.order_lines.c
+    query = (select(r.period_start, l.change_category, t.orders.c.currency, func.sum(r.opening_cmrr), func.sum(r.closing_cmrr),
+                    func.sum(r.opening_arr), func.sum(r.closing_arr))
+             .select_from(_LINES).where(and_(True, *_filters(None, customer, owner)))
+             .group_by(r.period_start, l.change_category, t.orders.c.currency))
+    months: dict[dt.date, dict[str, Any]] = {}
+    currencies: set[str] = set()
+    for period_start, category, currency, o_cmrr, c_cmrr, o_arr, c_arr in conn.execute(query):
+        currencies.add(currency)
+        m = months.setdefault(period_start, {"opening_cmrr": Decimal(0), "closing_cmrr": Decimal(0),
+                                             "opening_arr": Decimal(0), "closing_arr": Decimal(0),
+                                             "changes": {}})
+        # SUM keeps the Money type: the integers were added exactly in SQL, then decoded
+        m["opening_cmrr"] += o_cmrr
+        m["closing_cmrr"] += c_cmrr
+        m["opening_arr"] += o_arr
+        m["closing_arr"] += c_arr
+        m["changes"][category] = m["changes"].get(category, Decimal(0)) + (c_cmrr - o_cmrr)
+    if not months and (start is None or end is None):
+        return []
+    if len(currencies) > 1:
+        raise ValueError(f"the rows are in several currencies ({', '.join(sorted(currencies))}); "
+                         "filter by customer so that one currency remains")
+    currency = currencies.pop() if currencies else "USD"
+    first = start or min(months)
+    last = end or max(months)
+    group = calendar.group_start(calendar.period_of(first), by)
+    stop = calendar.group_end(calendar.period_of(last), by)
+    zero = {"opening_cmrr": Decimal(0), "closing_cmrr": Decimal(0), "opening_arr": Decimal(0),
+            "closing_arr": Decimal(0), "changes": {}}
+    out = []
+    while group.start <= stop.start:
+        group_end = calendar.group_end(group, by)
+        inside = calendar.periods_touching(group.start, group_end.end_excl)
+        opening = months.get(inside[0].start, zero)
+        closing = months.get(inside[-1].start, zero)
+        changes: dict[str, Decimal] = {}
+        for p in inside:
+            for category, amount in months.get(p.start, zero)["changes"].items():
+                changes[category] = changes.get(category, Decimal(0)) + amount
+        out.append({"period_start": group.start, "period_end": group_end.end,
+                    "opening_cmrr": round_money(opening["opening_cmrr"], currency),
+                    "closing_cmrr": round_money(closing["closing_cmrr"], currency),
+                    "opening_arr": round_money(opening["opening_arr"], currency),
+                    "closing_arr": round_money(closing["closing_arr"], currency),
+                    "changes": {c: round_money(changes[c], currency) for c in CATEGORIES if c in changes}})
+        group = calendar.period_of(group_end.end_excl)
+    return out
+
+
+def _cmrr_by_item(conn: Connection, as_of: dt.date, account: str | None = None) -> dict[str, Decimal]:
+    s, l = t.line_segments.c, t.order_lines.c
+    query = (select(l.item, s.mrr).select_from(t.line_segments.join(t.order_lines, l.pk == s.line_pk))
+             .where(s.start <= as_of, s.end_excl > as_of))
+    out: dict[str, Decimal] = {}
+    for item, mrr in conn.execute(query):
+        out[item] = out.get(item, Decimal(0)) + mrr
+    return out
+
+
+def _status(item, as_of: dt.date) -> str:
+    if item.status == "cancelled" and as_of > item.end:
+        return "cancelled"
+    if as_of < item.start:
+        return "pending"
+    if as_of > item.end:
+        return "expired"
+    return "active"
+
+
+def subscriptions(conn: Connection, as_of: dt.date, *, customer: str | None = None,
+                  kind: str = "subscription") -> list[dict[str, Any]]:
+    """Subscriptions (or assets, entitlements) with MRR and ARR as of a day, and TCV.
+
+    MRR, ARR and TCV are absent (None) until the order's subscription-metrics job has run.
+    """
+    i, m = t.items.c, t.item_metrics.c
+    query = (select(t.items, m.tcv).select_from(t.items.outerjoin(t.item_metrics, m.item == i.id))
+             .where(i.kind == kind).order_by(i.account, i.id))
+    if customer:
+        query = query.where(i.account == customer)
+    cmrr = _cmrr_by_item(conn, as_of)
+    out = []
+    for item in conn.execute(query):
+        has_metrics = item.tcv is not None
+        mrr = round_money(cmrr.get(item.id, Decimal(0)), item.currency) if has_metrics else None
+        out.append({"subscription": item.id, "customer": item.account, "product": item.product,
+                    "start": item.start, "end": item.end, "quantity": item.quantity, "mrr": mrr,
+                    "arr": round_money(cmrr.get(item.id, Decimal(0)) * 12, item.currency) if has_metrics else None,
+                    "tcv": round_money(item.tcv, item.currency) if has_metrics else None,
+                    "bill_cycle_day": item.bill_cycle_day, "status": _status(item, as_of)})
+    return out
+
+
+def accounts(conn: Connection, as_of: dt.date) -> list[dict[str, Any]]:
+    """Accounts with TCV, customer since and ARR as of a day."""
+    cmrr = _cmrr_by_item(conn, as_of)
+    arr: dict[str, Decimal] = {}
+    currency: dict[str, str] = {}
+    for item_id, account, cur in conn.execute(select(t.items.c.id, t.items.c.account, t.items.c.currency)):
+        arr[account] = arr.get(account, Decimal(0)) + cmrr.get(item_id, Decimal(0)) * 12
+        currency[account] = cur
+    out = []
+    for a in conn.execute(select(t.accounts).order_by(t.accounts.c.id)):
+        out.append({"account": a.id, "name": a.name, "tcv": round_money(a.tcv, currency.get(a.id, "USD")), "customer_since": a.customer_since,
+                    "arr": round_money(arr.get(a.id, Decimal(0)), currency.get(a.id, "USD"))})
+    return out
+
+
+def order_metrics(conn: Connection, *, order: str | None = None) -> list[dict[str, Any]]:
+    """Zuora-style order metric rows."""
+    m, l, o = t.order_metrics.c, t.order_lines.c, t.orders.c
+    query = (select(o.id.label("order"), l.id.label("order_product"), m.metric, m.amount, m.start, m.end,
+                    m.type, m.generated_reason, o.currency)
+             .select_from(t.order_metrics.join(t.order_lines, l.pk == m.line_pk)
+                          .join(t.orders, o.id == l.order_id))
+             .order_by(o.seq, l.seq, m.metric, m.seq))
+    if order:
+        query = query.where(o.id == order)
+    out = []
+    for row in conn.execute(query):
+        d = row._asdict()
+        currency = d.pop("currency")
+        if d["metric"] != "quantity":
+            d["amount"] = round_money(d["amount"], currency)
+        else:
+            d["amount"] = plain_quantity(d["amount"])
+        out.append(d)
+    return out
+
+
+def jobs(conn: Connection, *, failed_only: bool = False) -> list[dict[str, Any]]:
+    """Background jobs with status, attempts and last error."""
+    j = t.jobs.c
+    query = (select(j.id, j.order_id.label("order"), j.kind, j.status, j.attempts, j.last_error.label("error"),
+                    j.updated_at)
+             .select_from(t.jobs.join(t.orders, t.orders.c.id == j.order_id))
+             .order_by(t.orders.c.seq, j.id))
+    if failed_only:
+        query = query.where(j.status == "failed")
+    return [row._asdict() for row in conn.execute(query)]

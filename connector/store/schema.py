@@ -1,0 +1,213 @@
+"""Tables of the store. Changes to them go through an Alembic migration (connector/store/migrations)."""
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, PrimaryKeyConstraint,
+    String, Table, Text, UniqueConstraint,
+)
+
+from connector.store.types import ExactDecimal, Money
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("bill_cycle_day", Integer),
+    Column("tcv", Money, nullable=False, default=0),
+    Column("customer_since", Date),
+)
+
+account_links = Table(
+    "account_links", metadata,
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("related", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    PrimaryKeyConstraint("account", "role", "related"),
+)
+
+products = Table(
+    "products", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("provisioning", String(16), nullable=False),
+    Column("list_price", ExactDecimal, nullable=False),
+    Column("price_period", String(16), nullable=False),
+)
+
+credits = Table(
+    "credits", metadata,
+    Column("id", String(128), primary_key=True),
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Money, nullable=False),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False, unique=True),
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("booked_on", Date, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("bill_cycle_day", Integer, nullable=False),
+    Column("bill_to", String(64)),
+    Column("sold_to", String(64)),
+    Column("origin", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("activated_at", DateTime(timezone=True), nullable=False),
+)
+
+order_lines = Table(
+    "order_lines", metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("order_id", String(64), ForeignKey("orders.id"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("product", String(64), nullable=False),
+    Column("product_name", Text, nullable=False),
+    Column("customer_name", Text, nullable=False),
+    Column("item", String(64), nullable=False, index=True),
+    Column("item_kind", String(16), nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+    Column("unit_price", ExactDecimal, nullable=False),
+    Column("price_period", String(16), nullable=False),
+    Column("list_price_monthly", ExactDecimal, nullable=False),
+    Column("start", Date, nullable=False),
+    Column("end", Date, nullable=False),
+    Column("billing_frequency", String(8), nullable=False),
+    Column("credit_eligible", Boolean, nullable=False),
+    Column("change_category", String(32), nullable=False),
+    Column("one_time_amount", ExactDecimal, nullable=False),
+    Column("bill_cycle_day", Integer, nullable=False),
+    Column("tcv", Money, nullable=False),
+)
+
+line_segments = Table(
+    "line_segments", metadata,
+    Column("line_pk", Integer, ForeignKey("order_lines.pk"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("start", Date, nullable=False),
+    Column("end_excl", Date, nullable=False),
+    Column("mrr", ExactDecimal, nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+    PrimaryKeyConstraint("line_pk", "seq"),
+)
+
+items = Table(
+    "items", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("product", String(64), ForeignKey("products.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("start", Date, nullable=False),
+    Column("end", Date, nullable=False),
+    Column("term_start", Date, nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+    Column("unit_price", ExactDecimal, nullable=False),
+    Column("price_period", String(16), nullable=False),
+    Column("bill_cycle_day", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("last_line", String(64), nullable=False),
+)
+
+item_versions = Table(
+    "item_versions", metadata,
+    Column("item", String(64), ForeignKey("items.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("line_pk", Integer, ForeignKey("order_lines.pk"), nullable=False),
+    Column("start", Date, nullable=False),
+    Column("end", Date, nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+    Column("unit_price", ExactDecimal, nullable=False),
+    Column("status", String(16), nullable=False),
+    PrimaryKeyConstraint("item", "version"),
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(64), ForeignKey("orders.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    UniqueConstraint("order_id", "kind"),
+    Index("ix_jobs_status", "status"),
+)
+
+line_metrics = Table(
+    "line_metrics", metadata,
+    Column("line_pk", Integer, ForeignKey("order_lines.pk"), primary_key=True),
+    Column("mrr", Money, nullable=False),
+    Column("tcv", Money, nullable=False),
+)
+
+item_metrics = Table(
+    "item_metrics", metadata,
+    Column("item", String(64), ForeignKey("items.id"), primary_key=True),
+    Column("tcv", Money, nullable=False),
+)
+
+order_metrics = Table(
+    "order_metrics", metadata,
+    Column("line_pk", Integer, ForeignKey("order_lines.pk"), nullable=False),
+    Column("metric", String(16), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("start", Date, nullable=False),
+    Column("end", Date, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("generated_reason", String(32), nullable=False),
+    PrimaryKeyConstraint("line_pk", "metric", "seq"),
+)
+
+billing_periods = Table(
+    "billing_periods", metadata,
+    Column("line_pk", Integer, ForeignKey("order_lines.pk"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("start", Date, nullable=False),
+    Column("end", Date, nullable=False),
+    Column("amount", Money, nullable=False),
+    PrimaryKeyConstraint("line_pk", "seq"),
+)
+
+credit_drawdowns = Table(
+    "credit_drawdowns", metadata,
+    Column("line_pk", Integer, ForeignKey("order_lines.pk"), primary_key=True),
+    Column("order_id", String(64), ForeignKey("orders.id"), nullable=False, index=True),
+    Column("account", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("net_amount", Money, nullable=False),
+)
+
+arr_rows = Table(
+    "arr_rows", metadata,
+    Column("line_pk", Integer, ForeignKey("order_lines.pk"), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("opening_cmrr", Money, nullable=False),
+    Column("closing_cmrr", Money, nullable=False),
+    Column("opening_arr", Money, nullable=False),
+    Column("closing_arr", Money, nullable=False),
+    PrimaryKeyConstraint("line_pk", "period_start"),
+    Index("ix_arr_rows_period", "period_start"),
+)
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
