@@ -1,0 +1,169 @@
+"""Record payloads in and out: JSON with exact Decimals, Bulk CSV, and per-record results."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from connector.salesforce.soql import identifier
+
+#: Bulk API 2.0 CSV: "#N/A" sets a field to null; an empty cell leaves it unchanged on update
+#: (Bulk API 2.0 Developer Guide, "Prepare CSV Files").
+CSV_NULL = "#N/A"
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """One error Salesforce reported for one record, as it reported it."""
+
+    error_code: str
+    message: str
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """The outcome of writing one record (sObject Collections / single-record upsert)."""
+
+    success: bool
+    id: str | None = None
+    created: bool | None = None
+    errors: tuple[RecordError, ...] = ()
+    #: the external id value the record was sent with, to match results to inputs
+    external_id: Any = None
+
+    @property
+    def transient(self) -> bool:
+        """True when the record failed only because of a lock and may succeed if written again."""
+        return not self.success and any(e.error_code == "UNABLE_TO_LOCK_ROW" for e in self.errors)
+
+
+def record_result(body: Mapping[str, Any], external_id: Any = None) -> RecordResult:
+    """A RecordResult from one SaveResult/UpsertResult JSON object."""
+    errors = tuple(
+        RecordError(error_code=str(e.get("statusCode") or e.get("errorCode") or ""),
+                    message=str(e.get("message", "")),
+                    fields=tuple(str(f) for f in (e.get("fields") or ())))
+        for e in (body.get("errors") or ()) if isinstance(e, Mapping))
+    return RecordResult(success=bool(body.get("success")), id=body.get("id"),
+                        created=body.get("created"), errors=errors, external_id=external_id)
+
+
+@dataclass(frozen=True)
+class IngestRow:
+    """One row of a Bulk API 2.0 ingest result: the data sent, plus what Salesforce said."""
+
+    data: dict[str, str | None]
+    id: str | None = None
+    created: bool | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The outcome of a Bulk API 2.0 ingest job."""
+
+    job_id: str
+    state: str
+    records_processed: int
+    records_failed: int
+    successful: list[IngestRow] = field(default_factory=list)
+    failed: list[IngestRow] = field(default_factory=list)
+    unprocessed: list[dict[str, str | None]] = field(default_factory=list)
+
+
+# -- JSON -----------------------------------------------------------------------------------
+
+
+def dumps(payload: Any) -> str:
+    """JSON for Salesforce: Decimals as exact numbers, dates ISO, datetimes UTC with Z."""
+    marker = f"@dec-{uuid.uuid4().hex}@"
+
+    def default(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ValueError(f"{value} cannot be sent to Salesforce")
+            return f"{marker}{format(value, 'f')}{marker}"
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError("datetimes sent to Salesforce must be timezone-aware")
+            return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + (
+                f"{value.microsecond // 1000:03d}Z")
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        raise TypeError(f"{type(value).__name__} cannot be sent to Salesforce as JSON")
+
+    text = json.dumps(payload, default=default, allow_nan=False, ensure_ascii=False)
+    # json has no way to write a raw number for a Decimal; the random marker cannot occur in data
+    return re.sub(rf'"{re.escape(marker)}(-?[0-9.]+){re.escape(marker)}"', r"\1", text)
+
+
+def loads(content: bytes | str) -> Any:
+    """Parse a Salesforce JSON body with floats as Decimal (money stays exact)."""
+    return json.loads(content, parse_float=Decimal)
+
+
+def check_fields(record: Mapping[str, Any]) -> None:
+    """Raise ValueError unless every key is a field API name (or `attributes`)."""
+    for key in record:
+        if key != "attributes":
+            identifier(key)
+
+
+# -- CSV ------------------------------------------------------------------------------------
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return CSV_NULL
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} cannot be sent to Salesforce")
+        return format(value, "f")
+    if isinstance(value, float):
+        raise TypeError("floats are not sent to Salesforce; use Decimal")
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("datetimes sent to Salesforce must be timezone-aware")
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + (
+            f"{value.microsecond // 1000:03d}Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def to_csv(records: Iterable[Mapping[str, Any]]) -> tuple[str, int]:
+    """(CSV text with LF line endings, record count) for a Bulk API 2.0 upload."""
+    rows = [dict(r) for r in records]
+    columns: dict[str, None] = {}
+    for row in rows:
+        row.pop("attributes", None)
+        check_fields(row)
+        for key in row:
+            columns.setdefault(key, None)
+    if not rows or not columns:
+        raise ValueError("no records (or no fields) to upload")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(list(columns))
+    for row in rows:
+        # a column the record does not have stays empty: "leave unchanged" on update
+        writer.writerow([_csv_value(row[c]) if c in row else "" for c in columns])
+    return out.getvalue(), len(rows)
+
+
+def from_csv(text: str) -> list[dict[str, str | None]]:
+    """Rows of a Bulk API 2.0 CSV answer; empty cells become None (Bulk CSV has no null marker)."""
+    if not text.strip():
+        return []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    return [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
