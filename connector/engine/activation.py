@@ -80,11 +80,12 @@ def activate(order: OrderInput, ledger: Ledger, products: Mapping[str, Product],
         bad("this order is already activated")
     if not order.lines:
         bad("an order needs at least one line", fld="lines")
-    if problems:
+    if order.id in ledger.activated_orders or not order.lines:
         raise OrderRejected(f"order {order.id}", problems)
-    assert account is not None
+    # Account problems do not stop here: the lines are checked too, so every problem is reported at once.
 
-    bcd = order.bill_cycle_day or account.bill_cycle_day or settings.default_bill_cycle_day
+    account_bcd = account.bill_cycle_day if account is not None else None
+    bcd = order.bill_cycle_day or account_bcd or settings.default_bill_cycle_day
     # An overlay, so that several lines of one order changing the same item see each other
     # while the caller's ledger stays untouched until the activation is stored.
     work = ledger.overlay()
@@ -100,7 +101,9 @@ def activate(order: OrderInput, ledger: Ledger, products: Mapping[str, Product],
         try:
             calendar.periods_touching(activated_line.start, activated_line.end + ONE_DAY)
         except FiscalCalendarError as exc:
-            bad(str(exc).split("\n")[0] + "; define fiscal periods that cover it", line, "start")
+            # Name the field that holds the date: a terms line only gives its end.
+            fld = "end" if line.action is Action.TERMS or _inside(calendar, activated_line.start) else "start"
+            bad(str(exc).split("\n")[0] + "; define fiscal periods that cover it", line, fld)
             continue
         work.record(item, activated_line.segments)
         activated.append(activated_line)
@@ -117,6 +120,14 @@ def activate(order: OrderInput, ledger: Ledger, products: Mapping[str, Product],
                       bill_cycle_day=bcd, account_tcv_delta=tcv,
                       customer_since=min(recurring_starts) if recurring_starts else None,
                       links=links)
+
+
+def _inside(calendar: FiscalCalendar, day: dt.date) -> bool:
+    try:
+        calendar.period_of(day)
+    except FiscalCalendarError:
+        return False
+    return True
 
 
 class _LineProblem(Exception):
@@ -145,12 +156,15 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
     start = service_start(line, settings.service_start_trigger)
     list_monthly = monthly_price(product.list_price, product.price_period)
 
-    def resolve_end(begin: dt.date) -> dt.date:
+    def check_agree(begin: dt.date) -> None:
         if line.end is not None and line.term_months is not None \
                 and end_from_term(begin, line.term_months) != line.end:
             raise bad(f"end {line.end} and term_months {line.term_months} disagree "
                       f"({line.term_months} months from {begin} ends {end_from_term(begin, line.term_months)})",
                       "end")
+
+    def resolve_end(begin: dt.date) -> dt.date:
+        check_agree(begin)
         if line.end is not None:
             end = line.end
         elif line.term_months is not None:
@@ -223,6 +237,7 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
         if not item.start <= start <= item.end:
             raise bad(f"subscription {item.id!r} has no service on {start} (it runs {item.start}..{item.end})",
                       "start")
+        check_agree(start)
         end = line.end if line.end is not None else item.end  # co-termed unless an end is given
         if line.term_months is not None and line.end is None:
             end = end_from_term(start, line.term_months)
@@ -277,6 +292,7 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
     # terms: move the end date
     if line.end is None and line.term_months is None:
         raise bad("a terms line needs the new `end`", "end")
+    check_agree(item.term_start)  # a terms line's term_months count from the current term's start
     new_end = line.end if line.end is not None else end_from_term(item.term_start, line.term_months or 0)
     if new_end == item.end:
         raise bad(f"the new end {new_end} is the current end; nothing would change", "end")
