@@ -250,16 +250,16 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
         price = line.unit_price if line.unit_price is not None else item.unit_price
         if period is PricePeriod.ONE_TIME:
             raise bad("an update line cannot have a one-time price period", "price_period")
-        old_mrr = ledger.cmrr_on(item.id, start)
         old_quantity = ledger.quantity_on(item.id, start)
-        delta = quantity * monthly_price(price, period) - old_mrr
+        pieces = _to_total(ledger, item.id, start, end + ONE_DAY, quantity * monthly_price(price, period),
+                           quantity)
+        delta = pieces[0].mrr
         if delta > 0 or (delta == 0 and quantity >= old_quantity):
             category = ChangeCategory.UPSELL
         else:
             category = ChangeCategory.DOWNSELL
         new_item = replace(item, quantity=quantity, unit_price=price, price_period=period, **nxt)
-        return make(new_item, Action.UPDATE, category, start, end, quantity, price,
-                    [Segment(start, end + ONE_DAY, delta, quantity - old_quantity)])
+        return make(new_item, Action.UPDATE, category, start, end, quantity, price, pieces)
 
     if line.action is Action.RENEW:
         begin = item.end + ONE_DAY
@@ -311,6 +311,29 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
         category, begin, end = ChangeCategory.CHURN, new_end + ONE_DAY, item.end
     new_item = replace(item, end=new_end, **nxt)
     return make(new_item, Action.TERMS, category, begin, end, quantity, item.unit_price, segments)
+
+
+def _to_total(ledger: Ledger, item_id: str, start: dt.date, end_excl: dt.date, mrr: Decimal,
+              quantity: Decimal) -> list[Segment]:
+    """The pieces that bring the item to `mrr` and `quantity` on every day of [start, end_excl).
+
+    An update sets a new total (SPEC section 4). The item may already change inside the interval
+    (a later-dated update activated earlier, a renewal with another price), so each stretch between
+    such changes gets its own delta; one delta from the first day would stack on the later change
+    and could even drive the CMRR below zero. Later pieces that change nothing are left out.
+    """
+    cuts = sorted({start, end_excl} | {day for s in ledger.segments.get(item_id, ())
+                                       for day in (s.start, s.end_excl) if start < day < end_excl})
+    pieces: list[Segment] = []
+    for begin, stop in zip(cuts, cuts[1:]):
+        piece = Segment(begin, stop, mrr - ledger.cmrr_on(item_id, begin),
+                        quantity - ledger.quantity_on(item_id, begin))
+        last = pieces[-1] if pieces else None
+        if last is not None and last.end_excl == begin and (last.mrr, last.quantity) == (piece.mrr, piece.quantity):
+            pieces[-1] = replace(last, end_excl=stop)
+        elif last is None or piece.mrr or piece.quantity:
+            pieces.append(piece)
+    return pieces
 
 
 def line_tcv(line: ActivatedLine) -> Decimal:
