@@ -154,7 +154,10 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
         raise bad("unit_price cannot be negative; use a cancel or update line to reduce revenue",
                   "unit_price")
     start = service_start(line, settings.service_start_trigger)
-    list_monthly = monthly_price(product.list_price, product.price_period)
+    # A one-time product has no monthly price (monthly_price gives 0); carry its list price as is, so
+    # the ELP of a one-time line (list price × quantity, metrics.order_metrics) is not always zero.
+    list_monthly = (product.list_price if product.price_period is PricePeriod.ONE_TIME
+                    else monthly_price(product.list_price, product.price_period))
 
     def check_agree(begin: dt.date) -> None:
         if line.end is not None and line.term_months is not None \
