@@ -9,7 +9,7 @@ import pytest
 import requests
 import responses
 from responses import matchers
-from sf_support import ACCESS_TOKEN, API, CONSUMER_SECRET, INSTANCE, NOW, TOKEN_URL, sample, token_body
+from sf_support import ACCESS_TOKEN, API, CONSUMER_SECRET, NOW, TOKEN_URL, sample, token_body
 from simple_salesforce.exceptions import SalesforceBulkV2LoadError, SalesforceMalformedRequest
 
 from connector.errors import FatalError, SkippableError, TransientError
@@ -258,4 +258,23 @@ def test_token_never_in_logs(client, rsps, caplog):
     rsps.add(responses.GET, QUERY, json={"totalSize": 0, "done": True, "records": []})
     list(client.query("SELECT Id FROM Account"))
     assert "retrying" in caplog.text and ACCESS_TOKEN not in caplog.text
-    assert INSTANCE not in repr(client._token) or ACCESS_TOKEN not in repr(client._token)
+    assert ACCESS_TOKEN not in repr(client._token)
+
+
+def test_read_uses_rest_at_or_below_the_bulk_threshold(client, rsps):
+    from connector.salesforce.soql import select
+    q = select("Id").from_("Account")
+    rsps.add(responses.GET, QUERY, json={"totalSize": 10000, "done": True, "records": []},
+             match=[matchers.query_param_matcher({"q": "SELECT COUNT() FROM Account"})])
+    rsps.add(responses.GET, QUERY, json={"totalSize": 1, "done": True, "records": [{"Id": "001000000000001AAA"}]},
+             match=[matchers.query_param_matcher({"q": "SELECT Id FROM Account"})])
+    assert [r["Id"] for r in client.read(q)] == ["001000000000001AAA"]
+
+
+def test_read_switches_to_bulk_above_the_threshold(client, rsps):
+    from connector.salesforce.soql import select
+    q = select("Id").from_("Account")
+    rsps.add(responses.GET, QUERY, json={"totalSize": 10001, "done": True, "records": []})
+    rsps.add(responses.POST, f"{API}/jobs/query", json={"id": "750000000000001AAA", "state": "UploadComplete"})
+    client.read(q)
+    assert json.loads(rsps.calls[-1].request.body) == {"operation": "query", "query": "SELECT Id FROM Account"}
