@@ -193,12 +193,24 @@ class ActivatedLine:
 
     @property
     def delta_mrr(self) -> Decimal:
-        """The line's delta MRR on its first day (SPEC section 4)."""
-        return self.segments[0].mrr if self.segments else Decimal(0)
+        """The line's delta MRR on its first day (SPEC section 4).
+
+        Summed over every piece active that day: a cancellation after an update removes several
+        pieces from the same day, and its delta is minus their total, not minus the first one.
+        """
+        return sum((s.mrr for s in self._first_day_segments()), Decimal(0))
 
     @property
     def quantity_delta(self) -> Decimal:
-        return self.segments[0].quantity if self.segments else self.quantity
+        if not self.segments:
+            return self.quantity
+        return sum((s.quantity for s in self._first_day_segments()), Decimal(0))
+
+    def _first_day_segments(self) -> list[Segment]:
+        if not self.segments:
+            return []
+        first = min(s.start for s in self.segments)
+        return [s for s in self.segments if s.start == first]
 
 
 @dataclass(frozen=True)
