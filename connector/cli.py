@@ -228,19 +228,10 @@ def demo(fmt: FormatOpt = None) -> None:
 def main() -> None:
     """Entry point: run the command and turn our errors into a message and an exit code."""
     try:
-        app(standalone_mode=False)
+        app()
     except RevsyncError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=False) if False else \
-            err_console.print(f"error: {exc}", highlight=False, markup=False)
+        err_console.print(f"error: {exc}", highlight=False, markup=False)
         sys.exit(EXIT_INVALID if isinstance(exc, ValidationFailed) else EXIT_ERROR)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except __import__("click").ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,11 @@ from connector.clock import Clock
 from connector.engine.activation import OrderRejected, activate
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.model import (
-    Account, Action, BillingFrequency, Credit, LineInput, OrderInput, PricePeriod, Product, Provisioning,
+    Account, Activation, Action, BillingFrequency, Credit, LineInput, OrderInput, PricePeriod, Product, Provisioning,
 )
 from connector.engine.money import to_decimal
 from connector.engine.settings import EngineSettings
-from connector.errors import Problem, ValidationFailed
+from connector.errors import Problem, TransientError, ValidationFailed
 from connector.jobs import JobContext, JobOutcome, JobRunner
 from connector.store import repository as repo
 
@@ -195,8 +195,12 @@ class _Plan:
     accounts: list[Account]
     products: list[Product]
     credits: list[Credit]
-    orders: list[tuple[OrderDoc, Any]]
+    activations: list[Activation]
+    hashes: dict[str, str]
     skipped: list[str]
+    #: the store's next order sequence number when the plan was made: if another writer activates
+    #: orders meanwhile, the plan is stale and the import stops before writing anything of it
+    next_seq: int
 
 
 def plan(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
@@ -232,12 +236,16 @@ def plan(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
                                                f"{stored.amount} {stored.currency}; credit grants do not "
                                                "change: give a new grant its own `id`"))
         ledger = repo.load_ledger(conn)
-        todo, skipped = [], []
+        next_seq = repo.next_order_seq(conn)
+        todo: list[Activation] = []
+        hashes: dict[str, str] = {}
+        skipped: list[str] = []
         new_line_ids = [l.id for o in doc.orders for l in o.lines]
         taken = repo.line_ids_taken(conn, new_line_ids)
+        stored_hashes = repo.order_hashes(conn, [o.id for o in doc.orders])
         for order in doc.orders:
             digest = content_hash(order)
-            stored = repo.order_hash(conn, order.id)
+            stored = stored_hashes.get(order.id)
             if stored == digest:
                 skipped.append(order.id)
                 continue
@@ -257,40 +265,47 @@ def plan(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
                 problems.extend(exc.problems)
                 continue
             ledger.apply(activation)
-            todo.append((order, digest))
+            todo.append(activation)
+            hashes[order.id] = digest
     if problems:
         raise ValidationFailed(source, problems, hint="fix the file and import it again; nothing was imported")
-    return _Plan(accounts_in, products_in, credits, todo, skipped)
+    return _Plan(accounts_in, products_in, credits, todo, hashes, skipped, next_seq)
 
 
 def import_document(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
                     settings: EngineSettings, clock: Clock, runner: JobRunner,
-                    progress: Any = None) -> ImportResult:
-    """Validate everything, then activate each order in its own transaction and run its jobs."""
+                    progress: Any = None, batch_size: int = 500) -> ImportResult:
+    """Validate everything, then write the orders' immediate steps and run their background jobs.
+
+    Orders are written in file order, several whole orders per transaction, so each order's
+    immediate step is all-or-nothing; jobs then run in their own transactions.
+    """
     the_plan = plan(engine, doc, source, calendar, settings)
     result = ImportResult(already_imported=the_plan.skipped)
+    accounts = {a.id: a.name for a in the_plan.accounts}
     with engine.begin() as conn:
-        for account in the_plan.accounts:
-            repo.upsert_account(conn, account)
-        for product in the_plan.products:
-            repo.upsert_product(conn, product)
+        repo.upsert_accounts(conn, the_plan.accounts)
+        repo.upsert_products(conn, the_plan.products)
         for credit in the_plan.credits:
             repo.add_credit(conn, credit)
         if repo.get_meta(conn, "fiscal_calendar") is None:
             repo.set_meta(conn, "fiscal_calendar", calendar.fingerprint())
-    with engine.connect() as conn:
-        accounts = repo.load_accounts(conn)
-        products = repo.load_products(conn)
-        ledger = repo.load_ledger(conn)
-    for order, digest in the_plan.orders:
-        activation = activate(_order_input(order), ledger, products, accounts, calendar, settings)
+        accounts.update((a.id, a.name) for a in repo.load_accounts(conn).values())
+    expected = the_plan.next_seq
+    for i in range(0, len(the_plan.activations), batch_size):
+        batch = the_plan.activations[i:i + batch_size]
         with engine.begin() as conn:
-            repo.save_activation(conn, activation, origin="engine", content_hash=digest,
-                                 customer_name=accounts[order.account].name, now=clock.now())
-        ledger.apply(activation)
-        result.activated.append(order.id)
+            if repo.next_order_seq(conn) != expected:
+                raise TransientError(
+                    f"{source}: other orders were activated while this file was being imported; "
+                    f"{len(result.activated)} of its orders are activated, the rest are not",
+                    hint="import the same file again: activated orders are skipped, the rest are checked anew")
+            repo.save_activations(conn, batch, origin="engine", hashes=the_plan.hashes,
+                                  customer_names=accounts, now=clock.now())
+        expected += len(batch)
+        result.activated.extend(a.order.id for a in batch)
         if progress is not None:
-            progress(1)
+            progress(len(batch))
     result.jobs = runner.run_pending(result.activated + result.already_imported)
     return result
 

@@ -14,7 +14,6 @@ from sqlalchemy import Connection, Engine, select, update
 from connector.clock import Clock
 from connector.engine.arr_by_period import arr_rows
 from connector.engine.activation import line_tcv
-from connector.engine.billing import billing_schedule
 from connector.engine.credits import review_credits
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.metrics import order_metrics
@@ -34,45 +33,46 @@ class JobContext:
     settings: EngineSettings
 
 
-def credit_review(conn: Connection, order_id: str, ctx: JobContext) -> None:
-    """Draw prepaid credit for the order's credit-eligible lines, once per order."""
-    if repo.has_drawdowns(conn, order_id):
+Orders = dict[str, "repo.StoredOrder"]
+
+
+def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
+    """Draw prepaid credit for the credit-eligible lines of each order, once per order, in order."""
+    done = repo.orders_with_drawdowns(conn, list(orders))
+    todo = [o for o in orders.values() if o.id not in done and any(l.credit_eligible for _, l in o.lines)]
+    if not todo:
         return
-    order, lines = repo.load_order_lines(conn, order_id)
-    balances = repo.credit_balances(conn, order["account"])
-    drawdowns = review_credits(order_id, order["account"], order["currency"], [l for _, l in lines], balances)
-    repo.save_drawdowns(conn, drawdowns, {l.id: pk for pk, l in lines})
+    balances = repo.credit_balances(conn, [o.account for o in todo])
+    for order in todo:
+        drawdowns = review_credits(order.id, order.account, order.currency, [l for _, l in order.lines], balances)
+        for d in drawdowns:
+            balances[(d.account, d.currency)] -= d.amount
+        repo.save_drawdowns(conn, drawdowns, {l.id: pk for pk, l in order.lines})
 
 
-def subscription_metrics(conn: Connection, order_id: str, ctx: JobContext) -> None:
+def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext) -> None:
     """Each line's MRR and TCV, and the TCV of the items they provision."""
-    order, lines = repo.load_order_lines(conn, order_id)
-    currency = order["currency"]
-    repo.replace_line_metrics(conn, [dict(line_pk=pk, mrr=round_money(l.delta_mrr, currency),
-                                          tcv=round_money(line_tcv(l), currency)) for pk, l in lines])
-    repo.refresh_item_metrics(conn, [l.item for _, l in lines])
+    rows = [(pk, round_money(l.delta_mrr, o.currency), round_money(line_tcv(l), o.currency))
+            for o in orders.values() for pk, l in o.lines]
+    repo.replace_line_metrics(conn, rows)
+    repo.refresh_item_metrics(conn, [l.item for o in orders.values() for _, l in o.lines])
 
 
-def order_metrics_job(conn: Connection, order_id: str, ctx: JobContext) -> None:
-    """Zuora-style order metrics and billing schedules of the order's lines."""
-    order, lines = repo.load_order_lines(conn, order_id)
-    currency = order["currency"]
-    metrics, schedules = [], []
-    for pk, line in lines:
-        metrics.extend((pk, m) for m in order_metrics(line, currency, ctx.settings.order_metrics))
-        schedules.extend((pk, p) for p in billing_schedule(line, currency))
-    repo.replace_order_metrics(conn, [pk for pk, _ in lines], metrics, schedules)
+def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext) -> None:
+    """Zuora-style order metrics of each line (tcb from its billing schedule)."""
+    metrics = [(pk, m) for o in orders.values() for pk, line in o.lines
+               for m in order_metrics(line, o.currency, ctx.settings.order_metrics)]
+    repo.replace_order_metrics(conn, [pk for o in orders.values() for pk, _ in o.lines], metrics)
 
 
-def arr_by_period(conn: Connection, order_id: str, ctx: JobContext) -> None:
-    """ARR-by-period rows of the order's lines; lines that have rows keep them untouched."""
-    order, lines = repo.load_order_lines(conn, order_id)
-    done = repo.lines_with_arr_rows(conn, [pk for pk, _ in lines])
-    repo.insert_arr_rows(conn, ((pk, row) for pk, line in lines if pk not in done
-                                for row in arr_rows(line, order["currency"], ctx.calendar)))
+def arr_by_period(conn: Connection, orders: Orders, ctx: JobContext) -> None:
+    """ARR-by-period rows of each line; lines that have rows keep them untouched."""
+    done = repo.lines_with_arr_rows(conn, [pk for o in orders.values() for pk, _ in o.lines])
+    repo.insert_arr_rows(conn, ((pk, row) for o in orders.values() for pk, line in o.lines if pk not in done
+                                for row in arr_rows(line, o.currency, ctx.calendar)))
 
 
-JOBS: dict[str, Callable[[Connection, str, JobContext], None]] = {
+JOBS: dict[str, Callable[[Connection, Orders, JobContext], None]] = {
     "credit_review": credit_review,
     "subscription_metrics": subscription_metrics,
     "order_metrics": order_metrics_job,
@@ -83,7 +83,7 @@ assert tuple(JOBS) == repo.JOB_KINDS
 
 @dataclass
 class JobOutcome:
-    """How one job run ended."""
+    """How one job ended."""
 
     order_id: str
     kind: str
@@ -92,43 +92,28 @@ class JobOutcome:
 
 
 class JobRunner:
-    """Runs recorded jobs, each in its own transaction, recording failures instead of raising."""
+    """Runs recorded jobs, recording failures instead of raising.
+
+    Jobs of one kind for a batch of orders share a transaction; if that transaction fails, each
+    job of the batch runs again in a transaction of its own, so a failing order never blocks
+    the others and its failure is recorded against it alone.
+    """
 
     def __init__(self, engine: Engine, ctx: JobContext, clock: Clock, *, max_attempts: int = 5,
-                 backoff_seconds: float = 30.0):
+                 backoff_seconds: float = 30.0, batch_size: int = 500):
         self.engine = engine
         self.ctx = ctx
         self.clock = clock
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
-
-    def run(self, job_id: int, order_id: str, kind: str) -> JobOutcome:
-        """Run one job; on failure record the error and when it may be tried again."""
-        try:
-            with self.engine.begin() as conn:
-                JOBS[kind](conn, order_id, self.ctx)
-                conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(
-                    status="succeeded", attempts=t.jobs.c.attempts + 1, last_error=None,
-                    updated_at=self.clock.now(), next_attempt_at=None))
-            return JobOutcome(order_id, kind, True)
-        except Exception as exc:  # a failing job never rolls back or blocks the activation
-            message = f"{type(exc).__name__}: {exc}"
-            log.warning("job %s for order %s failed: %s", kind, order_id, message)
-            with self.engine.begin() as conn:
-                attempts = conn.execute(select(t.jobs.c.attempts).where(t.jobs.c.id == job_id)).scalar() or 0
-                delay = self.backoff_seconds * (2 ** attempts)
-                conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(
-                    status="failed", attempts=attempts + 1, last_error=message[:2000],
-                    updated_at=self.clock.now(),
-                    next_attempt_at=self.clock.now() + dt.timedelta(seconds=delay)))
-            return JobOutcome(order_id, kind, False, message)
+        self.batch_size = batch_size
 
     def run_pending(self, order_ids: Iterable[str] | None = None) -> list[JobOutcome]:
         """Run every pending job (of these orders), in activation order and job order."""
         return self._run_where(t.jobs.c.status == "pending", order_ids)
 
     def retry_failed(self, order_ids: Iterable[str] | None = None, *, due_only: bool = False) -> list[JobOutcome]:
-        """Run failed jobs again (all of them, or those whose backoff has passed)."""
+        """Run failed jobs again (all of them, or only those whose backoff has passed)."""
         cond = t.jobs.c.status == "failed"
         if due_only:
             cond = cond & (t.jobs.c.attempts < self.max_attempts) & (t.jobs.c.next_attempt_at <= self.clock.now())
@@ -138,23 +123,63 @@ class JobRunner:
         query = (select(t.jobs.c.id, t.jobs.c.order_id, t.jobs.c.kind)
                  .join(t.orders, t.orders.c.id == t.jobs.c.order_id).where(cond)
                  .order_by(t.orders.c.seq, t.jobs.c.id))
-        if order_ids is not None:
-            query = query.where(t.jobs.c.order_id.in_(list(order_ids)))
+        wanted = None if order_ids is None else set(order_ids)
         with self.engine.connect() as conn:
-            todo = conn.execute(query).all()
-        return [self.run(job.id, job.order_id, job.kind) for job in todo]
+            todo = [j for j in conn.execute(query) if wanted is None or j.order_id in wanted]
+        # batches of whole orders, in activation order
+        order_seq: list[str] = []
+        by_order: dict[str, list] = {}
+        for job in todo:
+            if job.order_id not in by_order:
+                order_seq.append(job.order_id)
+                by_order[job.order_id] = []
+            by_order[job.order_id].append(job)
+        outcomes: list[JobOutcome] = []
+        for i in range(0, len(order_seq), self.batch_size):
+            batch = order_seq[i:i + self.batch_size]
+            with self.engine.connect() as conn:
+                orders = repo.load_orders(conn, batch)
+            for kind in repo.JOB_KINDS:
+                jobs = [j for o in batch for j in by_order[o] if j.kind == kind]
+                if jobs:
+                    outcomes.extend(self._run_batch(kind, jobs, orders))
+        return outcomes
+
+    def _run_batch(self, kind: str, jobs: list, orders: Orders) -> list[JobOutcome]:
+        try:
+            with self.engine.begin() as conn:
+                JOBS[kind](conn, {j.order_id: orders[j.order_id] for j in jobs}, self.ctx)
+                conn.execute(update(t.jobs).where(t.jobs.c.id.in_([j.id for j in jobs])).values(
+                    status="succeeded", attempts=t.jobs.c.attempts + 1, last_error=None,
+                    updated_at=self.clock.now(), next_attempt_at=None))
+            return [JobOutcome(j.order_id, kind, True) for j in jobs]
+        except Exception as exc:  # a failing job never rolls back or blocks the activation
+            if len(jobs) > 1:
+                return [o for j in jobs for o in self._run_batch(kind, [j], orders)]
+            return [self._failed(jobs[0], kind, exc)]
+
+    def _failed(self, job, kind: str, exc: Exception) -> JobOutcome:
+        message = f"{type(exc).__name__}: {exc}"
+        log.warning("job %s for order %s failed: %s", kind, job.order_id, message)
+        with self.engine.begin() as conn:
+            attempts = conn.execute(select(t.jobs.c.attempts).where(t.jobs.c.id == job.id)).scalar() or 0
+            delay = self.backoff_seconds * (2 ** attempts)
+            conn.execute(update(t.jobs).where(t.jobs.c.id == job.id).values(
+                status="failed", attempts=attempts + 1, last_error=message[:2000], updated_at=self.clock.now(),
+                next_attempt_at=self.clock.now() + dt.timedelta(seconds=delay)))
+        return JobOutcome(job.order_id, kind, False, message)
 
 
-def regenerate_arr(engine: Engine, ctx: JobContext) -> int:
+def regenerate_arr(engine: Engine, ctx: JobContext, batch_size: int = 500) -> int:
     """Rebuild every ARR row on the current calendar in one transaction (SPEC 7's sanctioned rewrite)."""
     with engine.begin() as conn:
         conn.execute(t.arr_rows.delete())
         count = 0
         order_ids = conn.execute(select(t.orders.c.id).order_by(t.orders.c.seq)).scalars().all()
-        for order_id in order_ids:
-            order, lines = repo.load_order_lines(conn, order_id)
-            count += repo.insert_arr_rows(conn, ((pk, row) for pk, line in lines
-                                                 for row in arr_rows(line, order["currency"], ctx.calendar)))
+        for i in range(0, len(order_ids), batch_size):
+            orders = repo.load_orders(conn, order_ids[i:i + batch_size])
+            count += repo.insert_arr_rows(conn, ((pk, row) for o in orders.values() for pk, line in o.lines
+                                                 for row in arr_rows(line, o.currency, ctx.calendar)))
         conn.execute(update(t.jobs).where(t.jobs.c.kind == "arr_by_period").values(
             status="succeeded", last_error=None, next_attempt_at=None))
         repo.set_meta(conn, "fiscal_calendar", ctx.calendar.fingerprint())

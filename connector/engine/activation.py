@@ -190,7 +190,7 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
             start=begin, end=end, billing_frequency=line.billing_frequency,
             credit_eligible=line.credit_eligible, change_category=category,
             segments=tuple(s for s in segments if s.end_excl > s.start), one_time_amount=one_time,
-            bill_cycle_day=item.bill_cycle_day), item
+            bill_cycle_day=item.bill_cycle_day, item_version=item.version), item
 
     if line.action is Action.NEW:
         if start is None:

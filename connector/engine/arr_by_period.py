@@ -24,7 +24,29 @@ def arr_rows(line: ActivatedLine, currency: str, calendar: FiscalCalendar) -> It
     first = min(s.start for s in segments)
     last_excl = max(s.end_excl for s in segments)
     zero = Decimal(0)
-    for period in calendar.periods_touching(first, last_excl):
+    # Rows repeat the same few values; round each distinct exact value once.
+    rounded: dict[Decimal, tuple[Decimal, Decimal]] = {}
+
+    def money(value: Decimal) -> tuple[Decimal, Decimal]:
+        pair = rounded.get(value)
+        if pair is None:
+            pair = rounded[value] = (round_money(value, currency), round_money(value * _TWELVE, currency))
+        return pair
+
+    periods = calendar.periods_touching(first, last_excl)
+    if len(segments) == 1:
+        # The common case, one piece: 0 → mrr in its first period, mrr → 0 in its last.
+        (s,) = segments
+        mrr_cmrr, mrr_arr = money(s.mrr)
+        zero_cmrr, zero_arr = money(zero)
+        for period in periods:
+            opens = s.start < period.start
+            closes = period.end_excl < s.end_excl
+            yield ArrRow(line.id, period.start, period.end,
+                         mrr_cmrr if opens else zero_cmrr, mrr_cmrr if closes else zero_cmrr,
+                         mrr_arr if opens else zero_arr, mrr_arr if closes else zero_arr)
+        return
+    for period in periods:
         opening = closing = zero
         p_start, p_end_excl = period.start, period.end_excl
         for s in segments:
@@ -32,12 +54,6 @@ def arr_rows(line: ActivatedLine, currency: str, calendar: FiscalCalendar) -> It
                 opening += s.mrr
             if s.start < p_end_excl < s.end_excl:
                 closing += s.mrr
-        yield ArrRow(
-            line=line.id,
-            period_start=p_start,
-            period_end=period.end,
-            opening_cmrr=round_money(opening, currency),
-            closing_cmrr=round_money(closing, currency),
-            opening_arr=round_money(opening * _TWELVE, currency),
-            closing_arr=round_money(closing * _TWELVE, currency),
-        )
+        opening_cmrr, opening_arr = money(opening)
+        closing_cmrr, closing_arr = money(closing)
+        yield ArrRow(line.id, p_start, period.end, opening_cmrr, closing_cmrr, opening_arr, closing_arr)

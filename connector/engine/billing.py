@@ -67,3 +67,39 @@ def billing_schedule(line: ActivatedLine, currency: str) -> list[BillingPeriod]:
         if seg.mrr != 0:
             out.extend(_segment_periods(line.id, seg, line.billing_frequency, line.bill_cycle_day, currency))
     return out
+
+
+def _segment_total(seg: Segment, frequency: BillingFrequency, bcd: int, currency: str) -> Decimal:
+    """Sum of one piece's rounded billing periods, counting full periods instead of listing them."""
+    step = _STEP[frequency]
+    first = cycle_date(seg.start.year, seg.start.month, bcd)
+    if first < seg.start:
+        first = cycle_date(seg.start.year, seg.start.month + 1, bcd)
+    total = Decimal(0)
+    if seg.start < first:
+        total += round_money(prorated(seg.mrr, seg.start, min(first, seg.end_excl)), currency)
+    if first >= seg.end_excl:
+        return total
+
+    def boundary(k: int) -> dt.date:
+        return cycle_date(first.year, first.month + k * step, bcd)
+
+    months = (seg.end_excl.year - first.year) * 12 + seg.end_excl.month - first.month
+    full = max(months // step, 0)
+    while full > 0 and boundary(full) > seg.end_excl:
+        full -= 1
+    while boundary(full + 1) <= seg.end_excl:
+        full += 1
+    total += full * round_money(seg.mrr * step, currency)
+    tail = boundary(full)
+    if tail < seg.end_excl:
+        total += round_money(prorated(seg.mrr, tail, seg.end_excl), currency)
+    return total
+
+
+def billing_total(line: ActivatedLine, currency: str) -> Decimal:
+    """Total contracted billing (TCB): the sum of `billing_schedule(line)`, computed without listing it."""
+    if not line.recurring:
+        return round_money(line.one_time_amount, currency)
+    return sum((_segment_total(seg, line.billing_frequency, line.bill_cycle_day, currency)
+                for seg in line.segments if seg.mrr != 0), Decimal(0))

@@ -8,9 +8,14 @@ from fractions import Fraction
 ONE_DAY = dt.timedelta(days=1)
 
 
+_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 def days_in_month(year: int, month: int) -> int:
-    """Days of that calendar month."""
-    return calendar.monthrange(year, month)[1]
+    """Days of that calendar month (a table lookup: this is called millions of times in a backfill)."""
+    if month == 2 and calendar.isleap(year):
+        return 29
+    return _DAYS[month]
 
 
 def is_month_end(day: dt.date) -> bool:

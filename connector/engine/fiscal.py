@@ -84,17 +84,13 @@ class StandardFiscalCalendar(FiscalCalendar):
         return self._period(day.year, day.month)
 
     def periods_touching(self, start: dt.date, end_excl: dt.date) -> list[FiscalPeriod]:
-        out = []
         if end_excl <= start:
-            return out
+            return []
         last = end_excl - ONE_DAY
-        year, month = start.year, start.month
-        while (year, month) <= (last.year, last.month):
-            out.append(self._period(year, month))
-            month += 1
-            if month == 13:
-                year, month = year + 1, 1
-        return out
+        first_index = start.year * 12 + start.month - 1
+        last_index = last.year * 12 + last.month - 1
+        period = self._period
+        return [period(i // 12, i % 12 + 1) for i in range(first_index, last_index + 1)]
 
     def _shift(self, period: FiscalPeriod, months: int) -> FiscalPeriod:
         total = period.start.year * 12 + period.start.month - 1 + months

@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Iterable
 
-from connector.engine.billing import billing_schedule
+from connector.engine.billing import billing_total
 from connector.engine.dates import ONE_DAY, months_between
 from connector.engine.model import Action, ActivatedLine, ChangeCategory, OrderMetric
 from connector.engine.money import round_money
@@ -57,7 +57,7 @@ def order_metrics(line: ActivatedLine, currency: str, which: Iterable[str]) -> l
         add("elp", round_money(line.list_price_monthly * seg.quantity * months, currency), seg.start, end)
         add("quantity", seg.quantity, seg.start, end)
     if "tcb" in wanted and line.segments:
-        tcb = sum((p.amount for p in billing_schedule(line, currency)), Decimal(0))
+        tcb = billing_total(line, currency)
         out.append(OrderMetric(line.id, "tcb", tcb, line.segments[0].start,
                                max(s.end_excl for s in line.segments) - ONE_DAY, reason))
     return out

@@ -5,6 +5,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Provisioning(StrEnum):
@@ -186,6 +187,8 @@ class ActivatedLine:
     segments: tuple[Segment, ...]
     one_time_amount: Decimal
     bill_cycle_day: int
+    #: the item's version once this line is applied (each line makes a new version)
+    item_version: int = 1
 
     @property
     def recurring(self) -> bool:
@@ -226,9 +229,11 @@ class Activation:
     links: tuple[tuple[str, str], ...] = field(default=())
 
 
-@dataclass(frozen=True)
-class ArrRow:
-    """One ARR-by-period row (SPEC section 7): a line's CMRR at the open and close of one fiscal month."""
+class ArrRow(NamedTuple):
+    """One ARR-by-period row (SPEC section 7): a line's CMRR at the open and close of one fiscal month.
+
+    A named tuple rather than a dataclass: a large backfill makes millions of them.
+    """
 
     line: str
     period_start: dt.date

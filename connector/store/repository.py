@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
 from connector.engine.activation import line_tcv
 from connector.engine.ledger import Ledger
@@ -15,31 +16,43 @@ from connector.engine.model import (
 )
 from connector.engine.money import round_money
 from connector.store import schema as t
+from connector.store.types import Money
 
 JOB_KINDS = ("credit_review", "subscription_metrics", "order_metrics", "arr_by_period")
 
 
 # --- catalogue -------------------------------------------------------------------------------
 
-def upsert_account(conn: Connection, account: Account) -> None:
-    """Create the account, or update its name and bill cycle day."""
-    found = conn.execute(select(t.accounts.c.id).where(t.accounts.c.id == account.id)).first()
-    values = dict(name=account.name, bill_cycle_day=account.bill_cycle_day)
-    if found:
-        conn.execute(update(t.accounts).where(t.accounts.c.id == account.id).values(**values))
-    else:
-        conn.execute(insert(t.accounts).values(id=account.id, tcv=Decimal(0), **values))
+def _existing(conn: Connection, column, ids: Sequence[str]) -> set[str]:
+    out: set[str] = set()
+    for chunk in _chunks(list(ids)):
+        out.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+    return out
 
 
-def upsert_product(conn: Connection, product: Product) -> None:
-    """Create the product, or update its name and list price (activated lines keep theirs)."""
-    values = dict(name=product.name, provisioning=product.provisioning.value,
-                  list_price=product.list_price, price_period=product.price_period.value)
-    found = conn.execute(select(t.products.c.id).where(t.products.c.id == product.id)).first()
-    if found:
-        conn.execute(update(t.products).where(t.products.c.id == product.id).values(**values))
-    else:
-        conn.execute(insert(t.products).values(id=product.id, **values))
+def upsert_accounts(conn: Connection, accounts: Sequence[Account]) -> None:
+    """Create accounts, or update the name and bill cycle day of those that exist."""
+    existing = _existing(conn, t.accounts.c.id, [a.id for a in accounts])
+    fresh = [dict(id=a.id, name=a.name, bill_cycle_day=a.bill_cycle_day, tcv=Decimal(0))
+             for a in accounts if a.id not in existing]
+    changed = [dict(b_id=a.id, name=a.name, bill_cycle_day=a.bill_cycle_day) for a in accounts if a.id in existing]
+    if fresh:
+        conn.execute(insert(t.accounts), fresh)
+    if changed:
+        conn.execute(update(t.accounts).where(t.accounts.c.id == bindparam("b_id")), changed)
+
+
+def upsert_products(conn: Connection, products: Sequence[Product]) -> None:
+    """Create products, or update name and list price of those that exist (activated lines keep theirs)."""
+    existing = _existing(conn, t.products.c.id, [p.id for p in products])
+    rows = [dict(b_id=p.id, name=p.name, provisioning=p.provisioning.value, list_price=p.list_price,
+                 price_period=p.price_period.value) for p in products]
+    fresh = [{("id" if k == "b_id" else k): v for k, v in r.items()} for r in rows if r["b_id"] not in existing]
+    changed = [r for r in rows if r["b_id"] in existing]
+    if fresh:
+        conn.execute(insert(t.products), fresh)
+    if changed:
+        conn.execute(update(t.products).where(t.products.c.id == bindparam("b_id")), changed)
 
 
 def credit_by_id(conn: Connection, credit_id: str) -> Credit | None:
@@ -67,18 +80,18 @@ def load_products(conn: Connection) -> dict[str, Product]:
 
 # --- orders and the ledger ---------------------------------------------------------------------
 
-def order_hash(conn: Connection, order_id: str) -> str | None:
-    """The content hash of an activated order, or None if it is not in the store."""
-    return conn.execute(select(t.orders.c.content_hash).where(t.orders.c.id == order_id)).scalar()
+def order_hashes(conn: Connection, order_ids: Sequence[str]) -> dict[str, str]:
+    """Content hashes of the stored orders among these ids."""
+    out: dict[str, str] = {}
+    for chunk in _chunks(list(order_ids)):
+        out.update((r.id, r.content_hash) for r in conn.execute(
+            select(t.orders.c.id, t.orders.c.content_hash).where(t.orders.c.id.in_(chunk))))
+    return out
 
 
 def line_ids_taken(conn: Connection, ids: Iterable[str]) -> set[str]:
     """Which of these line ids already belong to stored orders."""
-    ids = list(ids)
-    out: set[str] = set()
-    for i in range(0, len(ids), 500):
-        out.update(conn.execute(select(t.order_lines.c.id).where(t.order_lines.c.id.in_(ids[i:i + 500]))).scalars())
-    return out
+    return _existing(conn, t.order_lines.c.id, list(ids))
 
 
 def _item(r) -> Item:
@@ -108,94 +121,130 @@ def next_order_seq(conn: Connection) -> int:
     return (conn.execute(select(func.max(t.orders.c.seq))).scalar() or 0) + 1
 
 
-def save_activation(conn: Connection, activation: Activation, *, origin: str, content_hash: str,
-                    customer_name: str, now: dt.datetime) -> list[int]:
-    """Write an order's immediate step and enqueue its background jobs; returns the line keys."""
-    order = activation.order
-    conn.execute(insert(t.orders).values(
-        id=order.id, seq=next_order_seq(conn), account=order.account, owner=order.owner,
-        booked_on=order.booked_on, currency=order.currency, bill_cycle_day=activation.bill_cycle_day,
-        bill_to=order.bill_to, sold_to=order.sold_to, origin=origin, status="activated",
-        content_hash=content_hash, activated_at=now))
-    pks = []
-    for line in activation.lines:
-        pk = conn.execute(insert(t.order_lines).values(
-            id=line.id, order_id=order.id, seq=line.seq, action=line.action.value, product=line.product,
-            product_name=line.product_name, customer_name=customer_name, item=line.item,
-            item_kind=line.item_kind.value, quantity=line.quantity, unit_price=line.unit_price,
-            price_period=line.price_period.value, list_price_monthly=line.list_price_monthly,
-            start=line.start, end=line.end, billing_frequency=line.billing_frequency.value,
-            credit_eligible=line.credit_eligible, change_category=line.change_category.value,
-            one_time_amount=line.one_time_amount, bill_cycle_day=line.bill_cycle_day,
-            tcv=round_money(line_tcv(line), order.currency))).inserted_primary_key[0]
-        pks.append(pk)
-        if line.segments:
-            conn.execute(insert(t.line_segments), [
-                dict(line_pk=pk, seq=i, start=s.start, end_excl=s.end_excl, mrr=s.mrr, quantity=s.quantity)
-                for i, s in enumerate(line.segments)])
-    by_line = {line.id: pk for line, pk in zip(activation.lines, pks)}
-    for item in activation.items:
-        values = dict(kind=item.kind.value, account=item.account, product=item.product,
-                      currency=item.currency, start=item.start, end=item.end, term_start=item.term_start,
-                      quantity=item.quantity, unit_price=item.unit_price,
-                      price_period=item.price_period.value, bill_cycle_day=item.bill_cycle_day,
-                      status=item.status, version=item.version, created_by=item.created_by,
-                      last_line=item.last_line)
-        if item.version == 1:
-            conn.execute(insert(t.items).values(id=item.id, **values))
-        else:
-            conn.execute(update(t.items).where(t.items.c.id == item.id).values(**values))
-    # every line makes a new version of the item it provisions or changes
-    versions = _versions(conn, activation, by_line)
-    if versions:
-        conn.execute(insert(t.item_versions), versions)
-    account = conn.execute(select(t.accounts.c.tcv, t.accounts.c.customer_since)
-                           .where(t.accounts.c.id == order.account)).one()
-    since = account.customer_since
-    if activation.customer_since is not None and (since is None or activation.customer_since < since):
-        since = activation.customer_since
-    conn.execute(update(t.accounts).where(t.accounts.c.id == order.account).values(
-        tcv=account.tcv + round_money(activation.account_tcv_delta, order.currency), customer_since=since))
-    for role, related in activation.links:
+def save_activations(conn: Connection, activations: Sequence[Activation], *, origin: str,
+                     hashes: dict[str, str], customer_names: dict[str, str], now: dt.datetime) -> None:
+    """Write the immediate step of several orders and enqueue their background jobs.
+
+    Each order is all-or-nothing because the caller's transaction holds whole orders only.
+    """
+    if not activations:
+        return
+    seq = next_order_seq(conn)
+    conn.execute(insert(t.orders), [dict(
+        id=a.order.id, seq=seq + i, account=a.order.account, owner=a.order.owner, booked_on=a.order.booked_on,
+        currency=a.order.currency, bill_cycle_day=a.bill_cycle_day, bill_to=a.order.bill_to,
+        sold_to=a.order.sold_to, origin=origin, status="activated", content_hash=hashes[a.order.id],
+        activated_at=now) for i, a in enumerate(activations)])
+    conn.execute(insert(t.order_lines), [dict(
+        id=l.id, order_id=a.order.id, seq=l.seq, action=l.action.value, product=l.product,
+        product_name=l.product_name, customer_name=customer_names[a.order.account], item=l.item,
+        item_kind=l.item_kind.value, quantity=l.quantity, unit_price=l.unit_price,
+        price_period=l.price_period.value, list_price_monthly=l.list_price_monthly, start=l.start, end=l.end,
+        billing_frequency=l.billing_frequency.value, credit_eligible=l.credit_eligible,
+        change_category=l.change_category.value, one_time_amount=l.one_time_amount,
+        bill_cycle_day=l.bill_cycle_day, tcv=round_money(line_tcv(l), a.order.currency))
+        for a in activations for l in a.lines])
+    line_ids = [l.id for a in activations for l in a.lines]
+    pks = line_pks(conn, line_ids)
+    segments = [dict(line_pk=pks[l.id], seq=i, start=s.start, end_excl=s.end_excl, mrr=s.mrr, quantity=s.quantity)
+                for a in activations for l in a.lines for i, s in enumerate(l.segments)]
+    if segments:
+        conn.execute(insert(t.line_segments), segments)
+    # Items: the last version an order batch leaves is the one stored.
+    final: dict[str, Item] = {}
+    for a in activations:
+        for item in a.items:
+            final[item.id] = item
+    existing = set()
+    ids = list(final)
+    for i in range(0, len(ids), 500):
+        existing.update(conn.execute(select(t.items.c.id).where(t.items.c.id.in_(ids[i:i + 500]))).scalars())
+    values = [dict(b_id=item.id, kind=item.kind.value, account=item.account, product=item.product,
+                   currency=item.currency, start=item.start, end=item.end, term_start=item.term_start,
+                   quantity=item.quantity, unit_price=item.unit_price, price_period=item.price_period.value,
+                   bill_cycle_day=item.bill_cycle_day, status=item.status, version=item.version,
+                   created_by=item.created_by, last_line=item.last_line) for item in final.values()]
+    fresh = [{("id" if k == "b_id" else k): v for k, v in row.items()} for row in values if row["b_id"] not in existing]
+    changed = [row for row in values if row["b_id"] in existing]
+    if fresh:
+        conn.execute(insert(t.items), fresh)
+    if changed:
+        conn.execute(update(t.items).where(t.items.c.id == bindparam("b_id")), changed)
+    conn.execute(insert(t.item_versions), [dict(
+        item=l.item, version=l.item_version, line_pk=pks[l.id], start=l.start, end=l.end, quantity=l.quantity,
+        unit_price=l.unit_price, status="cancelled" if l.action is Action.CANCEL else "active")
+        for a in activations for l in a.lines])
+    # Account metrics: TCV adds up, customer since is the earliest recurring start.
+    per_account: dict[str, tuple[Decimal, dt.date | None]] = {}
+    for a in activations:
+        tcv, since = per_account.get(a.order.account, (Decimal(0), None))
+        tcv += round_money(a.account_tcv_delta, a.order.currency)
+        if a.customer_since is not None and (since is None or a.customer_since < since):
+            since = a.customer_since
+        per_account[a.order.account] = (tcv, since)
+    current = {}
+    accounts_list = list(per_account)
+    for i in range(0, len(accounts_list), 500):
+        for r in conn.execute(select(t.accounts.c.id, t.accounts.c.tcv, t.accounts.c.customer_since)
+                              .where(t.accounts.c.id.in_(accounts_list[i:i + 500]))):
+            current[r.id] = r
+    updates = []
+    for account, (tcv, since) in per_account.items():
+        row = current[account]
+        if row.customer_since is not None and (since is None or row.customer_since < since):
+            since = row.customer_since
+        updates.append(dict(b_id=account, tcv=row.tcv + tcv, customer_since=since))
+    conn.execute(update(t.accounts).where(t.accounts.c.id == bindparam("b_id")), updates)
+    links = {(a.order.account, role, related): a.order.id for a in activations for role, related in a.links}
+    for (account, role, related), order_id in links.items():
         exists = conn.execute(select(t.account_links.c.account).where(and_(
-            t.account_links.c.account == order.account, t.account_links.c.role == role,
+            t.account_links.c.account == account, t.account_links.c.role == role,
             t.account_links.c.related == related))).first()
         if not exists:
-            conn.execute(insert(t.account_links).values(account=order.account, role=role, related=related,
-                                                        order_id=order.id))
-    conn.execute(insert(t.jobs), [dict(order_id=order.id, kind=kind, status="pending", attempts=0,
-                                       created_at=now, updated_at=now) for kind in JOB_KINDS])
-    return pks
+            conn.execute(insert(t.account_links).values(account=account, role=role, related=related,
+                                                        order_id=order_id))
+    conn.execute(insert(t.jobs), [dict(order_id=a.order.id, kind=kind, status="pending", attempts=0,
+                                       created_at=now, updated_at=now)
+                                  for a in activations for kind in JOB_KINDS])
 
 
-def _versions(conn: Connection, activation: Activation, by_line: dict[str, int]) -> list[dict]:
-    seen: dict[str, int] = {}
-    out = []
-    final = {item.id: item for item in activation.items}
-    for line in activation.lines:
-        item = final[line.item]
-        if line.item not in seen:
-            current = conn.execute(select(func.max(t.item_versions.c.version))
-                                   .where(t.item_versions.c.item == line.item)).scalar() or 0
-            seen[line.item] = current
-        seen[line.item] += 1
-        out.append(dict(item=line.item, version=seen[line.item], line_pk=by_line[line.id],
-                        start=line.start, end=item.end, quantity=line.quantity,
-                        unit_price=line.unit_price, status=item.status))
+def line_pks(conn: Connection, line_ids: Sequence[str]) -> dict[str, int]:
+    """Surrogate keys of stored lines by line id."""
+    out: dict[str, int] = {}
+    for i in range(0, len(line_ids), 500):
+        out.update((r.id, r.pk) for r in conn.execute(select(t.order_lines.c.id, t.order_lines.c.pk)
+                                                       .where(t.order_lines.c.id.in_(line_ids[i:i + 500]))))
     return out
 
 
-def load_order_lines(conn: Connection, order_id: str) -> tuple[dict, list[tuple[int, ActivatedLine]]]:
-    """An activated order's header and its lines as the engine saw them."""
-    order = conn.execute(select(t.orders).where(t.orders.c.id == order_id)).one()._asdict()
-    lines = conn.execute(select(t.order_lines).where(t.order_lines.c.order_id == order_id)
-                         .order_by(t.order_lines.c.seq)).all()
-    segs: dict[int, list[Segment]] = {}
-    if lines:
-        for s in conn.execute(select(t.line_segments).where(t.line_segments.c.line_pk.in_([l.pk for l in lines]))
+@dataclass
+class StoredOrder:
+    """An activated order as the background jobs read it."""
+
+    id: str
+    account: str
+    currency: str
+    lines: list[tuple[int, ActivatedLine]]
+
+
+def load_orders(conn: Connection, order_ids: Sequence[str]) -> dict[str, StoredOrder]:
+    """Activated orders with their lines as the engine saw them, in a few queries."""
+    orders: dict[str, StoredOrder] = {}
+    for i in range(0, len(order_ids), 500):
+        chunk = list(order_ids[i:i + 500])
+        for o in conn.execute(select(t.orders.c.id, t.orders.c.account, t.orders.c.currency)
+                              .where(t.orders.c.id.in_(chunk))):
+            orders[o.id] = StoredOrder(o.id, o.account, o.currency, [])
+        rows = conn.execute(select(t.order_lines).where(t.order_lines.c.order_id.in_(chunk))
+                            .order_by(t.order_lines.c.order_id, t.order_lines.c.seq)).all()
+        segs: dict[int, list[Segment]] = {}
+        for s in conn.execute(select(t.line_segments).join(t.order_lines, t.order_lines.c.pk == t.line_segments.c.line_pk)
+                              .where(t.order_lines.c.order_id.in_(chunk))
                               .order_by(t.line_segments.c.line_pk, t.line_segments.c.seq)):
             segs.setdefault(s.line_pk, []).append(Segment(s.start, s.end_excl, s.mrr, s.quantity))
-    return order, [(l.pk, activated_line(l, order_id, segs.get(l.pk, []))) for l in lines]
+        for l in rows:
+            orders[l.order_id].lines.append((l.pk, activated_line(l, l.order_id, segs.get(l.pk, []))))
+    return orders
 
 
 def activated_line(l, order_id: str, segments: Sequence[Segment]) -> ActivatedLine:
@@ -212,21 +261,31 @@ def activated_line(l, order_id: str, segments: Sequence[Segment]) -> ActivatedLi
 
 # --- background job outputs ----------------------------------------------------------------------
 
-def credit_balances(conn: Connection, account: str) -> dict[tuple[str, str], Decimal]:
-    """What is left of an account's credit per currency: grants minus every drawdown."""
+def _chunks(values: Sequence, size: int = 500):
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def credit_balances(conn: Connection, accounts: Iterable[str]) -> dict[tuple[str, str], Decimal]:
+    """What is left of each account's credit per currency: grants minus every drawdown."""
     out: dict[tuple[str, str], Decimal] = {}
-    for r in conn.execute(select(t.credits.c.currency, t.credits.c.amount).where(t.credits.c.account == account)):
-        out[(account, r.currency)] = out.get((account, r.currency), Decimal(0)) + r.amount
-    for r in conn.execute(select(t.credit_drawdowns.c.currency, t.credit_drawdowns.c.amount)
-                          .where(t.credit_drawdowns.c.account == account)):
-        out[(account, r.currency)] = out.get((account, r.currency), Decimal(0)) - r.amount
+    for chunk in _chunks(sorted(set(accounts))):
+        for r in conn.execute(select(t.credits.c.account, t.credits.c.currency, t.credits.c.amount)
+                              .where(t.credits.c.account.in_(chunk))):
+            out[(r.account, r.currency)] = out.get((r.account, r.currency), Decimal(0)) + r.amount
+        for r in conn.execute(select(t.credit_drawdowns.c.account, t.credit_drawdowns.c.currency,
+                                     t.credit_drawdowns.c.amount).where(t.credit_drawdowns.c.account.in_(chunk))):
+            out[(r.account, r.currency)] = out.get((r.account, r.currency), Decimal(0)) - r.amount
     return out
 
 
-def has_drawdowns(conn: Connection, order_id: str) -> bool:
-    """True once credit review has recorded drawdowns for the order."""
-    return conn.execute(select(t.credit_drawdowns.c.line_pk)
-                        .where(t.credit_drawdowns.c.order_id == order_id).limit(1)).first() is not None
+def orders_with_drawdowns(conn: Connection, order_ids: Sequence[str]) -> set[str]:
+    """Orders for which credit review has already recorded drawdowns."""
+    out: set[str] = set()
+    for chunk in _chunks(list(order_ids)):
+        out.update(conn.execute(select(t.credit_drawdowns.c.order_id)
+                                .where(t.credit_drawdowns.c.order_id.in_(chunk)).distinct()).scalars())
+    return out
 
 
 def save_drawdowns(conn: Connection, drawdowns: Sequence[Drawdown], pks: dict[str, int]) -> None:
@@ -237,62 +296,104 @@ def save_drawdowns(conn: Connection, drawdowns: Sequence[Drawdown], pks: dict[st
                  amount=d.amount, net_amount=d.net_amount) for d in drawdowns])
 
 
-def replace_line_metrics(conn: Connection, rows: Sequence[dict]) -> None:
-    """Write subscription metrics of lines (mrr, tcv), replacing earlier ones."""
-    pks = [r["line_pk"] for r in rows]
-    if pks:
-        conn.execute(delete(t.line_metrics).where(t.line_metrics.c.line_pk.in_(pks)))
-        conn.execute(insert(t.line_metrics), list(rows))
+def replace_line_metrics(conn: Connection, rows: Sequence[tuple[int, Decimal, Decimal]]) -> None:
+    """Write subscription metrics of lines as (line key, mrr, tcv), replacing earlier ones."""
+    for chunk in _chunks([r[0] for r in rows]):
+        conn.execute(delete(t.line_metrics).where(t.line_metrics.c.line_pk.in_(chunk)))
+    units = _Units()
+    _bulk(conn, t.line_metrics, ("line_pk", "mrr", "tcv"), [(pk, units[m], units[v]) for pk, m, v in rows])
 
 
 def refresh_item_metrics(conn: Connection, item_ids: Iterable[str]) -> None:
     """Recompute each item's TCV as the sum of its lines' TCV (only lines whose metrics exist)."""
-    for item_id in set(item_ids):
-        total = conn.execute(select(func.sum(t.line_metrics.c.tcv))
-                             .select_from(t.line_metrics.join(t.order_lines,
-                                                              t.order_lines.c.pk == t.line_metrics.c.line_pk))
-                             .where(t.order_lines.c.item == item_id)).scalar()
-        conn.execute(delete(t.item_metrics).where(t.item_metrics.c.item == item_id))
-        conn.execute(insert(t.item_metrics).values(item=item_id, tcv=total if total is not None else Decimal(0)))
+    ids = sorted(set(item_ids))
+    for chunk in _chunks(ids):
+        totals = dict(tuple(r) for r in conn.execute(
+            select(t.order_lines.c.item, func.sum(t.line_metrics.c.tcv))
+            .select_from(t.line_metrics.join(t.order_lines, t.order_lines.c.pk == t.line_metrics.c.line_pk))
+            .where(t.order_lines.c.item.in_(chunk)).group_by(t.order_lines.c.item)))
+        conn.execute(delete(t.item_metrics).where(t.item_metrics.c.item.in_(chunk)))
+        conn.execute(insert(t.item_metrics), [dict(item=i, tcv=totals.get(i) or Decimal(0)) for i in chunk])
 
 
-def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequence[tuple[int, OrderMetric]],
-                          schedules: Sequence[tuple[int, BillingPeriod]]) -> None:
-    """Write order metrics and billing schedules of these lines, replacing earlier ones."""
-    if not pks:
-        return
-    conn.execute(delete(t.order_metrics).where(t.order_metrics.c.line_pk.in_(pks)))
-    conn.execute(delete(t.billing_periods).where(t.billing_periods.c.line_pk.in_(pks)))
+def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequence[tuple[int, OrderMetric]]) -> None:
+    """Write order metrics of these lines, replacing earlier ones."""
+    for chunk in _chunks(list(pks)):
+        conn.execute(delete(t.order_metrics).where(t.order_metrics.c.line_pk.in_(chunk)))
     counter: dict[tuple[int, str], int] = {}
+    units, day = _Units(), _day(conn)
     rows = []
     for pk, m in metrics:
         seq = counter.get((pk, m.metric), 0)
         counter[(pk, m.metric)] = seq + 1
-        rows.append(dict(line_pk=pk, metric=m.metric, seq=seq, amount=m.amount, start=m.start, end=m.end,
-                         type=m.type, generated_reason=m.generated_reason))
-    if rows:
-        conn.execute(insert(t.order_metrics), rows)
-    sched = [dict(line_pk=pk, seq=i, start=p.start, end=p.end, amount=p.amount)
-             for i, (pk, p) in enumerate(schedules)]
-    if sched:
-        conn.execute(insert(t.billing_periods), sched)
+        rows.append((pk, m.metric, seq, units[m.amount], day[m.start], day[m.end], m.type, m.generated_reason))
+    _bulk(conn, t.order_metrics, ("line_pk", "metric", "seq", "amount", "start", "end", "type",
+                                  "generated_reason"), rows)
 
 
 def lines_with_arr_rows(conn: Connection, pks: Sequence[int]) -> set[int]:
     """Which of these lines already have ARR rows (rows are written once, never changed)."""
-    if not pks:
-        return set()
-    return set(conn.execute(select(t.arr_rows.c.line_pk).where(t.arr_rows.c.line_pk.in_(pks)).distinct()).scalars())
+    out: set[int] = set()
+    for chunk in _chunks(list(pks)):
+        out.update(conn.execute(select(t.arr_rows.c.line_pk).where(t.arr_rows.c.line_pk.in_(chunk)).distinct()).scalars())
+    return out
 
 
 def insert_arr_rows(conn: Connection, rows: Iterable[tuple[int, ArrRow]]) -> int:
     """Insert ARR rows; returns how many."""
-    batch = [dict(line_pk=pk, period_start=r.period_start, period_end=r.period_end,
-                  opening_cmrr=r.opening_cmrr, closing_cmrr=r.closing_cmrr,
-                  opening_arr=r.opening_arr, closing_arr=r.closing_arr) for pk, r in rows]
-    if batch:
-        conn.execute(insert(t.arr_rows), batch)
+    units, day = _Units(), _day(conn)
+    batch = [(pk, day[r[1]], day[r[2]], units[r[3]], units[r[4]], units[r[5]], units[r[6]]) for pk, r in rows]
+    _bulk(conn, t.arr_rows, ("line_pk", "period_start", "period_end", "opening_cmrr", "closing_cmrr",
+                             "opening_arr", "closing_arr"), batch)
     return len(batch)
+
+
+# --- bulk writing ------------------------------------------------------------------------------
+# The high-volume tables (ARR rows, order metrics) are written with the driver's executemany on
+# values already in their stored form: Money as integer units, dates as the dialect stores them.
+# This skips SQLAlchemy's per-value type processing, which would otherwise cost more than the
+# insert itself. The encodings are those of `Money` and SQLAlchemy's `Date` on each dialect.
+
+class _Units(dict):
+    """Money → stored integer units, remembering values already seen (rows repeat a few amounts).
+
+    A dict with `__missing__`, so a hit is a plain subscript: `units[amount]`.
+    """
+
+    _money = Money()
+
+    def __missing__(self, value: Decimal) -> int:
+        units = self[value] = self._money.process_bind_param(value, None)
+        return units
+
+
+class _IsoDays(dict):
+    """date → 'YYYY-MM-DD', how SQLAlchemy's Date stores it in SQLite; remembered per date."""
+
+    def __missing__(self, day: dt.date) -> str:
+        text = self[day] = day.isoformat()
+        return text
+
+
+class _SameDays(dict):
+    """date → date, for drivers that take dates as they are."""
+
+    def __missing__(self, day: dt.date) -> dt.date:
+        return day
+
+
+def _day(conn: Connection) -> dict:
+    return _IsoDays() if conn.dialect.name == "sqlite" else _SameDays()
+
+
+def _bulk(conn: Connection, table, columns: Sequence[str], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    preparer = conn.dialect.identifier_preparer
+    sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(c) for c in columns)}) "
+           f"VALUES ({', '.join([marker] * len(columns))})")
+    conn.exec_driver_sql(sql, rows)
 
 
 def get_meta(conn: Connection, key: str) -> str | None:

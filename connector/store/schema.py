@@ -173,16 +173,6 @@ order_metrics = Table(
     PrimaryKeyConstraint("line_pk", "metric", "seq"),
 )
 
-billing_periods = Table(
-    "billing_periods", metadata,
-    Column("line_pk", Integer, ForeignKey("order_lines.pk"), nullable=False),
-    Column("seq", Integer, nullable=False),
-    Column("start", Date, nullable=False),
-    Column("end", Date, nullable=False),
-    Column("amount", Money, nullable=False),
-    PrimaryKeyConstraint("line_pk", "seq"),
-)
-
 credit_drawdowns = Table(
     "credit_drawdowns", metadata,
     Column("line_pk", Integer, ForeignKey("order_lines.pk"), primary_key=True),
@@ -203,7 +193,8 @@ arr_rows = Table(
     Column("opening_arr", Money, nullable=False),
     Column("closing_arr", Money, nullable=False),
     PrimaryKeyConstraint("line_pk", "period_start"),
-    Index("ix_arr_rows_period", "period_start"),
+    # Clustered on its key in SQLite: rows arrive in key order, so inserts append.
+    sqlite_with_rowid=False,
 )
 
 meta = Table(

@@ -159,19 +159,8 @@ def upgrade() -> None:
     sa.Column('opening_arr', connector.store.types.Money(), nullable=False),
     sa.Column('closing_arr', connector.store.types.Money(), nullable=False),
     sa.ForeignKeyConstraint(['line_pk'], ['order_lines.pk'], ),
-    sa.PrimaryKeyConstraint('line_pk', 'period_start')
-    )
-    with op.batch_alter_table('arr_rows', schema=None) as batch_op:
-        batch_op.create_index('ix_arr_rows_period', ['period_start'], unique=False)
-
-    op.create_table('billing_periods',
-    sa.Column('line_pk', sa.Integer(), nullable=False),
-    sa.Column('seq', sa.Integer(), nullable=False),
-    sa.Column('start', sa.Date(), nullable=False),
-    sa.Column('end', sa.Date(), nullable=False),
-    sa.Column('amount', connector.store.types.Money(), nullable=False),
-    sa.ForeignKeyConstraint(['line_pk'], ['order_lines.pk'], ),
-    sa.PrimaryKeyConstraint('line_pk', 'seq')
+    sa.PrimaryKeyConstraint('line_pk', 'period_start'),
+    sqlite_with_rowid=False
     )
     op.create_table('credit_drawdowns',
     sa.Column('line_pk', sa.Integer(), nullable=False),
@@ -242,10 +231,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_credit_drawdowns_order_id'))
 
     op.drop_table('credit_drawdowns')
-    op.drop_table('billing_periods')
-    with op.batch_alter_table('arr_rows', schema=None) as batch_op:
-        batch_op.drop_index('ix_arr_rows_period')
-
     op.drop_table('arr_rows')
     with op.batch_alter_table('order_lines', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_order_lines_order_id'))

@@ -1,0 +1,160 @@
+"""Benchmark: import, activate and process N order lines on a store; compare with a raw bulk insert.
+
+    .venv/bin/python bench/engine_bench.py [--lines 100000] [--store sqlite:///bench/out/bench.db]
+
+Generates orders with 12–36 month terms (new lines, then updates, renewals and cancellations of
+them), imports them through the same code path as `revsync import`, and prints lines/s, ARR rows/s,
+peak memory and the ratio of its time to a raw bulk insert of the same ARR rows into the same
+kind of store (driver executemany in one transaction: the store's own limit).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.schema import CreateTable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from connector.clock import FrozenClock  # noqa: E402
+from connector.engine.dates import end_from_term  # noqa: E402
+from connector.engine.fiscal import StandardFiscalCalendar  # noqa: E402
+from connector.engine.settings import EngineSettings  # noqa: E402
+from connector.importer import ImportDoc, import_document  # noqa: E402
+from connector.jobs import JobContext, JobRunner  # noqa: E402
+from connector.store.db import open_store  # noqa: E402
+from connector.store import schema as t  # noqa: E402
+
+
+def generate(lines: int, seed: int = 7) -> dict:
+    """An import document with about `lines` order lines over many accounts."""
+    rng = random.Random(seed)
+    accounts, orders = [], []
+    products = [{"id": f"P{i}", "name": f"Product {i}", "provisioning": "subscription",
+                 "list_price": str(rng.choice([50, 100, 250, 1200])), "price_period": rng.choice(["month", "year"])}
+                for i in range(20)]
+    made = 0
+    account_no = 0
+    while made < lines:
+        account_no += 1
+        acct = f"A{account_no}"
+        accounts.append({"id": acct, "name": f"Customer {account_no}", "bill_cycle_day": rng.randint(1, 28)})
+        start = dt.date(2021, 1, 1) + dt.timedelta(days=rng.randint(0, 900))
+        subs = []
+        new_lines = []
+        for _ in range(min(rng.randint(2, 4), lines - made)):
+            product = rng.choice(products)
+            term = rng.randint(12, 36)
+            sub = f"S{made}"
+            subs.append((sub, product["id"], start, end_from_term(start, term)))
+            new_lines.append({"id": f"L{made}", "action": "new", "product": product["id"], "subscription": sub,
+                              "quantity": rng.randint(1, 50), "start": start.isoformat(), "term_months": term})
+            made += 1
+        orders.append({"id": f"O{account_no}-1", "account": acct, "owner": f"U{account_no % 25}",
+                       "booked_on": start.isoformat(), "currency": "USD", "lines": new_lines})
+        changes = []
+        for sub, product, s, e in subs:
+            if made >= lines:
+                break
+            roll = rng.random()
+            if roll < 0.4:
+                when = s + dt.timedelta(days=rng.randint(30, (e - s).days - 1))
+                changes.append({"id": f"L{made}", "action": "update", "product": product, "subscription": sub,
+                                "quantity": rng.randint(1, 80), "start": when.isoformat()})
+            elif roll < 0.6:
+                changes.append({"id": f"L{made}", "action": "renew", "product": product, "subscription": sub,
+                                "term_months": 12})
+            elif roll < 0.7:
+                when = s + dt.timedelta(days=rng.randint(30, (e - s).days))
+                changes.append({"id": f"L{made}", "action": "cancel", "product": product, "subscription": sub,
+                                "start": when.isoformat()})
+            else:
+                continue
+            made += 1
+        if changes:
+            orders.append({"id": f"O{account_no}-2", "account": acct, "owner": f"U{account_no % 25}",
+                           "booked_on": start.isoformat(), "currency": "USD", "lines": changes})
+    return {"accounts": accounts, "products": products, "orders": orders}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--store", default=None, help="SQLAlchemy URL (default: a fresh SQLite file in bench/out)")
+    args = parser.parse_args()
+
+    out = Path(__file__).with_name("out")
+    out.mkdir(exist_ok=True)
+    url = args.store
+    if url is None:
+        path = out / "bench.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    doc_json = generate(args.lines)
+    n_lines = sum(len(o["lines"]) for o in doc_json["orders"])
+    engine = open_store(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE accounts, products, orders, order_lines, line_segments, items, "
+                              "item_versions, jobs, line_metrics, item_metrics, order_metrics, billing_periods, "
+                              "credit_drawdowns, arr_rows, credits, account_links, meta CASCADE"))
+    calendar = StandardFiscalCalendar(1)
+    settings = EngineSettings()
+    clock = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    runner = JobRunner(engine, JobContext(calendar, settings), clock)
+
+    started = time.perf_counter()
+    doc = ImportDoc.model_validate(json.loads(json.dumps(doc_json)))
+    parsed = time.perf_counter()
+    result = import_document(engine, doc, "bench", calendar, settings, clock, runner)
+    finished = time.perf_counter()
+    assert not result.failed_jobs, result.failed_jobs[:3]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the raw copy below
+    with engine.connect() as conn:
+        arr_count = conn.execute(text("SELECT count(*) FROM arr_rows")).scalar()
+        rows = conn.execute(text("SELECT line_pk, period_start, period_end, opening_cmrr, closing_cmrr, "
+                                 "opening_arr, closing_arr FROM arr_rows")).all()
+    total = finished - started
+
+    # The store's own limit: the same ARR rows, bulk inserted by the driver in one transaction.
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS raw_arr_rows"))
+        # same columns, key and clustering as arr_rows
+        ddl = str(CreateTable(t.arr_rows).compile(dialect=engine.dialect)).replace(
+            "arr_rows", "raw_arr_rows", 1)
+        conn.execute(text(ddl))
+    raw_conn = engine.raw_connection()
+    try:
+        cursor = raw_conn.cursor()
+        placeholder = "?" if engine.dialect.name == "sqlite" else "%s"
+        raw_started = time.perf_counter()
+        cursor.executemany(f"INSERT INTO raw_arr_rows VALUES ({', '.join([placeholder] * 7)})",
+                           [tuple(r) for r in rows])
+        raw_conn.commit()
+        raw = time.perf_counter() - raw_started
+        cursor.execute("DROP TABLE raw_arr_rows")
+        raw_conn.commit()
+    finally:
+        raw_conn.close()
+    print(f"store                 {engine.dialect.name}")
+    print(f"order lines           {n_lines:,} in {len(doc.orders):,} orders")
+    print(f"ARR rows              {arr_count:,}")
+    print(f"parse + validate doc  {parsed - started:8.2f} s")
+    print(f"import total          {total:8.2f} s  (validate, activate, 4 background jobs per order)")
+    print(f"lines/s               {n_lines / total:10,.0f}")
+    print(f"ARR rows/s            {arr_count / total:10,.0f}")
+    print(f"raw bulk insert       {raw:8.2f} s  (the same ARR rows into a table like arr_rows, driver executemany)")
+    print(f"ratio to raw insert   {total / raw:8.2f} x")
+    print(f"peak memory (RSS)     {peak_mb:8.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
