@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Mapping
 
 from connector.engine.dates import ONE_DAY, end_from_term, months_between
@@ -37,12 +37,19 @@ class OrderRejected(ValidationFailed):
     """The order cannot be activated; every problem names the order, line and field."""
 
 
+#: Monthly prices of yearly and quarterly prices are carried to this many decimal places.
+#: 1000 / 12 does not terminate; cut at a fixed scale, every later sum and difference of
+#: contributions is exact, so a cancellation brings CMRR back to exactly zero (a 28-digit
+#: quotient would leave 3E-28 behind). Twelve places keep ARR (12 × CMRR) exact to the cent.
+MRR_PLACES = Decimal("1e-12")
+
+
 def monthly_price(price: Decimal, period: PricePeriod) -> Decimal:
-    """The monthly equivalent of a recurring price: yearly / 12, quarterly / 3."""
+    """The monthly equivalent of a recurring price: yearly / 12, quarterly / 3 (12 decimal places)."""
     if period is PricePeriod.ONE_TIME:
         return ZERO
     months = MONTHS_PER_PERIOD[period]
-    return price if months == 1 else price / months
+    return price if months == 1 else (price / months).quantize(MRR_PLACES, rounding=ROUND_HALF_EVEN)
 
 
 def service_start(line: LineInput, trigger: TriggerDate) -> dt.date | None:
