@@ -292,6 +292,7 @@ def import_document(engine: Engine, doc: ImportDoc, source: str, calendar: Fisca
             repo.set_meta(conn, "fiscal_calendar", calendar.fingerprint())
         accounts.update((a.id, a.name) for a in repo.load_accounts(conn).values())
     expected = the_plan.next_seq
+    stored: dict[str, repo.StoredOrder] = {}
     for i in range(0, len(the_plan.activations), batch_size):
         batch = the_plan.activations[i:i + batch_size]
         with engine.begin() as conn:
@@ -300,13 +301,13 @@ def import_document(engine: Engine, doc: ImportDoc, source: str, calendar: Fisca
                     f"{source}: other orders were activated while this file was being imported; "
                     f"{len(result.activated)} of its orders are activated, the rest are not",
                     hint="import the same file again: activated orders are skipped, the rest are checked anew")
-            repo.save_activations(conn, batch, origin="engine", hashes=the_plan.hashes,
-                                  customer_names=accounts, now=clock.now())
+            stored.update(repo.save_activations(conn, batch, origin="engine", hashes=the_plan.hashes,
+                                                customer_names=accounts, now=clock.now()))
         expected += len(batch)
         result.activated.extend(a.order.id for a in batch)
         if progress is not None:
             progress(len(batch))
-    result.jobs = runner.run_pending(result.activated + result.already_imported)
+    result.jobs = runner.run_pending(result.activated + result.already_imported, known=stored)
     return result
 
 

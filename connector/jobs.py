@@ -108,18 +108,23 @@ class JobRunner:
         self.backoff_seconds = backoff_seconds
         self.batch_size = batch_size
 
-    def run_pending(self, order_ids: Iterable[str] | None = None) -> list[JobOutcome]:
-        """Run every pending job (of these orders), in activation order and job order."""
-        return self._run_where(t.jobs.c.status == "pending", order_ids)
+    def run_pending(self, order_ids: Iterable[str] | None = None, *,
+                    known: Orders | None = None) -> list[JobOutcome]:
+        """Run every pending job (of these orders), in activation order and job order.
+
+        `known` holds orders the caller has in hand as stored (from `save_activations`); the
+        others are read from the store.
+        """
+        return self._run_where(t.jobs.c.status == "pending", order_ids, known or {})
 
     def retry_failed(self, order_ids: Iterable[str] | None = None, *, due_only: bool = False) -> list[JobOutcome]:
         """Run failed jobs again (all of them, or only those whose backoff has passed)."""
         cond = t.jobs.c.status == "failed"
         if due_only:
             cond = cond & (t.jobs.c.attempts < self.max_attempts) & (t.jobs.c.next_attempt_at <= self.clock.now())
-        return self._run_where(cond, order_ids)
+        return self._run_where(cond, order_ids, {})
 
-    def _run_where(self, cond, order_ids: Iterable[str] | None) -> list[JobOutcome]:
+    def _run_where(self, cond, order_ids: Iterable[str] | None, known: Orders) -> list[JobOutcome]:
         query = (select(t.jobs.c.id, t.jobs.c.order_id, t.jobs.c.kind)
                  .join(t.orders, t.orders.c.id == t.jobs.c.order_id).where(cond)
                  .order_by(t.orders.c.seq, t.jobs.c.id))
@@ -137,8 +142,11 @@ class JobRunner:
         outcomes: list[JobOutcome] = []
         for i in range(0, len(order_seq), self.batch_size):
             batch = order_seq[i:i + self.batch_size]
-            with self.engine.connect() as conn:
-                orders = repo.load_orders(conn, batch)
+            orders = {o: known[o] for o in batch if o in known}
+            missing = [o for o in batch if o not in known]
+            if missing:
+                with self.engine.connect() as conn:
+                    orders.update(repo.load_orders(conn, missing))
             for kind in repo.JOB_KINDS:
                 jobs = [j for o in batch for j in by_order[o] if j.kind == kind]
                 if jobs:

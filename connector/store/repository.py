@@ -122,34 +122,34 @@ def next_order_seq(conn: Connection) -> int:
 
 
 def save_activations(conn: Connection, activations: Sequence[Activation], *, origin: str,
-                     hashes: dict[str, str], customer_names: dict[str, str], now: dt.datetime) -> None:
+                     hashes: dict[str, str], customer_names: dict[str, str],
+                     now: dt.datetime) -> dict[str, "StoredOrder"]:
     """Write the immediate step of several orders and enqueue their background jobs.
 
     Each order is all-or-nothing because the caller's transaction holds whole orders only.
+    Returns the orders as the background jobs read them, so a caller about to run the jobs
+    need not read back what it has just written.
     """
     if not activations:
-        return
+        return {}
     seq = next_order_seq(conn)
     conn.execute(insert(t.orders), [dict(
         id=a.order.id, seq=seq + i, account=a.order.account, owner=a.order.owner, booked_on=a.order.booked_on,
         currency=a.order.currency, bill_cycle_day=a.bill_cycle_day, bill_to=a.order.bill_to,
         sold_to=a.order.sold_to, origin=origin, status="activated", content_hash=hashes[a.order.id],
         activated_at=now) for i, a in enumerate(activations)])
-    conn.execute(insert(t.order_lines), [dict(
-        id=l.id, order_id=a.order.id, seq=l.seq, action=l.action.value, product=l.product,
-        product_name=l.product_name, customer_name=customer_names[a.order.account], item=l.item,
-        item_kind=l.item_kind.value, quantity=l.quantity, unit_price=l.unit_price,
-        price_period=l.price_period.value, list_price_monthly=l.list_price_monthly, start=l.start, end=l.end,
-        billing_frequency=l.billing_frequency.value, credit_eligible=l.credit_eligible,
-        change_category=l.change_category.value, one_time_amount=l.one_time_amount,
-        bill_cycle_day=l.bill_cycle_day, tcv=round_money(line_tcv(l), a.order.currency))
+    units, day = _Units(), _day(conn)
+    line_tcvs = {l.id: round_money(line_tcv(l), a.order.currency) for a in activations for l in a.lines}
+    _bulk(conn, t.order_lines, _LINE_COLUMNS, [(
+        l.id, a.order.id, l.seq, l.action.value, l.product, l.product_name, customer_names[a.order.account],
+        l.item, l.item_kind.value, str(l.quantity), str(l.unit_price), l.price_period.value,
+        str(l.list_price_monthly), day[l.start], day[l.end], l.billing_frequency.value, l.credit_eligible,
+        l.change_category.value, str(l.one_time_amount), l.bill_cycle_day, units[line_tcvs[l.id]])
         for a in activations for l in a.lines])
-    line_ids = [l.id for a in activations for l in a.lines]
-    pks = line_pks(conn, line_ids)
-    segments = [dict(line_pk=pks[l.id], seq=i, start=s.start, end_excl=s.end_excl, mrr=s.mrr, quantity=s.quantity)
-                for a in activations for l in a.lines for i, s in enumerate(l.segments)]
-    if segments:
-        conn.execute(insert(t.line_segments), segments)
+    pks = line_pks(conn, [l.id for a in activations for l in a.lines])
+    _bulk(conn, t.line_segments, ("line_pk", "seq", "start", "end_excl", "mrr", "quantity"), [
+        (pks[l.id], i, day[s.start], day[s.end_excl], str(s.mrr), str(s.quantity))
+        for a in activations for l in a.lines for i, s in enumerate(l.segments)])
     # Items: the last version an order batch leaves is the one stored.
     final: dict[str, Item] = {}
     for a in activations:
@@ -167,18 +167,19 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     fresh = [{("id" if k == "b_id" else k): v for k, v in row.items()} for row in values if row["b_id"] not in existing]
     changed = [row for row in values if row["b_id"] in existing]
     if fresh:
-        conn.execute(insert(t.items), fresh)
+        _bulk(conn, t.items, tuple(fresh[0]), [tuple(
+            day[v] if isinstance(v, dt.date) else str(v) if isinstance(v, Decimal) else v
+            for v in row.values()) for row in fresh])
     if changed:
         conn.execute(update(t.items).where(t.items.c.id == bindparam("b_id")), changed)
-    conn.execute(insert(t.item_versions), [dict(
-        item=l.item, version=l.item_version, line_pk=pks[l.id], start=l.start, end=l.end, quantity=l.quantity,
-        unit_price=l.unit_price, status="cancelled" if l.action is Action.CANCEL else "active")
-        for a in activations for l in a.lines])
+    _bulk(conn, t.item_versions, ("item", "version", "line_pk", "start", "end", "quantity", "unit_price", "status"), [
+        (l.item, l.item_version, pks[l.id], day[l.start], day[l.end], str(l.quantity), str(l.unit_price),
+         "cancelled" if l.action is Action.CANCEL else "active") for a in activations for l in a.lines])
     # Account metrics: TCV adds up, customer since is the earliest recurring start.
     per_account: dict[str, tuple[Decimal, dt.date | None]] = {}
     for a in activations:
         tcv, since = per_account.get(a.order.account, (Decimal(0), None))
-        tcv += round_money(a.account_tcv_delta, a.order.currency)
+        tcv += sum((line_tcvs[l.id] for l in a.lines), Decimal(0))  # the sum of its lines' stored TCV
         if a.customer_since is not None and (since is None or a.customer_since < since):
             since = a.customer_since
         per_account[a.order.account] = (tcv, since)
@@ -206,6 +207,14 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     conn.execute(insert(t.jobs), [dict(order_id=a.order.id, kind=kind, status="pending", attempts=0,
                                        created_at=now, updated_at=now)
                                   for a in activations for kind in JOB_KINDS])
+    return {a.order.id: StoredOrder(a.order.id, a.order.account, a.order.currency,
+                                    [(pks[l.id], l) for l in a.lines]) for a in activations}
+
+
+_LINE_COLUMNS = ("id", "order_id", "seq", "action", "product", "product_name", "customer_name", "item",
+                 "item_kind", "quantity", "unit_price", "price_period", "list_price_monthly", "start", "end",
+                 "billing_frequency", "credit_eligible", "change_category", "one_time_amount", "bill_cycle_day",
+                 "tcv")
 
 
 def line_pks(conn: Connection, line_ids: Sequence[str]) -> dict[str, int]:
