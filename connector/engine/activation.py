@@ -106,7 +106,7 @@ def activate(order: OrderInput, ledger: Ledger, products: Mapping[str, Product],
             continue
         activated_line, item = result
         try:
-            calendar.periods_touching(activated_line.start, activated_line.end + ONE_DAY)
+            calendar.check_covers(activated_line.start, activated_line.end)
         except FiscalCalendarError as exc:
             # Name the field that holds the date: a terms line only gives its end.
             fld = "end" if line.action is Action.TERMS or _inside(calendar, activated_line.start) else "start"
@@ -348,8 +348,4 @@ def _to_total(ledger: Ledger, item_id: str, start: dt.date, end_excl: dt.date, m
 
 def line_tcv(line: ActivatedLine) -> Decimal:
     """TCV of a line (SPEC section 5): delta MRR × months of each piece, plus one-time charges. Exact."""
-    total = line.one_time_amount
-    for s in line.segments:
-        months = months_between(s.start, s.end_excl)
-        total += s.mrr * months.numerator / months.denominator
-    return total
+    return line.tcv

@@ -42,6 +42,11 @@ class FiscalCalendar:
         """The period holding `day`, or FiscalCalendarError naming it."""
         raise NotImplementedError
 
+    def check_covers(self, first: dt.date, last: dt.date) -> None:
+        """Raise FiscalCalendarError naming the first of these two days that no period holds."""
+        self.period_of(first)
+        self.period_of(last)
+
     def fingerprint(self) -> str:
         """A short text that changes whenever the periods change (to detect a changed calendar)."""
         raise NotImplementedError

@@ -5,7 +5,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import NamedTuple
+
+from connector.engine.dates import months_between
 
 
 class Provisioning(StrEnum):
@@ -189,6 +192,18 @@ class ActivatedLine:
     bill_cycle_day: int
     #: the item's version once this line is applied (each line makes a new version)
     item_version: int = 1
+
+    @cached_property
+    def tcv(self) -> Decimal:
+        """TCV (SPEC section 5): delta MRR × months of each piece, plus one-time charges. Exact.
+
+        Cached: activation, account metrics and subscription metrics all ask for it.
+        """
+        total = self.one_time_amount
+        for s in self.segments:
+            months = months_between(s.start, s.end_excl)
+            total += s.mrr * months.numerator / months.denominator
+        return total
 
     @property
     def recurring(self) -> bool:
