@@ -34,8 +34,9 @@ class StoreConfig(_Section):
 
 
 class FiscalConfig(_Section):
-    """[fiscal]: a standard year by start month, or an explicit periods file."""
+    """[fiscal]: a standard year by start month, an explicit periods file, or Salesforce's Period records."""
 
+    source: Literal["config", "salesforce"] = "config"
     start_month: int = Field(default=1, ge=1, le=12)
     periods_file: str | None = None
 
@@ -56,6 +57,17 @@ class JobsConfig(_Section):
     backoff_seconds: float = Field(default=30.0, ge=0)
 
 
+class SyncConfig(_Section):
+    """[sync]: the daemon's loop and what it reads."""
+
+    interval_seconds: float = Field(default=60.0, gt=0)
+    lookback_seconds: float = Field(default=300.0, ge=0)
+    objects: list[Literal["Period", "Product2", "Account", "Opportunity", "Quote", "QuoteLineItem",
+                          "Order", "OrderItem"]] = ["Period", "Product2", "Account", "Opportunity", "Quote",
+                                                    "QuoteLineItem", "Order", "OrderItem"]
+    mappings_dir: str = "mappings"
+
+
 class ReportsConfig(_Section):
     """[reports]: defaults for report commands."""
 
@@ -70,6 +82,8 @@ class Config(_Section):
     engine: EngineConfig = EngineConfig()
     jobs: JobsConfig = JobsConfig()
     reports: ReportsConfig = ReportsConfig()
+    sync: SyncConfig = SyncConfig()
+    #: validated by connector.salesforce.settings.load_settings when a command needs the org
     salesforce: dict[str, Any] | None = None
 
     #: where the configuration came from, for messages ("built-in defaults" when no file)

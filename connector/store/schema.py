@@ -202,3 +202,69 @@ meta = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# --- reading Salesforce (issue: change polling and backfill) -----------------------------------
+
+sync_cursors = Table(
+    "sync_cursors", metadata,
+    Column("object", String(64), primary_key=True),
+    Column("cursor", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The last version of every Salesforce record taken in, for deduplication by (Id, SystemModstamp)
+# and as a local mirror of the records orders are assembled from (quotes, lines, opportunities).
+sf_records = Table(
+    "sf_records", metadata,
+    Column("object", String(64), nullable=False),
+    Column("id", String(18), nullable=False),
+    Column("system_modstamp", DateTime(timezone=True), nullable=False),
+    Column("is_deleted", Boolean, nullable=False),
+    Column("parent_id", String(18)),
+    Column("data", Text, nullable=False),
+    PrimaryKeyConstraint("object", "id"),
+    Index("ix_sf_records_parent", "object", "parent_id"),
+)
+
+quarantine = Table(
+    "quarantine", metadata,
+    Column("object", String(64), nullable=False),
+    Column("record_id", String(18), nullable=False),
+    Column("system_modstamp", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("released_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("object", "record_id"),
+)
+
+fiscal_periods = Table(
+    "fiscal_periods", metadata,
+    Column("id", String(18), primary_key=True),
+    Column("start", Date, nullable=False),
+    Column("end", Date, nullable=False),
+    Column("fiscal_year", Integer),
+    Column("quarter", Integer),
+)
+
+backfills = Table(
+    "backfills", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("until", DateTime(timezone=True), nullable=False),
+    Column("objects", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+backfill_progress = Table(
+    "backfill_progress", metadata,
+    Column("backfill_id", Integer, ForeignKey("backfills.id"), nullable=False),
+    Column("object", String(64), nullable=False),
+    Column("bulk_job_id", String(18)),
+    Column("locator", Text),
+    Column("records", Integer, nullable=False, default=0),
+    Column("state", String(16), nullable=False),
+    PrimaryKeyConstraint("backfill_id", "object"),
+)
