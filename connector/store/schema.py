@@ -268,3 +268,47 @@ backfill_progress = Table(
     Column("state", String(16), nullable=False),
     PrimaryKeyConstraint("backfill_id", "object"),
 )
+
+# --- writing Salesforce and receiving changes (issue: write-back, daemon, outbound messages) ---
+
+# Every write to Salesforce, written in the same transaction as the engine change that causes it.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("object", String(64), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),  # record | big_object | order | activate
+    Column("order_id", String(64)),
+    Column("payload", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # NEW | PENDING | SUCCESS | FAILED | IGNORED
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_message", Text),
+    Column("batch", String(64)),  # the bulk job or collection call it was sent in
+    Column("sf_id", String(18)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_outbox_state", "state", "object"),
+    Index("ix_outbox_record", "object", "external_id"),
+)
+
+# Salesforce Ids of what the connector wrote, by external id: Id-valued fields of later writes
+# (big object rows, order items) hold them once the record exists.
+sf_ids = Table(
+    "sf_ids", metadata,
+    Column("object", String(64), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("sf_id", String(18), nullable=False),
+    PrimaryKeyConstraint("object", "external_id"),
+)
+
+# Outbound Messages received, stored before the acknowledgement is sent.
+notifications = Table(
+    "notifications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", String(64), nullable=False, unique=True),
+    Column("object", String(64), nullable=False),
+    Column("record_id", String(18), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", DateTime(timezone=True)),
+    Index("ix_notifications_pending", "processed_at"),
+)
