@@ -171,6 +171,7 @@ order_metrics = Table(
     Column("type", String(16), nullable=False),
     Column("generated_reason", String(32), nullable=False),
     PrimaryKeyConstraint("line_pk", "metric", "seq"),
+    sqlite_with_rowid=False,
 )
 
 credit_drawdowns = Table(

@@ -216,7 +216,8 @@ def upgrade() -> None:
     sa.Column('type', sa.String(length=16), nullable=False),
     sa.Column('generated_reason', sa.String(length=32), nullable=False),
     sa.ForeignKeyConstraint(['line_pk'], ['order_lines.pk'], ),
-    sa.PrimaryKeyConstraint('line_pk', 'metric', 'seq')
+    sa.PrimaryKeyConstraint('line_pk', 'metric', 'seq'),
+    sqlite_with_rowid=False
     )
     # ### end Alembic commands ###
 

@@ -1,0 +1,310 @@
+"""Taking Salesforce changes in (SPEC section 2): mirror, map, and activate Salesforce-origin orders.
+
+A batch of changed records is taken in one transaction with the cursor that follows it, so a
+crash either keeps both or neither. Records already taken in (same Id, same or older
+SystemModstamp) are skipped. A record that cannot be mapped goes to the quarantine with the
+reason and does not block the others; changing it in Salesforce brings it back in.
+
+Orders are activated in the engine once Salesforce shows them Activated: the engine never
+blocks or reverses the Salesforce activation, it follows it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+
+from connector.clock import Clock
+from connector.engine.activation import OrderRejected, activate
+from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalCalendar
+from connector.engine.model import (
+    Account, Action, BillingFrequency, LineInput, OrderInput, PricePeriod, Product, Provisioning,
+)
+from connector.engine.settings import EngineSettings
+from connector.errors import FiscalCalendarError, SkippableError
+from connector.jobs import JobOutcome, JobRunner
+from connector.sources.poll import ChangeBatch, is_deleted, modstamp
+from connector.store import repository as repo
+from connector.store import schema as t
+
+log = logging.getLogger(__name__)
+
+#: Objects whose records are mirrored under their parent, to assemble orders from later.
+PARENT_FIELD = {"OrderItem": "order", "QuoteLineItem": "quote", "Quote": "opportunity", "Order": "account"}
+
+
+class Mappings(Protocol):
+    """What ingest needs from the field mappings (connector.mapping)."""
+
+    def fields(self, sobject: str) -> list[str]: ...
+
+    def read(self, sobject: str, record: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in the record mirror")
+
+
+@dataclass
+class TakeResult:
+    """What taking one batch did."""
+
+    object: str
+    taken: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Ingestor:
+    """Takes change batches into the store and activates Salesforce-origin orders in the engine."""
+
+    def __init__(self, store: Engine, mappings: Mappings, settings: EngineSettings, clock: Clock,
+                 runner: JobRunner, calendar: Callable[[], FiscalCalendar], *,
+                 sync_drafts: bool = False):
+        self.store = store
+        self.mappings = mappings
+        self.settings = settings
+        self.clock = clock
+        self.runner = runner
+        self.calendar = calendar
+        self.sync_drafts = sync_drafts
+
+    # -- taking batches ------------------------------------------------------------------------
+
+    def take(self, batch: ChangeBatch, *, cursor_object: str | None = None) -> TakeResult:
+        """Mirror and map one batch; save the cursor with it (unless `cursor_object` is None and no cursor)."""
+        result = TakeResult(batch.object)
+        now = self.clock.now()
+        with self.store.begin() as conn:
+            self.take_records(conn, batch.object, batch.records, result, now)
+            if cursor_object is not None and batch.next_cursor is not None:
+                save_cursor(conn, cursor_object, batch.next_cursor, now)
+        return result
+
+    def take_records(self, conn: Connection, sobject: str, records: Iterable[dict[str, Any]],
+                     result: TakeResult, now: dt.datetime) -> None:
+        """Mirror and map records inside the caller's transaction."""
+        records = list(records)
+        known = _mirror_stamps(conn, sobject, [str(r["Id"]) for r in records])
+        for record in records:
+            record_id = str(record["Id"])
+            stamp = modstamp(record)
+            seen = known.get(record_id)
+            if seen is not None and stamp <= seen:
+                result.skipped += 1  # already taken in: the window overlap or a re-run
+                continue
+            known[record_id] = stamp
+            deleted = is_deleted(record)
+            try:
+                values = None if deleted else self.mappings.read(sobject, record)
+            except SkippableError as exc:
+                _mirror(conn, sobject, record_id, stamp, deleted, None, record)
+                quarantine(conn, sobject, record_id, stamp, str(exc), now)
+                result.quarantined.append((record_id, str(exc)))
+                continue
+            parent = None if values is None else values.get(PARENT_FIELD.get(sobject, ""), None)
+            _mirror(conn, sobject, record_id, stamp, deleted, parent, values if values is not None else record)
+            release(conn, sobject, record_id, now)
+            result.deleted += deleted
+            result.taken += 1
+            if values is None or deleted:
+                continue
+            handler = getattr(self, f"_take_{sobject.lower()}", None)
+            if handler is not None:
+                problem = handler(conn, values)
+                if problem:
+                    quarantine(conn, sobject, record_id, stamp, problem, now)
+                    result.quarantined.append((record_id, problem))
+
+    def _take_account(self, conn: Connection, values: dict[str, Any]) -> str | None:
+        repo.upsert_accounts(conn, [Account(values["id"], values.get("name") or values["id"],
+                                            values.get("bill_cycle_day"))])
+        return None
+
+    def _take_product2(self, conn: Connection, values: dict[str, Any]) -> str | None:
+        try:
+            product = Product(values["id"], values.get("name") or values["id"],
+                              Provisioning(values["provisioning"]), Decimal(values.get("list_price") or 0),
+                              PricePeriod(values["price_period"]))
+        except (KeyError, ValueError) as exc:
+            return f"product cannot be used by the engine: {exc}"
+        repo.upsert_products(conn, [product])
+        return None
+
+    def _take_period(self, conn: Connection, values: dict[str, Any]) -> str | None:
+        if str(values.get("type", "Month")) != "Month":
+            return None  # only monthly periods make the fiscal calendar (SPEC section 8)
+        conn.execute(delete(t.fiscal_periods).where(t.fiscal_periods.c.id == values["id"]))
+        conn.execute(insert(t.fiscal_periods).values(
+            id=values["id"], start=values["start"], end=values["end"],
+            fiscal_year=values.get("fiscal_year"), quarter=values.get("quarter")))
+        return None
+
+    # -- activating orders ---------------------------------------------------------------------
+
+    def ready_orders(self, conn: Connection) -> list[dict[str, Any]]:
+        """Mirrored Salesforce orders that are Activated there and not yet in the engine."""
+        rows = conn.execute(select(t.sf_records.c.id, t.sf_records.c.data, t.sf_records.c.system_modstamp)
+                            .where(t.sf_records.c.object == "Order", t.sf_records.c.is_deleted.is_(False))).all()
+        taken = set(conn.execute(select(t.orders.c.id)).scalars())
+        quarantined = {r.record_id: r.system_modstamp for r in conn.execute(
+            select(t.quarantine.c.record_id, t.quarantine.c.system_modstamp)
+            .where(t.quarantine.c.object == "Order", t.quarantine.c.released_at.is_(None)))}
+        out = []
+        for row in rows:
+            data = json.loads(row.data)
+            if str(data.get("status", "")).lower() != "activated" or row.id in taken:
+                continue
+            if row.id in quarantined and _aware(quarantined[row.id]) >= _aware(row.system_modstamp):
+                continue  # waits for the record to change in Salesforce
+            out.append(data | {"_modstamp": row.system_modstamp})
+        return out
+
+    def activate_orders(self, orders: Sequence[dict[str, Any]],
+                        items_of: Callable[[list[str]], dict[str, list[dict[str, Any]]]]) -> list[JobOutcome]:
+        """Activate Salesforce-activated orders in the engine, quarantining those that cannot be.
+
+        `items_of(order_ids)` returns each order's mapped items (read fresh from Salesforce by the
+        caller, so an order is never activated with items that had not yet been polled).
+        """
+        if not orders:
+            return []
+        items = items_of([o["id"] for o in orders])
+        now = self.clock.now()
+        calendar = self.calendar()
+        with self.store.begin() as conn:
+            accounts = repo.load_accounts(conn)
+            products = repo.load_products(conn)
+            ledger = repo.load_ledger(conn)
+            activations, hashes, stamps = [], {}, {}
+            for data in orders:
+                try:
+                    order = order_input(data, items.get(data["id"], []))
+                    activation = activate(order, ledger, products, accounts, calendar, self.settings)
+                except (OrderRejected, SkippableError, FiscalCalendarError) as exc:
+                    quarantine(conn, "Order", data["id"], _aware(data["_modstamp"]), str(exc), now)
+                    continue
+                ledger.apply(activation)
+                activations.append(activation)
+                hashes[order.id] = f"salesforce:{_aware(data['_modstamp']).isoformat()}"
+            stored = repo.save_activations(conn, activations, origin="salesforce", hashes=hashes,
+                                           customer_names={a.id: a.name for a in accounts.values()}, now=now)
+        return self.runner.run_pending(list(stored), known=stored)
+
+
+def order_input(order: dict[str, Any], items: Sequence[dict[str, Any]]) -> OrderInput:
+    """An engine order from a mapped Salesforce Order and its mapped items; Load Original Product lines are gone."""
+    lines = []
+    for item in sorted(items, key=lambda i: (str(i.get("line_number") or ""), i["id"])):
+        try:
+            lines.append(LineInput(
+                id=item["id"], action=Action(item.get("action") or "new"), product=item["product"],
+                item=item.get("subscription") or (item["id"] if (item.get("action") or "new") == "new" else None),
+                quantity=_dec(item.get("quantity")), unit_price=_dec(item.get("unit_price")),
+                price_period=PricePeriod(item["price_period"]) if item.get("price_period") else None,
+                start=item.get("start"), end=item.get("end"), term_months=item.get("term_months"),
+                billing_frequency=BillingFrequency(item.get("billing_frequency") or "month"),
+                credit_eligible=bool(item.get("credit_eligible", False)),
+                contract_effective=item.get("contract_effective"),
+                service_activation=item.get("service_activation"),
+                customer_acceptance=item.get("customer_acceptance")))
+        except (KeyError, ValueError) as exc:
+            raise SkippableError(f"order item {item.get('id')}: {exc}") from exc
+    try:
+        return OrderInput(id=order["id"], account=order["account"], owner=order.get("owner") or "",
+                          booked_on=order.get("booked_on") or order.get("start"),
+                          currency=order.get("currency") or "USD", lines=tuple(lines),
+                          bill_cycle_day=order.get("bill_cycle_day"), bill_to=order.get("bill_to"),
+                          sold_to=order.get("sold_to"))
+    except KeyError as exc:
+        raise SkippableError(f"order {order.get('id')}: the mapping gives no {exc}") from exc
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None or value == "" else Decimal(str(value))
+
+
+def _aware(stamp: dt.datetime) -> dt.datetime:
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.timezone.utc)
+
+
+def _mirror_stamps(conn: Connection, sobject: str, ids: Sequence[str]) -> dict[str, dt.datetime]:
+    out: dict[str, dt.datetime] = {}
+    for i in range(0, len(ids), 500):
+        for r in conn.execute(select(t.sf_records.c.id, t.sf_records.c.system_modstamp)
+                              .where(t.sf_records.c.object == sobject, t.sf_records.c.id.in_(ids[i:i + 500]))):
+            out[r.id] = _aware(r.system_modstamp)
+    return out
+
+
+def _mirror(conn: Connection, sobject: str, record_id: str, stamp: dt.datetime, deleted: bool,
+            parent: str | None, data: dict[str, Any]) -> None:
+    conn.execute(delete(t.sf_records).where(t.sf_records.c.object == sobject, t.sf_records.c.id == record_id))
+    conn.execute(insert(t.sf_records).values(object=sobject, id=record_id, system_modstamp=stamp,
+                                             is_deleted=deleted, parent_id=parent,
+                                             data=json.dumps(data, default=_json_default)))
+
+
+def mirrored(conn: Connection, sobject: str, *, parent: str | None = None) -> list[dict[str, Any]]:
+    """Mapped records of an object from the mirror (optionally the children of one parent)."""
+    query = select(t.sf_records.c.data).where(t.sf_records.c.object == sobject,
+                                              t.sf_records.c.is_deleted.is_(False))
+    if parent is not None:
+        query = query.where(t.sf_records.c.parent_id == parent)
+    return [json.loads(d) for d in conn.execute(query).scalars()]
+
+
+def quarantine(conn: Connection, sobject: str, record_id: str, stamp: dt.datetime, reason: str,
+               now: dt.datetime) -> None:
+    """Put a record in quarantine (or refresh the reason of one already there)."""
+    found = conn.execute(select(t.quarantine.c.first_seen).where(
+        t.quarantine.c.object == sobject, t.quarantine.c.record_id == record_id)).first()
+    if found:
+        conn.execute(update(t.quarantine).where(t.quarantine.c.object == sobject,
+                                                t.quarantine.c.record_id == record_id)
+                     .values(reason=reason, system_modstamp=stamp, last_seen=now, released_at=None))
+    else:
+        conn.execute(insert(t.quarantine).values(object=sobject, record_id=record_id, system_modstamp=stamp,
+                                                 reason=reason, first_seen=now, last_seen=now))
+    log.warning("quarantined %s %s: %s", sobject, record_id, reason)
+
+
+def release(conn: Connection, sobject: str, record_id: str, now: dt.datetime) -> None:
+    """A quarantined record that now maps is released."""
+    conn.execute(update(t.quarantine).where(and_(t.quarantine.c.object == sobject,
+                                                 t.quarantine.c.record_id == record_id,
+                                                 t.quarantine.c.released_at.is_(None)))
+                 .values(released_at=now))
+
+
+def save_cursor(conn: Connection, sobject: str, cursor: dt.datetime, now: dt.datetime) -> None:
+    """Save the daemon's cursor of one object."""
+    conn.execute(delete(t.sync_cursors).where(t.sync_cursors.c.object == sobject))
+    conn.execute(insert(t.sync_cursors).values(object=sobject, cursor=cursor, updated_at=now))
+
+
+def load_cursor(conn: Connection, sobject: str) -> dt.datetime | None:
+    """The daemon's saved cursor of one object."""
+    value = conn.execute(select(t.sync_cursors.c.cursor).where(t.sync_cursors.c.object == sobject)).scalar()
+    return None if value is None else _aware(value)
+
+
+def salesforce_calendar(store: Engine) -> ExplicitFiscalCalendar:
+    """The fiscal calendar from Salesforce's monthly Period records taken in."""
+    with store.connect() as conn:
+        rows = [(r.start, r.end, r.fiscal_year, r.quarter) for r in conn.execute(select(t.fiscal_periods))]
+    if not rows:
+        raise FiscalCalendarError("no fiscal periods have been read from Salesforce yet",
+                                  hint="check that the org defines fiscal periods (Setup → Fiscal Year) "
+                                       "and that Period is in [sync] objects")
+    return ExplicitFiscalCalendar.from_rows(rows, source="Salesforce Period records")
