@@ -50,10 +50,12 @@ class ChangeBatch:
 
 
 def change_query(sobject: str, fields: Sequence[str], since: dt.datetime | None,
-                 until: dt.datetime | None = None) -> Query:
+                 until: dt.datetime | None = None, where: tuple[str, str, Any] | None = None) -> Query:
     """The SOQL of one window, with every value quoted by the SOQL builder."""
     wanted = list(dict.fromkeys([*SYSTEM_FIELDS, *fields]))
     query = select(*wanted).from_(sobject)
+    if where is not None:
+        query = query.where(*where)
     if since is not None:
         query = query.where("SystemModstamp", ">=", since)
     if until is not None:
@@ -69,11 +71,12 @@ class PollingSource:
         self.clock = clock
         self.lookback = lookback
 
-    def poll(self, sobject: str, fields: Sequence[str], cursor: dt.datetime | None) -> ChangeBatch:
+    def poll(self, sobject: str, fields: Sequence[str], cursor: dt.datetime | None,
+             where: tuple[str, str, Any] | None = None) -> ChangeBatch:
         """Every record of `sobject` changed at or after `cursor − lookback` (all of them without a cursor)."""
         tick_start = self.clock.now()
         since = None if cursor is None else cursor - self.lookback
-        records = list(self.client.read(change_query(sobject, fields, since), include_deleted=True))
+        records = list(self.client.read(change_query(sobject, fields, since, where=where), include_deleted=True))
         # The next window starts at the newest change seen, but never after this tick began.
         newest = max((modstamp(r) for r in records), default=None)
         next_cursor = tick_start if newest is None else min(newest, tick_start)
@@ -81,7 +84,7 @@ class PollingSource:
             next_cursor = max(next_cursor, cursor)
         return ChangeBatch(sobject, records, next_cursor)
 
-    def window(self, sobject: str, fields: Sequence[str], since: dt.datetime,
-               until: dt.datetime) -> Iterator[dict[str, Any]]:
+    def window(self, sobject: str, fields: Sequence[str], since: dt.datetime, until: dt.datetime,
+               where: tuple[str, str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Records changed in [since, until), for bounded runs that leave the daemon's cursors alone."""
-        return self.client.read(change_query(sobject, fields, since, until), include_deleted=True)
+        return self.client.read(change_query(sobject, fields, since, until, where), include_deleted=True)
