@@ -35,8 +35,10 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(report_app, name="report")
 app.add_typer(regenerate_app, name="regenerate")
 
-console = Console()
-err_console = Console(stderr=True)
+# soft wrap: messages are not cut at 80 columns when output goes to a pipe or a log (long paths
+# and error lines stay whole, so they can be searched); tables are laid out by render.print_rows
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class Format(str, Enum):
