@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import Engine
 
 from connector.clock import Clock
@@ -72,7 +72,7 @@ class LineDoc(_Doc):
     id: str = Field(min_length=1)
     action: Action
     product: str
-    subscription: str | None = None
+    subscription: str | None = Field(default=None, validate_default=True)
     quantity: Amount | None = Field(default=None, ge=0)
     unit_price: Amount | None = Field(default=None, ge=0)
     price_period: PricePeriod | None = None
@@ -85,14 +85,24 @@ class LineDoc(_Doc):
     service_activation: dt.date | None = None
     customer_acceptance: dt.date | None = None
 
-    @model_validator(mode="after")
-    def _needs_subscription(self) -> "LineDoc":
-        if self.action is not Action.NEW and not self.subscription:
-            raise ValueError(f"`subscription` is required for a {self.action.value} line "
+    # field validators, not a model validator: they name the field, and they run even when other
+    # fields of the same line are wrong, so every problem of the file is listed at once
+    @field_validator("subscription")
+    @classmethod
+    def _needs_subscription(cls, value: str | None, info: ValidationInfo) -> str | None:
+        action = info.data.get("action")
+        if action is not None and action is not Action.NEW and not value:
+            raise ValueError(f"`subscription` is required for a {action.value} line "
                              "(the subscription it changes)")
-        if self.start and self.end and self.end < self.start:
-            raise ValueError(f"end {self.end} is before start {self.start}")
-        return self
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("start")
+        if start and value and value < start:
+            raise ValueError(f"end {value} is before start {start}")
+        return value
 
 
 class OrderDoc(_Doc):
