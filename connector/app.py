@@ -33,7 +33,22 @@ class App:
 
     @cached_property
     def calendar(self) -> FiscalCalendar:
+        return self.current_calendar()
+
+    def current_calendar(self) -> FiscalCalendar:
+        """The fiscal calendar now: from configuration, or from the Period records taken in."""
+        if self.config.fiscal.source == "salesforce":
+            from connector.ingest import salesforce_calendar
+
+            return salesforce_calendar(self.store)
         return self.config.fiscal_calendar()
+
+    def refresh_calendar(self) -> None:
+        """Use the Period records taken in since the last look (Salesforce as the calendar's source)."""
+        if self.config.fiscal.source == "salesforce":
+            calendar = self.current_calendar()
+            self.__dict__["calendar"] = calendar
+            self.runner.ctx = JobContext(calendar, self.settings)
 
     @cached_property
     def settings(self) -> EngineSettings:
@@ -44,6 +59,18 @@ class App:
         return JobRunner(self.store, JobContext(self.calendar, self.settings), self.clock,
                          max_attempts=self.config.jobs.max_attempts,
                          backoff_seconds=self.config.jobs.backoff_seconds)
+
+    def salesforce_settings(self):
+        """The validated [salesforce] settings with their secrets (ConfigError when missing or wrong)."""
+        from connector.salesforce.settings import load_settings
+
+        return load_settings(self.config.salesforce, source=self.config.source, base_dir=self.config.base_dir)
+
+    def salesforce_client(self, session=None):
+        """A Salesforce client for the configured org."""
+        from connector.salesforce.client import SalesforceClient
+
+        return SalesforceClient(self.salesforce_settings(), session=session, clock=self.clock)
 
     def calendar_changed(self) -> bool:
         """True when ARR rows were made on another fiscal calendar than the configured one."""

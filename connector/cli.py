@@ -20,7 +20,7 @@ from connector.config import Config, StoreConfig, load_config
 from connector.errors import RevsyncError, ValidationFailed
 from connector.importer import import_document, load_file, parse
 from connector.jobs import regenerate_arr
-from connector.render import print_rows
+from connector.render import object_to_json, print_rows
 
 EXIT_ERROR = 1  # something failed; the message says what is left and what to run
 EXIT_INVALID = 2  # bad input or configuration; nothing was changed
@@ -195,6 +195,33 @@ def report_order_metrics(ctx: typer.Context, order: Annotated[Optional[str], typ
     with _app(ctx).store.connect() as conn:
         rows = reports.order_metrics(conn, order=order)
     print_rows(rows, _fmt(ctx, fmt), title="order metrics")
+
+
+@app.command("quarantine")
+def quarantine_cmd(ctx: typer.Context,
+                   all_: Annotated[bool, typer.Option("--all", help="include released records")] = False,
+                   fmt: FormatOpt = None) -> None:
+    """Salesforce records held back (mapping or validation failed), with the reason.
+
+    Fixing the record in Salesforce releases it at the next sync.
+    """
+    with _app(ctx).store.connect() as conn:
+        rows = reports.quarantined(conn, include_released=all_)
+    print_rows(rows, _fmt(ctx, fmt), title="quarantine")
+
+
+@app.command("status")
+def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
+    """Cursors and lag, API usage, outbox depth, failed jobs and quarantined records."""
+    the_app = _app(ctx)
+    with the_app.store.connect() as conn:
+        info = reports.status(conn, the_app.clock.now())
+    if (fmt.value if fmt else "table") == "json":
+        console.file.write(object_to_json(info) + "\n")
+        return
+    print_rows(info["cursors"], "table", title="cursors")
+    console.print(f"outbox: {info['outbox'] or 'empty'}; failed jobs: {info['failed_jobs']}; "
+                  f"quarantined records: {info['quarantined']}; API usage: {info['api_usage'] or 'unknown'}")
 
 
 @app.command("demo")

@@ -19,7 +19,14 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
+
+
+def object_to_json(obj: dict[str, Any]) -> str:
+    """One JSON object; amounts as exact decimal strings, dates as YYYY-MM-DD."""
+    return json.dumps(_plain(obj), indent=2)
 
 
 def to_json(rows: Sequence[dict[str, Any]]) -> str:

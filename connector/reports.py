@@ -211,3 +211,30 @@ def jobs(conn: Connection, *, failed_only: bool = False) -> list[dict[str, Any]]
     if failed_only:
         query = query.where(j.status == "failed")
     return [row._asdict() for row in conn.execute(query)]
+
+
+def quarantined(conn: Connection, *, include_released: bool = False) -> list[dict[str, Any]]:
+    """Salesforce records held back because they could not be mapped or activated, with the reason."""
+    q = t.quarantine.c
+    query = select(q.object, q.record_id, q.reason, q.system_modstamp, q.first_seen, q.last_seen,
+                   q.released_at).order_by(q.first_seen, q.object, q.record_id)
+    if not include_released:
+        query = query.where(q.released_at.is_(None))
+    return [row._asdict() for row in conn.execute(query)]
+
+
+def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
+    """Cursors and their lag, outbox depth, failed jobs and quarantined records, from the store."""
+    cursors = []
+    for row in conn.execute(select(t.sync_cursors).order_by(t.sync_cursors.c.object)):
+        cursor = row.cursor if row.cursor.tzinfo else row.cursor.replace(tzinfo=dt.timezone.utc)
+        cursors.append({"object": row.object, "cursor": cursor,
+                        "lag_seconds": round((now - cursor).total_seconds(), 1)})
+    outbox = {state: count for state, count in conn.execute(
+        select(t.outbox.c.state, func.count()).group_by(t.outbox.c.state))}
+    failed_jobs = conn.execute(select(func.count()).select_from(t.jobs).where(t.jobs.c.status == "failed")).scalar()
+    held = conn.execute(select(func.count()).select_from(t.quarantine)
+                        .where(t.quarantine.c.released_at.is_(None))).scalar()
+    usage = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "api_usage")).scalar()
+    return {"cursors": cursors, "outbox": outbox, "failed_jobs": failed_jobs, "quarantined": held,
+            "api_usage": usage}
