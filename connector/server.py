@@ -148,6 +148,24 @@ class Dispatcher:
         return _respond(start_response, "200 OK", generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
 
 
+class _Cheroot(wsgi.Server):
+    """cheroot's WSGI server, closing its socket when the bind fails."""
+
+    # Short select timeout of the serving loop: stop() waits for one, and the daemon's warm
+    # shutdown should not (cheroot's default is 0.5 s; the wake-ups cost nothing measurable).
+    expiration_interval = 0.1
+
+    @staticmethod
+    def bind_socket(socket_, bind_addr):
+        """Bind, closing the socket on failure (cheroot leaves it to the garbage collector)."""
+        try:
+            socket_.bind(bind_addr)
+        except OSError:
+            socket_.close()
+            raise
+        return socket_
+
+
 class Server:
     """The daemon's HTTP server, on cheroot in a background thread; `start()` then `stop()`."""
 
@@ -162,7 +180,7 @@ class Server:
         self.app = Dispatcher(health=Health(store, clock, metrics, cycle_interval), metrics=metrics,
                               store=store, clock=clock, outbound=outbound)
         self.threads = threads
-        self._server: wsgi.Server | None = None
+        self._server: _Cheroot | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -184,7 +202,7 @@ class Server:
         if self._server is not None:
             raise RuntimeError("the server is already started")
         s = self.settings
-        server = wsgi.Server((s.host, s.port), self.app, numthreads=self.threads, server_name="revsync")
+        server = _Cheroot((s.host, s.port), self.app, numthreads=self.threads, server_name="revsync")
         # cheroot refuses larger bodies with 413 before the application reads them.
         server.max_request_body_size = s.max_body_bytes
         if s.tls_cert is not None and s.tls_key is not None:

@@ -223,7 +223,13 @@ def fault(reason: str, *, client: bool = True) -> bytes:
 
 
 class OutboundReceiver:
-    """WSGI application receiving Outbound Messages for the configured org(s) and objects."""
+    """WSGI application receiving Outbound Messages for the configured org(s) and objects.
+
+    `on_notified(object, record_ids)` runs after the commit and before the answer, once per object
+    of the message: it should only wake the daemon (set an event, queue the ids), since Salesforce
+    gives up on a delivery not answered within 60 seconds and sends it again later (Salesforce
+    Help, "Outbound Message Considerations").
+    """
 
     def __init__(self, store: Engine, clock: Clock, *, org_ids: Sequence[str],
                  objects: Sequence[str] = DEFAULT_OBJECTS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -304,18 +310,22 @@ class OutboundReceiver:
             try:
                 with self.store.begin() as conn:
                     new = store_notifications(conn, message.notifications, at)
-                break
-            except IntegrityError:
+            except IntegrityError as exc:
                 # Another delivery of the same notification committed between our read and our
                 # insert; the second attempt sees its row and inserts nothing.
-                if attempt == 2:
-                    raise
+                failure: SQLAlchemyError = exc
+                if attempt == 1:
+                    continue
             except SQLAlchemyError as exc:
-                log.error("outbound message not stored (Salesforce will resend it): %s", exc)
-                raise MessageRefused("the connector could not store the message; it will be retried",
-                                     status="500 Internal Server Error", soap=True, client=False) from exc
-        log.info("outbound message from action %s: %d notification(s), %d new",
-                 message.action_id, len(message.notifications), new)
+                failure = exc
+            else:
+                log.info("outbound message from action %s: %d notification(s), %d new",
+                         message.action_id, len(message.notifications), new)
+                return
+            break
+        log.error("outbound message not stored (Salesforce will resend it): %s", failure)
+        raise MessageRefused("the connector could not store the message; it will be retried",
+                             status="500 Internal Server Error", soap=True, client=False) from failure
 
     def _notify(self, message: OutboundMessage) -> None:
         if self.on_notified is None:

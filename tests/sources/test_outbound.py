@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import shutil
 import time
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, event, func, insert, select
 
 from connector.clock import FrozenClock
 from connector.sources.outbound import (
@@ -279,6 +280,29 @@ def test_a_body_over_the_limit_is_refused_unread(store, clock):
     assert stored(store) == []
     roomy = receiver(store, clock, max_body_bytes=len(RECORDED))
     assert post(roomy, RECORDED, chunked=True)[2] == ACK
+
+
+def test_a_concurrent_delivery_of_the_same_notification_is_stored_once(store, clock, caplog):
+    """The other delivery commits between our read of known ids and our insert."""
+    raced = []
+
+    def other_delivery_commits_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO notifications") and not raced:
+            raced.append(statement)
+            with store.begin() as other:
+                other.execute(insert(t.notifications).values(
+                    notification_id="04l570000176YSmAAM", object="DiscountRule__c",
+                    record_id="a025700000OPgOjAAL", received_at=NOW))
+
+    caplog.set_level(logging.INFO, logger="connector.sources.outbound")
+    event.listen(store, "before_cursor_execute", other_delivery_commits_first)
+    try:
+        status, _, body = post(receiver(store, clock), RECORDED)
+    finally:
+        event.remove(store, "before_cursor_execute", other_delivery_commits_first)
+    assert raced and (status, body) == ("200 OK", ACK)
+    assert len(stored(store)) == 1
+    assert "1 notification(s), 0 new" in caplog.text  # the retry found the other delivery's row
 
 
 def test_an_unreachable_store_gets_a_server_fault_so_salesforce_resends(clock, tmp_path):
