@@ -267,9 +267,8 @@ class ArrRow(NamedTuple):
         return self.closing_arr - self.opening_arr
 
 
-@dataclass(frozen=True)
-class OrderMetric:
-    """A Zuora-style order metric row for one line (SPEC section 6)."""
+class OrderMetric(NamedTuple):
+    """A Zuora-style order metric row for one line (SPEC section 6). A named tuple: there are many."""
 
     line: str
     metric: str
