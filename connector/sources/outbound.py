@@ -275,7 +275,9 @@ class OutboundReceiver:
             try:
                 size = int(length)
             except ValueError:
-                raise MessageRefused("malformed Content-Length", status="400 Bad Request", soap=False) from None
+                size = -1
+            if size < 0:
+                raise MessageRefused("malformed Content-Length", status="400 Bad Request", soap=False)
             if size > self.max_body_bytes:
                 raise too_large
             return stream.read(size)

@@ -263,8 +263,9 @@ def test_a_message_without_notifications_gets_a_fault(store, clock):
     ({"content_type": "application/soap+xml"}, "415 Unsupported Media Type"),
     ({"content_type": ""}, "415 Unsupported Media Type"),
     ({"length": "nine"}, "400 Bad Request"),
+    ({"length": "-1"}, "400 Bad Request"),
     ({"length": ""}, "411 Length Required"),
-], ids=["get", "put", "json", "soap12", "no-type", "bad-length", "no-length"])
+], ids=["get", "put", "json", "soap12", "no-type", "bad-length", "negative-length", "no-length"])
 def test_wrong_requests_are_refused(store, clock, kwargs, status):
     got, headers, body = post(receiver(store, clock), RECORDED, **kwargs)
     assert got == status and b"Ack" not in body
