@@ -19,6 +19,7 @@ from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalCalendar, Stan
 from connector.engine.model import TriggerDate
 from connector.engine.settings import ALL_ORDER_METRICS, EngineSettings
 from connector.errors import ConfigError, FiscalCalendarError, Problem
+from connector.server import ServerSettings
 
 DEFAULT_FILE = "config.toml"
 
@@ -83,6 +84,8 @@ class Config(_Section):
     jobs: JobsConfig = JobsConfig()
     reports: ReportsConfig = ReportsConfig()
     sync: SyncConfig = SyncConfig()
+    #: the health, metrics and Outbound Message endpoint of `revsync sync`; off without the table
+    server: ServerSettings | None = None
     #: validated by connector.salesforce.settings.load_settings when a command needs the org
     salesforce: dict[str, Any] | None = None
 

@@ -38,7 +38,10 @@ Orders = dict[str, "repo.StoredOrder"]
 
 def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
     """Draw prepaid credit for the credit-eligible lines of each order, once per order, in order."""
-    done = repo.orders_with_drawdowns(conn, list(orders))
+    # Reviewed orders are those with drawdowns, and those whose review already succeeded even
+    # if it drew nothing (an empty balance): a grant imported later is not drawn by a re-run.
+    done = repo.orders_with_drawdowns(conn, list(orders)) | repo.orders_with_job(conn, list(orders),
+                                                                                 "credit_review", "succeeded")
     todo = [o for o in orders.values() if o.id not in done and any(l.credit_eligible for _, l in o.lines)]
     if not todo:
         return

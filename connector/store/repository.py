@@ -297,6 +297,15 @@ def orders_with_drawdowns(conn: Connection, order_ids: Sequence[str]) -> set[str
     return out
 
 
+def orders_with_job(conn: Connection, order_ids: Sequence[str], kind: str, status: str) -> set[str]:
+    """Orders among these whose job of this kind has this status."""
+    out: set[str] = set()
+    for chunk in _chunks(list(order_ids)):
+        out.update(conn.execute(select(t.jobs.c.order_id).where(
+            t.jobs.c.order_id.in_(chunk), t.jobs.c.kind == kind, t.jobs.c.status == status)).scalars())
+    return out
+
+
 def save_drawdowns(conn: Connection, drawdowns: Sequence[Drawdown], pks: dict[str, int]) -> None:
     """Record credit drawdowns (one per line at most: the primary key refuses a second)."""
     if drawdowns:
