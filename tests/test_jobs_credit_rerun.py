@@ -1,6 +1,7 @@
 """Re-running a credit review that drew nothing (empty balance) does not draw a later grant."""
 import datetime as dt
 import json
+from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -44,4 +45,4 @@ def test_a_review_that_drew_nothing_is_not_redone_after_a_new_grant(tmp_path):
     with store.connect() as conn:
         drawn = conn.execute(select(t.credit_drawdowns.c.order_id, t.credit_drawdowns.c.amount)).all()
     store.dispose()
-    assert [(order, str(amount.normalize())) for order, amount in drawn] == [("O-1", "1E+2")]
+    assert drawn == [("O-1", Decimal(100))]
