@@ -1,0 +1,149 @@
+"""`revsync sync`: the loop poll → ingest → activate and jobs → write-back, until told to stop.
+
+The first SIGTERM/SIGINT finishes the batch in hand and stops (warm shutdown); a second stops at
+once (cold). Every step commits what it has done with the cursor or outbox state that goes with
+it, so a `kill -9` at any point loses nothing and duplicates nothing after a restart.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from sqlalchemy import select
+
+from connector.clock import Clock
+from connector.errors import FatalError
+from connector.ingest import TakeResult
+from connector.salesforce.soql import select as soql_select
+from connector.sources.outbound import mark_processed, pending_notifications
+from connector.sync import SyncService
+
+log = logging.getLogger("revsync.daemon")
+
+
+class Writer(Protocol):
+    """What the daemon needs from the write-back (connector.writers)."""
+
+    def flush(self) -> Any: ...
+
+    def left(self) -> dict[str, int]: ...
+
+
+class Stopper:
+    """Signal handling: the first signal asks for a warm stop, the second stops at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signals = 0
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, _frame) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            log.info("stopping after the batch in hand (send the signal again to stop at once)",
+                     extra={"signal": signal.Signals(signum).name})
+            self.event.set()
+        else:
+            log.warning("stopping at once", extra={"signal": signal.Signals(signum).name})
+            raise SystemExit(130)
+
+    @property
+    def stopping(self) -> bool:
+        return self.event.is_set()
+
+
+@dataclass
+class DaemonResult:
+    """How the daemon's run ended."""
+
+    cycles: int = 0
+    left: dict[str, int] = field(default_factory=dict)
+
+
+class Daemon:
+    """Runs sync cycles on an interval, serving notifications in between."""
+
+    def __init__(self, service: SyncService, clock: Clock, *, interval: dt.timedelta,
+                 writer: Writer | None = None, metrics: Any = None,
+                 after_cycle: Callable[[], None] | None = None):
+        self.service = service
+        self.clock = clock
+        self.interval = interval
+        self.writer = writer
+        self.metrics = metrics
+        self.after_cycle = after_cycle
+        self.stopper = Stopper()
+        self.wake = threading.Event()
+
+    def notified(self, sobject: str, record_ids: list[str]) -> None:
+        """Called by the Outbound Message receiver after it stored notifications: sync now."""
+        self.wake.set()
+
+    def take_notifications(self) -> int:
+        """Read the records named by stored Outbound Messages at once and take them in."""
+        store = self.service.ingestor.store
+        with store.connect() as conn:
+            pending = pending_notifications(conn, 500)
+        if not pending:
+            return 0
+        by_object: dict[str, list] = {}
+        for n in pending:
+            by_object.setdefault(n.object, []).append(n)
+        for sobject, notes in by_object.items():
+            ids = sorted({n.record_id for n in notes})
+            fields = ["Id", "SystemModstamp", "IsDeleted", *self.service.mappings.fields(sobject)]
+            query = soql_select(*dict.fromkeys(fields)).from_(sobject).where("Id", "IN", ids)
+            records = list(self.service.client.query_all(query))
+            result = TakeResult(sobject)
+            with store.begin() as conn:
+                self.service.ingestor.take_records(conn, sobject, records, result, self.clock.now())
+                mark_processed(conn, [n.id for n in notes], self.clock.now())
+        return len(pending)
+
+    def cycle(self) -> None:
+        """One full cycle: notifications, polling, activation and jobs, write-back."""
+        self.take_notifications()
+        report = self.service.cycle(should_stop=lambda: self.stopper.stopping)
+        if self.writer is not None and not self.stopper.stopping:
+            self.writer.flush()
+        if self.metrics is not None:
+            for taken in report.taken:
+                self.metrics.add_ingested(taken.object, taken.taken)
+            usage = self.service.client.api_usage
+            if usage is not None:
+                self.metrics.set_api_usage(usage.used, usage.limit)
+            self.metrics.cycle_succeeded(self.clock.now())
+        if self.after_cycle is not None:
+            self.after_cycle()
+        log.info("cycle done", extra={
+            "records": sum(t.taken for t in report.taken), "quarantined": report.quarantined,
+            "activated": len(report.activated), "failed_jobs": sum(not j.ok for j in report.jobs)})
+
+    def run(self, *, once: bool = False, install_signals: bool = True) -> DaemonResult:
+        """Loop until stopped (or one cycle with `once`); returns what is left to write."""
+        if install_signals:
+            self.stopper.install()
+        result = DaemonResult()
+        while True:
+            self.cycle()
+            result.cycles += 1
+            if once or self.stopper.stopping:
+                break
+            self.wake.clear()
+            # wait out the interval, waking early for a notification or a stop
+            deadline = self.interval.total_seconds()
+            while deadline > 0 and not self.stopper.stopping and not self.wake.is_set():
+                step = min(deadline, 0.5)
+                self.stopper.event.wait(step)
+                deadline -= step
+            if self.stopper.stopping:
+                break
+        result.left = self.writer.left() if self.writer is not None else {}
+        return result
