@@ -234,7 +234,8 @@ def read_record(mapping: ObjectMapping, record: Mapping[str, Any]) -> dict[str, 
                 value = spec.map[key]
             value = coerce(value, type_, reading=True)
             if spec.reference is not None and not _SF_ID.fullmatch(str(value)):
-                raise ValueError(f"is not a Salesforce Id of a {spec.reference} record")
+                article = "an" if spec.reference[0] in "AEIOUaeiou" else "a"
+                raise ValueError(f"is not a Salesforce Id (of {article} {spec.reference} record)")
             _check_choice(mapping, target, value)
         except ValueError as exc:
             raise MappingError(mapping.object, record_id, f"{spec.source} → {target}", raw, str(exc),

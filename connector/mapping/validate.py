@@ -42,7 +42,7 @@ _WRITE_FITS = {
 
 def where(path: str, target: str | None = None, key: str | None = None) -> str:
     """`mappings/X.toml: [fields.target] key`, `mappings/X.toml: key` or `mappings/X.toml`."""
-    parts = [f"[fields.{target}]" if target is not None else None, key]
+    parts = [f"[fields.{_toml_key(target)}]" if target is not None else None, key]
     inner = " ".join(p for p in parts if p)
     return f"{path}: {inner}" if inner else path
 
