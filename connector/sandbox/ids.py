@@ -67,15 +67,25 @@ def base62(n: int, width: int) -> str:
     return s.rjust(width, "0")
 
 
+def from_base62(text: str) -> int:
+    """The integer a base-62 string stands for."""
+    n = 0
+    for ch in text:
+        n = n * 62 + _BASE62.index(ch)
+    return n
+
+
 class IdFactory:
     """Hands out new 18-character Ids for a key prefix, like an org on one instance."""
 
     #: a fixed "instance" part so Ids look like they come from one pod (characters 4-6)
     POD = "8d0"
 
-    def __init__(self, start: int = 916_132_832):
-        # The default start (62**5) makes the sequence part mix digits and letters from the first Id,
-        # so clients that mishandle case are caught early.
+    def __init__(self, start: int | None = None):
+        # The default start makes the sequence part mix upper- and lower-case letters from the first Id,
+        # so clients that mishandle case (or drop the checksum) are caught early.
+        if start is None:
+            start = from_base62("Ra8G0K")
         self._counter = itertools.count(start)
         self._lock = threading.Lock()
 

@@ -439,9 +439,6 @@ class _Parser:
         fdef = obj.field(parts[-1])
         if fdef is None:
             raise _error(self.text, pos, "INVALID_FIELD",
-                         f"\n{'.'.join(parts)}\nNo such column '{parts[-1]}' on entity '{obj.name}'. If you are attempting "
-                         "to use a custom field, be sure to append the '__c' after the custom field name. Please "
-                         "reference your WSDL or the describe call for the appropriate names."[1:] if False else
                          f"No such column '{parts[-1]}' on entity '{obj.name}'. If you are attempting to use a custom "
                          "field, be sure to append the '__c' after the custom field name. Please reference your WSDL "
                          "or the describe call for the appropriate names.")
@@ -477,8 +474,6 @@ class _Parser:
                              f"invalid operator on {ftype} field: LIKE")
             if ftype == "boolean" and cmp.op not in ("=", "!="):
                 raise _error(self.text, lit.pos, "INVALID_FIELD", f"invalid operator on boolean field: {cmp.op}")
-            if cmp.op in ("<", "<=", ">", ">=") and ftype in ("id", "reference", "picklist") and False:
-                pass
 
 
 def _parse_datetime_literal(text: str, t: Token) -> str:

@@ -1,0 +1,19 @@
+"""The sandbox org: a local Salesforce for the demo and the tests.
+
+Modules: ``org`` (state, DML, queries, sessions, limits), ``soql`` (the strict SOQL subset),
+``schema`` (describe, from ``standard_objects.json`` and the DX metadata in ``salesforce/``),
+``ids`` (18-character Ids), ``bulk`` (Bulk API 2.0 jobs), ``auth`` (OAuth token endpoint),
+``faults`` (fault rules), ``app`` (the WSGI app), ``transport`` (in-process ``requests`` adapter),
+``server`` (HTTPS on loopback with cheroot + trustme), ``seed`` (loading a JSON seed file).
+
+Typical in-process use::
+
+    from connector.sandbox.org import Org
+    from connector.sandbox.seed import load_seed
+    from connector.sandbox.transport import sandbox_session
+
+    org = Org()
+    refs = load_seed(org, "seed.json")
+    session = sandbox_session(org, token=org.issue_token())
+    session.get("https://sandbox.revsync.test/services/data/v60.0/query", params={"q": "SELECT Id FROM Account"})
+"""
