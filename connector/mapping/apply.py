@@ -185,8 +185,8 @@ def lookup(record: Mapping[str, Any], path: str) -> Any:
     """
     if path in record:
         return record[path]
-    lowered = {k.lower(): k for k in record}
-    if path.lower() in lowered:  # Salesforce field names are case-insensitive
+    lowered = {k.lower(): k for k in record}  # only on a miss: field names are case-insensitive
+    if path.lower() in lowered:
         return record[lowered[path.lower()]]
     head, sep, rest = path.partition(".")
     if not sep:

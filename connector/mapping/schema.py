@@ -13,13 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-#: TOML values a mapping may write as a constant, default or map value (TOML floats arrive as Decimal)
-Scalar = str | bool | int | Decimal | dt.date | dt.datetime
-
 CoercionType = Literal["date", "datetime", "decimal", "integer", "boolean", "string"]
 
 
 def _scalar(value: Any) -> Any:
+    # TOML values a mapping may use as a constant, default or map value (TOML floats arrive as Decimal)
     if value is None or isinstance(value, (str, bool, int, Decimal, dt.date, dt.datetime, dt.time)):
         if isinstance(value, dt.time):
             raise ValueError("a time of day alone is not a field value; write a date or a date-time")
@@ -30,7 +28,7 @@ def _scalar(value: Any) -> Any:
 class FieldSpec(BaseModel):
     """One `[fields.<target>]` table: where a field's value comes from and how it is converted."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: reading: a Salesforce field or relationship path (`Product2.Name`); writing: an engine field
     source: str | None = None

@@ -5,12 +5,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from mapping_support import REPO, SHIPPED
 
 from connector.mapping import MappingSet, load_mappings
 from connector.sandbox.schema import load_schema
-
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "mappings"
 
 
 @pytest.fixture(scope="session")

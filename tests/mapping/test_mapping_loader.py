@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SHIPPED
+from mapping_support import SHIPPED
 
 from connector.errors import ConfigError, ValidationFailed
 from connector.mapping import load_mappings, validate_command

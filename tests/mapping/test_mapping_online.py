@@ -3,7 +3,7 @@ of the shipped Salesforce metadata, in the recorded describe shape)."""
 from __future__ import annotations
 
 import pytest
-from conftest import SHIPPED
+from mapping_support import SHIPPED
 
 from connector.errors import ConfigError
 from connector.mapping import load_mappings, validate_command, validate_online
