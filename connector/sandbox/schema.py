@@ -57,6 +57,8 @@ class FieldDef:
     name_field: bool = False
     default_value: object = None
     custom: bool = False
+    #: custom lookups: the child relationship name from the metadata's <relationshipName> (e.g. Subscriptions)
+    child_relationship: str | None = None
 
     @property
     def is_id_like(self) -> bool:
@@ -233,7 +235,7 @@ def _child_relationship(child: ObjectDef, f: FieldDef) -> str | None:
     # Standard child relationships are the plural label without spaces (Opportunities, OrderItems);
     # custom lookups carry their own relationshipName (Subscriptions -> Subscriptions__r).
     if f.custom:
-        return (f.relationship_name or child.name).replace("__r", "") + "__r"
+        return (f.child_relationship or child.name.removesuffix("__c")) + "__r"
     if f.name in ("CreatedById", "LastModifiedById", "OwnerId", "ActivatedById"):
         return None
     return child.label_plural.replace(" ", "") if f.name != "ParentId" else "ChildAccounts"
@@ -367,7 +369,11 @@ def _field_from_xml(el) -> FieldDef:
         name=_text(el, "fullName"), type=ftype, label=_text(el, "label") or "",
         length=int(_text(el, "length") or (18 if ftype == "reference" else 255 if ftype == "picklist" else 0)),
         precision=precision, scale=scale,
-        reference_to=[ref] if ref else [], relationship_name=rel + "__r" if rel else None,
+        # A custom lookup's parent relationship is the field name with __r; <relationshipName> names the
+        # child relationship seen from the parent (Object Reference, "Relationships among objects").
+        reference_to=[ref] if ref else [],
+        relationship_name=_text(el, "fullName").removesuffix("__c") + "__r" if ref else None,
+        child_relationship=rel,
         picklist_values=values, restricted_picklist=restricted,
         required=(_text(el, "required") or "false") == "true",
         external_id=(_text(el, "externalId") or "false") == "true",

@@ -255,7 +255,8 @@ class _Parser:
             raise _error(self.text, count_tok.pos, "MALFORMED_QUERY",
                          "Field must be grouped or aggregated: " + raw_select[-1].text)
         self.expect_kw("FROM")
-        if self.tok.kind != "ident" or "." in self.tok.text:
+        # Object names may collide with keywords (FROM Order), so keywords are accepted here.
+        if self.tok.kind not in ("ident", "kw") or "." in self.tok.text:
             self.unexpected()
         obj_tok = self.advance()
         obj = self.schema.get(obj_tok.text)
