@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -36,19 +37,18 @@ class App:
         return self.current_calendar()
 
     def current_calendar(self) -> FiscalCalendar:
-        """The fiscal calendar now: from configuration, or from the Period records taken in."""
+        """The fiscal calendar: from configuration, or from the Period records taken in (read lazily)."""
         if self.config.fiscal.source == "salesforce":
-            from connector.ingest import salesforce_calendar
+            from connector.ingest import StoreCalendar
 
-            return salesforce_calendar(self.store)
+            return StoreCalendar(self.store)
         return self.config.fiscal_calendar()
 
     def refresh_calendar(self) -> None:
-        """Use the Period records taken in since the last look (Salesforce as the calendar's source)."""
-        if self.config.fiscal.source == "salesforce":
-            calendar = self.current_calendar()
-            self.__dict__["calendar"] = calendar
-            self.runner.ctx = JobContext(calendar, self.settings)
+        """Look again at the Period records taken in (when Salesforce is the calendar's source)."""
+        refresh = getattr(self.calendar, "refresh", None)
+        if refresh is not None:
+            refresh()
 
     @cached_property
     def settings(self) -> EngineSettings:
@@ -71,6 +71,25 @@ class App:
         from connector.salesforce.client import SalesforceClient
 
         return SalesforceClient(self.salesforce_settings(), session=session, clock=self.clock)
+
+    def mappings_dir(self) -> Path:
+        """The folder of field mapping files: [sync] mappings_dir, relative to the configuration file.
+
+        Without a configuration that names one, the `mappings/` shipped beside the package is used
+        when the working directory has none.
+        """
+        folder = self.config.base_dir / self.config.sync.mappings_dir
+        shipped = Path(__file__).resolve().parent.parent / "mappings"
+        if not folder.exists() and self.config.sync.mappings_dir == "mappings" and shipped.exists():
+            return shipped
+        return folder
+
+    @cached_property
+    def mappings(self):
+        """The field mappings, validated offline (ConfigError listing every problem)."""
+        from connector.mapping import load_mappings
+
+        return load_mappings(self.mappings_dir())
 
     def calendar_changed(self) -> bool:
         """True when ARR rows were made on another fiscal calendar than the configured one."""

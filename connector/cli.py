@@ -34,6 +34,10 @@ regenerate_app = typer.Typer(help="Rebuild derived records.", no_args_is_help=Tr
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(report_app, name="report")
 app.add_typer(regenerate_app, name="regenerate")
+mappings_app = typer.Typer(help="Field mappings between Salesforce and the engine.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="The local sandbox org (a Salesforce for the demo and tests).", no_args_is_help=True)
+app.add_typer(mappings_app, name="mappings")
+app.add_typer(sandbox_app, name="sandbox")
 
 # soft wrap: messages are not cut at 80 columns when output goes to a pipe or a log (long paths
 # and error lines stay whole, so they can be searched); tables are laid out by render.print_rows
@@ -222,6 +226,62 @@ def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     print_rows(info["cursors"], "table", title="cursors")
     console.print(f"outbox: {info['outbox'] or 'empty'}; failed jobs: {info['failed_jobs']}; "
                   f"quarantined records: {info['quarantined']}; API usage: {info['api_usage'] or 'unknown'}")
+
+
+@mappings_app.command("validate")
+def mappings_validate(ctx: typer.Context,
+                      online: Annotated[bool, typer.Option("--online", help="also check against the org's describe")] = False,
+                      directory: Annotated[Optional[Path], typer.Option("--dir", help="mapping folder")] = None) -> None:
+    """Check the mapping files (every problem at once, each naming file, table and key)."""
+    from connector.mapping import validate_command
+
+    the_app = _app(ctx)
+    folder = directory or the_app.mappings_dir()
+    describe = None
+    if online:
+        client = the_app.salesforce_client()
+        cache: dict[str, dict] = {}
+
+        def describe(sobject: str) -> dict:
+            if sobject not in cache:
+                cache[sobject] = client.describe(sobject)
+            return cache[sobject]
+    problems = validate_command(folder, describe=describe)
+    if problems:
+        raise ValidationFailed(str(folder), problems, hint="fix the mapping files, then validate again")
+    console.print(f"{folder}: the mappings are valid{' against the org' if online else ''}.")
+
+
+@sandbox_app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sandbox_serve(ctx: typer.Context) -> None:
+    """Serve the sandbox org over HTTPS on loopback (options: see `revsync sandbox serve --help-sandbox`)."""
+    from connector.sandbox.server import main as sandbox_main
+
+    args = ["--help" if a == "--help-sandbox" else a for a in ctx.args]
+    raise typer.Exit(sandbox_main(args))
+
+
+@app.command("sync")
+def sync_cmd(ctx: typer.Context,
+             once: Annotated[bool, typer.Option("--once", help="one full cycle, then exit")] = False) -> None:
+    """Run the sync daemon: poll → ingest → activate and jobs → write-back, every sync interval."""
+    from connector.runtime import run_daemon
+
+    code = run_daemon(_app(ctx), once=once)
+    raise typer.Exit(code)
+
+
+@app.command("backfill")
+def backfill_cmd(ctx: typer.Context,
+                 since: Annotated[dt.datetime, typer.Option("--since", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+                                                            help="first day (UTC) of changes to read")],
+                 until: Annotated[Optional[dt.datetime], typer.Option(
+                     "--until", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="end (exclusive, UTC); default now")] = None,
+                 objects: Annotated[Optional[list[str]], typer.Option("--objects", help="objects to read (repeatable)")] = None) -> None:
+    """Read history [since, until) without moving the daemon's cursors; resumes after a crash."""
+    from connector.runtime import run_backfill
+
+    raise typer.Exit(run_backfill(_app(ctx), since, until, objects, console=err_console))
 
 
 @app.command("demo")

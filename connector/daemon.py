@@ -18,8 +18,8 @@ from sqlalchemy import select
 from connector.clock import Clock
 from connector.errors import FatalError
 from connector.ingest import TakeResult
-from connector.salesforce.soql import select as soql_select
 from connector.sources.outbound import mark_processed, pending_notifications
+from connector.sources.poll import change_query
 from connector.sync import SyncService
 
 log = logging.getLogger("revsync.daemon")
@@ -98,8 +98,7 @@ class Daemon:
             by_object.setdefault(n.object, []).append(n)
         for sobject, notes in by_object.items():
             ids = sorted({n.record_id for n in notes})
-            fields = ["Id", "SystemModstamp", "IsDeleted", *self.service.mappings.fields(sobject)]
-            query = soql_select(*dict.fromkeys(fields)).from_(sobject).where("Id", "IN", ids)
+            query = change_query(sobject, self.service.mappings.fields(sobject), None).where("Id", "IN", ids)
             records = list(self.service.client.query_all(query))
             result = TakeResult(sobject)
             with store.begin() as conn:

@@ -113,7 +113,7 @@ class Ingestor:
                 result.quarantined.append((record_id, str(exc)))
                 continue
             parent = None if values is None else values.get(PARENT_FIELD.get(sobject, ""), None)
-            _mirror(conn, sobject, record_id, stamp, deleted, parent, values if values is not None else record)
+            _mirror(conn, sobject, record_id, stamp, deleted, parent, record)
             release(conn, sobject, record_id, now)
             result.deleted += deleted
             result.taken += 1
@@ -162,12 +162,21 @@ class Ingestor:
             .where(t.quarantine.c.object == "Order", t.quarantine.c.released_at.is_(None)))}
         out = []
         for row in rows:
-            data = json.loads(row.data)
-            if str(data.get("status", "")).lower() != "activated" or row.id in taken:
+            if row.id in taken:
                 continue
             if row.id in quarantined and _aware(quarantined[row.id]) >= _aware(row.system_modstamp):
                 continue  # waits for the record to change in Salesforce
-            out.append(data | {"_modstamp": row.system_modstamp})
+            raw = json.loads(row.data)
+            try:
+                data = self.mappings.read("Order", raw)
+            except SkippableError:
+                continue  # quarantined when it was taken in
+            if data is None or str(data.get("status", "")).lower() != "activated":
+                continue
+            out.append(data | {"_modstamp": row.system_modstamp,
+                               "_activated": str(raw.get("ActivatedDate") or "")})
+        # Salesforce's activation order is the engine's: categories and changes depend on it.
+        out.sort(key=lambda o: (o["_activated"], o["id"]))
         return out
 
     def activate_orders(self, orders: Sequence[dict[str, Any]],
@@ -256,7 +265,7 @@ def _mirror(conn: Connection, sobject: str, record_id: str, stamp: dt.datetime, 
 
 
 def mirrored(conn: Connection, sobject: str, *, parent: str | None = None) -> list[dict[str, Any]]:
-    """Mapped records of an object from the mirror (optionally the children of one parent)."""
+    """Salesforce records of an object as last taken in (optionally the children of one parent)."""
     query = select(t.sf_records.c.data).where(t.sf_records.c.object == sobject,
                                               t.sf_records.c.is_deleted.is_(False))
     if parent is not None:
@@ -297,6 +306,44 @@ def load_cursor(conn: Connection, sobject: str) -> dt.datetime | None:
     """The daemon's saved cursor of one object."""
     value = conn.execute(select(t.sync_cursors.c.cursor).where(t.sync_cursors.c.object == sobject)).scalar()
     return None if value is None else _aware(value)
+
+
+class StoreCalendar(FiscalCalendar):
+    """The fiscal calendar of the Period records taken in, read from the store when first needed.
+
+    `refresh()` makes it read again (after a sync cycle took new periods in). Until periods
+    arrive, using it is an error that says so, never a silent fallback.
+    """
+
+    def __init__(self, store: Engine):
+        self.store = store
+        self._calendar: ExplicitFiscalCalendar | None = None
+
+    def refresh(self) -> None:
+        self._calendar = None
+
+    def _get(self) -> ExplicitFiscalCalendar:
+        if self._calendar is None:
+            self._calendar = salesforce_calendar(self.store)
+        return self._calendar
+
+    def periods_touching(self, start, end_excl):
+        return self._get().periods_touching(start, end_excl)
+
+    def period_of(self, day):
+        return self._get().period_of(day)
+
+    def check_covers(self, first, last):
+        return self._get().check_covers(first, last)
+
+    def fingerprint(self) -> str:
+        return self._get().fingerprint()
+
+    def group_start(self, period, by):
+        return self._get().group_start(period, by)
+
+    def group_end(self, period, by):
+        return self._get().group_end(period, by)
 
 
 def salesforce_calendar(store: Engine) -> ExplicitFiscalCalendar:

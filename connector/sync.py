@@ -81,5 +81,9 @@ class SyncService:
             if should_stop():
                 return report
             report.taken.append(self.poll_object(sobject))
+            if sobject == "Period":
+                refresh = getattr(self.ingestor.calendar(), "refresh", None)
+                if refresh is not None:
+                    refresh()  # new periods apply to this cycle's activations
         report.activated, report.jobs = self.activate_ready()
         return report

@@ -19,6 +19,9 @@ from connector.salesforce.soql import Query, select
 
 #: Fields every polled object is read with, whatever the mapping asks for.
 SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
+#: Objects without IsDeleted: Period rows are maintained by Salesforce's fiscal year settings and
+#: cannot be deleted through the API (Object Reference, "Period").
+WITHOUT_IS_DELETED = frozenset({"Period"})
 DEFAULT_LOOKBACK = dt.timedelta(minutes=5)
 
 
@@ -52,7 +55,8 @@ class ChangeBatch:
 def change_query(sobject: str, fields: Sequence[str], since: dt.datetime | None,
                  until: dt.datetime | None = None, where: tuple[str, str, Any] | None = None) -> Query:
     """The SOQL of one window, with every value quoted by the SOQL builder."""
-    wanted = list(dict.fromkeys([*SYSTEM_FIELDS, *fields]))
+    system = [f for f in SYSTEM_FIELDS if not (f == "IsDeleted" and sobject in WITHOUT_IS_DELETED)]
+    wanted = list(dict.fromkeys([*system, *fields]))
     query = select(*wanted).from_(sobject)
     if where is not None:
         query = query.where(*where)
@@ -76,7 +80,11 @@ class PollingSource:
         """Every record of `sobject` changed at or after `cursor − lookback` (all of them without a cursor)."""
         tick_start = self.clock.now()
         since = None if cursor is None else cursor - self.lookback
-        records = list(self.client.read(change_query(sobject, fields, since, where=where), include_deleted=True))
+        query = change_query(sobject, fields, since, where=where)
+        # A first read may be large (Bulk API 2.0 above the threshold, after a COUNT); a tick after
+        # that reads a few changes, in one queryAll call rather than a COUNT and a query.
+        records = list(self.client.read(query, include_deleted=True) if cursor is None
+                       else self.client.query_all(query))
         # The next window starts at the newest change seen, but never after this tick began.
         newest = max((modstamp(r) for r in records), default=None)
         next_cursor = tick_start if newest is None else min(newest, tick_start)
