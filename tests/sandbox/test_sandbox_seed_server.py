@@ -9,7 +9,7 @@ from simple_salesforce import Salesforce
 
 from connector.sandbox.seed import SeedError, load_seed
 from connector.sandbox.server import serve
-from sandbox_support import API, BASE
+from sandbox_support import BASE
 
 SEED = {
     "User": [{"@ref": "chloe", "Username": "chloe@example.test", "FirstName": "Chloe", "LastName": "Ng",
