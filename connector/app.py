@@ -56,7 +56,9 @@ class App:
 
     @cached_property
     def runner(self) -> JobRunner:
-        return JobRunner(self.store, JobContext(self.calendar, self.settings), self.clock,
+        return JobRunner(self.store, JobContext(self.calendar, self.settings,
+                                                write_back=self.config.salesforce is not None,
+                                                clock=self.clock), self.clock,
                          max_attempts=self.config.jobs.max_attempts,
                          backoff_seconds=self.config.jobs.backoff_seconds)
 

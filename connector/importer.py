@@ -312,7 +312,8 @@ def import_document(engine: Engine, doc: ImportDoc, source: str, calendar: Fisca
                     f"{len(result.activated)} of its orders are activated, the rest are not",
                     hint="import the same file again: activated orders are skipped, the rest are checked anew")
             stored.update(repo.save_activations(conn, batch, origin="engine", hashes=the_plan.hashes,
-                                                customer_names=accounts, now=clock.now()))
+                                                customer_names=accounts, now=clock.now(),
+                                                write_back=runner.ctx.write_back))
         expected += len(batch)
         result.activated.extend(a.order.id for a in batch)
         if progress is not None:

@@ -62,6 +62,7 @@ class TakeResult:
     taken: int = 0
     skipped: int = 0
     deleted: int = 0
+    echoes: int = 0
     quarantined: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -78,6 +79,8 @@ class Ingestor:
         self.runner = runner
         self.calendar = calendar
         self.sync_drafts = sync_drafts
+        #: the integration user's Id: records it last modified that the connector wrote are echoes
+        self.own_user_id: str | None = None
 
     # -- taking batches ------------------------------------------------------------------------
 
@@ -96,6 +99,7 @@ class Ingestor:
         """Mirror and map records inside the caller's transaction."""
         records = list(records)
         known = _mirror_stamps(conn, sobject, [str(r["Id"]) for r in records])
+        ours = _written_by_us(conn, sobject, [str(r["Id"]) for r in records]) if self.own_user_id else set()
         for record in records:
             record_id = str(record["Id"])
             stamp = modstamp(record)
@@ -104,6 +108,11 @@ class Ingestor:
                 result.skipped += 1  # already taken in: the window overlap or a re-run
                 continue
             known[record_id] = stamp
+            if record_id in ours and record.get("LastModifiedById") == self.own_user_id:
+                # The connector's own write coming back: remember its timestamp, take nothing in.
+                _mirror(conn, sobject, record_id, stamp, is_deleted(record), None, record)
+                result.echoes += 1
+                continue
             deleted = is_deleted(record)
             try:
                 values = None if deleted else self.mappings.read(sobject, record)
@@ -157,6 +166,9 @@ class Ingestor:
         rows = conn.execute(select(t.sf_records.c.id, t.sf_records.c.data, t.sf_records.c.system_modstamp)
                             .where(t.sf_records.c.object == "Order", t.sf_records.c.is_deleted.is_(False))).all()
         taken = set(conn.execute(select(t.orders.c.id)).scalars())
+        # Orders the connector wrote (engine-origin) come back through polling: never take them
+        # for Salesforce-origin orders (echo suppression).
+        taken |= set(conn.execute(select(t.sf_ids.c.sf_id).where(t.sf_ids.c.object == "Order")).scalars())
         quarantined = {r.record_id: r.system_modstamp for r in conn.execute(
             select(t.quarantine.c.record_id, t.quarantine.c.system_modstamp)
             .where(t.quarantine.c.object == "Order", t.quarantine.c.released_at.is_(None)))}
@@ -207,7 +219,8 @@ class Ingestor:
                 activations.append(activation)
                 hashes[order.id] = f"salesforce:{_aware(data['_modstamp']).isoformat()}"
             stored = repo.save_activations(conn, activations, origin="salesforce", hashes=hashes,
-                                           customer_names={a.id: a.name for a in accounts.values()}, now=now)
+                                           customer_names={a.id: a.name for a in accounts.values()}, now=now,
+                                           write_back=self.runner.ctx.write_back)
         return self.runner.run_pending(list(stored), known=stored)
 
 
@@ -245,6 +258,14 @@ def _dec(value: Any) -> Decimal | None:
 
 def _aware(stamp: dt.datetime) -> dt.datetime:
     return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.timezone.utc)
+
+
+def _written_by_us(conn: Connection, sobject: str, ids: Sequence[str]) -> set[str]:
+    out: set[str] = set()
+    for i in range(0, len(ids), 500):
+        out.update(conn.execute(select(t.sf_ids.c.sf_id).where(t.sf_ids.c.object == sobject,
+                                                              t.sf_ids.c.sf_id.in_(ids[i:i + 500]))).scalars())
+    return out
 
 
 def _mirror_stamps(conn: Connection, sobject: str, ids: Sequence[str]) -> dict[str, dt.datetime]:

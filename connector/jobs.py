@@ -19,7 +19,9 @@ from connector.engine.fiscal import FiscalCalendar
 from connector.engine.metrics import order_metrics
 from connector.engine.money import round_money
 from connector.engine.settings import EngineSettings
+from connector.reports import account_values, item_values
 from connector.store import repository as repo
+from connector.writers.outbox import BIG_OBJECTS, RECORD_OBJECTS, enqueue
 from connector.store import schema as t
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class JobContext:
-    """What every job needs: the calendar and settings in force."""
+    """What every job needs: the calendar and settings in force, and whether results go to Salesforce."""
 
     calendar: FiscalCalendar
     settings: EngineSettings
+    #: with an org configured, jobs put their results in the outbox in their own transaction
+    write_back: bool = False
+    #: the clock seam: MRR/ARR written to Salesforce are taken as of its today
+    clock: Clock | None = None
 
 
 Orders = dict[str, "repo.StoredOrder"]
@@ -58,7 +64,10 @@ def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext) -> N
     rows = [(pk, round_money(l.delta_mrr, o.currency), round_money(line_tcv(l), o.currency))
             for o in orders.values() for pk, l in o.lines]
     repo.replace_line_metrics(conn, rows)
-    repo.refresh_item_metrics(conn, [l.item for o in orders.values() for _, l in o.lines])
+    items = sorted({l.item for o in orders.values() for _, l in o.lines})
+    repo.refresh_item_metrics(conn, items)
+    if ctx.write_back:
+        enqueue_items(conn, items, sorted({o.account for o in orders.values()}), ctx)
 
 
 def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext) -> None:
@@ -73,6 +82,34 @@ def arr_by_period(conn: Connection, orders: Orders, ctx: JobContext) -> None:
     done = repo.lines_with_arr_rows(conn, [pk for o in orders.values() for pk, _ in o.lines])
     repo.insert_arr_rows(conn, ((pk, row) for o in orders.values() for pk, line in o.lines if pk not in done
                                 for row in arr_rows(line, o.currency, ctx.calendar)))
+    if ctx.write_back:
+        # one entry per line and big object; the writer reads the (immutable) rows when it sends
+        enqueue(conn, [(big, line.id, "big_object", o.id, {"line_pk": pk})
+                       for o in orders.values() for pk, line in o.lines if pk not in done and line.recurring
+                       for big in BIG_OBJECTS], _stamp(ctx))
+
+
+def _clock(ctx: JobContext) -> Clock:
+    if ctx.clock is None:
+        raise ValueError("write-back needs JobContext.clock")
+    return ctx.clock
+
+
+def _today(ctx: JobContext) -> dt.date:
+    return _clock(ctx).today()
+
+
+def _stamp(ctx: JobContext) -> dt.datetime:
+    return _clock(ctx).now()
+
+
+def enqueue_items(conn: Connection, items: list[str], accounts: list[str], ctx: JobContext) -> None:
+    """Outbox entries for items and account metrics, as they stand now (in the caller's transaction)."""
+    as_of = _today(ctx)
+    entries = [(RECORD_OBJECTS[v["kind"]], v["id"], "record", None, v)
+               for v in item_values(conn, items, as_of)]
+    entries += [("Account", v["id"], "record", None, v) for v in account_values(conn, accounts, as_of)]
+    enqueue(conn, entries, _stamp(ctx))
 
 
 JOBS: dict[str, Callable[[Connection, Orders, JobContext], None]] = {

@@ -238,3 +238,53 @@ def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
     usage = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "api_usage")).scalar()
     return {"cursors": cursors, "outbox": outbox, "failed_jobs": failed_jobs, "quarantined": held,
             "api_usage": usage}
+
+
+def arr_rows_of_line(conn: Connection, line_pk: int) -> list[dict[str, Any]]:
+    """One line's ARR rows with every field the big objects take (SPEC section 10)."""
+    r, l, o = t.arr_rows.c, t.order_lines.c, t.orders.c
+    query = (select(o.id.label("order"), l.id.label("order_product"), o.account.label("customer"),
+                    l.customer_name, o.owner, l.item.label("subscription"), l.product, l.product_name,
+                    l.change_category, r.period_start, r.period_end, r.opening_cmrr, r.closing_cmrr,
+                    r.opening_arr, r.closing_arr, l.quantity, o.currency)
+             .select_from(_LINES).where(r.line_pk == line_pk).order_by(r.period_start))
+    out = []
+    for row in conn.execute(query):
+        d = row._asdict()
+        for key in ("opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr"):
+            d[key] = round_money(d[key], d["currency"])
+        d["change_cmrr"] = d["closing_cmrr"] - d["opening_cmrr"]
+        d["change_arr"] = d["closing_arr"] - d["opening_arr"]
+        d["subscription_number"] = d["subscription"]
+        out.append(d)
+    return out
+
+
+def item_values(conn: Connection, item_ids: list[str], as_of: dt.date) -> list[dict[str, Any]]:
+    """Subscriptions, assets and entitlements as the write-back sends them: MRR/ARR as of a day, TCV."""
+    cmrr = _cmrr_by_item(conn, as_of)
+    i, m = t.items.c, t.item_metrics.c
+    out = []
+    for chunk in (item_ids[k:k + 500] for k in range(0, len(item_ids), 500)):
+        query = (select(t.items, m.tcv, t.products.c.name.label("product_name"))
+                 .select_from(t.items.outerjoin(t.item_metrics, m.item == i.id)
+                              .join(t.products, t.products.c.id == i.product))
+                 .where(i.id.in_(chunk)))
+        for item in conn.execute(query):
+            values = {"id": item.id, "kind": item.kind, "account": item.account, "product": item.product,
+                      "product_name": item.product_name, "start": item.start, "end": item.end,
+                      "term_start": item.term_start, "quantity": item.quantity, "unit_price": item.unit_price,
+                      "bill_cycle_day": item.bill_cycle_day, "status": item.status}
+            if item.tcv is not None:  # metrics exist once the subscription-metrics job has run
+                mrr = cmrr.get(item.id, Decimal(0))
+                values |= {"mrr": round_money(mrr, item.currency), "arr": round_money(mrr * 12, item.currency),
+                           "tcv": round_money(item.tcv, item.currency)}
+            out.append(values)
+    return out
+
+
+def account_values(conn: Connection, account_ids: list[str], as_of: dt.date) -> list[dict[str, Any]]:
+    """Account metric fields as the write-back sends them."""
+    wanted = set(account_ids)
+    return [{"id": a["account"], "tcv": a["tcv"], "arr": a["arr"], "customer_since": a["customer_since"]}
+            for a in accounts(conn, as_of) if a["account"] in wanted]

@@ -41,13 +41,10 @@ def build(app: App, *, session=None) -> Runtime:
                         sync_drafts=app.config.engine.sync_draft_orders_with_primary_quotes)
     source = PollingSource(client, app.clock, lookback=dt.timedelta(seconds=app.config.sync.lookback_seconds))
     service = SyncService(client, mappings, ingestor, source, app.config.sync.objects)
-    runtime = Runtime(app, client, ingestor, service)
-    try:
-        from connector.writers.outbox import OutboxWriter
-    except ImportError:  # write-back not present in this build
-        return runtime
-    runtime.writer = OutboxWriter(app.store, client, mappings, app.clock)
-    return runtime
+    from connector.writers.outbox import OutboxWriter
+
+    ingestor.own_user_id = client.user_id
+    return Runtime(app, client, ingestor, service, OutboxWriter(app.store, client, mappings, app.clock))
 
 
 def run_daemon(app: App, *, once: bool, session=None) -> int:

@@ -77,6 +77,9 @@ class Token:
     access_token: SecretStr = field(repr=False)
     instance_url: str
     issued_at: dt.datetime
+    #: the integration user's Id, from the identity URL (`id`) of the token response, when given;
+    #: records it last modified are the connector's own writes coming back (echo suppression)
+    user_id: str | None = None
 
 
 class Authenticator:
@@ -177,7 +180,9 @@ class Authenticator:
         instance_url = body.get("instance_url") if isinstance(body, dict) else None
         if not token or not instance_url or urlsplit(instance_url).scheme not in ("https", "http"):
             raise UnexpectedResponse("Salesforce login answered without access_token and instance_url")
-        return Token(SecretStr(token), instance_url.rstrip("/"), self._clock.now())
+        identity = body.get("id") if isinstance(body, dict) else None
+        user_id = str(identity).rstrip("/").rsplit("/", 1)[-1] if identity else None
+        return Token(SecretStr(token), instance_url.rstrip("/"), self._clock.now(), user_id)
 
     def _error(self, response: requests.Response) -> RevsyncError:
         code, description, _ = parse_error_body(response.content)

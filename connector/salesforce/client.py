@@ -98,6 +98,12 @@ class SalesforceClient:
         return self.budget.calls
 
     @property
+    def user_id(self) -> str | None:
+        """The Id of the user the connector acts as (logging in first if needed), when Salesforce says it."""
+        self._connect()
+        return self._token.user_id if self._token is not None else None
+
+    @property
     def settings(self) -> SalesforceSettings:
         """The settings this client was built from."""
         return self._settings

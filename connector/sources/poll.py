@@ -17,11 +17,12 @@ from connector.clock import Clock
 from connector.salesforce.client import SalesforceClient
 from connector.salesforce.soql import Query, select
 
-#: Fields every polled object is read with, whatever the mapping asks for.
-SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
-#: Objects without IsDeleted: Period rows are maintained by Salesforce's fiscal year settings and
-#: cannot be deleted through the API (Object Reference, "Period").
-WITHOUT_IS_DELETED = frozenset({"Period"})
+#: Fields every polled object is read with, whatever the mapping asks for (LastModifiedById tells
+#: the connector's own writes from others', for echo suppression).
+SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted", "LastModifiedById")
+#: System fields some objects lack: Period rows are maintained by Salesforce's fiscal year settings,
+#: have no IsDeleted and no LastModifiedById (Object Reference, "Period").
+WITHOUT = {"Period": frozenset({"IsDeleted", "LastModifiedById"})}
 DEFAULT_LOOKBACK = dt.timedelta(minutes=5)
 
 
@@ -55,7 +56,7 @@ class ChangeBatch:
 def change_query(sobject: str, fields: Sequence[str], since: dt.datetime | None,
                  until: dt.datetime | None = None, where: tuple[str, str, Any] | None = None) -> Query:
     """The SOQL of one window, with every value quoted by the SOQL builder."""
-    system = [f for f in SYSTEM_FIELDS if not (f == "IsDeleted" and sobject in WITHOUT_IS_DELETED)]
+    system = [f for f in SYSTEM_FIELDS if f not in WITHOUT.get(sobject, ())]
     wanted = list(dict.fromkeys([*system, *fields]))
     query = select(*wanted).from_(sobject)
     if where is not None:

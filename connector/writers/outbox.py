@@ -1,0 +1,329 @@
+"""The outbox: every write to Salesforce, recorded with the engine change that causes it.
+
+Entries are written in the same transaction as that change (activation, a background job), so
+nothing is lost between the two. One writer per org sends them:
+
+- records (Subscription__c, Asset, Entitlement, Account metric fields) by sObject Collections
+  upsert on their external id, at most 200 a call, the latest payload per record only;
+- engine-origin orders as Draft orders with their items, then, once the engine has activated the
+  order and its jobs have succeeded, the status Activated (SPEC section 2);
+- ARR-by-period rows into both big objects through Bulk API 2.0 ingest jobs; a job with failures
+  is sent again whole (big-object inserts are idempotent on the index).
+
+An entry is PENDING while its call is in flight: after a crash it is sent again, which upserts
+(or, for big objects, re-inserts on the same index) the same record. Per-record failures keep
+Salesforce's message in FAILED entries for `revsync outbox`; lock errors stay NEW for the next flush.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+
+from connector.clock import Clock
+from connector.errors import RevsyncError, SkippableError, TransientError
+from connector.store import schema as t
+
+log = logging.getLogger(__name__)
+
+RECORD_OBJECTS = {"subscription": "Subscription__c", "asset": "Asset", "entitlement": "Entitlement"}
+BIG_OBJECTS = ("ArrByPeriod__b", "ArrByPeriodByCustomer__b")
+COLLECTION_SIZE = 200
+#: rows per Bulk API 2.0 ingest job (well under its 100 MB upload limit)
+BULK_ROWS = 100_000
+#: Salesforce Id key prefixes of the objects whose engine ids may already be Salesforce Ids
+_SF_ID_LENGTHS = (15, 18)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"cannot put {type(value).__name__} in an outbox payload")
+
+
+def enqueue(conn: Connection, entries: Iterable[tuple[str, str, str, str | None, dict[str, Any]]],
+            now: dt.datetime) -> int:
+    """Add outbox entries (object, external id, kind, order id, engine values) in the caller's transaction."""
+    rows = [dict(object=o, external_id=x, kind=k, order_id=order, payload=json.dumps(p, default=_default),
+                 state="NEW", attempts=0, created_at=now, updated_at=now) for o, x, k, order, p in entries]
+    if rows:
+        conn.execute(insert(t.outbox), rows)
+    return len(rows)
+
+
+def looks_like_sf_id(value: str | None) -> bool:
+    """True for a 15- or 18-character Salesforce Id (letters and digits only)."""
+    return bool(value) and len(value) in _SF_ID_LENGTHS and value.isalnum()
+
+
+def _decimalize(values: dict[str, Any]) -> dict[str, Any]:
+    return values
+
+
+@dataclass
+class FlushReport:
+    """What one flush sent."""
+
+    sent: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, int] = field(default_factory=dict)
+    calls: int = 0
+
+    def add(self, bucket: dict[str, int], sobject: str, n: int = 1) -> None:
+        bucket[sobject] = bucket.get(sobject, 0) + n
+
+
+class OutboxWriter:
+    """Sends outbox entries to Salesforce in batches; one writer per org."""
+
+    def __init__(self, store: Engine, client: Any, mappings: Any, clock: Clock):
+        self.store = store
+        self.client = client
+        self.mappings = mappings
+        self.clock = clock
+        self._pricebook: str | None = None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def resolve(self, sobject: str, engine_id: str) -> str | None:
+        """The Salesforce Id of a record: written by the connector (sf_ids), or already an Id."""
+        with self.store.connect() as conn:
+            found = conn.execute(select(t.sf_ids.c.sf_id).where(
+                t.sf_ids.c.object == sobject, t.sf_ids.c.external_id == engine_id)).scalar()
+        if found:
+            return found
+        return engine_id if looks_like_sf_id(engine_id) else None
+
+    def _claim(self, ids: Sequence[int]) -> str:
+        batch = uuid.uuid4().hex[:16]
+        with self.store.begin() as conn:
+            conn.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids))).values(
+                state="PENDING", batch=batch, attempts=t.outbox.c.attempts + 1, updated_at=self.clock.now()))
+        return batch
+
+    def _finish(self, conn: Connection, ids: Sequence[int], state: str, message: str | None = None,
+                sf_id: str | None = None) -> None:
+        conn.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids))).values(
+            state=state, last_message=message, sf_id=sf_id, updated_at=self.clock.now()))
+
+    def _remember(self, conn: Connection, sobject: str, external_id: str, sf_id: str) -> None:
+        conn.execute(delete(t.sf_ids).where(t.sf_ids.c.object == sobject, t.sf_ids.c.external_id == external_id))
+        conn.execute(insert(t.sf_ids).values(object=sobject, external_id=external_id, sf_id=sf_id))
+
+    def _due(self, kinds: Sequence[str]) -> list:
+        with self.store.connect() as conn:
+            return conn.execute(select(t.outbox).where(t.outbox.c.state.in_(("NEW", "PENDING")),
+                                                       t.outbox.c.kind.in_(list(kinds)))
+                                .order_by(t.outbox.c.id)).all()
+
+    # -- flushing ------------------------------------------------------------------------------
+
+    def flush(self) -> FlushReport:
+        """Send everything due, records first (big-object rows and order items refer to them)."""
+        report = FlushReport()
+        self._records(report, kinds=("record",))
+        self._orders(report)
+        self._activations(report)
+        self._big_objects(report)
+        return report
+
+    def left(self) -> dict[str, int]:
+        """Entries not yet written, by state (what `sync --once` reports when it cannot finish)."""
+        with self.store.connect() as conn:
+            return {state: n for state, n in conn.execute(
+                select(t.outbox.c.state, func.count()).where(t.outbox.c.state.in_(("NEW", "PENDING", "FAILED")))
+                .group_by(t.outbox.c.state))}
+
+    def _records(self, report: FlushReport, kinds: Sequence[str], objects: Sequence[str] | None = None) -> None:
+        due = [e for e in self._due(kinds) if objects is None or e.object in objects]
+        by_object: dict[str, dict[str, list]] = {}
+        for entry in due:
+            by_object.setdefault(entry.object, {}).setdefault(entry.external_id, []).append(entry)
+        for sobject, records in by_object.items():
+            mapping = self.mappings.writing(sobject)
+            ext_field = mapping.external_id
+            payloads, groups = [], []
+            for external_id, entries in records.items():
+                latest = entries[-1]  # the newest payload wins; earlier ones are superseded by it
+                values = self._values(sobject, json.loads(latest.payload))
+                try:
+                    payload = self.mappings.write(sobject, values, resolve=self.resolve)
+                except SkippableError as exc:
+                    waiting = type(exc).__name__ == "UnresolvedReference"
+                    with self.store.begin() as conn:
+                        self._finish(conn, [e.id for e in entries], "NEW" if waiting else "FAILED", str(exc))
+                    report.add(report.waiting if waiting else report.failed, sobject, len(entries))
+                    continue
+                payloads.append(payload)
+                groups.append(entries)
+            for i in range(0, len(payloads), COLLECTION_SIZE):
+                chunk, chunk_groups = payloads[i:i + COLLECTION_SIZE], groups[i:i + COLLECTION_SIZE]
+                self._claim([e.id for g in chunk_groups for e in g])
+                results = self.client.upsert_collection(sobject, ext_field, chunk)
+                report.calls += 1
+                with self.store.begin() as conn:
+                    for entries, result in zip(chunk_groups, results):
+                        ids = [e.id for e in entries]
+                        if result.success:
+                            self._finish(conn, ids, "SUCCESS", None, result.id)
+                            if result.id:
+                                self._remember(conn, sobject, entries[-1].external_id, result.id)
+                            report.add(report.sent, sobject)
+                        else:
+                            message = "; ".join(f"{e.error_code}: {e.message}" for e in result.errors)
+                            self._finish(conn, ids, "NEW" if result.transient else "FAILED", message)
+                            report.add(report.waiting if result.transient else report.failed, sobject)
+
+    def _values(self, sobject: str, values: dict[str, Any]) -> dict[str, Any]:
+        # An owner given as a name (engine-origin orders) is not a Salesforce user: leave it out
+        # rather than send a reference that cannot resolve.
+        if "owner" in values and not looks_like_sf_id(values.get("owner")):
+            values = {k: v for k, v in values.items() if k != "owner"}
+        if sobject == "Order" and "pricebook" not in values:
+            values = values | {"pricebook": self._standard_pricebook()}
+        return values
+
+    def _standard_pricebook(self) -> str | None:
+        if self._pricebook is None:
+            from connector.salesforce.soql import select as soql
+            records = list(self.client.query(soql("Id").from_("Pricebook2").where("IsStandard", "=", True).limit(1)))
+            self._pricebook = str(records[0]["Id"]) if records else ""
+        return self._pricebook or None
+
+    def _orders(self, report: FlushReport) -> None:
+        """Engine-origin orders: the Order (Draft) first, then its items with their price book entries."""
+        self._records(report, kinds=("order",), objects=("Order",))
+        due = [e for e in self._due(("order",)) if e.object == "OrderItem"]
+        if not due:
+            return
+        products = sorted({json.loads(e.payload)["product"] for e in due})
+        entries = self._pricebook_entries(products)
+        with self.store.begin() as conn:
+            for e in due:
+                values = json.loads(e.payload)
+                if values.get("pricebook_entry") is None and values["product"] in entries:
+                    values["pricebook_entry"] = entries[values["product"]]
+                    conn.execute(update(t.outbox).where(t.outbox.c.id == e.id).values(
+                        payload=json.dumps(values, default=_default)))
+        self._records(report, kinds=("order",), objects=("OrderItem",))
+
+    def _pricebook_entries(self, products: Sequence[str]) -> dict[str, str]:
+        from connector.salesforce.soql import select as soql
+        pricebook = self._standard_pricebook()
+        sf_products = {p: self.resolve("Product2", p) for p in products}
+        ids = sorted({v for v in sf_products.values() if v})
+        if not pricebook or not ids:
+            return {}
+        found = {str(r["Product2Id"]): str(r["Id"]) for r in self.client.query(
+            soql("Id", "Product2Id").from_("PricebookEntry").where("Pricebook2Id", "=", pricebook)
+            .where("Product2Id", "IN", ids))}
+        return {p: found[sf] for p, sf in sf_products.items() if sf in found}
+
+    def _activations(self, report: FlushReport) -> None:
+        """Set engine-origin orders Activated, only once the engine has finished with them."""
+        due = self._due(("activate",))
+        ready = []
+        with self.store.connect() as conn:
+            for e in due:
+                jobs_left = conn.execute(select(func.count()).select_from(t.jobs).where(
+                    t.jobs.c.order_id == e.order_id, t.jobs.c.status != "succeeded")).scalar()
+                parts_left = conn.execute(select(func.count()).select_from(t.outbox).where(
+                    t.outbox.c.order_id == e.order_id, t.outbox.c.kind == "order",
+                    t.outbox.c.state != "SUCCESS")).scalar()
+                if jobs_left == 0 and parts_left == 0:
+                    ready.append(e)
+                else:
+                    report.add(report.waiting, "Order")
+        if not ready:
+            return
+        mapping = self.mappings.writing("Order")
+        for i in range(0, len(ready), COLLECTION_SIZE):
+            chunk = ready[i:i + COLLECTION_SIZE]
+            self._claim([e.id for e in chunk])
+            payloads = [{"attributes": {"type": "Order"}, mapping.external_id: e.external_id, "Status": "Activated"}
+                        for e in chunk]
+            results = self.client.upsert_collection("Order", mapping.external_id, payloads)
+            report.calls += 1
+            with self.store.begin() as conn:
+                for e, result in zip(chunk, results):
+                    if result.success:
+                        self._finish(conn, [e.id], "SUCCESS", None, result.id)
+                        report.add(report.sent, "Order")
+                    else:
+                        message = "; ".join(f"{x.error_code}: {x.message}" for x in result.errors)
+                        self._finish(conn, [e.id], "NEW" if result.transient else "FAILED", message)
+
+    def _big_objects(self, report: FlushReport) -> None:
+        """ARR rows of the lines due, into each big object by Bulk API 2.0; a failed job is resent whole."""
+        for sobject in BIG_OBJECTS:
+            due = [e for e in self._due(("big_object",)) if e.object == sobject]
+            if not due:
+                continue
+            rows, row_entries = [], []
+            for entry in due:
+                try:
+                    made = [self.mappings.write(sobject, values, resolve=self.resolve)
+                            for values in self._arr_values(int(json.loads(entry.payload)["line_pk"]))]
+                except SkippableError as exc:
+                    waiting = type(exc).__name__ == "UnresolvedReference"
+                    with self.store.begin() as conn:
+                        self._finish(conn, [entry.id], "NEW" if waiting else "FAILED", str(exc))
+                    report.add(report.waiting if waiting else report.failed, sobject)
+                    continue
+                rows.extend(made)
+                row_entries.append((entry, len(made)))
+            start = 0
+            while start < len(row_entries):
+                # whole lines per job, up to BULK_ROWS rows
+                end, count = start, 0
+                while end < len(row_entries) and (count == 0 or count + row_entries[end][1] <= BULK_ROWS):
+                    count += row_entries[end][1]
+                    end += 1
+                entries = [e for e, _ in row_entries[start:end]]
+                first = sum(n for _, n in row_entries[:start])
+                payload = [{k: v for k, v in r.items() if k != "attributes"} for r in rows[first:first + count]]
+                self._claim([e.id for e in entries])
+                try:
+                    result = self.client.bulk_ingest(sobject, "insert", payload)
+                    report.calls += 1
+                    ok = result.records_failed == 0 and not result.unprocessed
+                    message = None if ok else (f"{result.records_failed} of {len(payload)} rows failed "
+                                               f"(e.g. {result.failed[0].error if result.failed else 'unprocessed'}); "
+                                               "the job is sent again whole")
+                except TransientError as exc:
+                    ok, message = False, str(exc)
+                with self.store.begin() as conn:
+                    self._finish(conn, [e.id for e in entries], "SUCCESS" if ok else "NEW", message)
+                report.add(report.sent if ok else report.waiting, sobject, len(entries))
+                start = end
+
+    def _arr_values(self, line_pk: int) -> list[dict[str, Any]]:
+        from connector.reports import arr_rows_of_line
+
+        with self.store.connect() as conn:
+            return arr_rows_of_line(conn, line_pk)
+
+
+def retry(store: Engine, clock: Clock, entry_id: int | None = None) -> int:
+    """Put FAILED entries (one, or all) back to NEW so the writer sends them again."""
+    cond = t.outbox.c.state == "FAILED"
+    if entry_id is not None:
+        cond = and_(cond, t.outbox.c.id == entry_id)
+    with store.begin() as conn:
+        return conn.execute(update(t.outbox).where(cond).values(state="NEW", updated_at=clock.now())).rowcount
+
+
+def ignore(store: Engine, clock: Clock, entry_id: int) -> int:
+    """Give up on one entry: it is never sent (it stays listed as IGNORED)."""
+    with store.begin() as conn:
+        return conn.execute(update(t.outbox).where(t.outbox.c.id == entry_id,
+                                                   t.outbox.c.state.in_(("NEW", "FAILED", "PENDING")))
+                            .values(state="IGNORED", updated_at=clock.now())).rowcount
