@@ -192,11 +192,13 @@ class Ingestor:
         return out
 
     def activate_orders(self, orders: Sequence[dict[str, Any]],
-                        items_of: Callable[[list[str]], dict[str, list[dict[str, Any]]]]) -> list[JobOutcome]:
+                        items_of: Callable[[list[str]], dict[str, list[dict[str, Any]] | SkippableError]]
+                        ) -> list[JobOutcome]:
         """Activate Salesforce-activated orders in the engine, quarantining those that cannot be.
 
         `items_of(order_ids)` returns each order's mapped items (read fresh from Salesforce by the
-        caller, so an order is never activated with items that had not yet been polled).
+        caller, so an order is never activated with items that had not yet been polled), or the
+        error of an item that cannot be mapped.
         """
         if not orders:
             return []
@@ -210,7 +212,10 @@ class Ingestor:
             activations, hashes, stamps = [], {}, {}
             for data in orders:
                 try:
-                    order = order_input(data, items.get(data["id"], []))
+                    found = items.get(data["id"], [])
+                    if isinstance(found, SkippableError):
+                        raise found  # an item that cannot be mapped holds its order
+                    order = order_input(data, found)
                     activation = activate(order, ledger, products, accounts, calendar, self.settings)
                 except (OrderRejected, SkippableError, FiscalCalendarError) as exc:
                     quarantine(conn, "Order", data["id"], _aware(data["_modstamp"]), str(exc), now)

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from connector.errors import SkippableError
 from connector.ingest import Ingestor, Mappings, TakeResult, load_cursor
 from connector.jobs import JobOutcome
 from connector.salesforce.client import SalesforceClient
@@ -21,17 +22,27 @@ FILTERS: dict[str, tuple[str, str, Any]] = {"Period": ("Type", "=", "Month")}
 
 
 def order_items(client: SalesforceClient, mappings: Mappings, order_ids: Sequence[str],
-                order_field: str = "OrderId") -> dict[str, list[dict[str, Any]]]:
-    """The mapped items of these orders, read fresh from Salesforce (one call per 200 orders)."""
-    out: dict[str, list[dict[str, Any]]] = {o: [] for o in order_ids}
+                order_field: str = "OrderId") -> dict[str, list[dict[str, Any]] | SkippableError]:
+    """The mapped items of these orders, read fresh from Salesforce (one call per 200 orders).
+
+    An order with an item that cannot be mapped gets the mapping error instead of its items: that
+    order is held, the others go on.
+    """
+    out: dict[str, list[dict[str, Any]] | SkippableError] = {o: [] for o in order_ids}
     fields = mappings.fields("OrderItem")
     for i in range(0, len(order_ids), IDS_PER_QUERY):
         chunk = list(order_ids[i:i + IDS_PER_QUERY])
         query = select(*dict.fromkeys(["Id", order_field, *fields])).from_("OrderItem").where(order_field, "IN", chunk)
         for record in client.query(query):
-            values = mappings.read("OrderItem", record)
-            if values is not None:  # "Load Original Product" lines change nothing
-                out.setdefault(str(record[order_field]), []).append(values)
+            order = str(record[order_field])
+            try:
+                values = mappings.read("OrderItem", record)
+            except SkippableError as exc:
+                out[order] = exc
+                continue
+            found = out.setdefault(order, [])
+            if values is not None and not isinstance(found, SkippableError):  # "Load Original Product" lines change nothing
+                found.append(values)
     return out
 
 
