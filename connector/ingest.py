@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
 from connector.clock import Clock
 from connector.engine.activation import OrderRejected, activate
@@ -169,15 +169,22 @@ class Ingestor:
         # Orders the connector wrote (engine-origin) come back through polling: never take them
         # for Salesforce-origin orders (echo suppression).
         taken |= set(conn.execute(select(t.sf_ids.c.sf_id).where(t.sf_ids.c.object == "Order")).scalars())
-        quarantined = {r.record_id: r.system_modstamp for r in conn.execute(
-            select(t.quarantine.c.record_id, t.quarantine.c.system_modstamp)
+        quarantined = {r.record_id: (r.system_modstamp, r.last_seen) for r in conn.execute(
+            select(t.quarantine.c.record_id, t.quarantine.c.system_modstamp, t.quarantine.c.last_seen)
             .where(t.quarantine.c.object == "Order", t.quarantine.c.released_at.is_(None)))}
+        # An order is often held for a record it uses (its product, its account): when such a
+        # record is released, held orders are tried again even though they did not change.
+        released = conn.execute(select(func.max(t.quarantine.c.released_at))
+                                .where(t.quarantine.c.object != "Order")).scalar()
         out = []
         for row in rows:
             if row.id in taken:
                 continue
-            if row.id in quarantined and _aware(quarantined[row.id]) >= _aware(row.system_modstamp):
-                continue  # waits for the record to change in Salesforce
+            if row.id in quarantined:
+                stamp, held_at = quarantined[row.id]
+                if (_aware(stamp) >= _aware(row.system_modstamp)
+                        and (released is None or _aware(released) <= _aware(held_at))):
+                    continue  # waits for the record, or one it uses, to change in Salesforce
             raw = json.loads(row.data)
             try:
                 data = self.mappings.read("Order", raw)
@@ -222,6 +229,7 @@ class Ingestor:
                     continue
                 ledger.apply(activation)
                 activations.append(activation)
+                release(conn, "Order", order.id, now)
                 hashes[order.id] = f"salesforce:{_aware(data['_modstamp']).isoformat()}"
             stored = repo.save_activations(conn, activations, origin="salesforce", hashes=hashes,
                                            customer_names={a.id: a.name for a in accounts.values()}, now=now,
