@@ -285,8 +285,10 @@ def backfill_cmd(ctx: typer.Context,
 
 
 @app.command("demo")
-def demo(fmt: FormatOpt = None) -> None:
-    """Run SPEC section 7's worked example on a temporary store and print its ARR rows and quarters."""
+def demo(fmt: FormatOpt = None,
+         sandbox: Annotated[bool, typer.Option("--sandbox/--no-sandbox",
+                                               help="also run it through the local sandbox org")] = True) -> None:
+    """Run SPEC section 7's worked example: on the engine alone, then through the sandbox org, and print what landed."""
     from importlib.resources import files
 
     with tempfile.TemporaryDirectory(prefix="revsync-demo-") as tmp:
@@ -312,6 +314,13 @@ def demo(fmt: FormatOpt = None) -> None:
             subs = reports.subscriptions(conn, dt.date(2023, 4, 1))
             print_rows(subs, style, title="Subscriptions as of 2023-04-01")
         the_app.store.dispose()
+    if sandbox:
+        from connector.showcase import run as showcase
+
+        console.print("\nThe same scenario through Salesforce: the sandbox org over HTTPS, the sync daemon, "
+                      "write-back.", markup=False)
+        showcase(lambda title, rows: print_rows(rows, style, title=title),
+                 lambda text: console.print(text, markup=False))
 
 
 def main() -> None:

@@ -64,10 +64,6 @@ def looks_like_sf_id(value: str | None) -> bool:
     return bool(value) and len(value) in _SF_ID_LENGTHS and value.isalnum()
 
 
-def _decimalize(values: dict[str, Any]) -> dict[str, Any]:
-    return values
-
-
 @dataclass
 class FlushReport:
     """What one flush sent."""
@@ -270,7 +266,7 @@ class OutboxWriter:
             rows, row_entries = [], []
             for entry in due:
                 try:
-                    made = [self.mappings.write(sobject, values, resolve=self.resolve)
+                    made = [self.mappings.write(sobject, self._values(sobject, values), resolve=self.resolve)
                             for values in self._arr_values(int(json.loads(entry.payload)["line_pk"]))]
                 except SkippableError as exc:
                     waiting = type(exc).__name__ == "UnresolvedReference"
