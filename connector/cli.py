@@ -17,7 +17,7 @@ from connector import reports
 from connector.app import App
 from connector.clock import SystemClock
 from connector.config import Config, StoreConfig, load_config
-from connector.errors import RevsyncError, ValidationFailed
+from connector.errors import Problem, RevsyncError, ValidationFailed
 from connector.importer import import_document, load_file, parse
 from connector.jobs import regenerate_arr
 from connector.render import object_to_json, print_rows
@@ -36,6 +36,8 @@ app.add_typer(report_app, name="report")
 app.add_typer(regenerate_app, name="regenerate")
 mappings_app = typer.Typer(help="Field mappings between Salesforce and the engine.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The local sandbox org (a Salesforce for the demo and tests).", no_args_is_help=True)
+outbox_app = typer.Typer(help="Writes waiting for Salesforce: list, retry, ignore.", invoke_without_command=True)
+app.add_typer(outbox_app, name="outbox")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(sandbox_app, name="sandbox")
 
@@ -170,7 +172,7 @@ def report_arr(ctx: typer.Context, by: Annotated[By, typer.Option("--by", help="
                                        start=date_from.date() if date_from else None,
                                        end=date_to.date() if date_to else None)
         except ValueError as exc:
-            raise ValidationFailed("report arr", [], hint=str(exc)) from None
+            raise ValidationFailed("report arr", [Problem("--customer", str(exc))]) from None
     print_rows(rows, _fmt(ctx, fmt), title=f"ARR by {by.value}")
 
 
@@ -226,6 +228,44 @@ def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     print_rows(info["cursors"], "table", title="cursors")
     console.print(f"outbox: {info['outbox'] or 'empty'}; failed jobs: {info['failed_jobs']}; "
                   f"quarantined records: {info['quarantined']}; API usage: {info['api_usage'] or 'unknown'}")
+
+
+@outbox_app.callback()
+def outbox_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--failed", help="failed entries only")] = False,
+                fmt: FormatOpt = None) -> None:
+    """List outbox entries not yet written (or only the failed ones, with Salesforce's message)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _app(ctx).store.connect() as conn:
+        rows = reports.outbox(conn, failed_only=failed)
+    print_rows(rows, _fmt(ctx, fmt), title="outbox")
+
+
+@outbox_app.command("retry")
+def outbox_retry(ctx: typer.Context, entry: Annotated[Optional[int], typer.Argument(help="entry id")] = None,
+                 all_: Annotated[bool, typer.Option("--all", help="every failed entry")] = False) -> None:
+    """Send a failed entry (or all of them) again at the next write-back."""
+    from connector.writers.outbox import retry
+
+    if (entry is None) == (not all_):
+        raise ValidationFailed("outbox retry", [Problem("arguments", "give one entry id, or --all")])
+    the_app = _app(ctx)
+    count = retry(the_app.store, the_app.clock, None if all_ else entry)
+    console.print(f"{count} entr{'y' if count == 1 else 'ies'} will be sent again at the next sync.")
+    if entry is not None and count == 0:
+        raise typer.Exit(EXIT_ERROR)
+
+
+@outbox_app.command("ignore")
+def outbox_ignore(ctx: typer.Context, entry: Annotated[int, typer.Argument(help="entry id")]) -> None:
+    """Never send this entry (it stays listed as IGNORED)."""
+    from connector.writers.outbox import ignore
+
+    the_app = _app(ctx)
+    if ignore(the_app.store, the_app.clock, entry) == 0:
+        err_console.print(f"no waiting or failed outbox entry {entry}")
+        raise typer.Exit(EXIT_ERROR)
+    console.print(f"outbox entry {entry} will not be sent.")
 
 
 @mappings_app.command("validate")

@@ -288,3 +288,15 @@ def account_values(conn: Connection, account_ids: list[str], as_of: dt.date) -> 
     wanted = set(account_ids)
     return [{"id": a["account"], "tcv": a["tcv"], "arr": a["arr"], "customer_since": a["customer_since"]}
             for a in accounts(conn, as_of) if a["account"] in wanted]
+
+
+def outbox(conn: Connection, *, failed_only: bool = False, limit: int = 500) -> list[dict[str, Any]]:
+    """Outbox entries: what is waiting to be written to Salesforce, and what failed, with Salesforce's message."""
+    o = t.outbox.c
+    query = (select(o.id, o.object, o.external_id, o.kind, o.order_id.label("order"), o.state, o.attempts,
+                    o.last_message, o.sf_id, o.updated_at).order_by(o.id.desc()).limit(limit))
+    if failed_only:
+        query = query.where(o.state == "FAILED")
+    else:
+        query = query.where(o.state != "SUCCESS")
+    return [row._asdict() for row in conn.execute(query)]
