@@ -67,6 +67,9 @@ class SyncConfig(_Section):
                           "Order", "OrderItem"]] = ["Period", "Product2", "Account", "Opportunity", "Quote",
                                                     "QuoteLineItem", "Order", "OrderItem"]
     mappings_dir: str = "mappings"
+    #: for orgs without automation of their own: the connector creates and activates the order of
+    #: a Closed Won opportunity's primary quote (SPEC section 2)
+    create_orders_from_won_quotes: bool = False
 
 
 class ReportsConfig(_Section):

@@ -159,6 +159,52 @@ class Ingestor:
             fiscal_year=values.get("fiscal_year"), quarter=values.get("quarter")))
         return None
 
+    # -- orders from won opportunities (orgs without automation of their own) ------------------
+
+    def orders_from_won_quotes(self, now: dt.datetime) -> int:
+        """Queue an order for each Closed Won opportunity whose primary quote has no order yet.
+
+        SPEC section 2: where the org has no automation, the connector creates the order and its
+        items from the quote's lines and activates it in Salesforce at once; the next poll reads
+        it back and it is ingested like any other Salesforce-origin order. The writes go through
+        the outbox (external ids `quote:<quote id>` and the quote line ids), so a retry or a
+        second look never creates a second order.
+        """
+        from connector.writers.outbox import enqueue
+
+        with self.store.begin() as conn:
+            orders = [json.loads(d) for d in conn.execute(select(t.sf_records.c.data).where(
+                t.sf_records.c.object == "Order", t.sf_records.c.is_deleted.is_(False))).scalars()]
+            with_order = {str(o.get("OpportunityId")) for o in orders if o.get("OpportunityId")}
+            queued = set(conn.execute(select(t.outbox.c.external_id).where(
+                t.outbox.c.object == "Order", t.outbox.c.kind == "order")).scalars())
+            entries = []
+            for raw in mirrored(conn, "Opportunity"):
+                opp = self.mappings.read("Opportunity", raw)
+                if not opp or not opp.get("is_won") or not opp.get("synced_quote") or opp["id"] in with_order:
+                    continue
+                key = f"quote:{opp['synced_quote']}"
+                if key in queued:
+                    continue
+                lines = [v for v in (self.mappings.read("QuoteLineItem", r)
+                                     for r in mirrored(conn, "QuoteLineItem", parent=opp["synced_quote"])) if v]
+                if not lines:
+                    continue  # the quote's lines have not been read yet: next cycle
+                start = min(l["start"] for l in lines if l.get("start")) if any(l.get("start") for l in lines) \
+                    else opp.get("close_date")
+                entries.append(("Order", key, "order", key, {
+                    "id": key, "account": opp["account"], "owner": opp.get("owner"), "start": start,
+                    "status": "draft", "opportunity": opp["id"], "quote": opp["synced_quote"]}))
+                entries += [("OrderItem", l["id"], "order", key, {
+                    "id": l["id"], "order": key, "quote_line": l["id"], "product": l["product"],
+                    "quantity": l.get("quantity"),
+                    "unit_price": l.get("unit_price"), "start": l.get("start"), "end": l.get("end"),
+                    "item": l.get("subscription"), "action": l.get("action") or "new",
+                    "billing_frequency": l.get("billing_frequency") or "month"}) for l in lines]
+                entries.append(("Order", key, "activate", key, {"id": key}))
+            enqueue(conn, entries, now)
+        return sum(1 for e in entries if e[2] == "activate")
+
     # -- activating orders ---------------------------------------------------------------------
 
     def ready_orders(self, conn: Connection) -> list[dict[str, Any]]:
@@ -168,7 +214,8 @@ class Ingestor:
         taken = set(conn.execute(select(t.orders.c.id)).scalars())
         # Orders the connector wrote (engine-origin) come back through polling: never take them
         # for Salesforce-origin orders (echo suppression).
-        taken |= set(conn.execute(select(t.sf_ids.c.sf_id).where(t.sf_ids.c.object == "Order")).scalars())
+        taken |= set(conn.execute(select(t.sf_ids.c.sf_id).join(t.orders, t.orders.c.id == t.sf_ids.c.external_id)
+                                  .where(t.sf_ids.c.object == "Order")).scalars())
         quarantined = {r.record_id: (r.system_modstamp, r.last_seen) for r in conn.execute(
             select(t.quarantine.c.record_id, t.quarantine.c.system_modstamp, t.quarantine.c.last_seen)
             .where(t.quarantine.c.object == "Order", t.quarantine.c.released_at.is_(None)))}
@@ -208,7 +255,7 @@ class Ingestor:
         error of an item that cannot be mapped.
         """
         if not orders:
-            return []
+            return self.runner.run_pending()  # jobs a crash left behind
         items = items_of([o["id"] for o in orders])
         now = self.clock.now()
         calendar = self.calendar()
@@ -234,7 +281,9 @@ class Ingestor:
             stored = repo.save_activations(conn, activations, origin="salesforce", hashes=hashes,
                                            customer_names={a.id: a.name for a in accounts.values()}, now=now,
                                            write_back=self.runner.ctx.write_back)
-        return self.runner.run_pending(list(stored), known=stored)
+        # Every pending job, not only the new orders': a crash between committing activations and
+        # running their jobs leaves jobs that no later activation would pick up.
+        return self.runner.run_pending(known=stored)
 
 
 def order_input(order: dict[str, Any], items: Sequence[dict[str, Any]]) -> OrderInput:

@@ -40,7 +40,8 @@ def build(app: App, *, session=None) -> Runtime:
     ingestor = Ingestor(app.store, mappings, app.settings, app.clock, app.runner, lambda: app.calendar,
                         sync_drafts=app.config.engine.sync_draft_orders_with_primary_quotes)
     source = PollingSource(client, app.clock, lookback=dt.timedelta(seconds=app.config.sync.lookback_seconds))
-    service = SyncService(client, mappings, ingestor, source, app.config.sync.objects)
+    service = SyncService(client, mappings, ingestor, source, app.config.sync.objects,
+                          create_orders_from_won_quotes=app.config.sync.create_orders_from_won_quotes)
     from connector.writers.outbox import OutboxWriter
 
     ingestor.own_user_id = client.user_id

@@ -53,6 +53,8 @@ class CycleReport:
     taken: list[TakeResult] = field(default_factory=list)
     jobs: list[JobOutcome] = field(default_factory=list)
     activated: list[str] = field(default_factory=list)
+    #: orders queued for creation from won opportunities' primary quotes
+    orders_queued: int = 0
 
     @property
     def quarantined(self) -> int:
@@ -63,12 +65,13 @@ class SyncService:
     """Runs sync cycles over a polling source and an ingestor."""
 
     def __init__(self, client: SalesforceClient, mappings: Mappings, ingestor: Ingestor, source: PollingSource,
-                 objects: Sequence[str]):
+                 objects: Sequence[str], *, create_orders_from_won_quotes: bool = False):
         self.client = client
         self.mappings = mappings
         self.ingestor = ingestor
         self.source = source
         self.objects = list(objects)
+        self.create_orders_from_won_quotes = create_orders_from_won_quotes
 
     def poll_object(self, sobject: str) -> TakeResult:
         """Read one object's changes since its cursor and take them in with the next cursor."""
@@ -96,5 +99,7 @@ class SyncService:
                 refresh = getattr(self.ingestor.calendar(), "refresh", None)
                 if refresh is not None:
                     refresh()  # new periods apply to this cycle's activations
+        if self.create_orders_from_won_quotes:
+            report.orders_queued = self.ingestor.orders_from_won_quotes(self.ingestor.clock.now())
         report.activated, report.jobs = self.activate_ready()
         return report

@@ -124,11 +124,12 @@ WRITE_RECORDS: dict[str, EngineRecord] = {r.name: r for r in (
         bill_cycle_day="integer"), doc="an account's metrics (SPEC section 3 and 6)"),
     EngineRecord("OrderInput", _from_dataclass(
         model.OrderInput, exclude=("lines",), status=("string", ("draft", "activated")), start="date",
-        pricebook="string", name="string"),
-        doc="an engine-origin order: written as Draft, set to Activated once the engine confirms"),
+        pricebook="string", name="string", opportunity="string", quote="string"),
+        doc="an order the connector writes: engine-origin orders, written as Draft and set to Activated "
+            "once the engine confirms, and orders made from a won opportunity's primary quote"),
     EngineRecord("LineInput", _from_dataclass(
-        model.LineInput, order="string", pricebook_entry="string", product_name="string"),
-        doc="a line of an engine-origin order"),
+        model.LineInput, order="string", pricebook_entry="string", product_name="string", quote_line="string"),
+        doc="a line of an order the connector writes"),
     EngineRecord("ArrRow", _fields(
         order="string", order_product="string", customer="string", customer_name="string", owner="string",
         subscription="string", subscription_number="string", product="string", product_name="string",
