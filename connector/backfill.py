@@ -5,7 +5,8 @@ daemon does, then activates the Salesforce-activated orders it found. It never m
 cursors. Above the client's bulk threshold an object is read with a Bulk API 2.0 query job whose
 id is saved before the first page is read; each page is taken in the same transaction as the
 locator of the next one, so a crash resumes at the first page not taken, without repeating work.
-A run with the same window and objects as an unfinished one resumes it.
+A run with the same window and objects as an unfinished one resumes it; so does a run without an
+end whose start and objects are those of an unfinished one.
 """
 from __future__ import annotations
 
@@ -54,25 +55,34 @@ class Backfill:
         self.ingestor = ingestor
         self.clock = clock
 
-    def _start(self, since: dt.datetime, until: dt.datetime, objects: Sequence[str]) -> tuple[int, bool]:
+    def _start(self, since: dt.datetime, until: dt.datetime | None,
+               objects: Sequence[str]) -> tuple[int, bool, dt.datetime]:
         key = json.dumps(list(objects))
         with self.store.begin() as conn:
-            found = conn.execute(select(t.backfills.c.id).where(
-                t.backfills.c.since == since, t.backfills.c.until == until, t.backfills.c.objects == key,
-                t.backfills.c.state == "running")).scalar()
+            unfinished = select(t.backfills.c.id, t.backfills.c.until).where(
+                t.backfills.c.since == since, t.backfills.c.objects == key, t.backfills.c.state == "running")
+            if until is not None:
+                unfinished = unfinished.where(t.backfills.c.until == until)
+            found = conn.execute(unfinished.order_by(t.backfills.c.id.desc())).first()
             if found is not None:
-                return found, True
+                end = found.until if found.until.tzinfo else found.until.replace(tzinfo=dt.timezone.utc)
+                return found.id, True, end
+            until = until if until is not None else self.clock.now()
             backfill_id = conn.execute(insert(t.backfills).values(
                 since=since, until=until, objects=key, state="running",
                 created_at=self.clock.now())).inserted_primary_key[0]
             conn.execute(insert(t.backfill_progress), [dict(backfill_id=backfill_id, object=o, records=0,
                                                             state="pending") for o in objects])
-            return backfill_id, False
+            return backfill_id, False, until
 
-    def run(self, since: dt.datetime, until: dt.datetime, objects: Sequence[str],
+    def run(self, since: dt.datetime, until: dt.datetime | None, objects: Sequence[str],
             progress: Progress | None = None) -> BackfillReport:
-        """Read [since, until) of each object, then activate the orders found; resumable."""
-        backfill_id, resumed = self._start(since, until, objects)
+        """Read [since, until) of each object, then activate the orders found; resumable.
+
+        Without `until`, an unfinished run with the same start and objects is resumed with the end
+        it was given (its "now"); otherwise the window ends now.
+        """
+        backfill_id, resumed, until = self._start(since, until, objects)
         report = BackfillReport(backfill_id, resumed)
         for sobject in objects:
             report.records[sobject] = self._object(backfill_id, sobject, since, until, report, progress)
