@@ -130,7 +130,8 @@ class BulkIngest:
         self._client = client
 
     def run(self, sobject: str, operation: str, records: Iterable[Mapping[str, Any]],
-            ext_field: str | None, on_job: Callable[[str], None] | None) -> IngestResult:
+            ext_field: str | None, on_job: Callable[[str], None] | None,
+            fetch_successful: bool = True) -> IngestResult:
         """Load `records` and return the per-record results."""
         if operation not in ("insert", "update", "upsert", "delete", "hardDelete"):
             raise ValueError(f"unknown bulk operation {operation!r}")
@@ -157,10 +158,16 @@ class BulkIngest:
             content_type="text/csv", ok=(201,)))
         client._call("bulk ingest close", lambda sf: client._json(
             "PATCH", f"jobs/ingest/{job_id}", what="bulk ingest close", data=dumps({"state": "UploadComplete"})))
-        return self.finish(job_id)
+        return self.finish(job_id, expected=count, fetch_successful=fetch_successful)
 
-    def finish(self, job_id: str) -> IngestResult:
-        """Wait for the job and fetch successful, failed and unprocessed records."""
+    def finish(self, job_id: str, *, expected: int | None = None, fetch_successful: bool = True) -> IngestResult:
+        """Wait for the job and fetch its successful, failed and unprocessed records.
+
+        Result files that cannot hold anything are not asked for (the API budget counts every
+        call): failed records only when the job reports failures, unprocessed ones only when fewer
+        records were processed than sent (or the count sent is unknown), successful ones only
+        when the caller needs their Ids.
+        """
         client = self._client
         info = wait_for_job(client, job_id, kind="ingest")
         if info.get("state") == "Open":
@@ -172,11 +179,14 @@ class BulkIngest:
             raise BulkJobFailed(f"Salesforce bulk ingest job {job_id} was never closed; it has been "
                                 "aborted with nothing written.", job_id=job_id, state="Aborted",
                                 hint="Run the write again; a new job will be created.")
+        processed = int(info.get("numberRecordsProcessed") or 0)
+        failures = int(info.get("numberRecordsFailed") or 0)
         successful = [IngestRow(data=_data(r), id=r.get("sf__Id"), created=_bool(r.get("sf__Created")))
-                      for r in self._results(job_id, "successfulResults")]
+                      for r in self._results(job_id, "successfulResults")] if fetch_successful else []
         failed = [IngestRow(data=_data(r), id=r.get("sf__Id"), error=r.get("sf__Error"))
-                  for r in self._results(job_id, "failedResults")]
-        unprocessed = self._results(job_id, "unprocessedrecords")
+                  for r in self._results(job_id, "failedResults")] if failures else []
+        unprocessed = self._results(job_id, "unprocessedrecords") \
+            if expected is None or processed < expected else []
         return IngestResult(job_id=job_id, state=str(info.get("state")),
                             records_processed=int(info.get("numberRecordsProcessed") or 0),
                             records_failed=int(info.get("numberRecordsFailed") or 0),

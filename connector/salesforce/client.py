@@ -243,14 +243,16 @@ class SalesforceClient:
 
     def bulk_ingest(self, sobject: str, operation: IngestOperation, records: Iterable[Mapping[str, Any]],
                     ext_field: str | None = None, *,
-                    on_job: Callable[[str], None] | None = None) -> IngestResult:
+                    on_job: Callable[[str], None] | None = None,
+                    fetch_successful: bool = True) -> IngestResult:
         """Load records by a Bulk API 2.0 ingest job and return per-record results.
 
         `on_job(job_id)` is called as soon as the job exists, so the caller can persist it and
-        `resume_bulk_ingest` after a crash instead of loading the same data twice.
+        `resume_bulk_ingest` after a crash instead of loading the same data twice. Without
+        `fetch_successful` the successful records (and their Ids) are not read back: one call less.
         """
         return BulkIngest(self).run(sobject_name(sobject), operation, records,
-                                    identifier(ext_field) if ext_field else None, on_job)
+                                    identifier(ext_field) if ext_field else None, on_job, fetch_successful)
 
     def resume_bulk_ingest(self, job_id: str) -> IngestResult:
         """Wait for an ingest job created earlier and fetch its results."""

@@ -86,14 +86,16 @@ class OutboxWriter:
         self.mappings = mappings
         self.clock = clock
         self._pricebook: str | None = None
+        self._ids: dict[tuple[str, str], str] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
 
     def resolve(self, sobject: str, engine_id: str) -> str | None:
         """The Salesforce Id of a record: written by the connector (sf_ids), or already an Id."""
-        with self.store.connect() as conn:
-            found = conn.execute(select(t.sf_ids.c.sf_id).where(
-                t.sf_ids.c.object == sobject, t.sf_ids.c.external_id == engine_id)).scalar()
+        if self._ids is None:  # read once per flush; every write of this flush adds to it
+            with self.store.connect() as conn:
+                self._ids = {(r.object, r.external_id): r.sf_id for r in conn.execute(select(t.sf_ids))}
+        found = self._ids.get((sobject, engine_id))
         if found:
             return found
         return engine_id if looks_like_sf_id(engine_id) else None
@@ -113,6 +115,8 @@ class OutboxWriter:
     def _remember(self, conn: Connection, sobject: str, external_id: str, sf_id: str) -> None:
         conn.execute(delete(t.sf_ids).where(t.sf_ids.c.object == sobject, t.sf_ids.c.external_id == external_id))
         conn.execute(insert(t.sf_ids).values(object=sobject, external_id=external_id, sf_id=sf_id))
+        if self._ids is not None:
+            self._ids[(sobject, external_id)] = sf_id
 
     def _due(self, kinds: Sequence[str]) -> list:
         with self.store.connect() as conn:
@@ -125,6 +129,7 @@ class OutboxWriter:
     def flush(self) -> FlushReport:
         """Send everything due, records first (big-object rows and order items refer to them)."""
         report = FlushReport()
+        self._ids = None
         self._records(report, kinds=("record",))
         self._orders(report)
         self._activations(report)
@@ -288,7 +293,7 @@ class OutboxWriter:
                 payload = [{k: v for k, v in r.items() if k != "attributes"} for r in rows[first:first + count]]
                 self._claim([e.id for e in entries])
                 try:
-                    result = self.client.bulk_ingest(sobject, "insert", payload)
+                    result = self.client.bulk_ingest(sobject, "insert", payload, fetch_successful=False)
                     report.calls += 1
                     ok = result.records_failed == 0 and not result.unprocessed
                     message = None if ok else (f"{result.records_failed} of {len(payload)} rows failed "

@@ -98,7 +98,9 @@ def test_bulk_ingest_end_to_end(client, rsps):
     rsps.add(responses.POST, f"{API}/jobs/ingest", json=created)
     rsps.add(responses.PUT, f"{API}/jobs/ingest/{INGEST}/batches", status=201)
     rsps.add(responses.PATCH, f"{API}/jobs/ingest/{INGEST}", json=raw("bulk2-ingest-close-job-response.json"))
-    rsps.add(responses.GET, f"{API}/jobs/ingest/{INGEST}", json=raw("bulk2-ingest-job-info-jobcomplete.json"))
+    info = raw("bulk2-ingest-job-info-jobcomplete.json")
+    info |= {"numberRecordsProcessed": 2, "numberRecordsFailed": 1}  # processed counts the failed one too
+    rsps.add(responses.GET, f"{API}/jobs/ingest/{INGEST}", json=info)
     # result CSV shapes follow "Get Job Successful/Failed/Unprocessed Record Results"
     rsps.add(responses.GET, f"{API}/jobs/ingest/{INGEST}/successfulResults/",
              body='"sf__Id","sf__Created",Name,NumberOfEmployees\n"0018d00000AbCdEAAV","true","Acme","#N/A"\n')
@@ -115,12 +117,27 @@ def test_bulk_ingest_end_to_end(client, rsps):
     assert rsps.calls[1].request.body == b"Name,NumberOfEmployees\nAcme,#N/A\n,5\n"
     assert rsps.calls[1].request.headers["Content-Type"] == "text/csv"
     assert json.loads(rsps.calls[2].request.body) == {"state": "UploadComplete"}
-    assert result.job_id == INGEST and result.state == "JobComplete" and result.records_processed == 1
+    assert result.job_id == INGEST and result.state == "JobComplete" and result.records_processed == 2
     assert result.successful[0].id == "0018d00000AbCdEAAV" and result.successful[0].created is True
     assert result.successful[0].data == {"Name": "Acme", "NumberOfEmployees": "#N/A"}
     assert result.failed[0].error.startswith("REQUIRED_FIELD_MISSING")
     assert result.failed[0].data["NumberOfEmployees"] == "5"
     assert result.unprocessed == []
+    # every record was processed: the unprocessed-records file is not asked for (a call saved)
+    assert not any(c.request.url.endswith("/unprocessedrecords/") for c in rsps.calls)
+
+
+def test_bulk_ingest_asks_only_for_the_result_files_that_can_hold_something(client, rsps):
+    rsps.add(responses.POST, f"{API}/jobs/ingest", json=raw("bulk2-ingest-close-job-response.json") | {"state": "Open"})
+    rsps.add(responses.PUT, f"{API}/jobs/ingest/{INGEST}/batches", status=201)
+    rsps.add(responses.PATCH, f"{API}/jobs/ingest/{INGEST}", json=raw("bulk2-ingest-close-job-response.json"))
+    info = raw("bulk2-ingest-job-info-jobcomplete.json") | {"numberRecordsProcessed": 1, "numberRecordsFailed": 0}
+    rsps.add(responses.GET, f"{API}/jobs/ingest/{INGEST}", json=info)
+    rsps.add(responses.GET, f"{API}/jobs/ingest/{INGEST}/unprocessedrecords/", body="Name\nLate\n")
+    result = client.bulk_ingest("Account", "insert", [{"Name": "Acme"}, {"Name": "Late"}], fetch_successful=False)
+    asked = [c.request.url.rsplit("/", 2)[-2] for c in rsps.calls if c.request.method == "GET"]
+    assert "successfulResults" not in asked and "failedResults" not in asked
+    assert result.unprocessed == [{"Name": "Late"}]  # one of two was not processed: that file is read
 
 
 def test_upsert_ingest_needs_an_external_id(client, rsps):
