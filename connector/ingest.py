@@ -34,6 +34,9 @@ from connector.store import schema as t
 
 log = logging.getLogger(__name__)
 
+#: Where synced drafts are kept: the engine's copy of a Salesforce Draft order (mapped order and
+#: lines), beside the mirror, since a draft has no place among the engine's activated orders.
+DRAFT = "DraftOrder"
 #: Objects whose records are mirrored under their parent, to assemble orders from later.
 PARENT_FIELD = {"OrderItem": "order", "QuoteLineItem": "quote", "Quote": "opportunity", "Order": "account"}
 
@@ -117,7 +120,7 @@ class Ingestor:
             try:
                 values = None if deleted else self.mappings.read(sobject, record)
             except SkippableError as exc:
-                _mirror(conn, sobject, record_id, stamp, deleted, None, record)
+                _mirror(conn, sobject, record_id, stamp, deleted, self._parent_of(sobject, record), record)
                 quarantine(conn, sobject, record_id, stamp, str(exc), now)
                 result.quarantined.append((record_id, str(exc)))
                 continue
@@ -134,6 +137,19 @@ class Ingestor:
                 if problem:
                     quarantine(conn, sobject, record_id, stamp, problem, now)
                     result.quarantined.append((record_id, problem))
+
+    def _parent_of(self, sobject: str, record: dict[str, Any]) -> str | None:
+        """The parent Id of a record that does not map, read from its mapping's parent field alone.
+
+        Kept so that a draft order with an item that does not map is held, not synced without it.
+        """
+        target = PARENT_FIELD.get(sobject)
+        reading = getattr(self.mappings, "reading", None)
+        if target is None or reading is None:
+            return None
+        spec = reading(sobject).fields.get(target)
+        value = record.get(spec.source) if spec is not None and spec.source else None
+        return str(value) if value else None
 
     def _take_account(self, conn: Connection, values: dict[str, Any]) -> str | None:
         repo.upsert_accounts(conn, [Account(values["id"], values.get("name") or values["id"],
@@ -204,6 +220,64 @@ class Ingestor:
                 entries.append(("Order", key, "activate", key, {"id": key}))
             enqueue(conn, entries, now)
         return sum(1 for e in entries if e[2] == "activate")
+
+    # -- draft orders of primary quotes (SPEC section 2, `sync_draft_orders_with_primary_quotes`) -----
+
+    def take_drafts(self) -> list[str]:
+        """Sync Draft orders that are the primary orders of their quotes into the engine, as drafts.
+
+        A draft is the mapped order with its mapped items, checked the way the engine takes an
+        order but not activated; it is synced again each time the order or one of its items is
+        saved in Salesforce, and dropped once the order is no longer a primary Draft (activated
+        orders go through `ready_orders`). One that does not map is quarantined with the reason.
+        Without the setting, Draft orders are only mirrored. Returns the orders synced.
+        """
+        if not self.sync_drafts:
+            return []
+        now = self.clock.now()
+        synced = []
+        with self.store.begin() as conn:
+            primary = set()
+            for raw in mirrored(conn, "Opportunity"):
+                try:
+                    opp = self.mappings.read("Opportunity", raw)
+                except SkippableError:
+                    continue
+                if opp and opp.get("synced_quote"):
+                    primary.add(opp["synced_quote"])
+            kept = {r.id: _aware(r.system_modstamp) for r in conn.execute(
+                select(t.sf_records.c.id, t.sf_records.c.system_modstamp).where(t.sf_records.c.object == DRAFT))}
+            held = {r.record_id: _aware(r.system_modstamp) for r in conn.execute(
+                select(t.quarantine.c.record_id, t.quarantine.c.system_modstamp)
+                .where(t.quarantine.c.object == "Order", t.quarantine.c.released_at.is_(None)))}
+            live = set()
+            for raw in mirrored(conn, "Order"):
+                try:
+                    data = self.mappings.read("Order", raw)
+                except SkippableError:
+                    continue  # quarantined when it was taken in
+                if not data or str(data.get("status", "")).lower() != "draft" or data.get("quote") not in primary:
+                    continue
+                live.add(data["id"])
+                items = mirrored(conn, "OrderItem", parent=data["id"])
+                # an item saved without touching its order is a save of the draft too
+                stamp = max([modstamp(raw), *(modstamp(i) for i in items)])
+                if kept.get(data["id"]) == stamp or held.get(data["id"]) == stamp:
+                    continue
+                try:
+                    lines = [v for v in (self.mappings.read("OrderItem", i) for i in items) if v is not None]
+                    order_input(data, lines)
+                except SkippableError as exc:
+                    quarantine(conn, "Order", data["id"], stamp, str(exc), now)
+                    continue
+                _mirror(conn, DRAFT, data["id"], stamp, False, data.get("quote"), {"order": data, "lines": lines})
+                release(conn, "Order", data["id"], now)
+                synced.append(data["id"])
+            gone = set(kept) - live
+            if gone:
+                conn.execute(delete(t.sf_records).where(t.sf_records.c.object == DRAFT,
+                                                        t.sf_records.c.id.in_(sorted(gone))))
+        return synced
 
     # -- activating orders ---------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -221,6 +222,24 @@ def quarantined(conn: Connection, *, include_released: bool = False) -> list[dic
     if not include_released:
         query = query.where(q.released_at.is_(None))
     return [row._asdict() for row in conn.execute(query)]
+
+
+def drafts(conn: Connection) -> list[dict[str, Any]]:
+    """Draft orders of primary quotes synced from Salesforce (not activated), with their lines."""
+    from connector.ingest import DRAFT
+
+    activated = select(t.orders.c.id)
+    out = []
+    for row in conn.execute(select(t.sf_records.c.id, t.sf_records.c.system_modstamp, t.sf_records.c.data)
+                            .where(t.sf_records.c.object == DRAFT, t.sf_records.c.id.not_in(activated))
+                            .order_by(t.sf_records.c.id)):
+        data = json.loads(row.data)
+        order = data["order"]
+        out.append({"order": row.id, "account": order.get("account"), "quote": order.get("quote"),
+                    "start": order.get("start"), "lines": len(data["lines"]),
+                    "quantity": sum(Decimal(str(line.get("quantity") or 0)) for line in data["lines"]),
+                    "saved": row.system_modstamp})
+    return out
 
 
 def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:

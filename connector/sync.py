@@ -53,6 +53,8 @@ class CycleReport:
     taken: list[TakeResult] = field(default_factory=list)
     jobs: list[JobOutcome] = field(default_factory=list)
     activated: list[str] = field(default_factory=list)
+    #: Draft orders of primary quotes synced into the engine as drafts
+    drafts: list[str] = field(default_factory=list)
     #: orders queued for creation from won opportunities' primary quotes
     orders_queued: int = 0
 
@@ -102,4 +104,5 @@ class SyncService:
         if self.create_orders_from_won_quotes:
             report.orders_queued = self.ingestor.orders_from_won_quotes(self.ingestor.clock.now())
         report.activated, report.jobs = self.activate_ready()
+        report.drafts = self.ingestor.take_drafts()
         return report
