@@ -203,6 +203,14 @@ def report_order_metrics(ctx: typer.Context, order: Annotated[Optional[str], typ
     print_rows(rows, _fmt(ctx, fmt), title="order metrics")
 
 
+@report_app.command("drafts")
+def report_drafts(ctx: typer.Context, fmt: FormatOpt = None) -> None:
+    """Draft orders of primary quotes synced from Salesforce ([engine] sync_draft_orders_with_primary_quotes)."""
+    with _app(ctx).store.connect() as conn:
+        rows = reports.drafts(conn)
+    print_rows(rows, _fmt(ctx, fmt), title="draft orders")
+
+
 @app.command("quarantine")
 def quarantine_cmd(ctx: typer.Context,
                    all_: Annotated[bool, typer.Option("--all", help="include released records")] = False,

@@ -84,7 +84,8 @@ def run_backfill(app: App, since: dt.datetime, until: dt.datetime | None, object
     """`revsync backfill`: returns the exit code."""
     runtime = build(app, session=session)
     since = since.replace(tzinfo=dt.timezone.utc) if since.tzinfo is None else since
-    until = (until.replace(tzinfo=dt.timezone.utc) if until and until.tzinfo is None else until) or app.clock.now()
+    # Without an end, Backfill reads up to now, or resumes the unfinished run with the same start.
+    until = until.replace(tzinfo=dt.timezone.utc) if until and until.tzinfo is None else until
     chosen = objects or list(app.config.sync.objects)
     backfill = Backfill(app.store, runtime.client, runtime.service.mappings, runtime.ingestor, app.clock)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
