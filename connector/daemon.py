@@ -112,6 +112,12 @@ class Daemon:
         report = self.service.cycle(should_stop=lambda: self.stopper.stopping)
         if self.writer is not None and not self.stopper.stopping:
             self.writer.flush()
+        usage = self.service.client.api_usage
+        if usage is not None:  # for `revsync status`, which reads the store only
+            from connector.store.repository import set_meta
+
+            with self.service.ingestor.store.begin() as conn:
+                set_meta(conn, "api_usage", f"{usage.used}/{usage.limit} at {self.clock.now().isoformat()}")
         if self.metrics is not None:
             for taken in report.taken:
                 self.metrics.add_ingested(taken.object, taken.taken)
