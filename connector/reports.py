@@ -42,15 +42,14 @@ _LINES = t.arr_rows.join(t.order_lines, t.order_lines.c.pk == t.arr_rows.c.line_
     .join(t.orders, t.orders.c.id == t.order_lines.c.order_id)
 
 
-def arr_by_period(conn: Connection, *, order: str | None = None, customer: str | None = None,
-                  owner: str | None = None) -> list[dict[str, Any]]:
-    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product."""
+def _arr_rows(conn: Connection, *conditions) -> list[dict[str, Any]]:
+    """ARR rows joined with their line and order, money rounded to the currency, changes derived."""
     r, l, o = t.arr_rows.c, t.order_lines.c, t.orders.c
     query = (select(o.id.label("order"), l.id.label("order_product"), o.account.label("customer"),
                     l.customer_name, o.owner, l.item.label("subscription"), l.product, l.product_name,
                     l.change_category, r.period_start, r.period_end, r.opening_cmrr, r.closing_cmrr,
                     r.opening_arr, r.closing_arr, l.quantity, o.currency)
-             .select_from(_LINES).where(and_(True, *_filters(order, customer, owner)))
+             .select_from(_LINES).where(and_(True, *conditions))
              .order_by(o.seq, l.seq, r.period_start))
     out = []
     for row in conn.execute(query):
@@ -59,8 +58,14 @@ def arr_by_period(conn: Connection, *, order: str | None = None, customer: str |
             d[key] = round_money(d[key], d["currency"])
         d["change_cmrr"] = d["closing_cmrr"] - d["opening_cmrr"]
         d["change_arr"] = d["closing_arr"] - d["opening_arr"]
-        out.append({k: d[k] for k in ARR_BY_PERIOD_KEYS})
+        out.append(d)
     return out
+
+
+def arr_by_period(conn: Connection, *, order: str | None = None, customer: str | None = None,
+                  owner: str | None = None) -> list[dict[str, Any]]:
+    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product."""
+    return [{k: d[k] for k in ARR_BY_PERIOD_KEYS} for d in _arr_rows(conn, *_filters(order, customer, owner))]
 
 
 def arr_summary(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarter",
@@ -261,22 +266,7 @@ def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
 
 def arr_rows_of_line(conn: Connection, line_pk: int) -> list[dict[str, Any]]:
     """One line's ARR rows with every field the big objects take (SPEC section 10)."""
-    r, l, o = t.arr_rows.c, t.order_lines.c, t.orders.c
-    query = (select(o.id.label("order"), l.id.label("order_product"), o.account.label("customer"),
-                    l.customer_name, o.owner, l.item.label("subscription"), l.product, l.product_name,
-                    l.change_category, r.period_start, r.period_end, r.opening_cmrr, r.closing_cmrr,
-                    r.opening_arr, r.closing_arr, l.quantity, o.currency)
-             .select_from(_LINES).where(r.line_pk == line_pk).order_by(r.period_start))
-    out = []
-    for row in conn.execute(query):
-        d = row._asdict()
-        for key in ("opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr"):
-            d[key] = round_money(d[key], d["currency"])
-        d["change_cmrr"] = d["closing_cmrr"] - d["opening_cmrr"]
-        d["change_arr"] = d["closing_arr"] - d["opening_arr"]
-        d["subscription_number"] = d["subscription"]
-        out.append(d)
-    return out
+    return [d | {"subscription_number": d["subscription"]} for d in _arr_rows(conn, t.arr_rows.c.line_pk == line_pk)]
 
 
 def item_values(conn: Connection, item_ids: list[str], as_of: dt.date) -> list[dict[str, Any]]:
