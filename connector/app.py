@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
+from connector.errors import FiscalCalendarError
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.settings import EngineSettings
 from connector.jobs import JobContext, JobRunner
@@ -29,6 +30,8 @@ class App:
     @cached_property
     def store(self) -> Engine:
         engine = open_store(self.config.store_url())
+        # cached before the calendar check: a calendar read from Period records needs the store
+        self.__dict__["store"] = engine
         self._check_calendar(engine)
         return engine
 
@@ -102,6 +105,10 @@ class App:
     def _check_calendar(self, engine: Engine) -> None:
         with engine.connect() as conn:
             stored = repo.get_meta(conn, "fiscal_calendar")
-        if stored is not None and stored != self.calendar.fingerprint():
+        try:
+            current = self.calendar.fingerprint()
+        except FiscalCalendarError:
+            return  # no Salesforce Period records yet: nothing to compare with
+        if stored is not None and stored != current:
             log.warning("the fiscal calendar in %s differs from the one the ARR rows were made on; "
                         "run `revsync regenerate arr` to rebuild them", self.config.source)
