@@ -7,8 +7,11 @@ it, so a `kill -9` at any point loses nothing and duplicates nothing after a res
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import signal
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -20,6 +23,7 @@ from connector.errors import FatalError
 from connector.ingest import TakeResult
 from connector.sources.outbound import mark_processed, pending_notifications
 from connector.sources.poll import change_query
+from connector.store.repository import get_meta, set_meta
 from connector.sync import SyncService
 
 log = logging.getLogger("revsync.daemon")
@@ -114,8 +118,6 @@ class Daemon:
             self.writer.flush()
         usage = self.service.client.api_usage
         if usage is not None:  # for `revsync status`, which reads the store only
-            from connector.store.repository import set_meta
-
             with self.service.ingestor.store.begin() as conn:
                 set_meta(conn, "api_usage", f"{usage.used}/{usage.limit} at {self.clock.now().isoformat()}")
         if self.metrics is not None:
@@ -136,7 +138,9 @@ class Daemon:
         if install_signals:
             self.stopper.install()
         result = DaemonResult()
+        lease = WriterLease(self.service.ingestor.store, self.clock, ttl=max(self.interval * 3, MIN_LEASE))
         while True:
+            lease.hold()  # one writer per org: a second daemon on this store stops here
             self.cycle()
             result.cycles += 1
             if once or self.stopper.stopping:
@@ -150,5 +154,60 @@ class Daemon:
                 deadline -= step
             if self.stopper.stopping:
                 break
+        lease.release()
         result.left = self.writer.left() if self.writer is not None else {}
         return result
+
+
+MIN_LEASE = dt.timedelta(minutes=5)
+
+
+class WriterLease:
+    """One sync daemon (one writer) per store and org: a lease in the store, renewed every cycle.
+
+    A daemon killed with -9 leaves its lease behind; it expires after `ttl` (three intervals, at
+    least five minutes), so a restart on the same machine takes it over as soon as the holder is
+    gone: the holder is identified by host and process id and a dead local holder is not waited for.
+    """
+
+    KEY = "writer_lease"
+
+    def __init__(self, store, clock: Clock, ttl: dt.timedelta):
+        self.store = store
+        self.clock = clock
+        self.ttl = ttl
+        self.me = f"{socket.gethostname()}:{os.getpid()}"
+
+    def hold(self) -> None:
+        """Take or renew the lease, or raise FatalError naming the daemon that holds it."""
+        now = self.clock.now()
+        with self.store.begin() as conn:
+            raw = get_meta(conn, self.KEY)
+            held = json.loads(raw) if raw else {}
+            if held.get("holder"):
+                until = dt.datetime.fromisoformat(held["until"])
+                host, _, pid = held["holder"].rpartition(":")
+                alive = until > now and not (host == socket.gethostname() and not _pid_alive(int(pid)))
+                if held["holder"] != self.me and alive:
+                    raise FatalError(f"another sync daemon ({held['holder']}) is writing to this org through "
+                                     f"this store until {until.isoformat()}",
+                                     hint="run one `revsync sync` per org; stop the other one first")
+            set_meta(conn, self.KEY, json.dumps({"holder": self.me, "until": (now + self.ttl).isoformat(),
+                                                 "pid": os.getpid()}))
+
+    def release(self) -> None:
+        """Give the lease up (on a clean stop)."""
+        with self.store.begin() as conn:
+            raw = get_meta(conn, self.KEY)
+            if raw and json.loads(raw)["holder"] == self.me:
+                set_meta(conn, self.KEY, json.dumps({"holder": "", "until": self.clock.now().isoformat()}))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
