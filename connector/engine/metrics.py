@@ -49,11 +49,13 @@ def order_metrics(line: ActivatedLine, currency: str, which: Iterable[str]) -> l
         add("elp", round_money(line.list_price_monthly * line.quantity, currency), line.start, line.end)
         add("quantity", line.quantity, line.start, line.end)
         return out
+    single = len(line.segments) == 1
     for seg in line.segments:
         end = seg.end_excl - ONE_DAY
         months = _months(seg.start, seg.end_excl)
         add("mrr", round_money(seg.mrr, currency), seg.start, end)
-        add("tcv", round_money(seg.mrr * months, currency), seg.start, end)
+        # one piece: its TCV is the line's, already computed exactly (and cached) at activation
+        add("tcv", round_money(line.tcv if single else seg.mrr * months, currency), seg.start, end)
         add("elp", round_money(line.list_price_monthly * seg.quantity * months, currency), seg.start, end)
         add("quantity", seg.quantity, seg.start, end)
     if "tcb" in wanted and line.segments:
