@@ -36,11 +36,6 @@ class Money(TypeDecorator):
         return Decimal(int(value)).scaleb(-STORE_SCALE)
 
 
-def money_from_units(units: int | None) -> Decimal | None:
-    """Decode an aggregated (SUM) Money column."""
-    return None if units is None else Decimal(int(units)).scaleb(-STORE_SCALE)
-
-
 class ExactDecimal(TypeDecorator):
     """An unrounded Decimal (e.g. a yearly price / 12) kept exactly, as text."""
 
