@@ -46,9 +46,12 @@ def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
     """Draw prepaid credit for the credit-eligible lines of each order, once per order, in order."""
     # Reviewed orders are those with drawdowns, and those whose review already succeeded even
     # if it drew nothing (an empty balance): a grant imported later is not drawn by a re-run.
-    done = repo.orders_with_drawdowns(conn, list(orders)) | repo.orders_with_job(conn, list(orders),
-                                                                                 "credit_review", "succeeded")
-    todo = [o for o in orders.values() if o.id not in done and any(l.credit_eligible for _, l in o.lines)]
+    eligible = [o.id for o in orders.values() if any(l.credit_eligible for _, l in o.lines)]
+    if not eligible:
+        return  # most orders: nothing to review, no query
+    done = repo.orders_with_drawdowns(conn, eligible) | repo.orders_with_job(conn, eligible,
+                                                                             "credit_review", "succeeded")
+    todo = [orders[o] for o in eligible if o not in done]
     if not todo:
         return
     balances = repo.credit_balances(conn, [o.account for o in todo])
