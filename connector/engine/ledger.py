@@ -7,7 +7,6 @@ same file sees it.
 from __future__ import annotations
 
 import datetime as dt
-from collections import ChainMap
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import MutableMapping
@@ -15,6 +14,29 @@ from typing import MutableMapping
 from connector.engine.model import Activation, Item, Segment
 
 ZERO = Decimal(0)
+
+
+class Layer(dict):
+    """A dict of changes over a read-only base mapping (a cheaper ChainMap of two: lookups stay in C).
+
+    `collections.ChainMap` answers `in` and `get` with a Python-level scan of its maps; an import
+    asks the ledger that millions of times.
+    """
+
+    def __init__(self, base: MutableMapping):
+        super().__init__()
+        self.base = base
+
+    def __missing__(self, key):
+        return self.base[key]
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key) or key in self.base
+
+    def get(self, key, default=None):
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        return self.base.get(key, default)
 
 
 @dataclass
@@ -54,9 +76,8 @@ class Ledger:
 
     def overlay(self) -> "Ledger":
         """A ledger that reads through to this one and keeps its own changes apart (no copying)."""
-        return Ledger(items=ChainMap({}, self.items), segments=ChainMap({}, self.segments),
-                      account_items=ChainMap({}, self.account_items),
-                      activated_orders=self.activated_orders)
+        return Ledger(items=Layer(self.items), segments=Layer(self.segments),
+                      account_items=Layer(self.account_items), activated_orders=self.activated_orders)
 
     def record(self, item: Item, segments: tuple[Segment, ...]) -> None:
         """Add one provisioned item version and a line's contribution to it."""
