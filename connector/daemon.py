@@ -16,13 +16,15 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
 
 from connector.clock import Clock
 from connector.errors import FatalError
 from connector.ingest import TakeResult
 from connector.sources.outbound import mark_processed, pending_notifications
 from connector.sources.poll import change_query
+from connector.store import schema as t
 from connector.store.repository import get_meta, set_meta
 from connector.sync import SyncService
 
@@ -179,21 +181,42 @@ class WriterLease:
         self.me = f"{socket.gethostname()}:{os.getpid()}"
 
     def hold(self) -> None:
-        """Take or renew the lease, or raise FatalError naming the daemon that holds it."""
-        now = self.clock.now()
-        with self.store.begin() as conn:
-            raw = get_meta(conn, self.KEY)
-            held = json.loads(raw) if raw else {}
-            if held.get("holder"):
-                until = dt.datetime.fromisoformat(held["until"])
-                host, _, pid = held["holder"].rpartition(":")
-                alive = until > now and not (host == socket.gethostname() and not _pid_alive(int(pid)))
-                if held["holder"] != self.me and alive:
+        """Take or renew the lease, or raise FatalError naming the daemon that holds it.
+
+        A compare-and-set on the stored value: two daemons starting together cannot both win,
+        because only one UPDATE finds the value it read.
+        """
+        for _ in range(3):
+            now = self.clock.now()
+            with self.store.begin() as conn:
+                raw = get_meta(conn, self.KEY)
+                held = json.loads(raw) if raw else {}
+                if held.get("holder") and held["holder"] != self.me and self._alive(held, now):
+                    until = dt.datetime.fromisoformat(held["until"])
                     raise FatalError(f"another sync daemon ({held['holder']}) is writing to this org through "
                                      f"this store until {until.isoformat()}",
                                      hint="run one `revsync sync` per org; stop the other one first")
-            set_meta(conn, self.KEY, json.dumps({"holder": self.me, "until": (now + self.ttl).isoformat(),
-                                                 "pid": os.getpid()}))
+                mine = json.dumps({"holder": self.me, "until": (now + self.ttl).isoformat()})
+                if raw is None:
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(insert(t.meta).values(key=self.KEY, value=mine))
+                        return
+                    except IntegrityError:
+                        continue  # another daemon inserted first: look again
+                taken = conn.execute(update(t.meta).where(t.meta.c.key == self.KEY, t.meta.c.value == raw)
+                                     .values(value=mine)).rowcount
+                if taken == 1:
+                    return
+        raise FatalError("could not take the sync daemon's lease: another daemon keeps changing it",
+                         hint="run one `revsync sync` per org")
+
+    @staticmethod
+    def _alive(held: dict, now: dt.datetime) -> bool:
+        if dt.datetime.fromisoformat(held["until"]) <= now:
+            return False  # expired: its holder stopped renewing it
+        host, _, pid = held["holder"].rpartition(":")
+        return host != socket.gethostname() or _pid_alive(int(pid))
 
     def release(self) -> None:
         """Give the lease up (on a clean stop)."""
