@@ -126,14 +126,21 @@ def arr_summary(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarte
     return out
 
 
-def _cmrr_by_item(conn: Connection, as_of: dt.date, account: str | None = None) -> dict[str, Decimal]:
+def _committed(conn: Connection, as_of: dt.date) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """Committed MRR and quantity of every item on a day: the sums of the pieces active that day."""
     s, l = t.line_segments.c, t.order_lines.c
-    query = (select(l.item, s.mrr).select_from(t.line_segments.join(t.order_lines, l.pk == s.line_pk))
+    query = (select(l.item, s.mrr, s.quantity).select_from(t.line_segments.join(t.order_lines, l.pk == s.line_pk))
              .where(s.start <= as_of, s.end_excl > as_of))
-    out: dict[str, Decimal] = {}
-    for item, mrr in conn.execute(query):
-        out[item] = out.get(item, Decimal(0)) + mrr
-    return out
+    mrr_by: dict[str, Decimal] = {}
+    quantity_by: dict[str, Decimal] = {}
+    for item, mrr, quantity in conn.execute(query):
+        mrr_by[item] = mrr_by.get(item, Decimal(0)) + mrr
+        quantity_by[item] = quantity_by.get(item, Decimal(0)) + quantity
+    return mrr_by, quantity_by
+
+
+def _cmrr_by_item(conn: Connection, as_of: dt.date) -> dict[str, Decimal]:
+    return _committed(conn, as_of)[0]
 
 
 def _status(item, as_of: dt.date) -> str:
@@ -148,8 +155,9 @@ def _status(item, as_of: dt.date) -> str:
 
 def subscriptions(conn: Connection, as_of: dt.date, *, customer: str | None = None,
                   kind: str = "subscription") -> list[dict[str, Any]]:
-    """Subscriptions (or assets, entitlements) with MRR and ARR as of a day, and TCV.
+    """Subscriptions (or assets, entitlements) with quantity, MRR and ARR as of a day, and TCV.
 
+    The quantity is the one in service that day (the latest one outside the service period).
     MRR, ARR and TCV are absent (None) until the order's subscription-metrics job has run.
     """
     i, m = t.items.c, t.item_metrics.c
@@ -157,13 +165,16 @@ def subscriptions(conn: Connection, as_of: dt.date, *, customer: str | None = No
              .where(i.kind == kind).order_by(i.account, i.id))
     if customer:
         query = query.where(i.account == customer)
-    cmrr = _cmrr_by_item(conn, as_of)
+    cmrr, quantity = _committed(conn, as_of)
     out = []
     for item in conn.execute(query):
         has_metrics = item.tcv is not None
         mrr = round_money(cmrr.get(item.id, Decimal(0)), item.currency) if has_metrics else None
         out.append({"subscription": item.id, "customer": item.account, "product": item.product,
-                    "start": item.start, "end": item.end, "quantity": item.quantity, "mrr": mrr,
+                    "start": item.start, "end": item.end,
+                    "quantity": plain_quantity(quantity[item.id] if item.start <= as_of <= item.end
+                                               and item.id in quantity else item.quantity),
+                    "mrr": mrr,
                     "arr": round_money(cmrr.get(item.id, Decimal(0)) * 12, item.currency) if has_metrics else None,
                     "tcv": round_money(item.tcv, item.currency) if has_metrics else None,
                     "bill_cycle_day": item.bill_cycle_day, "status": _status(item, as_of)})
