@@ -103,6 +103,8 @@ class App:
         return stored is not None and stored != self.calendar.fingerprint()
 
     def _check_calendar(self, engine: Engine) -> None:
+        if self.config.fiscal.source == "salesforce":
+            return  # new Period records only extend it; ingest warns when a period moves
         with engine.connect() as conn:
             stored = repo.get_meta(conn, "fiscal_calendar")
         try:

@@ -169,6 +169,13 @@ class Ingestor:
     def _take_period(self, conn: Connection, values: dict[str, Any]) -> str | None:
         if str(values.get("type", "Month")) != "Month":
             return None  # only monthly periods make the fiscal calendar (SPEC section 8)
+        before = conn.execute(select(t.fiscal_periods.c.start, t.fiscal_periods.c.end)
+                              .where(t.fiscal_periods.c.id == values["id"])).first()
+        if before is not None and (before.start, before.end) != (values["start"], values["end"]):
+            # A new period only extends the calendar; a moved one changes rows already written.
+            log.warning("fiscal period %s moved from %s..%s to %s..%s in Salesforce; run `revsync regenerate "
+                        "arr` to rebuild the ARR rows on the new calendar", values["id"], before.start,
+                        before.end, values["start"], values["end"])
         conn.execute(delete(t.fiscal_periods).where(t.fiscal_periods.c.id == values["id"]))
         conn.execute(insert(t.fiscal_periods).values(
             id=values["id"], start=values["start"], end=values["end"],

@@ -180,7 +180,7 @@ class Org:
         if not ids.is_valid(rec_id):
             return None
         rec = self._records[obj.name].get(ids.canonical(rec_id))
-        if rec is None or (rec["IsDeleted"] and not deleted):
+        if rec is None or (rec.get("IsDeleted") and not deleted):
             return None
         return rec
 
@@ -234,7 +234,7 @@ class Org:
             obj = self.object(obj_name)
             if obj.is_big:
                 return [dict(r) for r in self._big[obj.name].values()]
-            return [dict(r) for r in self._records[obj.name].values() if include_deleted or not r["IsDeleted"]]
+            return [dict(r) for r in self._records[obj.name].values() if include_deleted or not r.get("IsDeleted")]
 
     # --- queries -------------------------------------------------------------------------------
     def query(self, text: str, *, include_deleted: bool = False, batch_size: int | None = None,
@@ -258,7 +258,7 @@ class Org:
             if q.obj.is_big:
                 pool = list(self._big[q.obj.name].values())
             else:
-                pool = [r for r in self._records[q.obj.name].values() if include_deleted or not r["IsDeleted"]]
+                pool = [r for r in self._records[q.obj.name].values() if include_deleted or not r.get("IsDeleted")]
             rows = [r for r in pool if soql.matches(q, r, self.resolve, self.schema)]
             rows = soql.sort_records(q, rows, self.resolve, self.schema)
             rows = rows[q.offset:]
