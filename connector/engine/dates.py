@@ -4,6 +4,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from fractions import Fraction
+from functools import lru_cache
 
 ONE_DAY = dt.timedelta(days=1)
 
@@ -42,6 +43,7 @@ def end_from_term(start: dt.date, term_months: int) -> dt.date:
     return add_months(start, term_months) - ONE_DAY
 
 
+@lru_cache(maxsize=65536)  # lines share their dates; TCV, ELP and metrics all ask
 def months_between(start: dt.date, end_excl: dt.date) -> Fraction:
     """Months in [start, end_excl): whole months from start, then leftover days / days of that partial month.
 

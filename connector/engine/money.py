@@ -22,9 +22,15 @@ def minor_unit(currency: str) -> int:
     return _MINOR_UNITS.get(currency.upper(), 2)
 
 
+_QUANTUM: dict[str, Decimal] = {}
+
+
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round half-up to the currency's minor unit."""
-    return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
+    quantum = _QUANTUM.get(currency)
+    if quantum is None:  # one Decimal per currency, not one per amount (this runs millions of times)
+        quantum = _QUANTUM[currency] = Decimal(1).scaleb(-minor_unit(currency))
+    return amount.quantize(quantum, rounding=ROUND_HALF_UP)
 
 
 def to_decimal(value: object) -> Decimal:
