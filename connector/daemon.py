@@ -115,6 +115,8 @@ class Daemon:
     def cycle(self) -> None:
         """One full cycle: notifications, polling, activation and jobs, write-back."""
         self.take_notifications()
+        # background jobs that failed are retried with backoff (SPEC section 3)
+        self.service.ingestor.runner.retry_failed(due_only=True)
         report = self.service.cycle(should_stop=lambda: self.stopper.stopping)
         if self.writer is not None and not self.stopper.stopping:
             self.writer.flush()

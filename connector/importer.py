@@ -222,6 +222,7 @@ def plan(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
     products_in = [Product(p.id, p.name, p.provisioning, p.list_price, p.price_period) for p in doc.products]
     for kind, ids in (("account", [a.id for a in doc.accounts]), ("product", [p.id for p in doc.products]),
                       ("order", [o.id for o in doc.orders]),
+                      ("credit", [c.id or f"{c.account}:{c.currency}" for c in doc.credits]),
                       ("line", [l.id for o in doc.orders for l in o.lines])):
         seen: set[str] = set()
         for i in ids:

@@ -176,6 +176,8 @@ class Ingestor:
             log.warning("fiscal period %s moved from %s..%s to %s..%s in Salesforce; run `revsync regenerate "
                         "arr` to rebuild the ARR rows on the new calendar", values["id"], before.start,
                         before.end, values["start"], values["end"])
+        conn.execute(delete(t.meta).where(t.meta.c.key == "periods_taken_at"))
+        conn.execute(insert(t.meta).values(key="periods_taken_at", value=self.clock.now().isoformat()))
         conn.execute(delete(t.fiscal_periods).where(t.fiscal_periods.c.id == values["id"]))
         conn.execute(insert(t.fiscal_periods).values(
             id=values["id"], start=values["start"], end=values["end"],
@@ -203,14 +205,20 @@ class Ingestor:
                 t.outbox.c.object == "Order", t.outbox.c.kind == "order")).scalars())
             entries = []
             for raw in mirrored(conn, "Opportunity"):
-                opp = self.mappings.read("Opportunity", raw)
+                try:
+                    opp = self.mappings.read("Opportunity", raw)
+                except SkippableError:
+                    continue  # quarantined when it was taken in; it blocks only itself
                 if not opp or not opp.get("is_won") or not opp.get("synced_quote") or opp["id"] in with_order:
                     continue
                 key = f"quote:{opp['synced_quote']}"
                 if key in queued:
                     continue
-                lines = [v for v in (self.mappings.read("QuoteLineItem", r)
-                                     for r in mirrored(conn, "QuoteLineItem", parent=opp["synced_quote"])) if v]
+                try:
+                    lines = [v for v in (self.mappings.read("QuoteLineItem", r)
+                                         for r in mirrored(conn, "QuoteLineItem", parent=opp["synced_quote"])) if v]
+                except SkippableError:
+                    continue  # a quote line that cannot be mapped holds back this opportunity only
                 if not lines:
                     continue  # the quote's lines have not been read yet: next cycle
                 start = min(l["start"] for l in lines if l.get("start")) if any(l.get("start") for l in lines) \
@@ -302,8 +310,16 @@ class Ingestor:
             .where(t.quarantine.c.object == "Order", t.quarantine.c.released_at.is_(None)))}
         # An order is often held for a record it uses (its product, its account): when such a
         # record is released, held orders are tried again even though they did not change.
-        released = conn.execute(select(func.max(t.quarantine.c.released_at))
-                                .where(t.quarantine.c.object != "Order")).scalar()
+        # Other events that can unblock a held order: another order activated (the subscription
+        # it changes now exists), or fiscal periods taken in (its dates are now covered).
+        events = [conn.execute(select(func.max(t.quarantine.c.released_at))
+                               .where(t.quarantine.c.object != "Order")).scalar(),
+                  conn.execute(select(func.max(t.orders.c.activated_at))).scalar()]
+        periods_at = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "periods_taken_at")).scalar()
+        if periods_at:
+            events.append(dt.datetime.fromisoformat(periods_at))
+        events = [_aware(e) for e in events if e is not None]
+        released = max(events) if events else None
         out = []
         for row in rows:
             if row.id in taken:

@@ -231,6 +231,10 @@ def regenerate_arr(engine: Engine, ctx: JobContext, batch_size: int = 500) -> in
             orders = repo.load_orders(conn, order_ids[i:i + batch_size])
             count += repo.insert_arr_rows(conn, ((pk, row) for o in orders.values() for pk, line in o.lines
                                                  for row in arr_rows(line, o.currency, ctx.calendar)))
+            if ctx.write_back:  # the rebuilt rows go to both big objects too
+                enqueue(conn, [(big, line.id, "big_object", o.id, {"line_pk": pk})
+                               for o in orders.values() for pk, line in o.lines if line.recurring
+                               for big in BIG_OBJECTS], _stamp(ctx))
         conn.execute(update(t.jobs).where(t.jobs.c.kind == "arr_by_period").values(
             status="succeeded", last_error=None, next_attempt_at=None))
         repo.set_meta(conn, "fiscal_calendar", ctx.calendar.fingerprint())

@@ -1,7 +1,7 @@
 """Money arithmetic: exact Decimals, rounded half-up to the currency's minor unit only when shown or stored."""
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 ZERO = Decimal(0)
 
@@ -23,6 +23,11 @@ def minor_unit(currency: str) -> int:
 
 
 _QUANTUM: dict[str, Decimal] = {}
+#: Monthly prices of yearly and quarterly prices are carried to 12 places (engine.activation):
+#: twelve months of 0.145 a year come back as 0.144999999996, which half-up rounding would turn
+#: into 0.14. The cut is at most a few 1e-12 of any figure made from such prices, so amounts are
+#: first brought to nine places, which restores the exact figure, then rounded to the currency.
+_SNAP = Decimal("1e-9")
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
@@ -30,7 +35,7 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     quantum = _QUANTUM.get(currency)
     if quantum is None:  # one Decimal per currency, not one per amount (this runs millions of times)
         quantum = _QUANTUM[currency] = Decimal(1).scaleb(-minor_unit(currency))
-    return amount.quantize(quantum, rounding=ROUND_HALF_UP)
+    return amount.quantize(_SNAP, rounding=ROUND_HALF_EVEN).quantize(quantum, rounding=ROUND_HALF_UP)
 
 
 def to_decimal(value: object) -> Decimal:

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 
 RECORD_OBJECTS = {"subscription": "Subscription__c", "asset": "Asset", "entitlement": "Entitlement"}
 BIG_OBJECTS = ("ArrByPeriod__b", "ArrByPeriodByCustomer__b")
+#: objects whose records the connector creates: their engine ids are never Salesforce Ids (a
+#: Salesforce-origin subscription's engine id is its order item's Id, not a Subscription__c Id)
+OWN_OBJECTS = frozenset(RECORD_OBJECTS.values())
+#: a big-object job that keeps failing is given up after this many sends (then FAILED, listed)
+MAX_BIG_OBJECT_ATTEMPTS = 5
 COLLECTION_SIZE = 200
 #: rows per Bulk API 2.0 ingest job (well under its 100 MB upload limit)
 BULK_ROWS = 100_000
@@ -98,6 +103,8 @@ class OutboxWriter:
         found = self._ids.get((sobject, engine_id))
         if found:
             return found
+        if sobject in OWN_OBJECTS:
+            return None  # records the connector creates have no Id until it has written them
         return engine_id if looks_like_sf_id(engine_id) else None
 
     def _claim(self, ids: Sequence[int]) -> str:
@@ -301,9 +308,14 @@ class OutboxWriter:
                                                "the job is sent again whole")
                 except TransientError as exc:
                     ok, message = False, str(exc)
+                # a job failing again and again (a permanent row error) stops being resent: FAILED,
+                # listed by `revsync outbox --failed`, sent again after `revsync outbox retry`
+                given_up = not ok and max(e.attempts for e in entries) + 1 >= MAX_BIG_OBJECT_ATTEMPTS
                 with self.store.begin() as conn:
-                    self._finish(conn, [e.id for e in entries], "SUCCESS" if ok else "NEW", message)
-                report.add(report.sent if ok else report.waiting, sobject, len(entries))
+                    self._finish(conn, [e.id for e in entries],
+                                 "SUCCESS" if ok else "FAILED" if given_up else "NEW", message)
+                report.add(report.sent if ok else report.failed if given_up else report.waiting, sobject,
+                           len(entries))
                 start = end
 
     def _arr_values(self, line_pk: int) -> list[dict[str, Any]]:
