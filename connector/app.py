@@ -96,12 +96,6 @@ class App:
 
         return load_mappings(self.mappings_dir())
 
-    def calendar_changed(self) -> bool:
-        """True when ARR rows were made on another fiscal calendar than the configured one."""
-        with self.store.connect() as conn:
-            stored = repo.get_meta(conn, "fiscal_calendar")
-        return stored is not None and stored != self.calendar.fingerprint()
-
     def _check_calendar(self, engine: Engine) -> None:
         if self.config.fiscal.source == "salesforce":
             return  # new Period records only extend it; ingest warns when a period moves

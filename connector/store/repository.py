@@ -154,10 +154,7 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     for a in activations:
         for item in a.items:
             final[item.id] = item
-    existing = set()
-    ids = list(final)
-    for i in range(0, len(ids), 500):
-        existing.update(conn.execute(select(t.items.c.id).where(t.items.c.id.in_(ids[i:i + 500]))).scalars())
+    existing = _existing(conn, t.items.c.id, list(final))
     values = [dict(b_id=item.id, kind=item.kind.value, account=item.account, product=item.product,
                    currency=item.currency, start=item.start, end=item.end, term_start=item.term_start,
                    quantity=item.quantity, unit_price=item.unit_price, price_period=item.price_period.value,

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, u
 
 from connector.clock import Clock
 from connector.errors import RevsyncError, SkippableError, TransientError
+from connector.salesforce.soql import select as soql
 from connector.store import schema as t
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,6 @@ class OutboxWriter:
 
     def _standard_pricebook(self) -> str | None:
         if self._pricebook is None:
-            from connector.salesforce.soql import select as soql
             records = list(self.client.query(soql("Id").from_("Pricebook2").where("IsStandard", "=", True).limit(1)))
             self._pricebook = str(records[0]["Id"]) if records else ""
         return self._pricebook or None
@@ -224,7 +224,6 @@ class OutboxWriter:
         self._records(report, kinds=("order",), objects=("OrderItem",))
 
     def _pricebook_entries(self, products: Sequence[str]) -> dict[str, str]:
-        from connector.salesforce.soql import select as soql
         pricebook = self._standard_pricebook()
         sf_products = {p: self.resolve("Product2", p) for p in products}
         ids = sorted({v for v in sf_products.values() if v})
