@@ -70,6 +70,10 @@ class SyncConfig(_Section):
     #: for orgs without automation of their own: the connector creates and activates the order of
     #: a Closed Won opportunity's primary quote (SPEC section 2)
     create_orders_from_won_quotes: bool = False
+    #: the writer lease's time to live: a daemon silent this long (killed, frozen) is taken over
+    lease_seconds: float = Field(default=300.0, ge=1)
+    #: the longest wait between two tries while Salesforce is unreachable or failing
+    max_backoff_seconds: float = Field(default=300.0, ge=1)
 
 
 class ReportsConfig(_Section):

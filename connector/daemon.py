@@ -1,34 +1,60 @@
 """`revsync sync`: the loop poll → ingest → activate and jobs → write-back, until told to stop.
 
+**One pass runs to quiescence.** A cycle polls, activates, runs jobs and writes back; when the
+write-back has itself activated orders in Salesforce (orders the connector creates from won
+quotes), the same pass reads them back, activates them in the engine and writes their results,
+for at most `MAX_ROUNDS` rounds.
+
+**No trigger is lost.** A notification (Outbound Message) sets the wake flag; the flag is cleared
+when a cycle *starts*, so one that arrives while a cycle runs starts another right after it.
+Triggered cycles are rate-limited ([server] max_triggered_cycles_per_minute): a flood of
+notifications coalesces into a few cycles, each taking in everything stored so far.
+
+**Outages are survived.** A transient failure (503, connection refused or reset, timeouts, DNS,
+lock errors past the client's retries) ends the cycle, not the daemon: it waits, capped
+exponential backoff with jitter, shows `degraded` with the reason on /health and in `revsync
+status`, and tries again; every step commits with its cursor or outbox state, so it catches up
+with nothing lost or duplicated. The org's API limit (REQUEST_LIMIT_EXCEEDED) or this connector's
+share of it pauses the daemon until calls free up. Errors no wait can fix (credentials refused,
+a missing field or permission) stop it with exit code 5.
+
+**One writer.** The writer lease is renewed by a thread of its own, and every request to
+Salesforce is fenced by it (connector.lease): a daemon paused past its lease writes nothing.
+
 The first SIGTERM/SIGINT finishes the batch in hand and stops (warm shutdown); a second stops at
-once (cold). Every step commits what it has done with the cursor or outbox state that goes with
-it, so a `kill -9` at any point loses nothing and duplicates nothing after a restart.
+once (cold).
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import logging
-import os
+import random
 import signal
-import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from sqlalchemy import insert, update
-from sqlalchemy.exc import IntegrityError
-
 from connector.clock import Clock
-from connector.errors import FatalError
-from connector.ingest import TakeResult
+from connector.errors import FatalError, TransientError
+from connector.lease import DEFAULT_TTL, LeaseHeld, LeaseKeeper, LeaseLost, WriterLease
+from connector.salesforce.errors import ApiBudgetExhausted, ApiLimitReached, UnexpectedResponse
 from connector.sources.outbound import mark_processed, pending_notifications
-from connector.sources.poll import change_query
-from connector.store import schema as t
-from connector.store.repository import get_meta, set_meta
-from connector.sync import SyncService
+from connector.store.repository import set_meta
+from connector.sync import CycleReport, SyncService
 
 log = logging.getLogger("revsync.daemon")
+
+#: Rounds of one pass: poll and write, then read back what the write activated, and so on.
+MAX_ROUNDS = 5
+#: Notifications taken in per round (the rest wait for the next cycle, which starts at once).
+NOTIFICATIONS_PER_ROUND = 500
+#: First wait after a failed cycle; it doubles per failure up to the configured cap.
+FIRST_BACKOFF_SECONDS = 5.0
+
+__all__ = ["Daemon", "DaemonResult", "Stopper", "WriterLease", "MAX_ROUNDS"]
 
 
 class Writer(Protocol):
@@ -71,168 +97,247 @@ class DaemonResult:
 
     cycles: int = 0
     left: dict[str, int] = field(default_factory=dict)
+    #: the error that ended a `--once` run (None when it ran to the end)
+    error: BaseException | None = None
+    #: rounds of the last pass that hit MAX_ROUNDS with orders still to read back
+    unfinished_rounds: bool = False
+
+
+def needs_a_person(exc: BaseException) -> bool:
+    """True for errors that no wait can fix: stop and say what to do."""
+    if isinstance(exc, (ApiBudgetExhausted, ApiLimitReached, LeaseLost)):
+        return False
+    if isinstance(exc, (TransientError, UnexpectedResponse)):
+        return False
+    return isinstance(exc, FatalError)
 
 
 class Daemon:
-    """Runs sync cycles on an interval, serving notifications in between."""
+    """Runs sync passes on an interval, at once on a notification, through outages."""
 
     def __init__(self, service: SyncService, clock: Clock, *, interval: dt.timedelta,
                  writer: Writer | None = None, metrics: Any = None,
-                 after_cycle: Callable[[], None] | None = None):
+                 after_cycle: Callable[[], None] | None = None,
+                 lease_ttl: dt.timedelta = DEFAULT_TTL,
+                 max_backoff: dt.timedelta = dt.timedelta(minutes=5),
+                 max_triggered_per_minute: int = 6,
+                 after_pass: Callable[[], None] | None = None):
         self.service = service
         self.clock = clock
         self.interval = interval
         self.writer = writer
         self.metrics = metrics
         self.after_cycle = after_cycle
+        self.after_pass = after_pass
+        self.lease_ttl = lease_ttl
+        self.max_backoff = max_backoff
+        self.max_triggered_per_minute = max(1, max_triggered_per_minute)
         self.stopper = Stopper()
         self.wake = threading.Event()
+        self._triggered: collections.deque[float] = collections.deque()
+        self._failures = 0
+        self._last_good: dt.datetime | None = None
+        self._unfinished = False
+        self.lease: WriterLease | None = None
+
+    @property
+    def store(self):
+        return self.service.ingestor.store
 
     def notified(self, sobject: str, record_ids: list[str]) -> None:
         """Called by the Outbound Message receiver after it stored notifications: sync now."""
         self.wake.set()
 
+    # -- one pass ----------------------------------------------------------------------------------
+
     def take_notifications(self) -> int:
         """Read the records named by stored Outbound Messages at once and take them in."""
-        store = self.service.ingestor.store
-        with store.connect() as conn:
-            pending = pending_notifications(conn, 500)
+        with self.store.connect() as conn:
+            pending = pending_notifications(conn, NOTIFICATIONS_PER_ROUND)
         if not pending:
             return 0
         by_object: dict[str, list] = {}
         for n in pending:
             by_object.setdefault(n.object, []).append(n)
         for sobject, notes in by_object.items():
-            ids = sorted({n.record_id for n in notes})
-            query = change_query(sobject, self.service.mappings.fields(sobject), None).where("Id", "IN", ids)
-            records = list(self.service.client.query_all(query))
-            result = TakeResult(sobject)
-            with store.begin() as conn:
-                self.service.ingestor.take_records(conn, sobject, records, result, self.clock.now())
+            self.service.take_by_ids(sobject, [n.record_id for n in notes])
+            with self.store.begin() as conn:
                 mark_processed(conn, [n.id for n in notes], self.clock.now())
+        if len(pending) == NOTIFICATIONS_PER_ROUND:
+            self.wake.set()  # more are stored: the next cycle starts at once
         return len(pending)
 
-    def cycle(self) -> None:
-        """One full cycle: notifications, polling, activation and jobs, write-back."""
+    def cycle(self) -> CycleReport:
+        """One pass to quiescence: notifications, polling, activation and jobs, write-back, then
+        the orders that write-back activated in Salesforce, read back and written in turn."""
         self.take_notifications()
         # background jobs that failed are retried with backoff (SPEC section 3)
         self.service.ingestor.runner.retry_failed(due_only=True)
         report = self.service.cycle(should_stop=lambda: self.stopper.stopping)
-        if self.writer is not None and not self.stopper.stopping:
-            self.writer.flush()
-        usage = self.service.client.api_usage
-        if usage is not None:  # for `revsync status`, which reads the store only
-            with self.service.ingestor.store.begin() as conn:
-                set_meta(conn, "api_usage", f"{usage.used}/{usage.limit} at {self.clock.now().isoformat()}")
+        self._unfinished = False
+        for round_no in range(1, MAX_ROUNDS + 1):
+            if self.writer is None or self.stopper.stopping:
+                break
+            flushed = self.writer.flush()
+            activated = list(getattr(flushed, "activated_orders", ()) or ())
+            if not activated:
+                break
+            if round_no == MAX_ROUNDS:
+                self._unfinished = True
+                log.warning("pass stopped after %d rounds with orders still to read back; the next cycle "
+                            "goes on", MAX_ROUNDS, extra={"orders": len(activated)})
+                self.wake.set()
+                break
+            more = self.service.read_back_orders(activated)
+            report.taken += more.taken
+            report.activated += more.activated
+            report.jobs += more.jobs
+        self._record_usage()
         if self.metrics is not None:
             for taken in report.taken:
                 self.metrics.add_ingested(taken.object, taken.taken)
-            usage = self.service.client.api_usage
-            if usage is not None:
-                self.metrics.set_api_usage(usage.used, usage.limit)
             self.metrics.cycle_succeeded(self.clock.now())
         if self.after_cycle is not None:
             self.after_cycle()
         log.info("cycle done", extra={
             "records": sum(t.taken for t in report.taken), "quarantined": report.quarantined,
             "activated": len(report.activated), "failed_jobs": sum(not j.ok for j in report.jobs)})
+        return report
+
+    def _record_usage(self) -> None:
+        usage = self.service.client.api_usage
+        if usage is None:
+            return
+        with self.store.begin() as conn:  # for `revsync status`, which reads the store only
+            set_meta(conn, "api_usage", f"{usage.used}/{usage.limit} at {self.clock.now().isoformat()}")
+        if self.metrics is not None:
+            self.metrics.set_api_usage(usage.used, usage.limit)
+
+    # -- the loop ----------------------------------------------------------------------------------
 
     def run(self, *, once: bool = False, install_signals: bool = True) -> DaemonResult:
-        """Loop until stopped (or one cycle with `once`); returns what is left to write."""
+        """Loop until stopped (or one pass with `once`); returns what is left to write.
+
+        Raises FatalError for what needs a person (and LeaseHeld when another daemon writes).
+        With `once`, a failure that a wait could fix ends the run too, in `result.error`.
+        """
         if install_signals:
             self.stopper.install()
         result = DaemonResult()
-        lease = WriterLease(self.service.ingestor.store, self.clock, ttl=max(self.interval * 3, MIN_LEASE))
-        while True:
-            lease.hold()  # one writer per org: a second daemon on this store stops here
-            self.cycle()
-            result.cycles += 1
-            if once or self.stopper.stopping:
-                break
-            self.wake.clear()
-            # wait out the interval, waking early for a notification or a stop
-            deadline = self.interval.total_seconds()
-            while deadline > 0 and not self.stopper.stopping and not self.wake.is_set():
-                step = min(deadline, 0.5)
-                self.stopper.event.wait(step)
-                deadline -= step
-            if self.stopper.stopping:
-                break
-        lease.release()
+        self.lease = WriterLease(self.store, self.clock, ttl=self.lease_ttl)
+        self.lease.hold()  # one writer per org: a second daemon on this store stops here
+        self.service.client.fence_with(self.lease.check)
+        keeper = LeaseKeeper(self.lease)
+        keeper.start()
+        try:
+            while not self.stopper.stopping:
+                self.wake.clear()  # cleared before the pass: a trigger during it starts another
+                wait = self._one_pass(result, once=once)
+                if once or self.stopper.stopping:
+                    break
+                if wait is not None:
+                    self._sleep(wait)  # backing off or paused: notifications keep being stored
+                    continue
+                self._wait_for_next()
+        finally:
+            keeper.stop()
+            if self.lease.held:
+                self.lease.release()
+        result.unfinished_rounds = self._unfinished
         result.left = self.writer.left() if self.writer is not None else {}
         return result
 
+    def _one_pass(self, result: DaemonResult, *, once: bool) -> float | None:
+        """Run one pass; the seconds to wait before the next when it failed, else None."""
+        try:
+            if not self.lease.held:
+                self.lease.hold()  # lost earlier and free again: start afresh from the store
+            self.cycle()
+        except LeaseLost as exc:
+            log.error("the writer lease lapsed; dropping what this pass had in hand", extra={"reason": str(exc)})
+            self.lease.hold()  # raises LeaseHeld while the daemon that took over is alive
+            return 0.0
+        except (ApiBudgetExhausted, ApiLimitReached) as exc:
+            if once:
+                result.error = exc
+                return None
+            until = exc.retry_after
+            self._trouble(f"paused until {until.isoformat()}: {str(exc).splitlines()[0]}", paused_until=until)
+            log.warning("paused: the API budget is spent", extra={"until": until.isoformat(),
+                                                                  "reason": str(exc).splitlines()[0]})
+            return max((until - self.clock.now()).total_seconds(), 1.0)
+        except LeaseHeld:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted just below
+            if needs_a_person(exc) or not isinstance(exc, (TransientError, UnexpectedResponse)):
+                raise
+            if once:
+                result.error = exc
+                return None
+            self._failures += 1
+            wait = self._backoff()
+            self._trouble(f"Salesforce unreachable or failing: {str(exc).splitlines()[0]}", retry_in=wait)
+            log.warning("sync pass failed; trying again after a backoff",
+                        extra={"reason": str(exc).splitlines()[0], "attempt": self._failures,
+                               "retry_in_seconds": round(wait, 1)})
+            return wait
+        result.cycles += 1
+        self._failures = 0
+        self._last_good = self.clock.now()
+        self._trouble(None)
+        if self.after_pass is not None:
+            self.after_pass()
+        return None
 
-MIN_LEASE = dt.timedelta(minutes=5)
+    def _backoff(self) -> float:
+        """Capped exponential backoff with jitter: 5 s, 10 s, 20 s … up to the cap, each × 0.5–1."""
+        cap = self.max_backoff.total_seconds()
+        base = min(cap, FIRST_BACKOFF_SECONDS * 2 ** min(self._failures - 1, 30))
+        return base * random.uniform(0.5, 1.0)
 
-
-class WriterLease:
-    """One sync daemon (one writer) per store and org: a lease in the store, renewed every cycle.
-
-    A daemon killed with -9 leaves its lease behind; it expires after `ttl` (three intervals, at
-    least five minutes), so a restart on the same machine takes it over as soon as the holder is
-    gone: the holder is identified by host and process id and a dead local holder is not waited for.
-    """
-
-    KEY = "writer_lease"
-
-    def __init__(self, store, clock: Clock, ttl: dt.timedelta):
-        self.store = store
-        self.clock = clock
-        self.ttl = ttl
-        self.me = f"{socket.gethostname()}:{os.getpid()}"
-
-    def hold(self) -> None:
-        """Take or renew the lease, or raise FatalError naming the daemon that holds it.
-
-        A compare-and-set on the stored value: two daemons starting together cannot both win,
-        because only one UPDATE finds the value it read.
-        """
-        for _ in range(3):
-            now = self.clock.now()
+    def _trouble(self, reason: str | None, *, retry_in: float | None = None,
+                 paused_until: dt.datetime | None = None) -> None:
+        """Show the daemon's state on /health and in `revsync status` (stored for the latter)."""
+        if self.metrics is not None:
+            self.metrics.set_trouble(reason)
+        now = self.clock.now()
+        state = {"state": "ok" if reason is None else ("paused" if paused_until else "degraded"),
+                 "reason": reason, "since": now.isoformat(),
+                 "last_good_cycle_at": self._last_good.isoformat() if self._last_good else None,
+                 "next_attempt_at": (paused_until.isoformat() if paused_until else
+                                     (now + dt.timedelta(seconds=retry_in)).isoformat() if retry_in else None)}
+        try:
             with self.store.begin() as conn:
-                raw = get_meta(conn, self.KEY)
-                held = json.loads(raw) if raw else {}
-                if held.get("holder") and held["holder"] != self.me and self._alive(held, now):
-                    until = dt.datetime.fromisoformat(held["until"])
-                    raise FatalError(f"another sync daemon ({held['holder']}) is writing to this org through "
-                                     f"this store until {until.isoformat()}",
-                                     hint="run one `revsync sync` per org; stop the other one first")
-                mine = json.dumps({"holder": self.me, "until": (now + self.ttl).isoformat()})
-                if raw is None:
-                    try:
-                        with conn.begin_nested():
-                            conn.execute(insert(t.meta).values(key=self.KEY, value=mine))
-                        return
-                    except IntegrityError:
-                        continue  # another daemon inserted first: look again
-                taken = conn.execute(update(t.meta).where(t.meta.c.key == self.KEY, t.meta.c.value == raw)
-                                     .values(value=mine)).rowcount
-                if taken == 1:
+                set_meta(conn, "daemon_state", json.dumps(state))
+        except Exception as exc:  # noqa: BLE001 - a busy store must not end the daemon
+            log.warning("could not record the daemon's state (%s)", type(exc).__name__)
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait, waking only for a stop."""
+        self.stopper.event.wait(seconds)
+
+    def _wait_for_next(self) -> None:
+        """Wait out the interval, waking early for a notification (rate-limited) or a stop."""
+        deadline = time.monotonic() + self.interval.total_seconds()
+        while not self.stopper.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self.wake.is_set():
+                hold = self._trigger_hold()
+                if hold <= 0:
+                    self._triggered.append(time.monotonic())
                     return
-        raise FatalError("could not take the sync daemon's lease: another daemon keeps changing it",
-                         hint="run one `revsync sync` per org")
+                self.stopper.event.wait(min(hold, left))
+                continue
+            self.wake.wait(min(left, 0.5))
 
-    @staticmethod
-    def _alive(held: dict, now: dt.datetime) -> bool:
-        if dt.datetime.fromisoformat(held["until"]) <= now:
-            return False  # expired: its holder stopped renewing it
-        host, _, pid = held["holder"].rpartition(":")
-        return host != socket.gethostname() or _pid_alive(int(pid))
+    def _trigger_hold(self) -> float:
+        """Seconds a triggered cycle must wait to stay within the per-minute limit (0: go now)."""
+        now = time.monotonic()
+        while self._triggered and now - self._triggered[0] >= 60:
+            self._triggered.popleft()
+        if len(self._triggered) < self.max_triggered_per_minute:
+            return 0.0
+        return 60 - (now - self._triggered[0])
 
-    def release(self) -> None:
-        """Give the lease up (on a clean stop)."""
-        with self.store.begin() as conn:
-            raw = get_meta(conn, self.KEY)
-            if raw and json.loads(raw)["holder"] == self.me:
-                set_meta(conn, self.KEY, json.dumps({"holder": "", "until": self.clock.now().isoformat()}))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

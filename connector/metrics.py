@@ -53,6 +53,8 @@ class Metrics:
                                        "Records written to Salesforce, by object", ["object"], registry=r)
         self._lock = threading.Lock()
         self._last_cycle_at: dt.datetime | None = None
+        #: why the daemon is not syncing right now (an outage, a paused API budget), or None
+        self._trouble: str | None = None
         self._lagging: set[str] = set()
 
     @property
@@ -65,6 +67,16 @@ class Metrics:
         with self._lock:
             self._last_cycle_at = at
         self.last_cycle.set(at.timestamp())
+
+    @property
+    def trouble(self) -> str | None:
+        """Why the daemon cannot sync right now (None while it can)."""
+        return self._trouble
+
+    def set_trouble(self, reason: str | None) -> None:
+        """Record why the daemon cannot sync (an outage, the API budget), or None once it can again."""
+        with self._lock:
+            self._trouble = reason
 
     def set_api_usage(self, used: int, limit: int) -> None:
         """Record the API usage Salesforce last reported (`Sforce-Limit-Info: api-usage=used/limit`)."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from connector.app import App
 from connector.backfill import Backfill
 from connector.daemon import Daemon
+from connector.errors import FatalError
 from connector.ingest import Ingestor
 from connector.salesforce.client import SalesforceClient
 from connector.sources.poll import PollingSource
@@ -19,7 +21,10 @@ from connector.sync import SyncService
 
 log = logging.getLogger(__name__)
 
+EXIT_JOBS_FAILED = 3  # orders activated, but background jobs failed: their results are absent
 EXIT_LEFT = 4  # `sync --once` ended with changes not yet written back
+EXIT_NEEDS_ACTION = 5  # Salesforce refused what no wait fixes (credentials, permission, a field)
+EXIT_HELD = 6  # `sync --once`: records are held in the quarantine
 
 
 @dataclass
@@ -49,8 +54,10 @@ def build(app: App, *, session=None) -> Runtime:
 
 
 def run_daemon(app: App, *, once: bool, session=None) -> int:
-    """`revsync sync`: returns the exit code."""
+    """`revsync sync`: returns the exit code (README, "Exit codes")."""
     from connector import logs
+    from connector.daemon import needs_a_person
+    from connector.lease import LeaseHeld
 
     logs.setup(json_lines=True, verbose=False)
     runtime = build(app, session=session)
@@ -61,21 +68,58 @@ def run_daemon(app: App, *, once: bool, session=None) -> int:
         from connector.server import Server
 
         metrics = Metrics()
-    daemon = Daemon(runtime.service, app.clock, interval=dt.timedelta(seconds=app.config.sync.interval_seconds),
-                    writer=runtime.writer, metrics=metrics, after_cycle=app.refresh_calendar)
+    sync = app.config.sync
+    daemon = Daemon(runtime.service, app.clock, interval=dt.timedelta(seconds=sync.interval_seconds),
+                    writer=runtime.writer, metrics=metrics, after_cycle=app.refresh_calendar,
+                    lease_ttl=dt.timedelta(seconds=sync.lease_seconds),
+                    max_backoff=dt.timedelta(seconds=sync.max_backoff_seconds),
+                    max_triggered_per_minute=getattr(app.config.server, "max_triggered_cycles_per_minute", 6))
     if app.config.server is not None:
         server = Server(app.config.server, store=app.store, clock=app.clock, metrics=metrics,
                         cycle_interval=daemon.interval, on_notified=daemon.notified)
         server.start()
     try:
         result = daemon.run(once=once)
+    except LeaseHeld:
+        raise
+    except FatalError as exc:
+        if not needs_a_person(exc):
+            raise
+        log.error("stopped: Salesforce refused something no wait can fix", extra={"reason": str(exc)})
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NEEDS_ACTION
     finally:
         if server is not None:
             server.stop()
+    if result.error is not None:
+        raise result.error
+    return _once_outcome(app, result) if once else 0
+
+
+def _once_outcome(app: App, result) -> int:
+    """`sync --once` exits 0 only when every record read and every consequence of it is in Salesforce."""
+    from sqlalchemy import func, select
+
+    from connector.store import schema as t
+
     left = {k: v for k, v in result.left.items() if v}
-    if once and left:
+    with app.store.connect() as conn:
+        failed_jobs = conn.execute(select(func.count()).select_from(t.jobs).where(t.jobs.c.status == "failed")).scalar()
+        held = conn.execute(select(func.count()).select_from(t.quarantine)
+                            .where(t.quarantine.c.released_at.is_(None))).scalar()
+    if left or result.unfinished_rounds:
         log.error("changes not yet written back to Salesforce", extra={"left": left})
+        print(f"not done: outbox entries not yet written to Salesforce {left}; run `revsync sync --once` "
+              "again, and see `revsync outbox --failed` for the failed ones", file=sys.stderr)
         return EXIT_LEFT
+    if failed_jobs:
+        print(f"not done: {failed_jobs} background job(s) failed, their results are not in Salesforce; "
+              "see `revsync jobs --failed`, then `revsync jobs retry`", file=sys.stderr)
+        return EXIT_JOBS_FAILED
+    if held:
+        print(f"not done: {held} Salesforce record(s) are held in the quarantine; see `revsync quarantine` "
+              "for the reasons, fix them in Salesforce, and sync again", file=sys.stderr)
+        return EXIT_HELD
     return 0
 
 

@@ -89,6 +89,8 @@ class Health:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
             reasons.append(f"store unreachable: {type(exc).__name__}")
+        if self.metrics.trouble:
+            reasons.append(self.metrics.trouble)
         limit = STALE_CYCLES * self.cycle_interval
         last = self.metrics.last_cycle_at
         if last is None:

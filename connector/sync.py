@@ -6,12 +6,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from sqlalchemy import select as select_
+
 from connector.errors import SkippableError
 from connector.ingest import Ingestor, Mappings, TakeResult, load_cursor
 from connector.jobs import JobOutcome
 from connector.salesforce.client import SalesforceClient
 from connector.salesforce.soql import select
-from connector.sources.poll import PollingSource
+from connector.sources.poll import PollingSource, change_query
+from connector.store import schema as t
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,38 @@ class SyncService:
             cursor = load_cursor(conn, sobject)
         batch = self.source.poll(sobject, self.mappings.fields(sobject), cursor, where=FILTERS.get(sobject))
         return self.ingestor.take(batch, cursor_object=sobject)
+
+    def take_by_ids(self, sobject: str, ids: Sequence[str]) -> TakeResult:
+        """Read these records of one object now (one call per 200 Ids) and take them in.
+
+        The cursor does not move: the next poll sees them again and skips them as already taken.
+        """
+        result = TakeResult(sobject)
+        ids = sorted(set(ids))
+        for i in range(0, len(ids), IDS_PER_QUERY):
+            query = change_query(sobject, self.mappings.fields(sobject), None).where("Id", "IN", ids[i:i + IDS_PER_QUERY])
+            records = list(self.client.query_all(query))
+            with self.ingestor.store.begin() as conn:
+                self.ingestor.take_records(conn, sobject, records, result, self.ingestor.clock.now())
+        return result
+
+    def read_back_orders(self, sf_ids: Sequence[str]) -> CycleReport:
+        """Orders the connector has just activated in Salesforce (from won quotes): read them back,
+        activate them in the engine and run their jobs, in the pass that created them.
+
+        Engine-origin orders the connector activated are left out: they are the engine's already.
+        """
+        report = CycleReport()
+        with self.ingestor.store.connect() as conn:
+            engine_orders = set(conn.execute(
+                select_(t.sf_ids.c.sf_id).join(t.orders, t.orders.c.id == t.sf_ids.c.external_id)
+                .where(t.sf_ids.c.object == "Order", t.sf_ids.c.sf_id.in_(list(sf_ids)))).scalars())
+        wanted = [i for i in sf_ids if i not in engine_orders]
+        if not wanted:
+            return report
+        report.taken.append(self.take_by_ids("Order", wanted))
+        report.activated, report.jobs = self.activate_ready()
+        return report
 
     def activate_ready(self) -> tuple[list[str], list[JobOutcome]]:
         """Activate in the engine the orders Salesforce shows Activated that the engine lacks."""

@@ -83,6 +83,8 @@ class ApiBudget:
         usage = self._usage
         if usage is None or usage.limit <= 0:
             return
+        if self._clock.now() - usage.observed_at >= LIMIT_RETRY_AFTER:
+            return  # an old figure: let one call through, its answer says how much is left now
         if Decimal(usage.used) >= self.share * usage.limit:
             raise ApiBudgetExhausted(used=usage.used, limit=usage.limit, share=self.share,
                                      retry_after=self._clock.now() + LIMIT_RETRY_AFTER)

@@ -85,6 +85,17 @@ class SalesforceClient:
         self._sf: Salesforce | None = None
         self._token: Token | None = None
 
+    def fence_with(self, check: Callable[[], None]) -> None:
+        """Ask `check` right before every request leaves for Salesforce (the writer lease's fence).
+
+        It is put in front of the session's transport adapters, the last step before the socket,
+        so nothing prepared earlier (by this client or simple-salesforce) is sent once `check`
+        raises; its error reaches the caller as it is.
+        """
+        for prefix, adapter in list(self._session.adapters.items()):
+            if not isinstance(adapter, _FencedAdapter):
+                self._session.mount(prefix, _FencedAdapter(adapter, check))
+
     # -- status -----------------------------------------------------------------------------
 
     @property
@@ -350,6 +361,22 @@ class SalesforceClient:
     def _json(self, method: str, path: str, *, what: str | None = None, data: str | None = None) -> Any:
         response = self._http(method, path, what=what or f"{method} {path}", data=data)
         return loads(response.content) if response.content else None
+
+
+class _FencedAdapter(requests.adapters.BaseAdapter):
+    """A transport adapter that asks a fence before handing the request to the real adapter."""
+
+    def __init__(self, inner: requests.adapters.BaseAdapter, check: Callable[[], None]):
+        super().__init__()
+        self._inner = inner
+        self._check = check
+
+    def send(self, request, *args: Any, **kwargs: Any):  # noqa: ANN001 - requests' own signature
+        self._check()
+        return self._inner.send(request, *args, **kwargs)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def _record_id(value: str) -> str:

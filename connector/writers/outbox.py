@@ -78,6 +78,8 @@ class FlushReport:
     failed: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, int] = field(default_factory=dict)
     calls: int = 0
+    #: Salesforce Ids of orders this flush set to Activated (read back in the same pass)
+    activated_orders: list[str] = field(default_factory=list)
 
     def add(self, bucket: dict[str, int], sobject: str, n: int = 1) -> None:
         bucket[sobject] = bucket.get(sobject, 0) + n
@@ -264,6 +266,8 @@ class OutboxWriter:
                     if result.success:
                         self._finish(conn, [e.id], "SUCCESS", None, result.id)
                         report.add(report.sent, "Order")
+                        if result.id:
+                            report.activated_orders.append(result.id)
                     else:
                         message = "; ".join(f"{x.error_code}: {x.message}" for x in result.errors)
                         self._finish(conn, [e.id], "NEW" if result.transient else "FAILED", message)
