@@ -236,6 +236,11 @@ def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     print_rows(info["cursors"], "table", title="cursors")
     console.print(f"outbox: {info['outbox'] or 'empty'}; failed jobs: {info['failed_jobs']}; "
                   f"quarantined records: {info['quarantined']}; API usage: {info['api_usage'] or 'unknown'}")
+    daemon = info.get("daemon")
+    if daemon:
+        console.print(f"sync daemon: {daemon['state']}" + (f" — {daemon['reason']}" if daemon.get("reason") else "")
+                      + (f"; next try {daemon['next_attempt_at']}" if daemon.get("next_attempt_at") else "")
+                      + f"; last good cycle {daemon.get('last_good_cycle_at') or 'none yet'}", markup=False)
 
 
 @outbox_app.callback()

@@ -38,9 +38,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from connector.clock import Clock
-from connector.errors import FatalError, TransientError
+from connector.errors import TransientError
 from connector.lease import DEFAULT_TTL, LeaseHeld, LeaseKeeper, LeaseLost, WriterLease
-from connector.salesforce.errors import ApiBudgetExhausted, ApiLimitReached, UnexpectedResponse
+from connector.salesforce.errors import (
+    ApiBudgetExhausted,
+    ApiLimitReached,
+    BulkJobFailed,
+    SalesforceRequestFailed,
+    UnexpectedResponse,
+)
 from connector.sources.outbound import mark_processed, pending_notifications
 from connector.store.repository import set_meta
 from connector.sync import CycleReport, SyncService
@@ -103,13 +109,16 @@ class DaemonResult:
     unfinished_rounds: bool = False
 
 
+#: failures a later try can get past: the pass is tried again after a backoff
+PASSING = (TransientError, UnexpectedResponse, BulkJobFailed)
+
+
 def needs_a_person(exc: BaseException) -> bool:
-    """True for errors that no wait can fix: stop and say what to do."""
-    if isinstance(exc, (ApiBudgetExhausted, ApiLimitReached, LeaseLost)):
+    """True for Salesforce's refusals that no wait can fix (credentials refused, a revoked token,
+    a missing permission or field): the daemon stops and says what to do."""
+    if isinstance(exc, (ApiLimitReached, *PASSING)):
         return False
-    if isinstance(exc, (TransientError, UnexpectedResponse)):
-        return False
-    return isinstance(exc, FatalError)
+    return isinstance(exc, SalesforceRequestFailed)
 
 
 class Daemon:
@@ -269,7 +278,7 @@ class Daemon:
         except LeaseHeld:
             raise
         except Exception as exc:  # noqa: BLE001 - sorted just below
-            if needs_a_person(exc) or not isinstance(exc, (TransientError, UnexpectedResponse)):
+            if not isinstance(exc, PASSING):
                 raise
             if once:
                 result.error = exc

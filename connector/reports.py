@@ -271,8 +271,12 @@ def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
     held = conn.execute(select(func.count()).select_from(t.quarantine)
                         .where(t.quarantine.c.released_at.is_(None))).scalar()
     usage = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "api_usage")).scalar()
+    daemon = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "daemon_state")).scalar()
     return {"cursors": cursors, "outbox": outbox, "failed_jobs": failed_jobs, "quarantined": held,
-            "api_usage": usage}
+            "api_usage": usage,
+            # the sync daemon's state as it last recorded it: ok, degraded (with the reason and the
+            # next try) or paused (the API budget), and its last good cycle
+            "daemon": json.loads(daemon) if daemon else None}
 
 
 def arr_rows_of_line(conn: Connection, line_pk: int) -> list[dict[str, Any]]:

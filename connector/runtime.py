@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from connector.app import App
 from connector.backfill import Backfill
 from connector.daemon import Daemon
-from connector.errors import FatalError
+from connector.errors import FatalError, ValidationFailed
 from connector.ingest import Ingestor
 from connector.salesforce.client import SalesforceClient
 from connector.sources.poll import PollingSource
@@ -60,30 +60,30 @@ def run_daemon(app: App, *, once: bool, session=None) -> int:
     from connector.lease import LeaseHeld
 
     logs.setup(json_lines=True, verbose=False)
-    runtime = build(app, session=session)
     server = None
-    metrics = None
-    if app.config.server is not None:
-        from connector.metrics import Metrics
-        from connector.server import Server
-
-        metrics = Metrics()
-    sync = app.config.sync
-    daemon = Daemon(runtime.service, app.clock, interval=dt.timedelta(seconds=sync.interval_seconds),
-                    writer=runtime.writer, metrics=metrics, after_cycle=app.refresh_calendar,
-                    lease_ttl=dt.timedelta(seconds=sync.lease_seconds),
-                    max_backoff=dt.timedelta(seconds=sync.max_backoff_seconds),
-                    max_triggered_per_minute=getattr(app.config.server, "max_triggered_cycles_per_minute", 6))
-    if app.config.server is not None:
-        server = Server(app.config.server, store=app.store, clock=app.clock, metrics=metrics,
-                        cycle_interval=daemon.interval, on_notified=daemon.notified)
-        server.start()
     try:
+        runtime = build(app, session=session)  # logs in: refused credentials stop here
+        metrics = None
+        if app.config.server is not None:
+            from connector.metrics import Metrics
+            from connector.server import Server
+
+            metrics = Metrics()
+        sync = app.config.sync
+        daemon = Daemon(runtime.service, app.clock, interval=dt.timedelta(seconds=sync.interval_seconds),
+                        writer=runtime.writer, metrics=metrics, after_cycle=app.refresh_calendar,
+                        lease_ttl=dt.timedelta(seconds=sync.lease_seconds),
+                        max_backoff=dt.timedelta(seconds=sync.max_backoff_seconds),
+                        max_triggered_per_minute=getattr(app.config.server, "max_triggered_cycles_per_minute", 6))
+        if app.config.server is not None:
+            server = Server(app.config.server, store=app.store, clock=app.clock, metrics=metrics,
+                            cycle_interval=daemon.interval, on_notified=daemon.notified)
+            server.start()
         result = daemon.run(once=once)
     except LeaseHeld:
         raise
     except FatalError as exc:
-        if not needs_a_person(exc):
+        if not needs_a_person(exc) or isinstance(exc, ValidationFailed):
             raise
         log.error("stopped: Salesforce refused something no wait can fix", extra={"reason": str(exc)})
         print(f"error: {exc}", file=sys.stderr)

@@ -124,6 +124,8 @@ class SandboxApp:
             for rule in org.faults.take(req.method, req.path, REQUEST_KINDS):
                 if rule.kind == "slow":
                     time.sleep(rule.delay)
+                elif rule.kind == "call":
+                    rule.action()
                 elif rule.kind == "session_expired":
                     org.expire_sessions()
                     raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 
 #: rule kinds answered before the handler runs
-REQUEST_KINDS = frozenset({"error", "session_expired", "slow"})
+REQUEST_KINDS = frozenset({"error", "session_expired", "slow", "call"})
 #: rule kinds the record-processing handlers consume
 RECORD_KINDS = frozenset({"partial"})
 
@@ -39,6 +39,8 @@ class Fault:
     delay: float = 0.0
     #: record positions that fail (record-level kinds)
     records: tuple[int, ...] = ()
+    #: what a ``call`` rule runs when a request matches, before the request is served
+    action: object = None
     fired: int = 0
     seen: int = 0
     _pattern: re.Pattern | None = field(default=None, repr=False)
@@ -91,6 +93,12 @@ class Fault:
              skip: int = 0) -> "Fault":
         """Sleep ``seconds`` before answering (for client timeouts)."""
         return cls("slow", method, path, times, skip, delay=seconds)
+
+    @classmethod
+    def call(cls, action, *, method: str = "*", path: str = "", times: int | None = 1, skip: int = 0) -> "Fault":
+        """Run ``action()`` when a matching request arrives, then serve it as usual (a test's hook:
+        e.g. freeze the client that sent it)."""
+        return cls("call", method, path, times, skip, action=action)
 
     @classmethod
     def partial_failure(cls, records: list[int] | tuple[int, ...], *, error_code: str = "FIELD_CUSTOM_VALIDATION_EXCEPTION",

@@ -51,15 +51,17 @@ class Result:
 class Site:
     """A sandbox org served over HTTPS plus a working directory whose config.toml points the daemon at it."""
 
-    def __init__(self, root: Path, seed: dict[str, Any], *, sync: str = "", extra: str = ""):
+    def __init__(self, root: Path, seed: dict[str, Any], *, sync: str = "", extra: str = "",
+                 store_url: str | None = None):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.org = Org(OrgConfig(clients={CLIENT_ID: CLIENT_SECRET}))
         self.refs = load_seed(self.org, seed)
         self.server: SandboxServer = serve(self.org, "127.0.0.1", 0, root / "sandbox-ca.pem")
         self.db = root / "revsync.db"
+        self.store_url = store_url or f"sqlite:///{self.db}"
         (root / "config.toml").write_text(
-            f'[store]\nurl = "sqlite:///{self.db}"\n\n[fiscal]\nsource = "salesforce"\n\n'
+            f'[store]\nurl = "{self.store_url}"\n\n[fiscal]\nsource = "salesforce"\n\n'
             f'[salesforce]\nauth = "client_credentials"\nlogin_url = "{self.server.url}"\n'
             f'consumer_key = "{CLIENT_ID}"\n\n[sync]\n{sync}\n{extra}')
 
@@ -92,7 +94,7 @@ class Site:
     def store_rows(self, sql: str) -> list[tuple]:
         from sqlalchemy import create_engine, text
 
-        engine = create_engine(f"sqlite:///{self.db}")
+        engine = create_engine(self.store_url)
         try:
             with engine.connect() as conn:
                 return [tuple(r) for r in conn.execute(text(sql))]
@@ -100,7 +102,7 @@ class Site:
             engine.dispose()
 
     def outbox_states(self) -> dict[str, int]:
-        if not self.db.exists():
+        if self.store_url.startswith("sqlite") and not self.db.exists():
             return {}
         try:
             return dict(self.store_rows("SELECT state, count(*) FROM outbox GROUP BY state"))
@@ -179,3 +181,112 @@ def large_seed(accounts: int = 50, orders: int = 100) -> dict[str, Any]:
                                   "UnitPrice": (100, 2000)[n % 2], "ServiceDate": start.isoformat(),
                                   "EndDate": end.isoformat(), "LineAction__c": "Add New Product"})
     return seed
+
+
+class Outage:
+    """A TCP relay on loopback between revsync and the sandbox org that can be cut off.
+
+    `down()` closes the listening socket and every open connection (new connections are refused,
+    calls in flight are reset); `up()` listens on the same port again.
+    """
+
+    def __init__(self, target_port: int):
+        import socket
+        import threading
+
+        self._socket, self._threading = socket, threading
+        self.target = ("127.0.0.1", target_port)
+        self.conns: set = set()
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port = self.listener.getsockname()[1]
+        self._serve(self.listener)
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def _serve(self, listener) -> None:
+        def accept() -> None:
+            while True:
+                try:
+                    client, _ = listener.accept()
+                except OSError:
+                    return  # closed by down()
+                try:
+                    upstream = self._socket.create_connection(self.target, timeout=5)
+                except OSError:
+                    client.close()
+                    continue
+                with self.lock:
+                    self.conns.update((client, upstream))
+                for a, b in ((client, upstream), (upstream, client)):
+                    self._threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+        self._threading.Thread(target=accept, daemon=True).start()
+
+    def _pump(self, src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def down(self) -> None:
+        self.listener.close()
+        with self.lock:
+            for conn in self.conns:
+                try:
+                    conn.shutdown(self._socket.SHUT_RDWR)
+                    conn.close()
+                except OSError:
+                    pass
+            self.conns.clear()
+
+    def up(self) -> None:
+        self.listener = self._socket.create_server(("127.0.0.1", self.port), backlog=64, reuse_port=False)
+        self._serve(self.listener)
+
+
+def through(site: "Site", outage: Outage) -> None:
+    """Point the site's revsync (login and instance URL) at the org through `outage`'s relay."""
+    config = site.root / "config.toml"
+    config.write_text(config.read_text().replace(site.server.url, outage.url))
+    site.org.config.instance_url = outage.url
+
+
+def postgres_store():
+    """A fresh schema in the local PostgreSQL server (context manager yielding its URL), or a skip."""
+    import uuid
+    from contextlib import contextmanager
+
+    import pytest
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    server = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+    @contextmanager
+    def made():
+        schema = f"revsync_test_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(server, connect_args={"connect_timeout": 3})
+        try:
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        except OperationalError as exc:
+            admin.dispose()
+            pytest.skip(f"PostgreSQL is not reachable at {server}: {exc.orig}")
+        try:
+            yield f"{server}?options=-csearch_path%3D{schema}"
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+    return made()
