@@ -239,6 +239,10 @@ class Outage:
                     pass
 
     def down(self) -> None:
+        try:
+            self.listener.shutdown(self._socket.SHUT_RDWR)  # wakes the accept() in progress (Linux)
+        except OSError:
+            pass
         self.listener.close()
         with self.lock:
             for conn in self.conns:

@@ -123,7 +123,7 @@ def test_two_minutes_without_salesforce_end_in_the_state_of_a_run_without_them(t
         expected = salesforce_state(clean.org, clean.refs)
 
     port = free_port()
-    server = f'[server]\nport = {port}\norg_ids = ["00D000000000001AAA"]\n'
+    server = f'[server]\nport = {port}\norg_ids = ["00D000000000001"]\n'
     with site(tmp_path / "outage", worked_seed(), sync=sync, extra=server) as s:
         relay = Outage(int(s.server.url.rsplit(":", 1)[1]))
         through(s, relay)
