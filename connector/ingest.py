@@ -440,7 +440,8 @@ class Ingestor:
                     order = order_input(data, resolve_items(found, written))
                     activation = activate(order, ledger, products, accounts, calendar, self.settings)
                 except (OrderRejected, SkippableError, FiscalCalendarError) as exc:
-                    quarantine(conn, "Order", data["id"], _aware(data["_modstamp"]), str(exc), now)
+                    reason = str(exc) + _held_uses(conn, data, found)
+                    quarantine(conn, "Order", data["id"], _aware(data["_modstamp"]), reason, now)
                     continue
                 ledger.apply(activation)
                 activations.append(activation)
@@ -452,6 +453,23 @@ class Ingestor:
         # Every pending job, not only the new orders': a crash between committing activations and
         # running their jobs leaves jobs that no later activation would pick up.
         return self.runner.run_pending(known=stored)
+
+
+def _held_uses(conn: Connection, order: dict[str, Any], items: Any) -> str:
+    """What an order uses that is itself in quarantine (its account, its products), for its reason."""
+    used = [("Account", order.get("account"))]
+    if isinstance(items, list):
+        used += [("Product2", i.get("product")) for i in items]
+    found = []
+    for sobject, record_id in dict.fromkeys(u for u in used if u[1]):
+        reason = conn.execute(select(t.quarantine.c.reason).where(
+            t.quarantine.c.object == sobject, t.quarantine.c.record_id == str(record_id),
+            t.quarantine.c.released_at.is_(None))).scalar()
+        if reason is not None:
+            found.append(f"{sobject} {record_id} is in quarantine ({reason.splitlines()[0]})")
+    if not found:
+        return ""
+    return "\n  because " + "; ".join(found) + ": fix it in Salesforce and the order is tried again"
 
 
 def resolve_items(items: Sequence[dict[str, Any]], written: dict[str, str]) -> list[dict[str, Any]]:

@@ -78,16 +78,22 @@ def check_currency(value: str) -> str:
     return value
 
 
-def _number(value: Decimal, what: str, maximum: Decimal, *, positive: bool = False) -> Decimal:
+def show(value: Decimal) -> str:
+    """A number as a person writes it (1000000000000, not 1E+12), unless that would be absurdly long."""
+    text = format(value, "f") if value.is_finite() else str(value)
+    return text if len(text) <= 40 else str(value)
+
+
+def _number(value: Decimal, what: str, maximum: Decimal) -> Decimal:
     if not isinstance(value, Decimal) or not value.is_finite():
         raise ValueError(f"{what} {value!r} is not a finite number")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{what} {value} must be {'more than' if positive else 'at least'} 0")
+    if value < 0:
+        raise ValueError(f"{what} {show(value)} must be at least 0")
     if value > maximum:
-        raise ValueError(f"{what} {value} is more than the largest the store holds ({maximum:,})")
+        raise ValueError(f"{what} {show(value)} is more than the largest the store holds ({maximum:,})")
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > MAX_PLACES:
-        raise ValueError(f"{what} {value} has more than {MAX_PLACES} decimal places")
+        raise ValueError(f"{what} {show(value)} has more than {MAX_PLACES} decimal places")
     return value
 
 
@@ -126,7 +132,9 @@ def check_period(start: dt.date | None, end: dt.date | None) -> None:
 def check_line_amount(quantity: Decimal | None, unit_price: Decimal | None) -> None:
     """Quantity × unit price of one line stays under MAX_LINE_AMOUNT (its derived amounts then fit)."""
     if quantity is not None and unit_price is not None and quantity * unit_price > MAX_LINE_AMOUNT:
-        raise ValueError(f"quantity {quantity} × unit price {unit_price} = {quantity * unit_price:,} is more "
+        amount = quantity * unit_price
+        shown = f"{amount:,f}" if len(format(amount, "f")) <= 40 else str(amount)
+        raise ValueError(f"quantity {show(quantity)} × unit price {show(unit_price)} = {shown} is more "
                          f"than the largest line amount the store holds ({MAX_LINE_AMOUNT:,})")
 
 
@@ -166,8 +174,7 @@ def line_problems(line: LineInput) -> list[Problem]:
     out = _Collect(f"line {line.id}")
     out.run("field quantity", check_quantity, line.quantity)
     out.run("field unit_price", check_unit_price, line.unit_price)
-    if line.quantity is not None and line.unit_price is not None \
-            and line.quantity.is_finite() and line.unit_price.is_finite():
+    if not out.problems:  # each within its range: their product may still be too large
         out.run("fields quantity, unit_price", check_line_amount, line.quantity, line.unit_price)
     for name in ("start", "end", "contract_effective", "service_activation", "customer_acceptance"):
         out.run(f"field {name}", check_day, getattr(line, name), name.replace("_", " "))
@@ -177,7 +184,8 @@ def line_problems(line: LineInput) -> list[Problem]:
                                     f"term of {line.term_months} months is not between 1 and {MAX_TERM_MONTHS}"))
     if line.action is not Action.NEW and not line.item:
         out.problems.append(Problem(f"line {line.id}, field subscription",
-                                    f"a {line.action.value} line needs the subscription it changes"))
+                                    f"{'an' if line.action.value[0] in 'aeiou' else 'a'} {line.action.value} "
+                                    "line needs the subscription it changes"))
     return out.problems
 
 
