@@ -30,7 +30,7 @@ from connector.engine.model import (
 from connector.engine.settings import EngineSettings
 from connector.errors import FiscalCalendarError, Problem, SkippableError
 from connector.jobs import JobOutcome, JobRunner
-from connector.sources.poll import ChangeBatch, is_deleted, modstamp
+from connector.sources.poll import ChangeBatch, Checkpoint, FirstRead, is_deleted, modstamp
 from connector.store import repository as repo
 from connector.store import schema as t
 
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 #: Where synced drafts are kept: the engine's copy of a Salesforce Draft order (mapped order and
 #: lines), beside the mirror, since a draft has no place among the engine's activated orders.
 DRAFT = "DraftOrder"
+#: Where the checkpoint of an unfinished first read is kept (meta key prefix; the object follows).
+FIRST_READ = "first_read:"
 #: Objects whose records are mirrored under their parent, to assemble orders from later.
 PARENT_FIELD = {"OrderItem": "order", "QuoteLineItem": "quote", "Quote": "opportunity", "Order": "account"}
 
@@ -92,11 +94,46 @@ class Ingestor:
     def take(self, batch: ChangeBatch, *, cursor_object: str | None = None) -> TakeResult:
         """Mirror and map one batch; save the cursor with it (unless `cursor_object` is None and no cursor)."""
         result = TakeResult(batch.object)
+        if batch.first_read is not None:
+            return self._take_first_read(batch.first_read, batch.object, cursor_object, result)
         now = self.clock.now()
         with self.store.begin() as conn:
             self.take_records(conn, batch.object, batch.records, result, now)
             if cursor_object is not None and batch.next_cursor is not None:
                 save_cursor(conn, cursor_object, batch.next_cursor, now)
+        return result
+
+    def _take_first_read(self, first_read: FirstRead, sobject: str, cursor_object: str | None,
+                         result: TakeResult) -> TakeResult:
+        """Take a first read page by page, each in one transaction with the checkpoint to resume after it.
+
+        The bulk job is saved as soon as it exists; each page is saved with the locator of the next;
+        the last page with the cursor, the checkpoint then gone. A crash resumes at the first page
+        not taken (SPEC section 2; issue 7), a job Salesforce no longer has starts over.
+        """
+        key = f"{FIRST_READ}{cursor_object}" if cursor_object is not None else None
+        saved = None
+        if key is not None:
+            with self.store.connect() as conn:
+                text = repo.get_meta(conn, key)
+            saved = Checkpoint.loads(text) if text else None
+
+        def on_job(checkpoint: Checkpoint) -> None:
+            if key is not None:
+                with self.store.begin() as conn:
+                    repo.set_meta(conn, key, checkpoint.dumps())
+
+        for page in first_read.pages(saved, on_job):
+            now = self.clock.now()
+            with self.store.begin() as conn:
+                self.take_records(conn, sobject, page.records, result, now)
+                if key is None or cursor_object is None:
+                    continue
+                if page.checkpoint is not None:
+                    repo.set_meta(conn, key, page.checkpoint.dumps())
+                else:
+                    conn.execute(delete(t.meta).where(t.meta.c.key == key))
+                    save_cursor(conn, cursor_object, page.cursor, now)
         return result
 
     def take_records(self, conn: Connection, sobject: str, records: Iterable[dict[str, Any]],
@@ -210,6 +247,18 @@ class Ingestor:
     def _take_period(self, conn: Connection, values: dict[str, Any]) -> str | None:
         if str(values.get("type", "Month")) != "Month":
             return None  # only monthly periods make the fiscal calendar (SPEC section 8)
+        problems = []
+        for name in ("start", "end"):
+            try:
+                checks.check_day(values.get(name), name)
+            except ValueError as exc:
+                problems.append(Problem(f"field {name}", str(exc)))
+        try:
+            checks.check_period(values.get("start"), values.get("end"))
+        except ValueError as exc:
+            problems.append(Problem("field end", str(exc)))
+        if problems:
+            return self._reason("Period", problems)  # a calendar with a reversed month would misplace rows
         before = conn.execute(select(t.fiscal_periods.c.start, t.fiscal_periods.c.end)
                               .where(t.fiscal_periods.c.id == values["id"])).first()
         if before is not None and (before.start, before.end) != (values["start"], values["end"]):

@@ -55,6 +55,8 @@ def bad_seed() -> dict:
                           item("op006", "o6", Quantity=2_000_000_000),             # more than the store holds
                           item("op007", "o7", Quantity=1_000_000, UnitPrice=99_999_999),  # amount too large
                           item("op008", "o8", ServiceDate="2023-06-01", EndDate="2023-05-31")]  # end before start
+    seed["Period"].append({"@ref": "reversed", "Type": "Month", "StartDate": "2030-02-01", "EndDate": "2030-01-31",
+                           "Number": 2, "FullyQualifiedLabel": "February FY2030"})  # a typo in the fiscal year setup
     return seed
 
 
@@ -78,10 +80,12 @@ def test_each_bad_record_is_held_with_its_reason_and_the_good_ones_go_through(ch
 
     listed = {(r["object"], r["record_id"]): r["reason"] for r in quarantine_command(c)}
     ref = c.refs
+    assert "field end (Period.EndDate): end 2030-01-31 is before start 2030-02-01" in listed.pop(("Period", ref["reversed"]))
     assert set(listed) == {("Account", ref["c"]), ("Order", ref["o4"]), ("Order", ref["o5"]), ("Order", ref["o6"]),
                            ("Order", ref["o7"]), ("Order", ref["o8"]), ("OrderItem", ref["op006"]),
                            ("OrderItem", ref["op007"]), ("OrderItem", ref["op008"])}
-    assert report.quarantined == 5  # taken in: the account, order o5, three order products; then four orders
+    # taken in: the period, the account, order o5, three order products; then four orders on activation
+    assert report.quarantined == 6
     assert ("field bill_cycle_day (Account.BillCycleDay__c): bill cycle day 45 is not a day of the month (1 to 31)"
             in listed[("Account", ref["c"])])
     assert f"unknown account {ref['c']!r}" in listed[("Order", ref["o4"])]
@@ -113,7 +117,8 @@ def test_a_bad_record_fixed_in_salesforce_is_released_and_its_orders_activated(c
     c.service.cycle()
     assert sorted(engine_orders(c)) == sorted(c.refs[o] for o in ("o1", "o2", "o3", "o4", "o5", "o6", "o8"))
     assert {(r["object"], r["record_id"]) for r in held(c)} == {("Order", c.refs["o7"]),
-                                                              ("OrderItem", c.refs["op007"])}
+                                                              ("OrderItem", c.refs["op007"]),
+                                                              ("Period", c.refs["reversed"])}
     with c.app.store.connect() as conn:
         assert conn.execute(select(t.accounts.c.bill_cycle_day).where(t.accounts.c.id == c.refs["c"])).scalar() == 15
         bcd = conn.execute(select(t.items.c.bill_cycle_day).where(t.items.c.id == c.refs["op004"])).scalar()
