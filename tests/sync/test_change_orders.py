@@ -109,3 +109,34 @@ def test_a_change_line_naming_an_unknown_salesforce_id_is_still_held_with_the_id
         assert item_row(c, c.refs["op001"]).quantity == Decimal(10)
     finally:
         close(c)
+
+
+def test_a_cancel_line_naming_the_written_asset_cancels_the_engine_asset(tmp_path, monkeypatch):
+    seed = without_upsell()
+    next(p for p in seed["Product2"] if p["@ref"] == "plan")["ProvisioningType__c"] = "Asset"
+    c = connect(tmp_path, monkeypatch, seed)
+    try:
+        c.service.cycle()
+        c.runtime.writer.flush()
+        [asset] = c.org.records("Asset")
+        assert asset["ExternalId__c"] == c.refs["op002"] and asset["Status"] == "Installed"
+        c.later(5)
+        order = c.org.create("Order", {"AccountId": c.refs["b"], "OwnerId": c.refs["chloe"],
+                                       "Pricebook2Id": c.refs["std"], "EffectiveDate": "2023-03-01", "Status": "Draft"})
+        item = c.org.create("OrderItem", {"OrderId": order, "Product2Id": c.refs["plan"],
+                                          "PricebookEntryId": c.refs["plan-std"], "Quantity": 1, "UnitPrice": 2000,
+                                          "ServiceDate": "2023-03-01", "LineAction__c": "Remove Original Product",
+                                          "Subscription__c": asset["Id"]})
+        c.org.update("Order", order, {"Status": "Activated"})
+        c.later()
+        c.service.cycle()
+        c.runtime.writer.flush()
+        assert held(c) == [] and engine_orders(c)[-1] == order
+        row = item_row(c, c.refs["op002"])
+        assert (row.status, row.last_line) == ("cancelled", item)
+        with c.app.store.connect() as conn:
+            line = conn.execute(select(t.order_lines).where(t.order_lines.c.id == item)).one()
+        assert (line.item, line.change_category) == (c.refs["op002"], "Cancel/Churn")
+        assert [a["Status"] for a in c.org.records("Asset")] == ["Obsolete"]  # the same record, now cancelled
+    finally:
+        close(c)
