@@ -19,7 +19,6 @@ def test_product_with_an_unmapped_picklist_value_is_held_then_released(tmp_path,
     plan = next(p for p in seed["Product2"] if p["@ref"] == "plan")
     plan["ProvisioningType__c"] = "Bundle"
     c = connect(tmp_path, monkeypatch, seed, org=org_with_picklist_value("Product2", "ProvisioningType__c", "Bundle"))
-    c.tmp = tmp_path
     try:
         first = c.service.cycle()
         product = next(r for r in first.taken if r.object == "Product2")
