@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Protocol, Sequence
@@ -20,15 +21,16 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
 from connector.clock import Clock
+from connector.engine import checks
 from connector.engine.activation import OrderRejected, activate
 from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalCalendar
 from connector.engine.model import (
     Account, Action, BillingFrequency, LineInput, OrderInput, PricePeriod, Product, Provisioning,
 )
 from connector.engine.settings import EngineSettings
-from connector.errors import FiscalCalendarError, SkippableError
+from connector.errors import FiscalCalendarError, Problem, SkippableError
 from connector.jobs import JobOutcome, JobRunner
-from connector.sources.poll import ChangeBatch, is_deleted, modstamp
+from connector.sources.poll import ChangeBatch, Checkpoint, FirstRead, is_deleted, modstamp
 from connector.store import repository as repo
 from connector.store import schema as t
 
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 #: Where synced drafts are kept: the engine's copy of a Salesforce Draft order (mapped order and
 #: lines), beside the mirror, since a draft has no place among the engine's activated orders.
 DRAFT = "DraftOrder"
+#: Where the checkpoint of an unfinished first read is kept (meta key prefix; the object follows).
+FIRST_READ = "first_read:"
 #: Objects whose records are mirrored under their parent, to assemble orders from later.
 PARENT_FIELD = {"OrderItem": "order", "QuoteLineItem": "quote", "Quote": "opportunity", "Order": "account"}
 
@@ -90,11 +94,46 @@ class Ingestor:
     def take(self, batch: ChangeBatch, *, cursor_object: str | None = None) -> TakeResult:
         """Mirror and map one batch; save the cursor with it (unless `cursor_object` is None and no cursor)."""
         result = TakeResult(batch.object)
+        if batch.first_read is not None:
+            return self._take_first_read(batch.first_read, batch.object, cursor_object, result)
         now = self.clock.now()
         with self.store.begin() as conn:
             self.take_records(conn, batch.object, batch.records, result, now)
             if cursor_object is not None and batch.next_cursor is not None:
                 save_cursor(conn, cursor_object, batch.next_cursor, now)
+        return result
+
+    def _take_first_read(self, first_read: FirstRead, sobject: str, cursor_object: str | None,
+                         result: TakeResult) -> TakeResult:
+        """Take a first read page by page, each in one transaction with the checkpoint to resume after it.
+
+        The bulk job is saved as soon as it exists; each page is saved with the locator of the next;
+        the last page with the cursor, the checkpoint then gone. A crash resumes at the first page
+        not taken (SPEC section 2; issue 7), a job Salesforce no longer has starts over.
+        """
+        key = f"{FIRST_READ}{cursor_object}" if cursor_object is not None else None
+        saved = None
+        if key is not None:
+            with self.store.connect() as conn:
+                text = repo.get_meta(conn, key)
+            saved = Checkpoint.loads(text) if text else None
+
+        def on_job(checkpoint: Checkpoint) -> None:
+            if key is not None:
+                with self.store.begin() as conn:
+                    repo.set_meta(conn, key, checkpoint.dumps())
+
+        for page in first_read.pages(saved, on_job):
+            now = self.clock.now()
+            with self.store.begin() as conn:
+                self.take_records(conn, sobject, page.records, result, now)
+                if key is None or cursor_object is None:
+                    continue
+                if page.checkpoint is not None:
+                    repo.set_meta(conn, key, page.checkpoint.dumps())
+                else:
+                    conn.execute(delete(t.meta).where(t.meta.c.key == key))
+                    save_cursor(conn, cursor_object, page.cursor, now)
         return result
 
     def take_records(self, conn: Connection, sobject: str, records: Iterable[dict[str, Any]],
@@ -151,9 +190,26 @@ class Ingestor:
         value = record.get(spec.source) if spec is not None and spec.source else None
         return str(value) if value else None
 
+    def _reason(self, sobject: str, problems: Sequence[Problem]) -> str:
+        """Problems of a record as a quarantine reason, each engine field followed by its Salesforce field."""
+        reading = getattr(self.mappings, "reading", None)
+        spec = reading(sobject).fields if reading is not None else {}
+        out = []
+        for problem in problems:
+            where = problem.where
+            for name in re.findall(r"field (\w+)", where):
+                source = spec[name].source if name in spec else None
+                if source:
+                    where = where.replace(f"field {name}", f"field {name} ({sobject}.{source})", 1)
+            out.append(f"{where}: {problem.message}")
+        return "; ".join(out)
+
     def _take_account(self, conn: Connection, values: dict[str, Any]) -> str | None:
-        repo.upsert_accounts(conn, [Account(values["id"], values.get("name") or values["id"],
-                                            values.get("bill_cycle_day"))])
+        account = Account(values["id"], values.get("name") or values["id"], values.get("bill_cycle_day"))
+        problems = checks.account_problems(account)
+        if problems:
+            return self._reason("Account", problems)  # held: the engine keeps the last good version
+        repo.upsert_accounts(conn, [account])
         return None
 
     def _take_product2(self, conn: Connection, values: dict[str, Any]) -> str | None:
@@ -161,14 +217,48 @@ class Ingestor:
             product = Product(values["id"], values.get("name") or values["id"],
                               Provisioning(values["provisioning"]), Decimal(values.get("list_price") or 0),
                               PricePeriod(values["price_period"]))
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, ArithmeticError) as exc:
             return f"product cannot be used by the engine: {exc}"
+        problems = checks.product_problems(product)
+        if problems:
+            return self._reason("Product2", problems)
         repo.upsert_products(conn, [product])
         return None
+
+    def _take_order(self, conn: Connection, values: dict[str, Any]) -> str | None:
+        """An order's own values are checked when it is taken in; its lines when it is activated."""
+        try:
+            order = order_input(values, [], check=False)
+        except SkippableError as exc:
+            return str(exc)
+        return self._reason("Order", checks.order_problems(order)) or None
+
+    def _take_orderitem(self, conn: Connection, values: dict[str, Any]) -> str | None:
+        try:
+            line = line_input(values)
+        except SkippableError as exc:
+            return str(exc)
+        problems = checks.line_problems(line)
+        # the place is the record itself: drop the `line <id>` its order's reason would start with
+        problems = [Problem(p.where.removeprefix(f"line {line.id}").lstrip(", ") or "record", p.message)
+                    for p in problems]
+        return self._reason("OrderItem", problems) or None
 
     def _take_period(self, conn: Connection, values: dict[str, Any]) -> str | None:
         if str(values.get("type", "Month")) != "Month":
             return None  # only monthly periods make the fiscal calendar (SPEC section 8)
+        problems = []
+        for name in ("start", "end"):
+            try:
+                checks.check_day(values.get(name), name)
+            except ValueError as exc:
+                problems.append(Problem(f"field {name}", str(exc)))
+        try:
+            checks.check_period(values.get("start"), values.get("end"))
+        except ValueError as exc:
+            problems.append(Problem("field end", str(exc)))
+        if problems:
+            return self._reason("Period", problems)  # a calendar with a reversed month would misplace rows
         before = conn.execute(select(t.fiscal_periods.c.start, t.fiscal_periods.c.end)
                               .where(t.fiscal_periods.c.id == values["id"])).first()
         if before is not None and (before.start, before.end) != (values["start"], values["end"]):
@@ -281,6 +371,7 @@ class Ingestor:
                     continue
                 try:
                     lines = [v for v in (self.mappings.read("OrderItem", i) for i in items) if v is not None]
+                    lines = resolve_items(lines, self._written_items(conn, lines))
                     order_input(data, lines)
                 except SkippableError as exc:
                     quarantine(conn, "Order", data["id"], stamp, str(exc), now)
@@ -295,6 +386,33 @@ class Ingestor:
         return synced
 
     # -- activating orders ---------------------------------------------------------------------
+
+    def _item_objects(self) -> list[str]:
+        """The Salesforce objects the connector writes engine items to (by the write mappings of `Item`)."""
+        try:
+            return sorted({m.object for m in self.mappings  # type: ignore[attr-defined]
+                           if m.direction == "write" and m.record == "Item"})
+        except TypeError:  # mappings that are not a MappingSet: nothing written to resolve
+            return []
+
+    def _written_items(self, conn: Connection, items: Sequence[dict[str, Any]]) -> dict[str, str]:
+        """Engine item ids by the Salesforce Id of the record the connector wrote for them, for these lines.
+
+        An admin fills a change line's subscription with the Salesforce Id of the Subscription__c
+        (or Asset, Entitlement) record the connector wrote: its engine id is in `sf_ids`.
+        """
+        named = {str(i["subscription"]) for i in items if i.get("subscription")}
+        wanted = {salesforce_id_18(v): v for v in named if salesforce_id_18(v)}
+        objects = self._item_objects()
+        if not wanted or not objects:
+            return {}
+        ids = sorted(wanted)
+        out: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            for row in conn.execute(select(t.sf_ids.c.sf_id, t.sf_ids.c.external_id).where(
+                    t.sf_ids.c.object.in_(objects), t.sf_ids.c.sf_id.in_(ids[i:i + 500]))):
+                out[wanted[row.sf_id]] = row.external_id
+        return out
 
     def ready_orders(self, conn: Connection) -> list[dict[str, Any]]:
         """Mirrored Salesforce orders that are Activated there and not yet in the engine."""
@@ -361,15 +479,18 @@ class Ingestor:
             products = repo.load_products(conn)
             ledger = repo.load_ledger(conn)
             activations, hashes, stamps = [], {}, {}
+            written = self._written_items(conn, [i for found in items.values() if not isinstance(found, SkippableError)
+                                                 for i in found])
             for data in orders:
                 try:
                     found = items.get(data["id"], [])
                     if isinstance(found, SkippableError):
                         raise found  # an item that cannot be mapped holds its order
-                    order = order_input(data, found)
+                    order = order_input(data, resolve_items(found, written))
                     activation = activate(order, ledger, products, accounts, calendar, self.settings)
                 except (OrderRejected, SkippableError, FiscalCalendarError) as exc:
-                    quarantine(conn, "Order", data["id"], _aware(data["_modstamp"]), str(exc), now)
+                    reason = str(exc) + _held_uses(conn, data, found)
+                    quarantine(conn, "Order", data["id"], _aware(data["_modstamp"]), reason, now)
                     continue
                 ledger.apply(activation)
                 activations.append(activation)
@@ -383,32 +504,92 @@ class Ingestor:
         return self.runner.run_pending(known=stored)
 
 
-def order_input(order: dict[str, Any], items: Sequence[dict[str, Any]]) -> OrderInput:
-    """An engine order from a mapped Salesforce Order and its mapped items; Load Original Product lines are gone."""
-    lines = []
-    for item in sorted(items, key=lambda i: (str(i.get("line_number") or ""), i["id"])):
-        try:
-            lines.append(LineInput(
-                id=item["id"], action=Action(item.get("action") or "new"), product=item["product"],
-                item=item.get("subscription") or (item["id"] if (item.get("action") or "new") == "new" else None),
-                quantity=_dec(item.get("quantity")), unit_price=_dec(item.get("unit_price")),
-                price_period=PricePeriod(item["price_period"]) if item.get("price_period") else None,
-                start=item.get("start"), end=item.get("end"), term_months=item.get("term_months"),
-                billing_frequency=BillingFrequency(item.get("billing_frequency") or "month"),
-                credit_eligible=bool(item.get("credit_eligible", False)),
-                contract_effective=item.get("contract_effective"),
-                service_activation=item.get("service_activation"),
-                customer_acceptance=item.get("customer_acceptance")))
-        except (KeyError, ValueError) as exc:
-            raise SkippableError(f"order item {item.get('id')}: {exc}") from exc
+def _held_uses(conn: Connection, order: dict[str, Any], items: Any) -> str:
+    """What an order uses that is itself in quarantine (its account, its products), for its reason."""
+    used = [("Account", order.get("account"))]
+    if isinstance(items, list):
+        used += [("Product2", i.get("product")) for i in items]
+    found = []
+    for sobject, record_id in dict.fromkeys(u for u in used if u[1]):
+        reason = conn.execute(select(t.quarantine.c.reason).where(
+            t.quarantine.c.object == sobject, t.quarantine.c.record_id == str(record_id),
+            t.quarantine.c.released_at.is_(None))).scalar()
+        if reason is not None:
+            found.append(f"{sobject} {record_id} is in quarantine ({reason.splitlines()[0]})")
+    if not found:
+        return ""
+    return "\n  because " + "; ".join(found) + ": fix it in Salesforce and the order is tried again"
+
+
+def resolve_items(items: Sequence[dict[str, Any]], written: dict[str, str]) -> list[dict[str, Any]]:
+    """Lines naming a written record by its Salesforce Id name the engine's item instead."""
+    return [i | {"subscription": written[str(i["subscription"])]} if str(i.get("subscription")) in written else i
+            for i in items]
+
+
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+
+
+def salesforce_id_18(value: str) -> str | None:
+    """The 18-character form of a Salesforce Id (15 or 18 characters), or None for anything else.
+
+    The 15-character form is case-sensitive; the 3 characters added encode which characters of each
+    group of 5 are capitals, as the CASESAFEID() formula function does
+    (https://gammone.com/en/programming/how-to-convert-salesforce-id-from-15-to-18-chars: a0D30000001n7Pi
+    is a0D30000001n7PiEAI). The API returns 18 characters, but a text field filled in by hand may
+    hold the 15 of a Classic URL or a report.
+    """
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        return None
+    if len(value) == 18:
+        return value
+    suffix = ""
+    for chunk in (value[0:5], value[5:10], value[10:15]):
+        bits = sum(1 << n for n, ch in enumerate(chunk) if ch.isupper())
+        suffix += _ID_CHARS[bits]
+    return value + suffix
+
+
+def line_input(item: dict[str, Any]) -> LineInput:
+    """An engine line from a mapped Salesforce order item; raises SkippableError naming the item."""
     try:
-        return OrderInput(id=order["id"], account=order["account"], owner=order.get("owner") or "",
-                          booked_on=order.get("booked_on") or order.get("start"),
-                          currency=order.get("currency") or "USD", lines=tuple(lines),
-                          bill_cycle_day=order.get("bill_cycle_day"), bill_to=order.get("bill_to"),
-                          sold_to=order.get("sold_to"))
+        action = Action(item.get("action") or "new")
+        return LineInput(
+            id=item["id"], action=action, product=item["product"],
+            item=item.get("subscription") or (item["id"] if action is Action.NEW else None),
+            quantity=_dec(item.get("quantity")), unit_price=_dec(item.get("unit_price")),
+            price_period=PricePeriod(item["price_period"]) if item.get("price_period") else None,
+            start=item.get("start"), end=item.get("end"), term_months=item.get("term_months"),
+            billing_frequency=BillingFrequency(item.get("billing_frequency") or "month"),
+            credit_eligible=bool(item.get("credit_eligible", False)),
+            contract_effective=item.get("contract_effective"),
+            service_activation=item.get("service_activation"),
+            customer_acceptance=item.get("customer_acceptance"))
+    except (KeyError, ValueError, ArithmeticError) as exc:
+        raise SkippableError(f"order item {item.get('id')}: {exc}") from exc
+
+
+def order_input(order: dict[str, Any], items: Sequence[dict[str, Any]], *, check: bool = True) -> OrderInput:
+    """An engine order from a mapped Salesforce Order and its mapped items; Load Original Product lines are gone.
+
+    The order passes the checks an import file passes (connector.engine.checks): a value the
+    import would refuse raises SkippableError listing every problem, and the order is held.
+    """
+    lines = [line_input(item) for item in sorted(items, key=lambda i: (str(i.get("line_number") or ""), i["id"]))]
+    try:
+        built = OrderInput(id=order["id"], account=order["account"], owner=order.get("owner") or "",
+                           booked_on=order.get("booked_on") or order.get("start"),
+                           currency=order.get("currency") or "USD", lines=tuple(lines),
+                           bill_cycle_day=order.get("bill_cycle_day"), bill_to=order.get("bill_to"),
+                           sold_to=order.get("sold_to"))
     except KeyError as exc:
         raise SkippableError(f"order {order.get('id')}: the mapping gives no {exc}") from exc
+    problems = checks.order_problems(built) if check else []
+    if problems:
+        raise SkippableError(f"order {built.id}: {checks.describe(problems)}",
+                             hint="fix the values in Salesforce (the order is taken again when it changes)")
+    return built
 
 
 def _dec(value: Any) -> Decimal | None:

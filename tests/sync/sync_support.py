@@ -4,6 +4,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,8 @@ class Connected:
     runtime: Runtime
     org_clock: FrozenClock
     clock: FrozenClock
+    #: the test's own directory (a config file for the commands run as the user goes there)
+    tmp: Path | None = None
 
     @property
     def service(self):
@@ -78,7 +83,7 @@ def connect(tmp_path: Path, monkeypatch, seed: dict[str, Any] | None = None, *,
         "salesforce": CLIENT | (salesforce or {}), "engine": engine or {}, "sync": sync or {}})
     app = App(config, clock=clock)
     runtime = build(app, session=sandbox_session(org))
-    return Connected(org, refs, app, runtime, org_clock, clock)
+    return Connected(org, refs, app, runtime, org_clock, clock, tmp_path)
 
 
 def close(c: Connected) -> None:
@@ -136,3 +141,14 @@ def org_with_picklist_value(sobject: str, field: str, value: str) -> Org:
     org = Org(OrgConfig(), clock=FrozenClock(SEEDED_AT))
     org.schema.get(sobject).field(field).picklist_values.append(value)
     return org
+
+
+def quarantine_command(c: Connected) -> list[dict]:
+    """`revsync quarantine -f json`, run as the operator would, against the connector's store."""
+    path = c.tmp / "config.toml"
+    path.write_text(f'[store]\nurl = "{c.app.config.store.url}"\n')
+    env = {k: v for k, v in os.environ.items() if k != "REVSYNC_CONFIG"} | {"PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "connector.cli", "--config", str(path), "quarantine", "-f", "json"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -2,13 +2,8 @@
 released when fixed in Salesforce."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
-from sync_support import (REPO, SPEC_QUARTERS, close, connect, engine_orders, held, org_with_picklist_value, quarters,
-                          worked_seed)
+from sync_support import (SPEC_QUARTERS, close, connect, engine_orders, held, org_with_picklist_value,
+                          quarantine_command, quarters, worked_seed)
 
 
 
@@ -19,24 +14,11 @@ def reactivate(c, order: str, item: str, values: dict) -> None:
     c.org.update("Order", c.refs[order], {"Status": "Activated"})
 
 
-def quarantine_command(c) -> list[dict]:
-    """`revsync quarantine -f json`, run as the operator would."""
-    config = c.app.config.store.url
-    path = c.tmp / "config.toml"
-    path.write_text(f'[store]\nurl = "{config}"\n')
-    env = {k: v for k, v in os.environ.items() if k != "REVSYNC_CONFIG"} | {"PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "connector.cli", "--config", str(path), "quarantine", "-f", "json"],
-                          capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 def test_product_with_an_unmapped_picklist_value_is_held_then_released(tmp_path, monkeypatch):
     seed = worked_seed()
     plan = next(p for p in seed["Product2"] if p["@ref"] == "plan")
     plan["ProvisioningType__c"] = "Bundle"
     c = connect(tmp_path, monkeypatch, seed, org=org_with_picklist_value("Product2", "ProvisioningType__c", "Bundle"))
-    c.tmp = tmp_path
     try:
         first = c.service.cycle()
         product = next(r for r in first.taken if r.object == "Product2")
