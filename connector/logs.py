@@ -53,7 +53,8 @@ def _char_pattern(char: str) -> str:
             if code <= 0xFF:
                 alternatives.append(r"\\+x" + "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d
                                                        for d in f"{code:02X}"))
-    return "(?:" + "|".join(alternatives) + ")"
+    # encoded forms first: a literal "%" must not win over "%25", nor a bare quote over an escaped one
+    return "(?:" + "|".join(alternatives[1:] + alternatives[:1]) + ")"
 
 
 def secret_pattern(secret: str) -> str:

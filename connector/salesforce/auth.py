@@ -60,8 +60,10 @@ JWT_LIFETIME = dt.timedelta(minutes=3)
 #: LOGIN_MAX_WAIT seconds between tries: a wrong or unreachable login_url is reported in seconds
 LOGIN_ATTEMPTS = 3
 LOGIN_MAX_WAIT = 2.0
-#: seconds to wait for the TCP/TLS connection to the token endpoint (the answer gets timeout_seconds)
-LOGIN_CONNECT_TIMEOUT = 10.0
+#: seconds to wait for the connection to the token endpoint, and for its answer (a read timeout is
+#: not retried): at most about 3 x 5 s + waits for a host that drops packets, 20 s for a silent one
+LOGIN_CONNECT_TIMEOUT = 5.0
+LOGIN_READ_TIMEOUT = 20.0
 
 PASSWORD_FLOW_WARNING = (
     "Salesforce auth = \"password\": Salesforce is retiring username-password logins (SOAP login() "
@@ -137,16 +139,17 @@ class Authenticator:
         if mode == "password":
             log.warning(PASSWORD_FLOW_WARNING)
         form = self._form()
+        before = self.requests
         try:
             return self._retry.call(lambda: self._post(form), what="login")
         except SalesforceTransient as exc:
-            raise self._unavailable(exc) from None
+            raise self._unavailable(exc, self.requests - before) from None
 
-    def _unavailable(self, exc: SalesforceTransient) -> LoginUnavailable:
+    def _unavailable(self, exc: SalesforceTransient, tries: int) -> LoginUnavailable:
         s = self._settings
         first = str(exc).splitlines()[0]
         return LoginUnavailable(
-            f"{first} (tried {self._retry.max_attempts} times).", status=exc.status, error_code=exc.error_code,
+            f"{first} (tried {tries} time{'s' if tries != 1 else ''}).", status=exc.status, error_code=exc.error_code,
             hint=f"Check [salesforce].login_url in {s.source} ({s.login_url}): it must be your org's "
                  "https:// login or My Domain URL, reachable from this machine (proxy, firewall, DNS). "
                  "If the org is in maintenance, run again later.")
@@ -202,14 +205,21 @@ class Authenticator:
     def _post(self, form: dict[str, str]) -> Token:
         self.requests += 1
         s = self._settings
+        connect_timeout = min(LOGIN_CONNECT_TIMEOUT, s.timeout_seconds)
+        read_timeout = min(LOGIN_READ_TIMEOUT, s.timeout_seconds)
         try:
             response = self._session.post(s.token_url, data=form, headers={"Accept": "application/json"},
-                                          timeout=(min(LOGIN_CONNECT_TIMEOUT, s.timeout_seconds), s.timeout_seconds),
-                                          allow_redirects=False)
+                                          timeout=(connect_timeout, read_timeout), allow_redirects=False)
         except requests.exceptions.SSLError as exc:
             raise tls_error(exc, f"login to {s.login_url}") from None
+        except requests.ConnectTimeout:
+            raise ConnectionFailed(f"Salesforce login could not connect to {s.login_url} within "
+                                   f"{connect_timeout:g}s") from None
         except requests.Timeout:
-            raise ConnectionFailed(f"Salesforce login to {s.login_url} timed out") from None
+            # connected, but no answer: waiting again would double the wait for little chance
+            error = ConnectionFailed(f"Salesforce login at {s.login_url} did not answer within {read_timeout:g}s")
+            error.retry_safe = False
+            raise error from None
         except requests.ConnectionError as exc:
             raise ConnectionFailed(f"Salesforce login could not connect to {s.login_url}: "
                                    f"{_connection_reason(exc)}") from None

@@ -53,15 +53,20 @@ def token_endpoint(org, form_body: str, headers: dict[str, str]) -> tuple[int, d
     if grant in ("client_credentials", "password"):
         if client_id not in cfg.clients:
             return _fail("invalid_client_id", "client identifier invalid")
-        if not hmac.compare_digest(cfg.clients[client_id], secret or ""):
+        if not _same(cfg.clients[client_id], secret):
             return _fail("invalid_client", "invalid client credentials")
         if grant == "password" and (form.get("username") != cfg.username or
-                                    not hmac.compare_digest(cfg.password, form.get("password") or "")):
+                                    not _same(cfg.password, form.get("password"))):
             return _fail("invalid_grant", "authentication failure")
         return 200, _token_response(org, client_id, cfg.clients[client_id])
     if grant == JWT_BEARER:
         return _jwt_grant(org, form.get("assertion") or "")
     return _fail("unsupported_grant_type", "grant type not supported")
+
+
+def _same(expected: str, given: str | None) -> bool:
+    # compared as UTF-8 bytes: compare_digest refuses str with non-ASCII characters
+    return hmac.compare_digest(expected.encode("utf-8"), (given or "").encode("utf-8"))
 
 
 def _jwt_grant(org, assertion: str) -> tuple[int, dict]:

@@ -267,3 +267,26 @@ def test_an_echoed_secret_is_masked_in_every_encoding(clock, retry, rsps, caplog
     for form_ in encodings(NASTY):
         assert form_ not in shown, form_
     assert "9f8e" not in shown  # not even the tail of a secret cut in two
+
+
+def test_a_token_endpoint_that_never_answers_is_given_up_after_one_read_timeout(clock, retry, sleeps):
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        settings = load_settings({"auth": "client_credentials", "consumer_key": "k", "timeout_seconds": 0.3,
+                                  "login_url": f"https://127.0.0.1:{silent.getsockname()[1]}"},
+                                 source="c.toml", environ={"REVSYNC_SF_CONSUMER_SECRET": CONSUMER_SECRET})
+        auth = Authenticator(settings, requests.Session(), clock, retry)
+        with pytest.raises(LoginUnavailable, match=r"did not answer within 0.3s \(tried 1 time\)"):
+            auth.token()
+    assert auth.requests == 1 and sleeps == []
+
+
+def test_an_unknown_host_says_so(cc_settings, clock, retry, rsps):
+    rsps.add(responses.POST, TOKEN_URL, body=requests.ConnectionError(
+        "HTTPSConnectionPool(host='acme.my.salesforce.com', port=443): Max retries exceeded (Caused by "
+        "NameResolutionError(\"Failed to resolve 'acme.my.salesforce.com' ([Errno -2] Name or service not known)\"))"))
+    with pytest.raises(LoginUnavailable) as info:
+        Authenticator(cc_settings, requests.Session(), clock, retry).token()
+    assert "the host name does not resolve" in str(info.value) and "login_url" in str(info.value)
+    assert len(rsps.calls) == LOGIN_ATTEMPTS
