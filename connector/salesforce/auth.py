@@ -39,6 +39,7 @@ from connector.errors import RevsyncError
 from connector.logs import REDACTOR
 from connector.salesforce.errors import (
     AuthenticationFailed,
+    CertificateNotTrusted,
     ConnectionFailed,
     InsecureUrl,
     LoginUnavailable,
@@ -225,7 +226,10 @@ class Authenticator:
                                    f"{_connection_reason(exc)}") from None
         except OSError as exc:
             # requests raises a bare OSError when REQUESTS_CA_BUNDLE names a file that is not there
-            raise tls_error(exc, f"login to {s.login_url} (the CA bundle could not be read: {exc})") from None
+            raise CertificateNotTrusted(
+                f"Salesforce login to {s.login_url} could not start: {exc}.",
+                hint="Set REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE) to a readable PEM file of the CA certificates "
+                     "to trust, or unset it to use the default ones.") from None
         if response.is_redirect or 300 <= response.status_code < 400:
             raise self._redirected(response)
         if response.status_code >= 400:

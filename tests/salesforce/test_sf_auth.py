@@ -290,3 +290,12 @@ def test_an_unknown_host_says_so(cc_settings, clock, retry, rsps):
         Authenticator(cc_settings, requests.Session(), clock, retry).token()
     assert "the host name does not resolve" in str(info.value) and "login_url" in str(info.value)
     assert len(rsps.calls) == LOGIN_ATTEMPTS
+
+
+def test_a_ca_bundle_that_is_not_there_is_named(cc_settings, clock, retry, monkeypatch, tmp_path):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing-ca.pem"))
+    auth = Authenticator(cc_settings, requests.Session(), clock, retry)
+    with pytest.raises(CertificateNotTrusted) as info:
+        auth.token()
+    assert "missing-ca.pem" in str(info.value) and "REQUESTS_CA_BUNDLE" in str(info.value)
+    assert auth.requests == 1
