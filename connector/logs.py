@@ -71,8 +71,9 @@ class Redactor:
 
     #: shorter values are not masked: they would blank out ordinary words
     MIN_LENGTH = 4
-    #: tokens and assertions issued while running; the oldest are forgotten past this many
-    MAX_ISSUED = 64
+    #: tokens and assertions issued while running (a few a day: one per login); the oldest, long
+    #: expired, are forgotten past this many, which keeps the pattern small to compile and to run
+    MAX_ISSUED = 16
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -16,7 +16,10 @@ A login ends in bounded time, in one error that says what to check:
   `LOGIN_ATTEMPTS` times with waits of a second or two, then LoginUnavailable, which no enclosing
   retry repeats (connector.salesforce.retry);
 - a redirect is never followed (the form carries the secret: following a 307 would post it to a place
-  nobody configured), and an `instance_url` that is not https:// is refused (InsecureUrl).
+  nobody configured), and an `instance_url` that is not https:// is refused (InsecureUrl). Salesforce
+  documents that "All OAuth endpoints require secure HTTP (HTTPS)" and names the hosts to post to
+  (Salesforce Help, "OAuth Endpoints": remoteaccess_oauth_endpoints.htm); it documents no redirect
+  from the token endpoint, so a redirect means a wrong login_url or something in between.
 
 Secret values are never part of a message: the secrets, the JWT assertion and each access token
 received are registered with the redactor (connector.logs.REDACTOR).
