@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from connector.clock import Clock
-from connector.errors import TransientError
+from connector.errors import AuthError, TransientError
 from connector.lease import DEFAULT_TTL, LeaseHeld, LeaseKeeper, LeaseLost, WriterLease
 from connector.salesforce.errors import (
     ApiBudgetExhausted,
@@ -118,7 +118,7 @@ def needs_a_person(exc: BaseException) -> bool:
     a missing permission or field): the daemon stops and says what to do."""
     if isinstance(exc, (ApiLimitReached, *PASSING)):
         return False
-    return isinstance(exc, SalesforceRequestFailed)
+    return isinstance(exc, (SalesforceRequestFailed, AuthError))
 
 
 class Daemon:

@@ -29,6 +29,12 @@ class FatalError(RevsyncError):
     """Stops the run: retrying will not help until someone changes something."""
 
 
+class AuthError(FatalError):
+    """Salesforce cannot be logged in to, and no wait will change that: credentials refused, a revoked
+    or refused token, a TLS certificate that does not verify, a URL that is not https. A person must
+    change the configuration or the org's settings before the next run."""
+
+
 class TransientError(RevsyncError):
     """May succeed if tried again later (network, locks, a busy org)."""
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from connector.errors import Problem, RevsyncError
+from connector.errors import Problem
 from connector.mapping.apply import coerce
 from connector.mapping.records import READ_PARENT, READ_RECORDS, WRITE_RECORDS, EngineRecord, engine_record
 from connector.mapping.schema import FieldSpec, ObjectMapping
@@ -236,7 +236,9 @@ def check_file_name(m: ObjectMapping) -> list[Problem]:
 
 
 class _Describes:
-    """Describe results by object, each asked for once; failures remembered as messages."""
+    """Describe results by object, each asked for once; an object the org does not have is remembered
+    as a message. Any other failure (a login refused, the org unreachable) ends the validation at once
+    with that one error: it says nothing about the mapping files."""
 
     def __init__(self, describe: Describe):
         self._describe = describe
@@ -247,7 +249,7 @@ class _Describes:
         if key not in self._cache:
             try:
                 self._cache[key] = self._describe(sobject)
-            except (RevsyncError, LookupError) as exc:
+            except LookupError as exc:  # the org has no such object (NotFound is a LookupError)
                 self._cache[key] = f"the org has no object {sobject!r} ({str(exc).splitlines()[0]})"
         return self._cache[key]
 

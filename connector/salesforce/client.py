@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote as url_quote
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from simple_salesforce import Salesforce
@@ -32,6 +33,7 @@ from connector.salesforce.budget import ApiBudget, ApiUsage
 from connector.salesforce.errors import (
     AuthenticationFailed,
     ConnectionFailed,
+    InsecureUrl,
     SessionExpired,
     UnexpectedResponse,
     from_response,
@@ -285,6 +287,7 @@ class SalesforceClient:
         return {"timeout": self._settings.timeout_seconds, "hooks": {"response": [self._on_response]}}
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        refuse_plain_redirect(response)
         self.budget.observe(response.headers.get("Sforce-Limit-Info"))
 
     def _connect(self) -> Salesforce:
@@ -377,6 +380,25 @@ class _FencedAdapter(requests.adapters.BaseAdapter):
 
     def close(self) -> None:
         self._inner.close()
+
+
+def refuse_plain_redirect(response: requests.Response) -> None:
+    """A response hook: raise InsecureUrl before requests follows a redirect to anything but https://.
+
+    API calls carry the access token (requests drops the Authorization header when the host changes,
+    but not the body) so a redirect may only lead to https. The token request follows no redirect at
+    all (connector.salesforce.auth).
+    """
+    if not response.is_redirect:
+        return
+    target = urljoin(response.url or "", response.headers.get("Location", ""))
+    if urlsplit(target).scheme.lower() != "https":
+        raise InsecureUrl(f"Salesforce answered HTTP {response.status_code} redirecting to {target}, which is "
+                          "not https://; revsync never sends data or the access token over plain http, so the "
+                          "redirect was not followed.",
+                          status=response.status_code,
+                          hint="Check the instance URL the login returned and any proxy between this machine "
+                               "and Salesforce.")
 
 
 def _record_id(value: str) -> str:

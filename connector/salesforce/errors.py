@@ -5,6 +5,11 @@ these at the adapter boundary (`translate`), keeping `__cause__` and Salesforce'
 simple-salesforce has two unrelated exception roots (`SalesforceError` for REST and
 `SalesforceOperationError` for Bulk 2.0); `translate` handles both, and anything else it does not
 recognise is still wrapped rather than let through.
+
+Every message is passed through the process's redactor (connector.logs.REDACTOR) when the error is
+made, so a body that echoes a secret never reaches a log, a stored error or the terminal.
+Login failures no wait can fix (refused credentials, an untrusted certificate, a URL that is not
+https) are `AuthError`s, so the daemon can stop with its own exit code.
 """
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ from simple_salesforce.exceptions import (
     SalesforceOperationError,
 )
 
-from connector.errors import FatalError, RevsyncError, SkippableError, TransientError
+from connector.errors import AuthError, FatalError, RevsyncError, SkippableError, TransientError
+from connector.logs import REDACTOR
 
 #: How long to wait before trying again once the org's daily API limit is hit. The limit is a
 #: rolling 24-hour window, so capacity comes back gradually as old calls age out; an hour is a
@@ -37,6 +43,8 @@ class SalesforceFailure(RevsyncError):
     fields: tuple[str, ...] = ()
 
     def _set(self, status: int | None, error_code: str | None, fields: tuple[str, ...]) -> None:
+        if self.hint:
+            self.hint = REDACTOR.redact(self.hint)
         self.status = status
         self.error_code = error_code
         self.fields = fields
@@ -47,7 +55,7 @@ class SalesforceRequestFailed(SalesforceFailure, FatalError):
 
     def __init__(self, message: str, *, status: int | None = None, error_code: str | None = None,
                  fields: tuple[str, ...] = (), hint: str | None = None):
-        super().__init__(message, hint=hint)
+        super().__init__(REDACTOR.redact(message), hint=hint)
         self._set(status, error_code, fields)
 
 
@@ -55,16 +63,28 @@ class RequestRejected(SalesforceRequestFailed):
     """400/300/409…: the request itself is wrong (bad SOQL, unknown field, bad id)."""
 
 
-class NotFound(RequestRejected):
-    """404: the object, record or resource does not exist (or is not visible to the user)."""
+class NotFound(RequestRejected, LookupError):
+    """404: the object, record or resource does not exist (or is not visible to the user).
+
+    Also a LookupError, so code outside the adapter (mapping validation) can tell "not there" from
+    every other failure without importing Salesforce code.
+    """
 
 
 class RequestRefused(SalesforceRequestFailed):
     """403 other than the API limit: the integration user lacks a permission."""
 
 
-class AuthenticationFailed(SalesforceRequestFailed):
+class AuthenticationFailed(SalesforceRequestFailed, AuthError):
     """The token endpoint refused the credentials, or a fresh token was refused too."""
+
+
+class CertificateNotTrusted(SalesforceRequestFailed, AuthError):
+    """TLS failed: the server's certificate does not verify against the trusted CAs (or it is not TLS)."""
+
+
+class InsecureUrl(SalesforceRequestFailed, AuthError):
+    """A URL that is not https:// was given back by Salesforce (instance_url, a redirect): refused."""
 
 
 class SessionExpired(SalesforceRequestFailed):
@@ -123,7 +143,7 @@ class SalesforceTransient(SalesforceFailure, TransientError):
 
     def __init__(self, message: str, *, status: int | None = None, error_code: str | None = None,
                  fields: tuple[str, ...] = (), hint: str | None = None):
-        super().__init__(message, hint=hint)
+        super().__init__(REDACTOR.redact(message), hint=hint)
         self._set(status, error_code, fields)
 
 
@@ -137,6 +157,16 @@ class RowLocked(SalesforceTransient):
 
 class ConnectionFailed(SalesforceTransient):
     """The network failed or the call timed out before Salesforce answered."""
+
+
+class LoginUnavailable(SalesforceTransient):
+    """The token endpoint could not be reached or was down, after the login's own few retries.
+
+    Transient (a later run may succeed), but never retried again by an enclosing policy: the login
+    already spent its bounded attempts.
+    """
+
+    retries_exhausted = True
 
 
 class BulkJobStillRunning(SalesforceTransient):
@@ -155,7 +185,7 @@ class RecordRejected(SalesforceFailure, SkippableError):
 
     def __init__(self, message: str, *, status: int | None = None, error_code: str | None = None,
                  fields: tuple[str, ...] = (), hint: str | None = None):
-        super().__init__(message, hint=hint)
+        super().__init__(REDACTOR.redact(message), hint=hint)
         self._set(status, error_code, fields)
 
 
@@ -168,6 +198,8 @@ def parse_error_body(content: Any) -> tuple[str | None, str, tuple[str, ...]]:
     if isinstance(content, (bytes, bytearray)):
         content = content.decode("utf-8", "replace")
     if isinstance(content, str):
+        # masked before anything is cut, so no part of an echoed secret survives a truncation
+        content = REDACTOR.redact(content)
         try:
             content = json.loads(content)
         except ValueError:
@@ -238,6 +270,8 @@ def translate(exc: BaseException, *, what: str, now: dt.datetime,
         return from_response(exc.status, exc.content, what=what, now=now, record_level=record_level)
     if isinstance(exc, SalesforceOperationError):
         return BulkJobFailed(f"Salesforce {what} failed in the Bulk API client: {exc}")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return tls_error(exc, what)
     if isinstance(exc, requests.Timeout):
         return ConnectionFailed(f"Salesforce {what} timed out: {type(exc).__name__}")
     if isinstance(exc, requests.ConnectionError):
@@ -247,3 +281,18 @@ def translate(exc: BaseException, *, what: str, now: dt.datetime,
     if isinstance(exc, ValueError):  # a body that is not the JSON it claims to be
         return UnexpectedResponse(f"Salesforce {what} returned a body that could not be parsed: {exc}")
     return UnexpectedResponse(f"Salesforce {what} failed: {type(exc).__name__}: {exc}")
+
+
+def tls_error(exc: BaseException, what: str) -> CertificateNotTrusted:
+    """The error for a TLS failure: what failed, and that REQUESTS_CA_BUNDLE names the CAs to trust."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        reason = "the server's TLS certificate could not be verified"
+    elif "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        reason = "the server does not speak TLS on that port"
+    else:
+        reason = f"the TLS handshake failed ({type(exc).__name__})"
+    return CertificateNotTrusted(
+        f"Salesforce {what} failed: {reason}.",
+        hint="TLS is always verified. If a proxy or a private CA signs the certificate, set "
+             "REQUESTS_CA_BUNDLE to a PEM file of the CA certificates to trust; otherwise check the URL.")

@@ -4,13 +4,17 @@ Retried: `TransientError` (503 / SERVER_UNAVAILABLE, UNABLE_TO_LOCK_ROW, connect
 timeouts). Never retried: everything else, notably 400/404 (the same request fails the same way)
 and REQUEST_LIMIT_EXCEEDED, which stops the run instead. Waits grow exponentially with random
 jitter so that parallel workers do not retry in step; the `sleep` is injectable so tests never wait.
+
+Retries never nest: an error that has already been through a policy (its attempts spent) is marked
+`retries_exhausted` and is not retried again by an enclosing call. Without that, a login retried five
+times inside each of five retries of a describe multiplied into minutes of waiting (issue 8).
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from tenacity import (
@@ -56,9 +60,21 @@ class RetryPolicy:
             before_sleep=before_sleep,
             reraise=True,
         )
-        return retrying(fn)
+        try:
+            return retrying(fn)
+        except TransientError as exc:
+            exc.retries_exhausted = True  # type: ignore[attr-defined]
+            raise
+
+    def limited(self, *, max_attempts: int, max_wait: float) -> "RetryPolicy":
+        """The same policy (and sleep) with at most `max_attempts` attempts and `max_wait` seconds a wait."""
+        return replace(self, max_attempts=min(self.max_attempts, max_attempts),
+                       initial_wait=min(self.initial_wait, max_wait), max_wait=min(self.max_wait, max_wait),
+                       jitter=min(self.jitter, max_wait))
 
 
 def _retriable(exc: BaseException) -> bool:
-    # A transient failure is retried unless it says the call may already have taken effect.
-    return isinstance(exc, TransientError) and getattr(exc, "retry_safe", True)
+    # A transient failure is retried unless it says the call may already have taken effect, or an
+    # inner policy already spent its attempts on it.
+    return (isinstance(exc, TransientError) and getattr(exc, "retry_safe", True)
+            and not getattr(exc, "retries_exhausted", False))

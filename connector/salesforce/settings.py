@@ -4,7 +4,13 @@ The auth mode is always explicit (`auth = "jwt" | "client_credentials" | "sessio
 it is never guessed from which values happen to be set. Secrets come only from the environment
 (`REVSYNC_SF_*`) or from the file named by `secrets_file` (TOML, or `KEY=VALUE` lines, using the
 same variable names); the environment wins over the file. Every problem is collected and reported
-at once, each naming the key and where it was looked for; secret values never appear in messages.
+at once, each naming the key and where it was looked for; secret values never appear in messages,
+and every secret found is registered with the process's redactor (connector.logs.REDACTOR).
+
+`login_url` and `instance_url` must be https:// URLs, with no exception and no opt-out (not even
+for localhost): the token request carries the consumer secret, and every call carries the access
+token. Salesforce requires HTTPS on all OAuth endpoints (Salesforce Help, "OAuth Endpoints":
+https://help.salesforce.com/s/articleView?id=xcloud.remoteaccess_oauth_endpoints.htm).
 """
 from __future__ import annotations
 
@@ -18,9 +24,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
 from connector.errors import ConfigError, Problem
+from connector.logs import REDACTOR
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,13 @@ class SalesforceSettings(BaseModel):
     bulk_threshold: int = Field(default=10_000, ge=0)
     secrets_file: Path | None = None
     secrets: SalesforceSecrets = Field(default_factory=SalesforceSecrets, exclude=True)
+    #: the configuration file these settings came from, for messages that name it
+    _source: str = PrivateAttr(default="the configuration file")
+
+    @property
+    def source(self) -> str:
+        """The configuration file the settings were read from (named in error messages)."""
+        return self._source
 
     @property
     def token_url(self) -> str:
@@ -139,6 +153,7 @@ def load_settings(table: Mapping[str, Any] | None, *, source: str,
         raise ConfigError(source, problems,
                           hint="Fix every key listed; secrets go in the environment or the secrets_file.")
     assert settings is not None
+    settings._source = source
     return settings
 
 
@@ -208,16 +223,29 @@ def _collect_secrets(environ: Mapping[str, str], file_values: Mapping[str, str],
 
 
 def _secret(value: str | None) -> SecretStr | None:
-    return SecretStr(value) if value is not None else None
+    if value is None:
+        return None
+    REDACTOR.register(value)
+    return SecretStr(value)
 
 
 def _check_url(value: str | None, where: str, problems: list[Problem]) -> None:
     if value is None:
         return
-    parts = urlsplit(value)
-    local = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and local):
-        problems.append(Problem(where, "must be an https:// URL (plain http only for localhost)"))
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        problems.append(Problem(where, "is not a URL; expected e.g. https://mycompany.my.salesforce.com"))
+        return
+    if parts.scheme.lower() != "https":
+        problems.append(Problem(where, f"must be an https:// URL, not {parts.scheme or 'a URL without a scheme'}"
+                                       f"{'://' if parts.scheme else ''}: the login sends the consumer secret and "
+                                       "every call the access token, so revsync never uses plain http "
+                                       "(there is no opt-out)"))
+    elif parts.username is not None or parts.password is not None:
+        problems.append(Problem(where, "must not contain a user name or password; secrets go in the "
+                                       "environment or the secrets_file"))
     elif not parts.hostname:
         problems.append(Problem(where, "must be a URL with a host, e.g. https://mycompany.my.salesforce.com"))
     elif parts.path not in ("", "/") or parts.query:

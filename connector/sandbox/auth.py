@@ -9,6 +9,9 @@ Grants (Salesforce Help, "OAuth Authorization Flows"):
   When the org has ``jwt_public_key`` (a PEM public key or certificate) the RS256 signature must verify
   against it; without one the claims are still checked.
 
+Token faults (``Fault.token_error``, ``Fault.token_echo``: see :mod:`connector.sandbox.faults`) answer
+before the grant is looked at.
+
 Success is Salesforce's token response: ``access_token``, ``instance_url``, ``id``, ``token_type``,
 ``issued_at`` (epoch milliseconds as a string) and ``signature`` (Base64 HMAC-SHA256 of ``id`` +
 ``issued_at`` keyed by the client secret). Failures are 400 ``{"error", "error_description"}``.
@@ -22,6 +25,8 @@ from urllib.parse import parse_qs
 
 import jwt
 from cryptography import x509
+
+from .faults import ECHO, TOKEN_KINDS
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -33,6 +38,8 @@ def _fail(error: str, description: str, status: int = 400) -> tuple[int, dict]:
 
 def token_endpoint(org, form_body: str, headers: dict[str, str]) -> tuple[int, dict]:
     """Handle one token request; returns ``(status, JSON body)``."""
+    for rule in org.faults.take("POST", "/services/oauth2/token", TOKEN_KINDS):
+        return _fail(rule.error_code, rule.message.replace(ECHO, form_body), rule.status)
     form = {k: v[0] for k, v in parse_qs(form_body).items()}
     grant = form.get("grant_type")
     client_id, secret = form.get("client_id"), form.get("client_secret")
@@ -46,15 +53,20 @@ def token_endpoint(org, form_body: str, headers: dict[str, str]) -> tuple[int, d
     if grant in ("client_credentials", "password"):
         if client_id not in cfg.clients:
             return _fail("invalid_client_id", "client identifier invalid")
-        if not hmac.compare_digest(cfg.clients[client_id], secret or ""):
+        if not _same(cfg.clients[client_id], secret):
             return _fail("invalid_client", "invalid client credentials")
         if grant == "password" and (form.get("username") != cfg.username or
-                                    not hmac.compare_digest(cfg.password, form.get("password") or "")):
+                                    not _same(cfg.password, form.get("password"))):
             return _fail("invalid_grant", "authentication failure")
         return 200, _token_response(org, client_id, cfg.clients[client_id])
     if grant == JWT_BEARER:
         return _jwt_grant(org, form.get("assertion") or "")
     return _fail("unsupported_grant_type", "grant type not supported")
+
+
+def _same(expected: str, given: str | None) -> bool:
+    # compared as UTF-8 bytes: compare_digest refuses str with non-ASCII characters
+    return hmac.compare_digest(expected.encode("utf-8"), (given or "").encode("utf-8"))
 
 
 def _jwt_grant(org, assertion: str) -> tuple[int, dict]:

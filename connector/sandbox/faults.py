@@ -11,6 +11,8 @@ the chosen record positions (0-based) while the others succeed.
     org.faults.add(Fault.partial_failure([1, 3], path=r"/composite/sobjects"))
     org.faults.add(Fault.session_expired())          # 401 until the client gets a new token
     org.faults.add(Fault.slow(0.5, path=r"/jobs/"))
+    org.faults.add(Fault.token_error(503, "server_unavailable", "down"))   # the token endpoint only
+    org.faults.add(Fault.token_echo())               # a token endpoint that echoes the request
 """
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ from dataclasses import dataclass, field
 REQUEST_KINDS = frozenset({"error", "session_expired", "slow", "call"})
 #: rule kinds the record-processing handlers consume
 RECORD_KINDS = frozenset({"partial"})
+#: rule kinds the OAuth token endpoint answers (no other rule applies to it)
+TOKEN_KINDS = frozenset({"token"})
+#: in a token fault's message, replaced by the request body as received (form-encoded)
+ECHO = "{request}"
 
 
 @dataclass
@@ -99,6 +105,19 @@ class Fault:
         """Run ``action()`` when a matching request arrives, then serve it as usual (a test's hook:
         e.g. freeze the client that sent it)."""
         return cls("call", method, path, times, skip, action=action)
+
+    @classmethod
+    def token_error(cls, status: int, error: str, description: str, *, times: int | None = 1,
+                    skip: int = 0) -> "Fault":
+        """The token endpoint answers ``status`` with ``{"error", "error_description"}``."""
+        return cls("token", "POST", "/services/oauth2/token", times, skip, status, error, description)
+
+    @classmethod
+    def token_echo(cls, *, status: int = 400, times: int | None = None, skip: int = 0) -> "Fault":
+        """The token endpoint answers an error that quotes the request body it received, as a
+        misconfigured proxy or endpoint does (the body holds the client secret, form-encoded)."""
+        return cls("token", "POST", "/services/oauth2/token", times, skip, status, "invalid_request",
+                   f"could not process request body: {ECHO}")
 
     @classmethod
     def partial_failure(cls, records: list[int] | tuple[int, ...], *, error_code: str = "FIELD_CUSTOM_VALIDATION_EXCEPTION",

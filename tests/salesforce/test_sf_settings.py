@@ -60,14 +60,27 @@ def test_client_credentials_needs_my_domain():
     assert "My Domain" in problems(info.value)["[salesforce].login_url"]
 
 
-def test_plain_http_is_refused_except_for_localhost():
+@pytest.mark.parametrize("url", ["http://na1.salesforce.com", "http://localhost:8443", "http://127.0.0.1:8999",
+                                 "HTTP://acme.my.salesforce.com", "ftp://acme.my.salesforce.com",
+                                 "acme.my.salesforce.com"],
+                         ids=["http", "http-localhost", "http-loopback", "http-upper", "ftp", "no-scheme"])
+@pytest.mark.parametrize("key", ["login_url", "instance_url"])
+def test_anything_but_https_is_refused_with_no_exception(url, key):
+    table = {"auth": "session", "instance_url": "https://x.my.salesforce.com", key: url}
     with pytest.raises(ConfigError) as info:
-        load_settings({"auth": "session", "instance_url": "http://na1.salesforce.com"}, source="c.toml",
+        load_settings(table, source="/etc/revsync/config.toml", environ={"REVSYNC_SF_ACCESS_TOKEN": SECRET})
+    message = problems(info.value)[f"[salesforce].{key}"]
+    assert "must be an https:// URL" in message and "no opt-out" in message
+    assert "/etc/revsync/config.toml" in str(info.value)  # the file is named
+    assert SECRET not in str(info.value)
+
+
+def test_credentials_in_a_url_are_refused():
+    with pytest.raises(ConfigError) as info:
+        load_settings({"auth": "session", "instance_url": "https://me:pw@x.my.salesforce.com"}, source="c.toml",
                       environ={"REVSYNC_SF_ACCESS_TOKEN": SECRET})
-    assert "https" in problems(info.value)["[salesforce].instance_url"]
-    ok = load_settings({"auth": "session", "instance_url": "http://localhost:8443"}, source="c.toml",
-                       environ={"REVSYNC_SF_ACCESS_TOKEN": SECRET})
-    assert ok.instance_url == "http://localhost:8443"
+    message = problems(info.value)["[salesforce].instance_url"]
+    assert "user name or password" in message and "pw" not in str(info.value).replace("password", "")
 
 
 def test_defaults_and_secret_never_in_repr(caplog):
