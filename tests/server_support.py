@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +45,22 @@ def raw_request(port: int, request: bytes, *, tls: ssl.SSLContext | None = None,
     """Send bytes as they are to 127.0.0.1:port and read the HTTP answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as plain:
         sock = tls.wrap_socket(plain, server_hostname="127.0.0.1") if tls is not None else plain
-        sock.sendall(request)
+        # Sent from another thread: a server that answers before reading everything (413) must not
+        # leave this one blocked in sendall.
+        sender = threading.Thread(target=_send_quietly, args=(sock, request), daemon=True)
+        sender.start()
         answer = http.client.HTTPResponse(sock)
         answer.begin()
-        return Reply(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+        reply = Reply(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+        sender.join(timeout)
+        return reply
+
+
+def _send_quietly(sock, data: bytes) -> None:
+    try:
+        sock.sendall(data)
+    except OSError:
+        pass  # the server closed after answering
 
 
 def post_request(body: bytes, *, path: str = "/outbound", content_type: str = "text/xml; charset=utf-8",

@@ -299,7 +299,10 @@ class OutboundReceiver:
         except MessageRefused as refused:
             log.warning("outbound message refused from %s: %s",
                         environ.get("REMOTE_ADDR", "?"), refused.reason)
-            return self._refuse(refused, start_response)
+            # cheroot reads what is left of a body with a length before answering (the client then
+            # reads the answer reliably); a chunked one it does not, so that connection is closed.
+            chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+            return self._refuse(refused, start_response, close=chunked)
         self._notify(new)
         start_response("200 OK", [("Content-Type", "text/xml; charset=utf-8"),
                                   ("Content-Length", str(len(ACK)))])
@@ -422,7 +425,7 @@ class OutboundReceiver:
                 log.exception("immediate sync trigger failed for %s; the daemon's poll will catch up", sobject)
 
     @staticmethod
-    def _refuse(refused: MessageRefused, start_response):
+    def _refuse(refused: MessageRefused, start_response, *, close: bool = False):
         if refused.soap:
             body = fault(refused.reason, client=refused.client)
             content_type = "text/xml; charset=utf-8"
@@ -432,9 +435,7 @@ class OutboundReceiver:
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if refused.status.startswith("405"):
             headers.append(("Allow", "POST"))
-        if not refused.status.startswith("500"):
-            # The body may be unread (refused before it was read): do not wait for it on this
-            # connection, close it.
+        if close:
             headers.append(("Connection", "close"))
         start_response(refused.status, headers)
         return [body]
