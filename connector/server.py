@@ -37,7 +37,7 @@ from connector.errors import FatalError
 from connector.metrics import Metrics
 from connector.sources.outbound import (
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_NOTIFICATIONS, DEFAULT_OBJECTS, Network, OnNotified,
-    OutboundReceiver, org_key, purge_processed,
+    OutboundReceiver, org_key, purge_processed, source_allowed,
 )
 
 log = logging.getLogger(__name__)
@@ -327,6 +327,21 @@ class _Cheroot(wsgi.Server):
     ConnectionClass = _Connection
     #: seconds for the whole of a request (TLS handshake, headers, body), set by Server.start
     request_deadline = 10.0
+    #: `[server] allowed_sources`, set by Server.start; empty = any source
+    allowed_sources: tuple[Network, ...] = ()
+
+    def process_conn(self, conn):
+        """Hand a connection to the pool, unless its peer address is not allowed to connect.
+
+        Checked here, right after the accept and before any worker thread, TLS handshake or read,
+        so a refused source costs nothing but the accept. The address is the TCP peer's, never a
+        header such as X-Forwarded-For (a client chooses those).
+        """
+        if self.allowed_sources and not source_allowed(conn.remote_addr or "", self.allowed_sources):
+            log.info("connection from %s closed: not in [server] allowed_sources", conn.remote_addr)
+            conn.close()
+            return
+        super().process_conn(conn)
 
     def error_log(self, msg="", level=logging.INFO, traceback=False):
         """cheroot's reports (dropped connections, bad requests) as one log line, no traceback.
@@ -393,6 +408,7 @@ class Server:
         server = _Cheroot((s.host, s.port), self.app, numthreads=self.threads, server_name="revsync",
                           request_queue_size=BACKLOG, timeout=s.request_timeout_seconds)
         server.request_deadline = s.request_timeout_seconds
+        server.allowed_sources = tuple(s.source_networks)
         # cheroot refuses larger bodies with 413 before the application reads them (a chunked body
         # is stopped by the receiver, which answers 413 as well).
         server.max_request_body_size = s.max_body_bytes + CHUNK_SLACK_BYTES

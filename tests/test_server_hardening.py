@@ -18,7 +18,7 @@ from connector.server import ServerSettings
 from connector.sources.outbound import ACK, purge_processed, source_allowed
 from connector.store import schema as t
 from server_support import (  # noqa: F401  (fixtures)
-    NOW, RECORDED, Calls, clock, dump, metrics, order_message, post_request, raw_request, serve, store,
+    NOW, RECORDED, RECORDED_ORG, Calls, clock, dump, metrics, order_message, post_request, raw_request, serve, store,
     template,
 )
 
@@ -133,20 +133,68 @@ def test_client_certificate_settings_are_checked(tmp_path, store, clock, metrics
 
 # --- source allow-list -----------------------------------------------------------------------------
 
-def test_a_source_outside_the_allow_list_is_refused_and_the_forwarded_header_ignored(store, clock, metrics):
-    calls = Calls()
-    with serve(store, clock, metrics, allowed_sources=["10.0.0.0/8", "2001:db8::/32"], on_notified=calls) as running:
-        refused = requests.post(f"{running.url}/outbound", data=RECORDED, timeout=TIMEOUT,
-                                headers={**XML, "X-Forwarded-For": "10.1.2.3", "X-Real-IP": "10.1.2.3"})
-        health = requests.get(f"{running.url}/health", timeout=TIMEOUT)  # monitoring is not Salesforce
-    assert refused.status_code == 403
-    assert refused.text == "source address 127.0.0.1 is not in [server] allowed_sources\n"
-    assert health.status_code == 200
-    assert count_notifications(store) == 0 and calls.calls == []
+def connect_from(source: str, port: int) -> socket.socket:
+    """A TCP connection to the server from another loopback address (all of 127/8 is local)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
 
-    with serve(store, clock, metrics, allowed_sources=["127.0.0.0/8"], on_notified=calls) as running:
-        accepted = requests.post(f"{running.url}/outbound", data=RECORDED, headers=XML, timeout=TIMEOUT)
-    assert accepted.content == ACK and len(calls.calls) == 1
+
+def answer_to(sock: socket.socket, request: bytes) -> bytes:
+    """What the server sends back before closing (b"" when it closes without answering)."""
+    try:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+        return received
+    except OSError:
+        return b""
+
+
+def test_a_source_outside_the_allow_list_is_closed_unanswered_whatever_its_headers(store, clock, metrics):
+    calls = Calls()
+    forwarded = post_request(RECORDED, extra="X-Forwarded-For: 127.0.0.1\r\nX-Real-IP: 127.0.0.1\r\n")
+    with serve(store, clock, metrics, allowed_sources=["127.0.0.1/32", "2001:db8::/32"],
+               on_notified=calls) as running:
+        with connect_from("127.0.0.2", running.port) as outsider:
+            refused = answer_to(outsider, forwarded)
+        with connect_from("127.0.0.2", running.port) as outsider:
+            health = answer_to(outsider, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        with connect_from("127.0.0.1", running.port) as insider:
+            accepted = answer_to(insider, post_request(RECORDED))
+    assert refused == b"" and health == b""
+    assert accepted.startswith(b"HTTP/1.1 200 OK") and accepted.endswith(ACK)
+    assert count_notifications(store) == 1 and len(calls.calls) == 1
+
+
+def test_refused_sources_hold_no_worker_thread(store, clock, metrics):
+    """Silent connections from outside the allow-list cannot starve the pool (here of 2 threads)."""
+    with serve(store, clock, metrics, threads=2, allowed_sources=["127.0.0.1/32"]) as running:
+        silent = [connect_from("127.0.0.2", running.port) for _ in range(6)]
+        try:
+            time.sleep(0.3)
+            started = time.monotonic()
+            with connect_from("127.0.0.1", running.port) as insider:
+                accepted = answer_to(insider, post_request(RECORDED))
+            took = time.monotonic() - started
+        finally:
+            for sock in silent:
+                sock.close()
+    assert accepted.endswith(ACK) and took < 1, took
+
+
+def test_the_receiver_checks_the_allow_list_too():
+    """The WSGI application alone (without the server's check) refuses with 403."""
+    from connector.sources.outbound import OutboundReceiver
+    import io
+    app = OutboundReceiver(None, None, org_ids=[RECORDED_ORG],
+                           allowed_sources=ServerSettings(allowed_sources=["10.0.0.0/8"]).source_networks)
+    seen = {}
+    body = b"".join(app({"REQUEST_METHOD": "POST", "REMOTE_ADDR": "127.0.0.1", "CONTENT_TYPE": "text/xml",
+                         "CONTENT_LENGTH": str(len(RECORDED)), "wsgi.input": io.BytesIO(RECORDED),
+                         "HTTP_X_FORWARDED_FOR": "10.0.0.1"},
+                        lambda status, headers: seen.update(status=status)))
+    assert seen["status"] == "403 Forbidden"
+    assert body == b"source address 127.0.0.1 is not in [server] allowed_sources\n"
 
 
 def test_source_allowed_matches_ipv4_ipv6_and_mapped_addresses():
