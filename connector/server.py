@@ -214,10 +214,11 @@ class _DeadlineSocket:
     after it raises the timeout that cheroot answers with 408 and a closed connection.
     """
 
-    def __init__(self, sock, read_timeout: float):
+    def __init__(self, sock, read_timeout: float, on_deadline: Callable[[], None] | None = None):
         self._wrapped = sock
         self.read_timeout = read_timeout
         self.deadline: float | None = None
+        self.on_deadline = on_deadline
 
     def __getattr__(self, name):
         return getattr(self._wrapped, name)
@@ -228,16 +229,30 @@ class _DeadlineSocket:
             return
         left = self.deadline - time.monotonic()
         if left <= 0:
+            self._timed_out()
             raise TimeoutError("timed out")  # cheroot recognises the message: 408, connection closed
         self._wrapped.settimeout(min(left, self.read_timeout))
 
+    def _timed_out(self) -> None:
+        if self.on_deadline is not None:
+            self.on_deadline()
+            self.on_deadline = None  # once per connection: it is closed next
+
     def recv_into(self, buffer, nbytes=0, flags=0):
         self._arm()
-        return self._wrapped.recv_into(buffer, nbytes, flags)
+        try:
+            return self._wrapped.recv_into(buffer, nbytes, flags)
+        except TimeoutError:
+            self._timed_out()
+            raise
 
     def recv(self, bufsize, flags=0):
         self._arm()
-        return self._wrapped.recv(bufsize, flags)
+        try:
+            return self._wrapped.recv(bufsize, flags)
+        except TimeoutError:
+            self._timed_out()
+            raise
 
     def send(self, data, flags=0):
         self._wrapped.settimeout(self.read_timeout)
@@ -252,7 +267,8 @@ class _Connection(cheroot_server.HTTPConnection):
     """One client connection: each request is read under a deadline; TLS handshakes here too."""
 
     def __init__(self, server, sock, makefile=cheroot_server.MakeFile):
-        super().__init__(server, _DeadlineSocket(sock, server.timeout), makefile)
+        super().__init__(server, _DeadlineSocket(sock, server.timeout, lambda: server.dropped("deadline")),
+                         makefile)
         self.handshake_pending = isinstance(sock, ssl.SSLSocket)
 
     def communicate(self):
@@ -274,6 +290,7 @@ class _Connection(cheroot_server.HTTPConnection):
             # A client without an acceptable certificate (mutual TLS) ends here, as does plain
             # HTTP on the HTTPS port and a client that never completes the handshake.
             log.info("TLS handshake with %s failed: %s", self.remote_addr, _reason(exc))
+            self.server.dropped("tls")
             return False
         self.handshake_pending = False
         self.ssl_env = self.server.ssl_adapter.get_environ(tls)
@@ -329,6 +346,13 @@ class _Cheroot(wsgi.Server):
     request_deadline = 10.0
     #: `[server] allowed_sources`, set by Server.start; empty = any source
     allowed_sources: tuple[Network, ...] = ()
+    #: the daemon's metrics, set by Server.start
+    metrics: Metrics | None = None
+
+    def dropped(self, reason: str) -> None:
+        """Count a connection dropped for `reason` (source, tls, deadline)."""
+        if self.metrics is not None:
+            self.metrics.count_dropped_connection(reason)
 
     def process_conn(self, conn):
         """Hand a connection to the pool, unless its peer address is not allowed to connect.
@@ -339,6 +363,7 @@ class _Cheroot(wsgi.Server):
         """
         if self.allowed_sources and not source_allowed(conn.remote_addr or "", self.allowed_sources):
             log.info("connection from %s closed: not in [server] allowed_sources", conn.remote_addr)
+            self.dropped("source")
             conn.close()
             return
         super().process_conn(conn)
@@ -371,13 +396,15 @@ class Server:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.metrics = metrics
         outbound = None
         if settings.org_ids:
             outbound = OutboundReceiver(store, clock, org_ids=settings.org_ids, objects=settings.objects,
                                         max_body_bytes=settings.max_body_bytes,
                                         max_notifications=settings.max_notifications_per_message,
                                         allowed_sources=settings.source_networks,
-                                        client_cert_cn=settings.client_cert_cn, on_notified=on_notified)
+                                        client_cert_cn=settings.client_cert_cn, on_notified=on_notified,
+                                        on_answer=metrics.count_outbound_answer)
         self.app = Dispatcher(health=Health(store, clock, metrics, cycle_interval), metrics=metrics,
                               store=store, clock=clock, outbound=outbound)
         self.threads = threads if threads is not None else settings.threads
@@ -409,6 +436,7 @@ class Server:
                           request_queue_size=BACKLOG, timeout=s.request_timeout_seconds)
         server.request_deadline = s.request_timeout_seconds
         server.allowed_sources = tuple(s.source_networks)
+        server.metrics = self.metrics
         # cheroot refuses larger bodies with 413 before the application reads them (a chunked body
         # is stopped by the receiver, which answers 413 as well).
         server.max_request_body_size = s.max_body_bytes + CHUNK_SLACK_BYTES
@@ -443,6 +471,7 @@ class Server:
         older_than = self.clock.now() - self.settings.notification_retention
         with self.store.begin() as conn:
             purged = purge_processed(conn, older_than)
+        self.metrics.add_purged(purged)
         if purged:
             log.info("purged %d processed notification(s) received before the retention of %d day(s)",
                      purged, self.settings.notification_retention_days)

@@ -6,6 +6,7 @@ traceback (nor does stderr).
 """
 from __future__ import annotations
 
+import collections
 import io
 import json
 import logging
@@ -148,5 +149,13 @@ def test_a_good_message_after_the_corpus_is_still_acked(store, clock, metrics, j
         good = raw_request(running.port, post_request(RECORDED))
     assert good.status == 200 and b"<Ack>true</Ack>" in good.body
     assert calls.calls == [("DiscountRule__c", ["a025700000OPgOjAAL"])]
+    # /metrics counts the receiver's answers by status (not the dispatcher's 404/405 for other
+    # paths, nor cheroot's own 413 for a length far over the limit)
+    elsewhere = {"wrong-path", "post-to-health", "far-oversize-with-length"}
+    expected = collections.Counter(str(status) for name, (_, status, _) in CASES.items() if name not in elsewhere)
+    expected["200"] += 1
+    counted = {status: metrics.registry.get_sample_value("revsync_outbound_requests_total", {"status": status})
+               for status in expected}
+    assert counted == dict(expected)
     entries = assert_clean_log(json_log.getvalue(), capfd.readouterr().err)
     assert any("outbound message refused" in e["message"] for e in entries)

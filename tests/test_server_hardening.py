@@ -26,6 +26,10 @@ TIMEOUT = 5
 XML = {"Content-Type": "text/xml; charset=utf-8"}
 
 
+def dropped(metrics, reason: str) -> float:
+    return metrics.registry.get_sample_value("revsync_http_connections_dropped_total", {"reason": reason})
+
+
 def count_notifications(store) -> int:
     with store.connect() as conn:
         return conn.execute(select(func.count()).select_from(t.notifications)).scalar_one()
@@ -78,6 +82,7 @@ def test_without_an_accepted_client_certificate_the_tls_handshake_fails(pki, sto
     assert accepted.status_code == 200 and accepted.content == ACK
     assert health.status_code == 200
     assert count_notifications(store) == 1 and len(calls.calls) == 1
+    assert dropped(metrics, "tls") == 2
 
 
 def test_the_client_certificate_cn_is_checked_for_outbound_messages(pki, store, clock, metrics):
@@ -162,6 +167,7 @@ def test_a_source_outside_the_allow_list_is_closed_unanswered_whatever_its_heade
         with connect_from("127.0.0.1", running.port) as insider:
             accepted = answer_to(insider, post_request(RECORDED))
     assert refused == b"" and health == b""
+    assert dropped(metrics, "source") == 2
     assert accepted.startswith(b"HTTP/1.1 200 OK") and accepted.endswith(ACK)
     assert count_notifications(store) == 1 and len(calls.calls) == 1
 
@@ -305,6 +311,7 @@ def test_a_slow_request_is_dropped_at_its_deadline_with_408(store, clock, metric
             took = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
     assert 1.4 < took < 3.5
+    assert dropped(metrics, "deadline") == 1
     assert count_notifications(store) == 0
 
 
@@ -376,6 +383,7 @@ def test_processed_notifications_older_than_the_retention_are_purged(store, cloc
         assert left == ["04l000000000000002", "04l000000000000003"]
         clock.advance(dt.timedelta(days=2))
         assert running.purge() == 1
+        assert metrics.registry.get_sample_value("revsync_notifications_purged_total") == 2
     finally:
         running.stop()
     with store.connect() as conn:

@@ -278,7 +278,7 @@ class OutboundReceiver:
                  objects: Sequence[str] = DEFAULT_OBJECTS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                  max_notifications: int = DEFAULT_MAX_NOTIFICATIONS,
                  allowed_sources: Sequence[Network] = (), client_cert_cn: str | None = None,
-                 on_notified: OnNotified | None = None):
+                 on_notified: OnNotified | None = None, on_answer: Callable[[str], None] | None = None):
         if not org_ids:
             raise ValueError("at least one org id is needed to receive Outbound Messages")
         self.store = store
@@ -290,8 +290,20 @@ class OutboundReceiver:
         self.allowed_sources = tuple(allowed_sources)
         self.client_cert_cn = client_cert_cn
         self.on_notified = on_notified
+        #: told the status of every answer (the server counts them in /metrics)
+        self.on_answer = on_answer
 
     def __call__(self, environ, start_response):
+        if self.on_answer is None:
+            return self._answer(environ, start_response)
+        on_answer = self.on_answer
+
+        def counted(status, headers, *args):
+            on_answer(status)
+            return start_response(status, headers, *args)
+        return self._answer(environ, counted)
+
+    def _answer(self, environ, start_response):
         try:
             self._check_request(environ)
             body = self._read_body(environ)
