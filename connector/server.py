@@ -71,7 +71,7 @@ class ServerSettings(BaseModel):
     client_ca_file: Path | None = None
     #: with client_ca_file: the subject CN that a certificate posting to /outbound must have
     client_cert_cn: str | None = Field(None, min_length=1)
-    #: CIDRs whose (socket peer) addresses may post to /outbound; empty = any
+    #: CIDRs whose (TCP peer) addresses may connect at all; empty = any
     allowed_sources: list[str] = Field(default_factory=list)
     max_notifications_per_message: int = Field(DEFAULT_MAX_NOTIFICATIONS, gt=0)
     #: read by the daemon (connector.daemon): at most this many Outbound-Message-triggered cycles a minute
@@ -238,29 +238,29 @@ class _DeadlineSocket:
             self.on_deadline()
             self.on_deadline = None  # once per connection: it is closed next
 
-    def recv_into(self, buffer, nbytes=0, flags=0):
+    def recv_into(self, *args, **kwargs):
         self._arm()
         try:
-            return self._wrapped.recv_into(buffer, nbytes, flags)
+            return self._wrapped.recv_into(*args, **kwargs)
         except TimeoutError:
             self._timed_out()
             raise
 
-    def recv(self, bufsize, flags=0):
+    def recv(self, *args, **kwargs):
         self._arm()
         try:
-            return self._wrapped.recv(bufsize, flags)
+            return self._wrapped.recv(*args, **kwargs)
         except TimeoutError:
             self._timed_out()
             raise
 
-    def send(self, data, flags=0):
+    def send(self, *args, **kwargs):
         self._wrapped.settimeout(self.read_timeout)
-        return self._wrapped.send(data, flags)
+        return self._wrapped.send(*args, **kwargs)
 
-    def sendall(self, data, flags=0):
+    def sendall(self, *args, **kwargs):
         self._wrapped.settimeout(self.read_timeout)
-        return self._wrapped.sendall(data, flags)
+        return self._wrapped.sendall(*args, **kwargs)
 
 
 class _Connection(cheroot_server.HTTPConnection):
@@ -313,18 +313,27 @@ class _TLSAdapter(BuiltinSSLAdapter):
     also trust every public CA of the system store).
     """
 
-    def __init__(self, certificate: str, private_key: str, client_ca_file: str | None = None):
+    def __init__(self, certificate: str, private_key: str):
         super().__init__(certificate, private_key)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(certificate, private_key)
-        if client_ca_file is not None:
-            context.load_verify_locations(cafile=client_ca_file)
-            context.verify_mode = ssl.CERT_REQUIRED
-            # Salesforce's own API client certificate (Setup → API → Manage API Client Certificate →
-            # Download Certificate) is a leaf: trust it as an anchor without its CA chain.
-            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         self.context = context
+
+    def require_client_certificates(self, client_ca_file: str) -> None:
+        """Mutual TLS: a client must present a certificate that verifies against `client_ca_file`.
+
+        Salesforce signs its outbound connections with its API client certificate (SOAP API
+        Developer Guide, "Considerations for Security" of outbound messaging, and AJAX Toolkit
+        Developer Guide, "Download the Salesforce Client Certificate",
+        https://developer.salesforce.com/docs/atlas.en-us.ajax.meta/ajax/sforce_api_ajax_client_cert_for_om.htm:
+        "configure your application server to request the client certificate").
+        """
+        self.context.load_verify_locations(cafile=client_ca_file)
+        self.context.verify_mode = ssl.CERT_REQUIRED
+        # The certificate downloaded from Setup → API → Manage API Client Certificate is a leaf:
+        # trust it as an anchor by itself, without the CA chain above it.
+        self.context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
 
     def wrap(self, sock):
         try:
@@ -374,7 +383,9 @@ class _Cheroot(wsgi.Server):
         They are about what a client sent or did; a traceback would add nothing a user can act on
         and land in the JSON log as plain text.
         """
-        log.log(max(min(level, logging.WARNING), logging.INFO), "HTTP server: %s", msg)
+        log.log(max(level, logging.INFO), "HTTP server: %s", msg)
+        if traceback and log.isEnabledFor(logging.DEBUG):  # for a developer chasing a bug
+            log.debug("HTTP server: %s", msg, exc_info=True)
 
     @staticmethod
     def bind_socket(socket_, bind_addr):
@@ -442,16 +453,17 @@ class Server:
         server.max_request_body_size = s.max_body_bytes + CHUNK_SLACK_BYTES
         if s.tls_cert is not None and s.tls_key is not None:
             try:
-                server.ssl_adapter = _TLSAdapter(str(s.tls_cert), str(s.tls_key))
+                adapter = _TLSAdapter(str(s.tls_cert), str(s.tls_key))
             except (OSError, ValueError) as exc:
                 raise FatalError(f"cannot load the TLS certificate {s.tls_cert} / key {s.tls_key}: {exc}",
                                  hint="check [server] tls_cert and tls_key") from exc
             if s.client_ca_file is not None:
                 try:
-                    server.ssl_adapter = _TLSAdapter(str(s.tls_cert), str(s.tls_key), str(s.client_ca_file))
+                    adapter.require_client_certificates(str(s.client_ca_file))
                 except (OSError, ValueError) as exc:
                     raise FatalError(f"cannot load the client CA file {s.client_ca_file}: {exc}",
                                      hint="check [server] client_ca_file: a PEM file of certificates") from exc
+            server.ssl_adapter = adapter
         try:
             server.prepare()
         except OSError as exc:
@@ -473,7 +485,7 @@ class Server:
             purged = purge_processed(conn, older_than)
         self.metrics.add_purged(purged)
         if purged:
-            log.info("purged %d processed notification(s) received before the retention of %d day(s)",
+            log.info("purged %d notification(s) processed more than %d day(s) ago",
                      purged, self.settings.notification_retention_days)
         return purged
 

@@ -3,6 +3,7 @@ mutual TLS, source allow-list, notification limit, triggers, read deadlines, bur
 from __future__ import annotations
 
 import datetime as dt
+import io
 import socket
 import ssl
 import threading
@@ -14,8 +15,9 @@ import requests
 import trustme
 from sqlalchemy import func, insert, select
 
+from connector.errors import FatalError
 from connector.server import ServerSettings
-from connector.sources.outbound import ACK, purge_processed, source_allowed
+from connector.sources.outbound import ACK, OutboundReceiver, purge_processed, source_allowed
 from connector.store import schema as t
 from server_support import (  # noqa: F401  (fixtures)
     NOW, RECORDED, RECORDED_ORG, Calls, clock, dump, metrics, order_message, post_request, raw_request, serve, store,
@@ -130,7 +132,6 @@ def test_client_certificate_settings_are_checked(tmp_path, store, clock, metrics
         ServerSettings(client_ca_file=pki["client_ca"])
     with pytest.raises(pydantic.ValidationError, match="client_cert_cn needs client_ca_file"):
         ServerSettings(tls_cert=pki["server_cert"], tls_key=pki["server_key"], client_cert_cn="x")
-    from connector.errors import FatalError
     missing = serve(store, clock, metrics, **dict(mtls_settings(pki), client_ca_file=tmp_path / "nope.pem"))
     with pytest.raises(FatalError, match=r"client CA file .*nope\.pem"):
         missing.start()
@@ -190,8 +191,6 @@ def test_refused_sources_hold_no_worker_thread(store, clock, metrics):
 
 def test_the_receiver_checks_the_allow_list_too():
     """The WSGI application alone (without the server's check) refuses with 403."""
-    from connector.sources.outbound import OutboundReceiver
-    import io
     app = OutboundReceiver(None, None, org_ids=[RECORDED_ORG],
                            allowed_sources=ServerSettings(allowed_sources=["10.0.0.0/8"]).source_networks)
     seen = {}
