@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import socket
-import ssl
 import threading
 import time
 

@@ -16,11 +16,10 @@ Org ids are not secret, so the same page's other advice is available too (SOAP A
 "Considerations for Security", https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/
 sforce_api_om_outboundmessaging_security.htm): accept requests only from Salesforce's IP ranges
 (`allowed_sources`, checked against the socket's peer address, never a forwarded header, by the
-server right after the accept and again here) and
-validate Salesforce's client certificate (mutual TLS: the server's `client_ca_file`, plus
-`client_cert_cn` checked here). A message with more notifications than Salesforce ever puts in one
-is refused before anything is stored, and a trigger is sent to the daemon only for notifications
-that were new: a resend, a forgery or a refusal never starts a sync cycle.
+server right after the accept and again here) and validate Salesforce's client certificate (mutual
+TLS: the server's `client_ca_file`, plus `client_cert_cn` checked here). A message with more
+notifications than Salesforce ever puts in one is refused before anything is stored, and the daemon
+is woken only for notifications that were new: a resend, a forgery or a refusal wakes nothing.
 """
 from __future__ import annotations
 
