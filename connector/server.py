@@ -90,11 +90,14 @@ class ServerSettings(BaseModel):
     @field_validator("allowed_sources")
     @classmethod
     def _sources_are_networks(cls, value: list[str]) -> list[str]:
+        bad = []
         for source in value:
             try:
                 ipaddress.ip_network(source, strict=True)
             except ValueError as exc:
-                raise ValueError(f"{source!r} is not a CIDR network such as \"13.108.0.0/14\" ({exc})") from None
+                bad.append(f"{source!r} ({exc})")
+        if bad:
+            raise ValueError(f"not a CIDR network such as \"13.108.0.0/14\": {'; '.join(bad)}")
         return value
 
     @model_validator(mode="after")
