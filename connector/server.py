@@ -18,6 +18,7 @@ import datetime as dt
 import ipaddress
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -294,10 +295,24 @@ class _Connection(cheroot_server.HTTPConnection):
             # HTTP on the HTTPS port and a client that never completes the handshake.
             log.info("TLS handshake with %s failed: %s", self.remote_addr, _reason(exc))
             self.server.dropped("tls")
+            if isinstance(exc, ssl.SSLError) and "HTTP_REQUEST" in str(exc.reason).upper():
+                self._plain_http_answer(tls)
             return False
         self.handshake_pending = False
         self.ssl_env = self.server.ssl_adapter.get_environ(tls)
         return True
+
+
+    @staticmethod
+    def _plain_http_answer(tls: ssl.SSLSocket) -> None:
+        """Tell a client speaking plain HTTP to the HTTPS port what is wrong, in plain HTTP."""
+        body = b"This port speaks HTTPS only: use an https:// URL (e.g. in the Outbound Message's endpoint).\n"
+        answer = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        try:
+            socket.socket.sendall(tls, answer)  # the TCP socket under the failed TLS layer
+        except OSError:
+            pass
 
 
 def _reason(exc: BaseException) -> str:

@@ -126,6 +126,13 @@ def test_a_tls_client_that_never_handshakes_does_not_stall_the_others(pki, store
     assert reply.content == ACK and took < 1
 
 
+def test_plain_http_on_the_https_port_is_told_to_use_https(pki, store, clock, metrics):
+    with serve(store, clock, metrics, tls_cert=pki["server_cert"], tls_key=pki["server_key"]) as running:
+        reply = raw_request(running.port, post_request(RECORDED))
+    assert reply.status == 400 and b"use an https:// URL" in reply.body
+    assert count_notifications(store) == 0
+
+
 def test_client_certificate_settings_are_checked(tmp_path, store, clock, metrics, pki):
     with pytest.raises(pydantic.ValidationError, match="client_ca_file needs HTTPS"):
         ServerSettings(client_ca_file=pki["client_ca"])
