@@ -51,6 +51,20 @@ class Metrics:
                                         "Salesforce records taken in, by object", ["object"], registry=r)
         self.records_written = Counter("revsync_records_written",
                                        "Records written to Salesforce, by object", ["object"], registry=r)
+        self.outbound_answers = Counter("revsync_outbound_requests",
+                                        "Requests to /outbound answered by the receiver, by HTTP status "
+                                        "(200 = acked; many others point at a misconfiguration or an attack)",
+                                        ["status"], registry=r)
+        self.connections_dropped = Counter("revsync_http_connections_dropped",
+                                           "Connections the HTTP server dropped, by reason: source (not in "
+                                           "allowed_sources), tls (handshake failed, e.g. no accepted client "
+                                           "certificate), deadline (request not read in time)",
+                                           ["reason"], registry=r)
+        self.notifications_purged = Counter("revsync_notifications_purged",
+                                            "Processed Outbound Message notifications deleted after the retention",
+                                            registry=r)
+        for reason in ("source", "tls", "deadline"):
+            self.connections_dropped.labels(reason=reason)
         self._lock = threading.Lock()
         self._last_cycle_at: dt.datetime | None = None
         #: why the daemon is not syncing right now (an outage, a paused API budget), or None
@@ -96,6 +110,19 @@ class Metrics:
         """Count records of `sobject` written to Salesforce."""
         if count:
             self.records_written.labels(object=sobject).inc(count)
+
+    def count_outbound_answer(self, status: str) -> None:
+        """Count one answer of the Outbound Message receiver (`status` as "200 OK" or "403")."""
+        self.outbound_answers.labels(status=status[:3]).inc()
+
+    def count_dropped_connection(self, reason: str) -> None:
+        """Count a connection dropped by the HTTP server: "source", "tls" or "deadline"."""
+        self.connections_dropped.labels(reason=reason).inc()
+
+    def add_purged(self, count: int) -> None:
+        """Count purged notifications."""
+        if count:
+            self.notifications_purged.inc(count)
 
     def collect_from_store(self, engine: Engine, clock: Clock) -> None:
         """Refresh cursor lag, outbox depth, failed jobs, quarantine and pending notifications.

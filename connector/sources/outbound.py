@@ -11,10 +11,20 @@ Salesforce gave up on.
 A message whose OrganizationId is not ours, or that is not a well-formed `notifications` call,
 gets an error and no ack, as the security considerations of Outbound Messaging ask ("the client
 application should check that the organization Id is included in the message").
+
+Org ids are not secret, so the same page's other advice is available too (SOAP API Developer Guide,
+"Considerations for Security", https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/
+sforce_api_om_outboundmessaging_security.htm): accept requests only from Salesforce's IP ranges
+(`allowed_sources`, checked against the socket's peer address, never a forwarded header, by the
+server right after the accept and again here) and validate Salesforce's client certificate (mutual
+TLS: the server's `client_ca_file`, plus `client_cert_cn` checked here). A message with more
+notifications than Salesforce ever puts in one is refused before anything is stored, and the daemon
+is woken only for notifications that were new: a resend, a forgery or a refusal wakes nothing.
 """
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import re
 from dataclasses import dataclass
@@ -22,8 +32,9 @@ from typing import Callable, Iterable, Sequence
 from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as SafeET
+from cheroot.errors import MaxSizeExceeded
 from defusedxml import DefusedXmlException
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connector.clock import Clock
@@ -39,6 +50,12 @@ XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 DEFAULT_OBJECTS = ("Opportunity", "Order")
 #: 100 notifications of a few dozen fields stay well under this; long text areas are the outlier.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: "A single SOAP message can include up to 100 notifications" (SOAP API Developer Guide,
+#: "Understanding Notifications", https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/
+#: sforce_api_om_outboundmessaging_notifications.htm): more is not Salesforce.
+DEFAULT_MAX_NOTIFICATIONS = 100
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ACK = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -127,8 +144,11 @@ def _text(parent, tag: str, what: str) -> str:
     return value
 
 
-def parse_message(body: bytes) -> OutboundMessage:
-    """Parse an Outbound Message body with defusedxml; raise MessageRefused if it is not one."""
+def parse_message(body: bytes, max_notifications: int = DEFAULT_MAX_NOTIFICATIONS) -> OutboundMessage:
+    """Parse an Outbound Message body with defusedxml; raise MessageRefused if it is not one.
+
+    A message with more than `max_notifications` Notification elements is refused as a whole.
+    """
     try:
         # SOAP 1.1 section 3: "A SOAP message MUST NOT contain a Document Type Declaration", so
         # any DTD is refused before entities (billion laughs, external files) could be expanded.
@@ -146,8 +166,12 @@ def parse_message(body: bytes) -> OutboundMessage:
                              status="500 Internal Server Error", soap=True)
     org = _text(call, f"{{{OUTBOUND_NS}}}OrganizationId", "OrganizationId")
     action = _text(call, f"{{{OUTBOUND_NS}}}ActionId", "ActionId")
+    elements = call.findall(f"{{{OUTBOUND_NS}}}Notification")
+    if len(elements) > max_notifications:
+        raise MessageRefused(f"{len(elements)} notifications in one message; Salesforce sends at most "
+                             f"{max_notifications}", status="500 Internal Server Error", soap=True)
     notified = []
-    for number, element in enumerate(call.findall(f"{{{OUTBOUND_NS}}}Notification"), start=1):
+    for number, element in enumerate(elements, start=1):
         where = f"Notification {number}"
         notification_id = _text(element, f"{{{OUTBOUND_NS}}}Id", f"{where}: Id")
         sobject = element.find(f"{{{OUTBOUND_NS}}}sObject")
@@ -168,7 +192,12 @@ def parse_message(body: bytes) -> OutboundMessage:
 
 
 def store_notifications(conn: Connection, notified: Sequence[Notified], at: dt.datetime) -> int:
-    """Insert the notifications not stored yet (by notification id); return how many were new.
+    """Insert the notifications not stored yet (by notification id); return how many were new."""
+    return len(store_new_notifications(conn, notified, at))
+
+
+def store_new_notifications(conn: Connection, notified: Sequence[Notified], at: dt.datetime) -> list[Notified]:
+    """Insert the notifications not stored yet (by notification id); return those that were new.
 
     Salesforce resends a notification until it is acked, so a duplicate is the normal case. The
     ids already present are read first and only the others inserted: plain SQL on every dialect.
@@ -179,11 +208,12 @@ def store_notifications(conn: Connection, notified: Sequence[Notified], at: dt.d
     ids = [n.notification_id for n in unique]
     present = set(conn.execute(select(t.notifications.c.notification_id)
                                .where(t.notifications.c.notification_id.in_(ids))).scalars())
-    rows = [{"notification_id": n.notification_id, "object": n.object, "record_id": n.record_id,
-             "received_at": at} for n in unique if n.notification_id not in present]
-    if rows:
-        conn.execute(insert(t.notifications), rows)
-    return len(rows)
+    new = [n for n in unique if n.notification_id not in present]
+    if new:
+        conn.execute(insert(t.notifications), [
+            {"notification_id": n.notification_id, "object": n.object, "record_id": n.record_id,
+             "received_at": at} for n in new])
+    return new
 
 
 def pending_notifications(conn: Connection, limit: int) -> list[Notification]:
@@ -203,6 +233,18 @@ def mark_processed(conn: Connection, ids: Iterable[int], at: dt.datetime) -> int
     n = t.notifications.c
     result = conn.execute(update(t.notifications).where(n.id.in_(wanted), n.processed_at.is_(None))
                           .values(processed_at=at))
+    return result.rowcount
+
+
+def purge_processed(conn: Connection, older_than: dt.datetime) -> int:
+    """Delete the notifications processed before `older_than`; return how many went.
+
+    Pending notifications are never deleted, whatever their age. A resend of a purged notification
+    (Salesforce retries for at most 24 hours, so only with a retention under a day) is stored again
+    and costs one more read of its record, nothing else.
+    """
+    n = t.notifications.c
+    result = conn.execute(delete(t.notifications).where(n.processed_at.is_not(None), n.processed_at < older_than))
     return result.rowcount
 
 
@@ -233,7 +275,9 @@ class OutboundReceiver:
 
     def __init__(self, store: Engine, clock: Clock, *, org_ids: Sequence[str],
                  objects: Sequence[str] = DEFAULT_OBJECTS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 on_notified: OnNotified | None = None):
+                 max_notifications: int = DEFAULT_MAX_NOTIFICATIONS,
+                 allowed_sources: Sequence[Network] = (), client_cert_cn: str | None = None,
+                 on_notified: OnNotified | None = None, on_answer: Callable[[str], None] | None = None):
         if not org_ids:
             raise ValueError("at least one org id is needed to receive Outbound Messages")
         self.store = store
@@ -241,23 +285,52 @@ class OutboundReceiver:
         self.org_keys = frozenset(org_key(org) for org in org_ids)
         self.objects = frozenset(objects)
         self.max_body_bytes = max_body_bytes
+        self.max_notifications = max_notifications
+        self.allowed_sources = tuple(allowed_sources)
+        self.client_cert_cn = client_cert_cn
         self.on_notified = on_notified
+        #: told the status of every answer (the server counts them in /metrics)
+        self.on_answer = on_answer
 
     def __call__(self, environ, start_response):
+        if self.on_answer is None:
+            return self._answer(environ, start_response)
+        on_answer = self.on_answer
+
+        def counted(status, headers, *args):
+            on_answer(status)
+            return start_response(status, headers, *args)
+        return self._answer(environ, counted)
+
+    def _answer(self, environ, start_response):
         try:
             self._check_request(environ)
-            message = self._check_message(parse_message(self._read_body(environ)))
-            self._store(message)
+            body = self._read_body(environ)
+            message = self._check_message(parse_message(body, self.max_notifications))
+            new = self._store(message)
         except MessageRefused as refused:
             log.warning("outbound message refused from %s: %s",
                         environ.get("REMOTE_ADDR", "?"), refused.reason)
-            return self._refuse(refused, start_response)
-        self._notify(message)
+            # cheroot reads what is left of a body with a length before answering (the client then
+            # reads the answer reliably); a chunked one it does not, so that connection is closed.
+            chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+            return self._refuse(refused, start_response, close=chunked)
+        self._notify(new)
         start_response("200 OK", [("Content-Type", "text/xml; charset=utf-8"),
                                   ("Content-Length", str(len(ACK)))])
         return [ACK]
 
     def _check_request(self, environ) -> None:
+        # Who sends comes first: a refused source or certificate learns nothing else.
+        if self.allowed_sources and not source_allowed(environ.get("REMOTE_ADDR", ""), self.allowed_sources):
+            raise MessageRefused(f"source address {environ.get('REMOTE_ADDR') or '?'} is not in "
+                                 "[server] allowed_sources", status="403 Forbidden", soap=False)
+        if self.client_cert_cn is not None:
+            # Set by the TLS layer (cheroot's builtin adapter) from the verified client certificate.
+            cn = environ.get("SSL_CLIENT_S_DN_CN")
+            if cn != self.client_cert_cn:
+                raise MessageRefused(f"client certificate CN {cn or '(none)'!r} is not the one in "
+                                     "[server] client_cert_cn", status="403 Forbidden", soap=False)
         if environ.get("REQUEST_METHOD") != "POST":
             raise MessageRefused("only POST is accepted", status="405 Method Not Allowed", soap=False)
         # SOAP 1.1 over HTTP is sent as text/xml (SOAP 1.1 section 6.1.1); charset may follow.
@@ -283,8 +356,21 @@ class OutboundReceiver:
             return stream.read(size)
         if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             raise MessageRefused("Content-Length is required", status="411 Length Required", soap=False)
-        body = stream.read(self.max_body_bytes + 1)
+        try:
+            body = stream.read(self.max_body_bytes + 1)
+        except TimeoutError:
+            raise  # the read deadline: the server answers 408 and closes the connection
+        except MaxSizeExceeded:
+            # cheroot's chunked reader counts the chunk-size lines too and stops at its own limit
+            raise too_large from None
+        except OSError as exc:
+            if "Too Large" in str(exc):  # cheroot: a chunk that would cross the limit
+                raise too_large from None
+            raise
+        except ValueError:
+            raise MessageRefused("malformed chunked body", status="400 Bad Request", soap=False) from None
         if len(body) > self.max_body_bytes:
+            _drain(stream)
             raise too_large
         return body
 
@@ -306,12 +392,12 @@ class OutboundReceiver:
                                  status="500 Internal Server Error", soap=True)
         return message
 
-    def _store(self, message: OutboundMessage) -> None:
+    def _store(self, message: OutboundMessage) -> list[Notified]:
         at = self.clock.now()
         for attempt in (1, 2):
             try:
                 with self.store.begin() as conn:
-                    new = store_notifications(conn, message.notifications, at)
+                    new = store_new_notifications(conn, message.notifications, at)
             except IntegrityError as exc:
                 # Another delivery of the same notification committed between our read and our
                 # insert; the second attempt sees its row and inserts nothing.
@@ -322,18 +408,23 @@ class OutboundReceiver:
                 failure = exc
             else:
                 log.info("outbound message from action %s: %d notification(s), %d new",
-                         message.action_id, len(message.notifications), new)
-                return
+                         message.action_id, len(message.notifications), len(new))
+                return new
             break
         log.error("outbound message not stored (Salesforce will resend it): %s", failure)
         raise MessageRefused("the connector could not store the message; it will be retried",
                              status="500 Internal Server Error", soap=True, client=False) from failure
 
-    def _notify(self, message: OutboundMessage) -> None:
-        if self.on_notified is None:
+    def _notify(self, new: Sequence[Notified]) -> None:
+        """Wake the daemon for the notifications stored just now; a resend wakes nothing.
+
+        A notification stored by an earlier delivery is either processed or still pending, and a
+        pending one is read by the daemon's next cycle (the first one after a restart, too).
+        """
+        if self.on_notified is None or not new:
             return
         by_object: dict[str, list[str]] = {}
-        for n in message.notifications:
+        for n in new:
             ids = by_object.setdefault(n.object, [])
             if n.record_id not in ids:
                 ids.append(n.record_id)
@@ -346,7 +437,7 @@ class OutboundReceiver:
                 log.exception("immediate sync trigger failed for %s; the daemon's poll will catch up", sobject)
 
     @staticmethod
-    def _refuse(refused: MessageRefused, start_response):
+    def _refuse(refused: MessageRefused, start_response, *, close: bool = False):
         if refused.soap:
             body = fault(refused.reason, client=refused.client)
             content_type = "text/xml; charset=utf-8"
@@ -356,5 +447,31 @@ class OutboundReceiver:
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if refused.status.startswith("405"):
             headers.append(("Allow", "POST"))
+        if close:
+            headers.append(("Connection", "close"))
         start_response(refused.status, headers)
         return [body]
+
+
+def source_allowed(address: str, networks: Sequence[Network]) -> bool:
+    """Whether a peer address (as the socket gives it) is inside one of `networks`."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
+    return any(ip in network for network in networks)
+
+
+def _drain(stream) -> None:
+    """Read what is left of a refused chunked body, up to the server's own limit and deadline.
+
+    Closing a connection with unread data makes the kernel send a reset, which can destroy the
+    answer before the client reads it; a body far over the limit is cut off by the server anyway.
+    """
+    try:
+        while stream.read(64 * 1024):
+            pass
+    except Exception:  # the server's size limit or read deadline: stop here, the answer still goes
+        pass
