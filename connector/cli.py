@@ -18,7 +18,7 @@ from connector.app import App
 from connector.clock import SystemClock
 from connector.config import Config, StoreConfig, load_config
 from connector.errors import Problem, RevsyncError, ValidationFailed
-from connector.importer import import_document, load_file, parse
+from connector.importer import import_document, load_file, parse, read
 from connector.jobs import regenerate_arr
 from connector.render import object_to_json, print_rows
 
@@ -95,10 +95,10 @@ def import_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="im
     """Validate a JSON file of accounts, products, credits and orders; activate its orders; run their jobs."""
     the_app = _app(ctx)
     text, source = load_file(file)
-    doc = parse(text, source)
+    doc = read(text, source)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
-        task = progress.add_task("activating orders", total=len(doc.orders))
+        task = progress.add_task("activating orders", total=len(doc.doc.orders))
         result = import_document(the_app.store, doc, source, the_app.calendar, the_app.settings, the_app.clock,
                                  the_app.runner, progress=lambda n: progress.advance(task, n))
     console.print(f"{source}: {len(result.activated)} order(s) activated, "

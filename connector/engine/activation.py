@@ -14,6 +14,7 @@ from typing import Mapping
 from connector.engine.dates import ONE_DAY, end_from_term, months_between
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.ledger import ZERO, Ledger
+from connector.engine.limits import line_amount_problems
 from connector.engine.model import (
     MONTHS_PER_PERIOD,
     Account,
@@ -105,6 +106,11 @@ def activate(order: OrderInput, ledger: Ledger, products: Mapping[str, Product],
             problems.extend(exc.problems)
             continue
         activated_line, item = result
+        too_big = line_amount_problems(activated_line)
+        if too_big:
+            for fld, message in too_big:
+                bad(message, line, fld)
+            continue
         try:
             calendar.check_covers(activated_line.start, activated_line.end)
         except FiscalCalendarError as exc:
