@@ -321,7 +321,8 @@ def outbox_retry(ctx: typer.Context, entry: Annotated[Optional[int], typer.Argum
     from connector.writers.outbox import retry
 
     if (entry is None) == (not all_):
-        raise ValidationFailed("outbox retry", [Problem("arguments", "give one entry id, or --all")])
+        raise ValidationFailed("outbox retry", [Problem("arguments", "give one entry id, or --all")],
+                               hint="`revsync outbox --failed` lists the failed entries and their ids")
     the_app = _app(ctx)
     count = retry(the_app.store, the_app.clock, None if all_ else entry)
     if entry is not None and count == 0:

@@ -147,7 +147,8 @@ def load_periods_file(path: Path) -> ExplicitFiscalCalendar:
             missing = {"start", "end"} - set(reader.fieldnames or ())
             if missing:
                 raise ConfigError(str(path), [Problem(str(path), f"missing column(s) {sorted(missing)}; "
-                                                      "the header must be start,end[,fiscal_year,quarter]")])
+                                                      "the header must be start,end[,fiscal_year,quarter]")],
+                                  hint="add the header line start,end to the periods file")
             for n, row in enumerate(reader, start=2):
                 try:
                     start = dt.date.fromisoformat(row["start"].strip())
@@ -174,7 +175,8 @@ def load_periods_file(path: Path) -> ExplicitFiscalCalendar:
     except FiscalCalendarError as exc:
         problems.append(Problem(str(path), str(exc).removeprefix(f"{path}: ")))
     if problems:
-        raise ConfigError(str(path), problems)
+        raise ConfigError(str(path), problems, hint="fix the periods file: one row per fiscal month, start,end "
+                                                    "as YYYY-MM-DD, no gaps or overlaps")
     return calendar
 
 
@@ -218,7 +220,8 @@ def load_config(explicit: str | None = None) -> Config:
                                                    f"{exc.start} ({exc.reason})")],
                           hint="save the file as UTF-8 (TOML files are UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [Problem(source, f"not valid TOML: {exc}")]) from None
+        raise ConfigError(source, [Problem(source, f"not valid TOML: {exc}")],
+                          hint="fix the file (config.example.toml shows every key)") from None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

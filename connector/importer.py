@@ -178,6 +178,8 @@ def _problems(data: Any, exc: ValidationError, prefix: tuple = ()) -> list[Probl
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field (see the import format in README.md)"
+        elif err["type"] == "finite_number":
+            message = f"must be a finite number, not {err.get('input')}"
         out.append(Problem(_where(data, prefix + tuple(err["loc"])), message))
     return out
 
@@ -205,6 +207,9 @@ def _raw_ids(node: Any, *keys: str) -> list[str]:
     return [node[k] for k in keys if isinstance(node, dict) and isinstance(node.get(k), str)]
 
 
+_FORMAT_HINT = "fix the file (an import file is one JSON object, see the import format in README.md)"
+
+
 def read(text: str, source: str) -> Parsed:
     """Parse an import document, collecting every shape problem instead of stopping at the first."""
     try:
@@ -214,13 +219,14 @@ def read(text: str, source: str) -> Parsed:
     except json.JSONDecodeError as exc:
         raise ValidationFailed(source, [Problem(f"line {exc.lineno}, column {exc.colno} (character {exc.pos})",
                                                 f"not valid JSON: {exc.msg}")],
-                               hint="fix the file (an import file is one JSON object, see README.md)") from None
+                               hint=_FORMAT_HINT) from None
     except RecursionError:
-        raise ValidationFailed(source, [Problem("document", "the JSON is nested too deeply to be an import file")]) \
-            from None
+        raise ValidationFailed(source, [Problem("document", "the JSON is nested too deeply to be an import file")],
+                               hint=_FORMAT_HINT) from None
     if not isinstance(data, dict):
         raise ValidationFailed(source, [Problem("document", f"must be a JSON object with `accounts`, `products`, "
-                                                            f"`credits` and `orders`, not a {type(data).__name__}")])
+                                                            f"`credits` and `orders`, not a {type(data).__name__}")],
+                               hint=_FORMAT_HINT)
     out = Parsed(ImportDoc())
     kept: dict[str, list[Any]] = {}
     for key in data:
