@@ -207,6 +207,12 @@ def _raw_ids(node: Any, *keys: str) -> list[str]:
     return [node[k] for k in keys if isinstance(node, dict) and isinstance(node.get(k), str)]
 
 
+def _int(text: str) -> int | Decimal:
+    # Python refuses to turn more than 4300 digits into an int (a ValueError, not a JSON error);
+    # such a number is still a number, and the range checks name its field
+    return int(text) if len(text) <= 100 else Decimal(text)
+
+
 _FORMAT_HINT = "fix the file (an import file is one JSON object, see the import format in README.md)"
 
 
@@ -215,7 +221,7 @@ def read(text: str, source: str) -> Parsed:
     try:
         # NaN and Infinity are not JSON, but Python's reader takes them: let them reach the
         # range checks, which name the field
-        data = json.loads(text, parse_float=Decimal, parse_constant=Decimal)
+        data = json.loads(text, parse_float=Decimal, parse_constant=Decimal, parse_int=_int)
     except json.JSONDecodeError as exc:
         raise ValidationFailed(source, [Problem(f"line {exc.lineno}, column {exc.colno} (character {exc.pos})",
                                                 f"not valid JSON: {exc.msg}")],

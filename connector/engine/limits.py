@@ -63,19 +63,25 @@ def _plain(value: Decimal) -> str:
     return f"{value if value == value.to_integral_value() else round(value, 2):,f}"
 
 
+def _shown(value: Decimal) -> str:
+    """The value as given, or in scientific notation when it is too long to read."""
+    text = str(value)
+    return text if len(text) <= 30 else f"{value:.6E}"
+
+
 def check_number(value: Decimal, *, maximum: Decimal, minimum: Decimal = Decimal(0),
                  places: int = MAX_PLACES, what: str = "the value") -> str | None:
     """A message when `value` is not a finite number in [minimum, maximum] with at most `places` places."""
     if not value.is_finite():
         return f"{what} must be a finite number, not {value}"
     if value < minimum:
-        return f"{what} cannot be below {_plain(minimum)} (got {value})"
+        return f"{what} cannot be below {_plain(minimum)} (got {_shown(value)})"
     if value > maximum:
-        return (f"{what} {value} is larger than the store can hold: at most {_plain(maximum)} "
+        return (f"{what} {_shown(value)} is larger than the store can hold: at most {_plain(maximum)} "
                 "(see the limits in README.md)")
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > places and value != value.quantize(Decimal(1).scaleb(-places)):
-        return f"{what} {value} has more than {places} decimal places"
+        return f"{what} {_shown(value)} has more than {places} decimal places"
     return None
 
 
