@@ -287,8 +287,7 @@ def _read_order(data: Any, index: int, node: Any, out: Parsed) -> OrderDoc | Non
         # the order's own fields are broken: none of its lines can be checked
         out.unsure_items.update(l.subscription or l.id for l in lines)
         return None
-    if isinstance(order.id, str):
-        out.partial.add(order.id)
+    out.partial.add(order.id)
     return order
 
 
