@@ -18,7 +18,7 @@ from connector.app import App
 from connector.clock import SystemClock
 from connector.config import Config, StoreConfig, load_config
 from connector.errors import Problem, RevsyncError, ValidationFailed
-from connector.importer import import_document, load_file, parse
+from connector.importer import import_document, load_file, parse, read
 from connector.jobs import regenerate_arr
 from connector.render import object_to_json, print_rows
 
@@ -76,6 +76,65 @@ def _as_of(value: dt.datetime | None, ctx: typer.Context) -> dt.date:
     return value.date() if value else _app(ctx).clock.today()
 
 
+def _check_known(ctx: typer.Context, command: str, order: list[str] | str | None = None,
+                 customer: str | None = None) -> None:
+    """Exit 2 naming every `--order`/`--customer` id the store does not hold.
+
+    An unknown id is almost always a typo; an empty report for it would look like "no revenue".
+    A known id with no rows still gives an empty report.
+    """
+    from sqlalchemy import select
+
+    from connector.store import schema as t
+
+    asked = [("--order", t.orders.c.id, o) for o in ([order] if isinstance(order, str) else order or [])]
+    if customer is not None:
+        asked.append(("--customer", t.accounts.c.id, customer))
+    if not asked:
+        return
+    problems = []
+    with _app(ctx).store.connect() as conn:
+        for option, column, value in asked:
+            if conn.execute(select(column).where(column == value)).first() is None:
+                kind = "order" if option == "--order" else "account"
+                problems.append(Problem(option, f"no {kind} {value!r} in the store"))
+    if problems:
+        raise ValidationFailed(command, problems, hint="check the id (ids are case-sensitive): "
+                               "`revsync report order-metrics` lists orders, `revsync report accounts` accounts")
+
+
+def _check_objects(the_app: App, objects: list[str]) -> None:
+    """Exit 2 naming every `--objects` value that has no reading mapping (with the closest one)."""
+    import difflib
+
+    from connector.mapping.loader import collect
+
+    mapped, _ = collect(the_app.mappings_dir())
+    known = sorted({m.object for m in mapped if m.direction == "read"})
+    problems = []
+    for sobject in objects:
+        if mapped.find(sobject, "read") is None:
+            close = difflib.get_close_matches(sobject, known, n=1)
+            problems.append(Problem(f"--objects {sobject}", "no reading mapping for this object"
+                                    + (f" (did you mean {close[0]!r}?)" if close else "")))
+    if problems:
+        raise ValidationFailed("backfill", problems, hint=f"objects with a reading mapping: {', '.join(known)}")
+
+
+def _check_range(command: str, first: tuple[str, dt.datetime | None], last: tuple[str, dt.datetime | None],
+                 *, inclusive: bool) -> None:
+    """Exit 2 when a range's start is after its end (or, for a half-open range, not before it)."""
+    (first_opt, start), (last_opt, end) = first, last
+    if start is None or end is None:
+        return
+    start_n, end_n = (v.replace(tzinfo=None) if v.tzinfo else v for v in (start, end))
+    if start_n > end_n or (not inclusive and start_n == end_n):
+        relation = "after" if start_n > end_n else "the same as"
+        raise ValidationFailed(command, [Problem(f"{first_opt} {start:%Y-%m-%d}",
+                                                 f"is {relation} {last_opt} {end:%Y-%m-%d}: the range is empty")],
+                               hint=f"give {first_opt} before {last_opt} (swap them?)")
+
+
 @app.callback()
 def main_callback(ctx: typer.Context,
                   config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="REVSYNC_CONFIG",
@@ -95,10 +154,10 @@ def import_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="im
     """Validate a JSON file of accounts, products, credits and orders; activate its orders; run their jobs."""
     the_app = _app(ctx)
     text, source = load_file(file)
-    doc = parse(text, source)
+    doc = read(text, source)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
-        task = progress.add_task("activating orders", total=len(doc.orders))
+        task = progress.add_task("activating orders", total=len(doc.doc.orders))
         result = import_document(the_app.store, doc, source, the_app.calendar, the_app.settings, the_app.clock,
                                  the_app.runner, progress=lambda n: progress.advance(task, n))
     console.print(f"{source}: {len(result.activated)} order(s) activated, "
@@ -127,6 +186,7 @@ def jobs_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--failed
 def jobs_retry(ctx: typer.Context,
                order: Annotated[Optional[list[str]], typer.Option("--order", help="only this order")] = None) -> None:
     """Run failed jobs again."""
+    _check_known(ctx, "jobs retry", order=order)
     outcomes = _app(ctx).runner.retry_failed(order or None)
     ok = sum(o.ok for o in outcomes)
     console.print(f"{len(outcomes)} failed job(s) retried: {ok} succeeded, {len(outcomes) - ok} failed.")
@@ -152,6 +212,7 @@ def report_arr_by_period(ctx: typer.Context, order: Annotated[Optional[str], typ
                          owner: Annotated[Optional[str], typer.Option(help="order owner")] = None,
                          fmt: FormatOpt = None) -> None:
     """ARR-by-period rows: one per order line and fiscal month."""
+    _check_known(ctx, "report arr-by-period", order=order, customer=customer)
     with _app(ctx).store.connect() as conn:
         rows = reports.arr_by_period(conn, order=order, customer=customer, owner=owner)
     print_rows(rows, _fmt(ctx, fmt), title="ARR by period")
@@ -165,6 +226,8 @@ def report_arr(ctx: typer.Context, by: Annotated[By, typer.Option("--by", help="
                date_to: Annotated[Optional[dt.datetime], typer.Option("--to", formats=["%Y-%m-%d"])] = None,
                fmt: FormatOpt = None) -> None:
     """Opening and closing CMRR/ARR per fiscal month, quarter or year, with changes by category."""
+    _check_range("report arr", ("--from", date_from), ("--to", date_to), inclusive=True)
+    _check_known(ctx, "report arr", customer=customer)
     the_app = _app(ctx)
     with the_app.store.connect() as conn:
         try:
@@ -181,6 +244,7 @@ def report_subscriptions(ctx: typer.Context, as_of: AsOfOpt = None,
                          customer: Annotated[Optional[str], typer.Option(help="account id")] = None,
                          fmt: FormatOpt = None) -> None:
     """Subscriptions with MRR and ARR as of a day, TCV, bill cycle day and status."""
+    _check_known(ctx, "report subscriptions", customer=customer)
     with _app(ctx).store.connect() as conn:
         rows = reports.subscriptions(conn, _as_of(as_of, ctx), customer=customer)
     print_rows(rows, _fmt(ctx, fmt), title="subscriptions")
@@ -198,6 +262,7 @@ def report_accounts(ctx: typer.Context, as_of: AsOfOpt = None, fmt: FormatOpt = 
 def report_order_metrics(ctx: typer.Context, order: Annotated[Optional[str], typer.Option(help="order id")] = None,
                          fmt: FormatOpt = None) -> None:
     """Zuora-style order metrics: mrr, tcv, tcb, elp, quantity per order line."""
+    _check_known(ctx, "report order-metrics", order=order)
     with _app(ctx).store.connect() as conn:
         rows = reports.order_metrics(conn, order=order)
     print_rows(rows, _fmt(ctx, fmt), title="order metrics")
@@ -261,12 +326,14 @@ def outbox_retry(ctx: typer.Context, entry: Annotated[Optional[int], typer.Argum
     from connector.writers.outbox import retry
 
     if (entry is None) == (not all_):
-        raise ValidationFailed("outbox retry", [Problem("arguments", "give one entry id, or --all")])
+        raise ValidationFailed("outbox retry", [Problem("arguments", "give one entry id, or --all")],
+                               hint="`revsync outbox --failed` lists the failed entries and their ids")
     the_app = _app(ctx)
     count = retry(the_app.store, the_app.clock, None if all_ else entry)
-    console.print(f"{count} entr{'y' if count == 1 else 'ies'} will be sent again at the next sync.")
     if entry is not None and count == 0:
-        raise typer.Exit(EXIT_ERROR)
+        raise ValidationFailed("outbox retry", [Problem(f"entry {entry}", "no failed outbox entry with this id")],
+                               hint="`revsync outbox --failed` lists the failed entries")
+    console.print(f"{count} entr{'y' if count == 1 else 'ies'} will be sent again at the next sync.")
 
 
 @outbox_app.command("ignore")
@@ -276,8 +343,9 @@ def outbox_ignore(ctx: typer.Context, entry: Annotated[int, typer.Argument(help=
 
     the_app = _app(ctx)
     if ignore(the_app.store, the_app.clock, entry) == 0:
-        err_console.print(f"no waiting or failed outbox entry {entry}")
-        raise typer.Exit(EXIT_ERROR)
+        raise ValidationFailed("outbox ignore", [Problem(f"entry {entry}", "no waiting or failed outbox entry "
+                                                                           "with this id")],
+                               hint="`revsync outbox` lists the entries still to send")
     console.print(f"outbox entry {entry} will not be sent.")
 
 
@@ -334,6 +402,15 @@ def backfill_cmd(ctx: typer.Context,
     """Read history [since, until) without moving the daemon's cursors; resumes after a crash."""
     from connector.runtime import run_backfill
 
+    the_app = _app(ctx)
+    _check_range("backfill", ("--since", since), ("--until", until), inclusive=False)
+    now = the_app.clock.now().replace(tzinfo=None)
+    if until is None and since.replace(tzinfo=None) >= now:
+        raise ValidationFailed("backfill", [Problem(f"--since {since:%Y-%m-%d}", "is in the future; there is "
+                                                                                  "no history to read yet")],
+                               hint="give a --since in the past")
+    if objects:
+        _check_objects(the_app, objects)
     raise typer.Exit(run_backfill(_app(ctx), since, until, objects, console=err_console))
 
 

@@ -13,7 +13,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalCalendar, StandardFiscalCalendar
 from connector.engine.model import TriggerDate
@@ -32,6 +34,28 @@ class StoreConfig(_Section):
     """[store]: where the engine keeps its records."""
 
     url: str = "sqlite:///revsync.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        # checked here, so that a wrong URL is a configuration error naming the key, not a driver's
+        # traceback at the first connection
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"{value!r} is not a database URL (e.g. sqlite:///revsync.db or "
+                             "postgresql+psycopg://user@host/db)") from None
+        if url.get_backend_name() not in _DIALECTS:
+            raise ValueError(f"the store must be SQLite or PostgreSQL, not {url.get_backend_name()!r}")
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            folder = Path(url.database).parent
+            if not folder.is_dir():
+                raise ValueError(f"the folder {str(folder)!r} of the SQLite file does not exist; create it or "
+                                 "change the path")
+        return value
+
+
+_DIALECTS = ("sqlite", "postgresql")
 
 
 class FiscalConfig(_Section):
@@ -122,12 +146,13 @@ def load_periods_file(path: Path) -> ExplicitFiscalCalendar:
     problems: list[Problem] = []
     rows = []
     try:
-        with path.open(newline="") as handle:
+        with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             missing = {"start", "end"} - set(reader.fieldnames or ())
             if missing:
                 raise ConfigError(str(path), [Problem(str(path), f"missing column(s) {sorted(missing)}; "
-                                                      "the header must be start,end[,fiscal_year,quarter]")])
+                                                      "the header must be start,end[,fiscal_year,quarter]")],
+                                  hint="add the header line start,end to the periods file")
             for n, row in enumerate(reader, start=2):
                 try:
                     start = dt.date.fromisoformat(row["start"].strip())
@@ -141,12 +166,22 @@ def load_periods_file(path: Path) -> ExplicitFiscalCalendar:
     except FileNotFoundError:
         raise ConfigError("fiscal.periods_file", [Problem("fiscal.periods_file", f"file {path} does not exist")],
                           hint="fix [fiscal] periods_file, or remove it to use start_month") from None
-    if problems:
-        raise ConfigError(str(path), problems)
+    except OSError as exc:
+        raise ConfigError("fiscal.periods_file", [Problem("fiscal.periods_file",
+                                                          f"cannot read {path}: {exc.strerror or exc}")],
+                          hint="fix [fiscal] periods_file, or remove it to use start_month") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [Problem(str(path), f"not UTF-8 at byte {exc.start} ({exc.reason})")],
+                          hint="save the periods file as UTF-8") from None
     try:
-        return ExplicitFiscalCalendar.from_rows(rows, source=str(path))
+        # the rows that could be read are checked too, so a bad row does not hide a gap or overlap
+        calendar = ExplicitFiscalCalendar.from_rows(rows, source=str(path))
     except FiscalCalendarError as exc:
-        raise ConfigError(str(path), [Problem(str(path), str(exc))]) from exc
+        problems.append(Problem(str(path), str(exc).removeprefix(f"{path}: ")))
+    if problems:
+        raise ConfigError(str(path), problems, hint="fix the periods file: one row per fiscal month, start,end "
+                                                    "as YYYY-MM-DD, no gaps or overlaps")
+    return calendar
 
 
 def _problems(exc: ValidationError, source: str) -> list[Problem]:
@@ -154,7 +189,7 @@ def _problems(exc: ValidationError, source: str) -> list[Problem]:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         message = "unknown key (check its spelling against config.example.toml)" \
-            if err["type"] == "extra_forbidden" else err["msg"]
+            if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         out.append(Problem(f"{source}: {key}", message))
     return out
 
@@ -177,12 +212,20 @@ def load_config(explicit: str | None = None) -> Config:
         return Config()
     source = str(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(source, [Problem(source, "file not found")],
                           hint="pass an existing file to --config or REVSYNC_CONFIG") from None
+    except OSError as exc:
+        raise ConfigError(source, [Problem(source, f"cannot read the file: {exc.strerror or exc}")],
+                          hint="pass a readable file to --config or REVSYNC_CONFIG") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [Problem(source, f"not UTF-8: byte 0x{exc.object[exc.start]:02x} at byte "
+                                                   f"{exc.start} ({exc.reason})")],
+                          hint="save the file as UTF-8 (TOML files are UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [Problem(source, f"not valid TOML: {exc}")]) from None
+        raise ConfigError(source, [Problem(source, f"not valid TOML: {exc}")],
+                          hint="fix the file (config.example.toml shows every key)") from None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

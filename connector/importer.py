@@ -13,12 +13,13 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import Engine
 
 from connector.clock import Clock
+from connector.engine import limits
 from connector.engine.activation import OrderRejected, activate
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.model import (
@@ -40,7 +41,27 @@ def _decimal(value: Any) -> Any:
         raise ValueError(f"not a decimal number: {value!r}") from None
 
 
+def _limited(check: Callable[..., str | None]) -> Callable[[Any], Any]:
+    """A pydantic after-validator from a `connector.engine.limits` check (None passes)."""
+    def validate(value: Any) -> Any:
+        if value is not None:
+            problem = check(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+    return validate
+
+
 Amount = Annotated[Decimal, BeforeValidator(_decimal)]
+Quantity = Annotated[Amount, AfterValidator(_limited(limits.check_quantity))]
+Price = Annotated[Amount, AfterValidator(_limited(limits.check_price))]
+CreditAmount = Annotated[Amount, AfterValidator(_limited(limits.check_credit))]
+Day = Annotated[dt.date, AfterValidator(_limited(limits.check_date))]
+Id = Annotated[str, Field(min_length=1), AfterValidator(_limited(limits.check_id))]
+Text = Annotated[str, AfterValidator(_limited(limits.check_text))]
+Name = Annotated[str, Field(min_length=1), AfterValidator(_limited(limits.check_text))]
+Term = Annotated[int, AfterValidator(_limited(limits.check_term_months))]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
 class _Doc(BaseModel):
@@ -48,42 +69,42 @@ class _Doc(BaseModel):
 
 
 class AccountDoc(_Doc):
-    id: str = Field(min_length=1)
-    name: str = Field(min_length=1)
+    id: Id
+    name: Name
     bill_cycle_day: int | None = Field(default=None, ge=1, le=31)
 
 
 class ProductDoc(_Doc):
-    id: str = Field(min_length=1)
-    name: str = Field(min_length=1)
+    id: Id
+    name: Name
     provisioning: Provisioning
-    list_price: Amount = Field(ge=0)
+    list_price: Price
     price_period: PricePeriod
 
 
 class CreditDoc(_Doc):
-    id: str | None = None
-    account: str
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    amount: Amount = Field(gt=0)
+    id: Annotated[str, AfterValidator(_limited(limits.check_text))] | None = Field(default=None, max_length=128)
+    account: Id
+    currency: Currency
+    amount: CreditAmount = Field(gt=0)
 
 
 class LineDoc(_Doc):
-    id: str = Field(min_length=1)
+    id: Id
     action: Action
-    product: str
-    subscription: str | None = Field(default=None, validate_default=True)
-    quantity: Amount | None = Field(default=None, ge=0)
-    unit_price: Amount | None = Field(default=None, ge=0)
+    product: Id
+    subscription: Id | None = Field(default=None, validate_default=True)
+    quantity: Quantity | None = None
+    unit_price: Price | None = None
     price_period: PricePeriod | None = None
-    start: dt.date | None = None
-    end: dt.date | None = None
-    term_months: int | None = Field(default=None, gt=0)
+    start: Day | None = None
+    end: Day | None = None
+    term_months: Term | None = None
     billing_frequency: BillingFrequency = BillingFrequency.MONTH
     credit_eligible: bool = False
-    contract_effective: dt.date | None = None
-    service_activation: dt.date | None = None
-    customer_acceptance: dt.date | None = None
+    contract_effective: Day | None = None
+    service_activation: Day | None = None
+    customer_acceptance: Day | None = None
 
     # field validators, not a model validator: they name the field, and they run even when other
     # fields of the same line are wrong, so every problem of the file is listed at once
@@ -106,15 +127,15 @@ class LineDoc(_Doc):
 
 
 class OrderDoc(_Doc):
-    id: str = Field(min_length=1)
-    account: str
-    owner: str = ""
-    booked_on: dt.date
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    id: Id
+    account: Id
+    owner: Text = ""
+    booked_on: Day
+    currency: Currency
     lines: list[LineDoc] = Field(min_length=1)
     bill_cycle_day: int | None = Field(default=None, ge=1, le=31)
-    bill_to: str | None = None
-    sold_to: str | None = None
+    bill_to: Id | None = None
+    sold_to: Id | None = None
 
 
 class ImportDoc(_Doc):
@@ -124,23 +145,25 @@ class ImportDoc(_Doc):
     orders: list[OrderDoc] = []
 
 
+_LABELS = {"orders": "order", "lines": "line", "accounts": "account", "products": "product", "credits": "credit"}
+
+
 def _where(data: Any, loc: tuple) -> str:
     """Turn a pydantic error location into `order O-1, line OP-001, field quantity`."""
     parts: list[str] = []
     node = data
     i = 0
-    names = {"orders": "order", "lines": "line", "accounts": "account", "products": "product",
-             "credits": "credit"}
     while i < len(loc):
         key = loc[i]
-        if key in names and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+        if key in _LABELS and i + 1 < len(loc) and isinstance(loc[i + 1], int):
             index = loc[i + 1]
             try:
                 node = node[key][index]
                 label = node.get("id") if isinstance(node, dict) else None
             except (KeyError, IndexError, TypeError):
                 label = None
-            parts.append(f"{names[key]} {label}" if label else f"{names[key]} #{index + 1}")
+            name = _LABELS[key]
+            parts.append(f"{name} {label}" if isinstance(label, str) and label else f"{name} #{index + 1}")
             i += 2
             continue
         if isinstance(key, str) and not key.startswith(("function-", "_")):
@@ -149,23 +172,131 @@ def _where(data: Any, loc: tuple) -> str:
     return ", ".join(parts) or "document"
 
 
+def _problems(data: Any, exc: ValidationError, prefix: tuple = ()) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field (see the import format in README.md)"
+        elif err["type"] == "finite_number":
+            message = f"must be a finite number, not {err.get('input')}"
+        out.append(Problem(_where(data, prefix + tuple(err["loc"])), message))
+    return out
+
+
+@dataclass
+class Parsed:
+    """An import document read with every shape problem collected, and what they make uncertain.
+
+    `doc` holds the parts whose shape is right (an order with a broken line keeps its other
+    lines, marked in `partial`), so the store checks and the dry-run still find the problems of
+    the rest of the file. Checks that depend on a broken part are skipped: a line naming a
+    product, account or subscription whose definition is broken is not checked against it.
+    """
+
+    doc: ImportDoc
+    problems: list[Problem] = field(default_factory=list)
+    #: orders that lost lines (or their whole header) to shape problems: checked, never written
+    partial: set[str] = field(default_factory=set)
+    unsure_accounts: set[str] = field(default_factory=set)
+    unsure_products: set[str] = field(default_factory=set)
+    unsure_items: set[str] = field(default_factory=set)
+
+
+def _raw_ids(node: Any, *keys: str) -> list[str]:
+    return [node[k] for k in keys if isinstance(node, dict) and isinstance(node.get(k), str)]
+
+
+def _int(text: str) -> int | Decimal:
+    # Python refuses to turn more than 4300 digits into an int (a ValueError, not a JSON error);
+    # such a number is still a number, and the range checks name its field
+    return int(text) if len(text) <= 100 else Decimal(text)
+
+
+_FORMAT_HINT = "fix the file (an import file is one JSON object, see the import format in README.md)"
+
+
+def read(text: str, source: str) -> Parsed:
+    """Parse an import document, collecting every shape problem instead of stopping at the first."""
+    try:
+        # NaN and Infinity are not JSON, but Python's reader takes them: let them reach the
+        # range checks, which name the field
+        data = json.loads(text, parse_float=Decimal, parse_constant=Decimal, parse_int=_int)
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed(source, [Problem(f"line {exc.lineno}, column {exc.colno} (character {exc.pos})",
+                                                f"not valid JSON: {exc.msg}")],
+                               hint=_FORMAT_HINT) from None
+    except RecursionError:
+        raise ValidationFailed(source, [Problem("document", "the JSON is nested too deeply to be an import file")],
+                               hint=_FORMAT_HINT) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed(source, [Problem("document", f"must be a JSON object with `accounts`, `products`, "
+                                                            f"`credits` and `orders`, not a {type(data).__name__}")],
+                               hint=_FORMAT_HINT)
+    out = Parsed(ImportDoc())
+    kept: dict[str, list[Any]] = {}
+    for key in data:
+        if key not in ImportDoc.model_fields:
+            out.problems.append(Problem(f"field {key}", "unknown field (see the import format in README.md)"))
+    for key, model in (("accounts", AccountDoc), ("products", ProductDoc), ("credits", CreditDoc)):
+        items = data.get(key, [])
+        if not isinstance(items, list):
+            out.problems.append(Problem(f"field {key}", "must be a list"))
+            continue
+        kept[key] = []
+        for index, node in enumerate(items):
+            try:
+                kept[key].append(model.model_validate(node))
+            except ValidationError as exc:
+                out.problems += _problems(data, exc, (key, index))
+                unsure = out.unsure_accounts if key == "accounts" else out.unsure_products
+                if key != "credits":
+                    unsure.update(_raw_ids(node, "id"))
+    orders = data.get("orders", [])
+    kept["orders"] = []
+    if not isinstance(orders, list):
+        out.problems.append(Problem("field orders", "must be a list"))
+        orders = []
+    for index, node in enumerate(orders):
+        order = _read_order(data, index, node, out)
+        if order is not None:
+            kept["orders"].append(order)
+    out.doc = ImportDoc.model_construct(**kept)
+    return out
+
+
+def _read_order(data: Any, index: int, node: Any, out: Parsed) -> OrderDoc | None:
+    """One order; with shape problems, what is left of it that can still be checked (or None)."""
+    try:
+        return OrderDoc.model_validate(node)
+    except ValidationError as exc:
+        out.problems += _problems(data, exc, ("orders", index))
+    if not isinstance(node, dict):
+        return None
+    raw_lines = node.get("lines") if isinstance(node.get("lines"), list) else []
+    lines: list[LineDoc] = []
+    for raw in raw_lines:
+        try:
+            lines.append(LineDoc.model_validate(raw))
+        except ValidationError:
+            # what this line would have created or changed is unknown: later lines on it are not checked
+            out.unsure_items.update(_raw_ids(raw, "subscription") or _raw_ids(raw, "id"))
+    try:
+        order = OrderDoc.model_validate({**node, "lines": [l.model_dump() for l in lines]})
+    except ValidationError:
+        # the order's own fields are broken: none of its lines can be checked
+        out.unsure_items.update(l.subscription or l.id for l in lines)
+        return None
+    out.partial.add(order.id)
+    return order
+
+
 def parse(text: str, source: str) -> ImportDoc:
     """Parse and check the shape of an import document; every problem at once."""
-    try:
-        data = json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as exc:
-        raise ValidationFailed(source, [Problem(f"line {exc.lineno}, column {exc.colno}",
-                                                f"not valid JSON: {exc.msg}")]) from None
-    try:
-        return ImportDoc.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown field (see the import format in README.md)"
-            problems.append(Problem(_where(data, err["loc"]), message))
-        raise ValidationFailed(source, problems) from None
+    parsed = read(text, source)
+    if parsed.problems:
+        raise ValidationFailed(source, parsed.problems)
+    return parsed.doc
 
 
 def _order_input(doc: OrderDoc) -> OrderInput:
@@ -214,10 +345,17 @@ class _Plan:
     next_seq: int
 
 
-def plan(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
+def plan(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalCalendar,
          settings: EngineSettings) -> _Plan:
-    """Validate the document against the store and dry-run every order; raise listing every problem."""
-    problems: list[Problem] = []
+    """Validate the document against the store and dry-run every order; raise listing every problem.
+
+    Given a `Parsed` document, its shape problems come first, followed by the problems of every
+    part that could still be checked.
+    """
+    parsed = doc if isinstance(doc, Parsed) else Parsed(doc)
+    doc = parsed.doc
+    problems: list[Problem] = list(parsed.problems)
+    unsure_items = set(parsed.unsure_items)
     accounts_in = [Account(a.id, a.name, a.bill_cycle_day) for a in doc.accounts]
     products_in = [Product(p.id, p.name, p.provisioning, p.list_price, p.price_period) for p in doc.products]
     for kind, ids in (("account", [a.id for a in doc.accounts]), ("product", [p.id for p in doc.products]),
@@ -238,7 +376,7 @@ def plan(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
         for c in doc.credits:
             credit = Credit(c.id or f"{c.account}:{c.currency}", c.account, c.currency, c.amount)
             where = f"credit {credit.id}"
-            if c.account not in accounts:
+            if c.account not in accounts and c.account not in parsed.unsure_accounts:
                 problems.append(Problem(f"{where}, field account", f"unknown account {c.account!r}"))
             stored = repo.credit_by_id(conn, credit.id)
             if stored is None:
@@ -249,6 +387,7 @@ def plan(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
                                                "change: give a new grant its own `id`"))
         ledger = repo.load_ledger(conn)
         next_seq = repo.next_order_seq(conn)
+        account_tcv = _account_tcvs(conn)
         todo: list[Activation] = []
         hashes: dict[str, str] = {}
         skipped: list[str] = []
@@ -258,24 +397,45 @@ def plan(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
         for order in doc.orders:
             digest = content_hash(order)
             stored = stored_hashes.get(order.id)
-            if stored == digest:
+            if stored == digest and order.id not in parsed.partial:
                 skipped.append(order.id)
                 continue
+            touched = {l.subscription or l.id for l in order.lines}
             if stored is not None:
                 problems.append(Problem(f"order {order.id}", "an order with this id was already imported with "
                                         "different content; activated orders do not change: express the "
                                         "change as a new order with update/renew/cancel/terms lines"))
+                unsure_items |= touched
                 continue
             clash = [l.id for l in order.lines if l.id in taken]
             if clash:
                 problems.append(Problem(f"order {order.id}", f"line id(s) {', '.join(clash)} already belong "
                                         "to another imported order; line ids must be unique"))
+                unsure_items |= touched
                 continue
+            # checks that depend on a part of the file that is broken are skipped (its problem is listed)
+            checkable = order.model_copy(update={"lines": [
+                l for l in order.lines if l.product not in parsed.unsure_products
+                and (l.subscription or l.id) not in unsure_items]})
+            if order.account in parsed.unsure_accounts or not checkable.lines:
+                unsure_items |= touched
+                continue
+            if len(checkable.lines) < len(order.lines):
+                unsure_items |= touched
             try:
-                activation = activate(_order_input(order), ledger, products, accounts, calendar, settings)
+                activation = activate(_order_input(checkable), ledger, products, accounts, calendar, settings)
             except OrderRejected as exc:
                 problems.extend(exc.problems)
+                # later lines on what this order would have changed are not checked against a guess
+                unsure_items |= touched
                 continue
+            total = account_tcv.get(order.account, Decimal(0)) + activation.account_tcv_delta
+            too_big = limits.total_problem([total], f"the TCV of account {order.account}")
+            if too_big:
+                problems.append(Problem(f"order {order.id}", too_big))
+                unsure_items |= touched
+                continue
+            account_tcv[order.account] = total
             ledger.apply(activation)
             todo.append(activation)
             hashes[order.id] = digest
@@ -284,7 +444,16 @@ def plan(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
     return _Plan(accounts_in, products_in, credits, todo, hashes, skipped, next_seq)
 
 
-def import_document(engine: Engine, doc: ImportDoc, source: str, calendar: FiscalCalendar,
+def _account_tcvs(conn: Any) -> dict[str, Decimal]:
+    """The TCV stored on each account, to keep its running total within a money column."""
+    from sqlalchemy import select
+
+    from connector.store import schema as t
+
+    return {r.id: r.tcv for r in conn.execute(select(t.accounts.c.id, t.accounts.c.tcv))}
+
+
+def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalCalendar,
                     settings: EngineSettings, clock: Clock, runner: JobRunner,
                     progress: Any = None, batch_size: int = 500) -> ImportResult:
     """Validate everything, then write the orders' immediate steps and run their background jobs.
@@ -325,8 +494,19 @@ def import_document(engine: Engine, doc: ImportDoc, source: str, calendar: Fisca
 
 
 def load_file(path: Path) -> tuple[str, str]:
-    """Read an import file, with a clear error when it cannot be read."""
+    """Read an import file (UTF-8), with a clear error when it cannot be read or decoded."""
     try:
-        return path.read_text(encoding="utf-8"), str(path)
+        data = path.read_bytes()
     except OSError as exc:
-        raise ValidationFailed(str(path), [Problem(str(path), f"cannot read the file: {exc.strerror}")]) from None
+        raise ValidationFailed(str(path), [Problem(str(path), f"cannot read the file: {exc.strerror}")],
+                               hint="check the path and its permissions") from None
+    try:
+        return data.decode("utf-8-sig"), str(path)
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise ValidationFailed(str(path), [Problem(
+            f"byte {exc.start} (line {line}, column {column})",
+            f"not UTF-8: byte 0x{data[exc.start]:02x} cannot start or continue a UTF-8 character ({exc.reason})")],
+            hint="save the file as UTF-8 (JSON files are UTF-8) and import it again") from None

@@ -14,6 +14,9 @@ from typing import Mapping
 from connector.engine.dates import ONE_DAY, end_from_term, months_between
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.ledger import ZERO, Ledger
+from connector.engine.limits import (
+    check_date, check_price, check_quantity, check_term_months, line_amount_problems,
+)
 from connector.engine.model import (
     MONTHS_PER_PERIOD,
     Account,
@@ -105,6 +108,11 @@ def activate(order: OrderInput, ledger: Ledger, products: Mapping[str, Product],
             problems.extend(exc.problems)
             continue
         activated_line, item = result
+        too_big = line_amount_problems(activated_line)
+        if too_big:
+            for fld, message in too_big:
+                bad(message, line, fld)
+            continue
         try:
             calendar.check_covers(activated_line.start, activated_line.end)
         except FiscalCalendarError as exc:
@@ -155,6 +163,12 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
     if product is None:
         raise bad(f"unknown product {line.product!r}; add it to `products` first", "product")
     period = line.price_period or product.price_period
+    # The store's ranges (engine.limits), checked here too so that orders from every origin (a
+    # Salesforce order item, not only the import file) are held to them before any arithmetic.
+    for fld, problem in _range_problems(line, product):
+        problems.append(Problem(_where(order, line, fld), problem))
+    if problems:
+        raise _LineProblem(problems)
     if line.quantity is not None and line.quantity < 0:
         raise bad("quantity cannot be negative", "quantity")
     if line.unit_price is not None and line.unit_price < 0:
@@ -344,6 +358,26 @@ def _to_total(ledger: Ledger, item_id: str, start: dt.date, end_excl: dt.date, m
         elif last is None or piece.mrr or piece.quantity:
             pieces.append(piece)
     return pieces
+
+
+def _range_problems(line: LineInput, product: Product) -> list[tuple[str, str]]:
+    """(field, message) for each value of the line (and its product's list price) outside the limits."""
+    out = []
+    for fld, value, check in (("quantity", line.quantity, check_quantity), ("unit_price", line.unit_price, check_price)):
+        if value is not None and (not value.is_finite() or value >= 0):  # negatives: their own message below
+            problem = check(value)
+            if problem:
+                out.append((fld, problem))
+    problem = check_price(product.list_price, f"the list price of product {product.id!r}")
+    if problem:
+        out.append(("product", problem))
+    for fld in ("start", "end", "contract_effective", "service_activation", "customer_acceptance"):
+        day = getattr(line, fld)
+        if day is not None and (problem := check_date(day, fld)):
+            out.append((fld, problem))
+    if line.term_months is not None and line.term_months > 0 and (problem := check_term_months(line.term_months)):
+        out.append(("term_months", problem))
+    return out
 
 
 def line_tcv(line: ActivatedLine) -> Decimal:

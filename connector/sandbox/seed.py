@@ -46,16 +46,36 @@ class SeedError(ValueError):
     """The seed file is malformed or refers to a record it does not define."""
 
 
+def read_seed_file(path: Path) -> object:
+    """The parsed JSON of a seed file; a `SeedError` saying what is wrong and where otherwise."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SeedError(f"{path}: cannot read the seed file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeedError(f"{path}: not UTF-8 at byte {exc.start} ({exc.reason}); save it as UTF-8") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SeedError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise SeedError(f"{path}: the JSON is nested too deeply") from None
+
+
 def load_seed(org: Org, source: str | Path | dict) -> dict[str, str]:
     """Load a seed (a path to a JSON file or the parsed dict) into ``org``; returns ``{ref name: Id}``."""
-    data = source if isinstance(source, dict) else json.loads(Path(source).read_text("utf-8"))
+    data = source if isinstance(source, dict) else read_seed_file(Path(source))
     if not isinstance(data, dict):
         raise SeedError("a seed file is a JSON object keyed by sObject type")
     declared = set()
     for type_name, rows in data.items():
         if not isinstance(rows, list):
             raise SeedError(f"{type_name}: expected a list of records")
-        for row in rows:
+        for n, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise SeedError(f"{type_name}[{n}]: expected a record (a JSON object of field values)")
             if "@ref" in row:
                 if row["@ref"] in declared:
                     raise SeedError(f"{type_name}: duplicate @ref {row['@ref']!r}")

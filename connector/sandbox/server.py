@@ -16,8 +16,11 @@ Options: ``--seed FILE``, ``--host`` (127.0.0.1), ``--port`` (8443; 0 picks a fr
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -29,7 +32,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from .app import SandboxApp
 from .org import Org, OrgConfig
-from .seed import load_seed
+from .seed import SeedError, load_seed
 
 
 class SandboxServer:
@@ -81,37 +84,112 @@ def serve(org: Org, host: str = "127.0.0.1", port: int = 0, ca_path: str | Path 
     return SandboxServer(org, server, thread, url, ca_path, tmpdir)
 
 
+#: exit codes, as the `revsync` command's: 2 = bad arguments or seed file (fix them), 1 = the server
+#: could not start for a reason outside its input (the port is taken, the address is not local)
+EXIT_ERROR, EXIT_INVALID = 1, 2
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535 (0 picks a free one), not {text}")
+    return value
+
+
+def _fail(code: int, message: str, hint: str) -> int:
+    print(f"error: revsync sandbox serve: {message}\n  → {hint}", file=sys.stderr, flush=True)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the sandbox org as an HTTPS server until interrupted; returns the exit code."""
+    """Run the sandbox org as an HTTPS server until interrupted; returns the exit code.
+
+    Bad arguments or a bad seed file exit 2, a port in use 1; each with a message, never a traceback.
+    """
+    return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="revsync sandbox serve", description="Serve a local Salesforce sandbox org.")
     parser.add_argument("--seed", type=Path, help="JSON seed file (see connector.sandbox.seed)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--port", type=_port, default=8443)
     parser.add_argument("--ca-out", type=Path, required=True, help="where to write the test CA certificate (PEM)")
     parser.add_argument("--client-id", default=os.environ.get("REVSYNC_SANDBOX_CLIENT_ID", "revsync-test-client"))
     parser.add_argument("--client-secret", default=os.environ.get("REVSYNC_SANDBOX_CLIENT_SECRET", "revsync-test-secret"))
     parser.add_argument("--username", default="integration@revsync.test")
     parser.add_argument("--jwt-cert", type=Path, help="PEM certificate or public key that signs JWT bearer assertions")
-    parser.add_argument("--daily-api-limit", type=int, default=15000)
-    parser.add_argument("--batch-size", type=int, default=2000, help="REST query page size")
+    parser.add_argument("--daily-api-limit", type=_positive, default=15000)
+    parser.add_argument("--batch-size", type=_positive, default=2000, help="REST query page size")
     args = parser.parse_args(argv)
+    jwt_key = None
+    if args.jwt_cert:
+        try:
+            jwt_key = args.jwt_cert.read_text("ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            return _fail(EXIT_INVALID, f"--jwt-cert {args.jwt_cert}: cannot read it ({getattr(exc, 'strerror', None) or exc})",
+                         "give the path of a PEM certificate or public key")
     config = OrgConfig(clients={args.client_id: args.client_secret}, username=args.username,
-                       jwt_public_key=args.jwt_cert.read_text("ascii") if args.jwt_cert else None,
+                       jwt_public_key=jwt_key,
                        daily_api_limit=args.daily_api_limit, query_batch_size=args.batch_size)
     org = Org(config)
     if args.seed:
-        refs = load_seed(org, args.seed)
+        if not args.seed.is_file():
+            return _fail(EXIT_INVALID, f"--seed {args.seed}: no such file",
+                         "give the path of a JSON seed file (format: connector/sandbox/seed.py)")
+        try:
+            refs = load_seed(org, args.seed)
+        except SeedError as exc:
+            where = "" if str(exc).startswith(str(args.seed)) else f"{args.seed}: "
+            return _fail(EXIT_INVALID, f"bad seed file: {where}{exc}",
+                         "fix the seed file (format: connector/sandbox/seed.py)")
         print(f"seeded {len(refs)} named records from {args.seed}")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    server = serve(org, args.host, args.port, args.ca_out)
+    try:
+        server = serve(org, args.host, args.port, args.ca_out)
+    except OSError as exc:
+        return _serve_failed(exc, args)
     print(f"sandbox org at {server.url} (CA certificate: {args.ca_out}; set REQUESTS_CA_BUNDLE to it)", flush=True)
     try:
         stop.wait()
     finally:
         server.stop()
     return 0
+
+
+def _serve_failed(exc: OSError, args: argparse.Namespace) -> int:
+    """The server could not start: say whether the port, the address or the CA path is at fault."""
+    # cheroot reports a failed bind as a plain OSError whose text holds the socket's error
+    # ("No socket could be created -- (('127.0.0.1', 8443): [Errno 98] Address already in use)")
+    found = re.search(r"\[Errno (\d+)\]", str(exc))
+    code = exc.errno if exc.errno is not None else (int(found.group(1)) if found else None)
+    if code == errno.EADDRINUSE:
+        return _fail(EXIT_ERROR, f"port {args.port} on {args.host} is already in use",
+                     "stop whatever listens there, or pick another --port (0 picks a free one)")
+    if code == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return _fail(EXIT_INVALID, f"--host {args.host}: not an address of this machine",
+                     "serve on loopback: --host 127.0.0.1")
+    if exc.filename is not None:
+        return _fail(EXIT_INVALID, f"cannot write {exc.filename}: {exc.strerror}",
+                     "give a --ca-out path in a writable directory")
+    return _fail(EXIT_ERROR, f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
+                 "check --host and --port")
 
 
 if __name__ == "__main__":

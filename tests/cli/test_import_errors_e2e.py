@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from cli_support import ACCOUNTS, PRODUCTS, Call, run_all, snapshot, store_url, workdir, write_doc
+from cli_support import ACCOUNTS, PRODUCTS, Call, revsync, run_all, snapshot, store_url, workdir, write_doc
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +53,9 @@ def runs(tmp_path_factory):
     files = {"shape": write_doc(wd / "shape.json", shape), "semantic": write_doc(wd / "semantic.json", semantic)}
     (wd / "broken.json").write_text('{"orders": [\n  {"id": "O-1",\n')
     files["broken"] = wd / "broken.json"
+    # the store is created first: every import now reads it (to check what a broken order does not
+    # hide), and several commands creating one new SQLite store at once race (see the report)
+    assert revsync(wd, "status").code == 0
     results = run_all([Call(wd, ("import", str(path))) for path in files.values()])
     return {"wd": wd, **dict(zip(files, results))}
 

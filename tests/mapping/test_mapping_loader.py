@@ -233,3 +233,58 @@ def test_copy_of_shipped_mappings_is_independent(tmp_path: Path):
     # admins start from a copy of the defaults: the copy validates where it lives
     copy = shutil.copytree(SHIPPED, tmp_path / "mine")
     assert validate_command(copy) == []
+
+
+# A typo in one key must not hide the other problems of the same file (issue 8).
+TYPO_AND_MORE = {
+    "OrderItem.toml": '''
+object = "OrderItem"
+direction = "read"
+record = "LineInput"
+[fields]
+id = "Id"
+order = "OrderId"
+product = { source = "Product2Id", refrence = "Product2" }
+action = "LineAction__c"
+quantitee = "Quantity"
+end = { source = "EndDate", type = "decimal" }
+''',
+    "Order.write.toml": '''
+object = "Order"
+direction = "write"
+record = "OrderInput"
+extrnal_id = "ExternalId__c"
+[fields]
+ExternalId__c = "id"
+Status = { constant = "Activated", create_only = "maybe" }
+''',
+    "Quote.toml": '''
+object = "Quote"
+direction = "read"
+recrod = "QuoteInput"
+[fields]
+id = "Id"
+''',
+}
+
+
+def test_a_typo_does_not_hide_the_other_problems_of_its_file(write_files):
+    folder = write_files(TYPO_AND_MORE)
+    with pytest.raises(ConfigError) as caught:
+        load_mappings(folder)
+    messages = _messages(caught.value)
+    expected = [
+        ("OrderItem.toml: [fields.product] refrence", "did you mean 'reference'?"),
+        ("OrderItem.toml: [fields.quantitee]", "did you mean 'quantity'?"),
+        ("OrderItem.toml: [fields.end] type", "does not fit engine field end"),
+        ("Order.write.toml: extrnal_id", "did you mean 'external_id'?"),
+        ("Order.write.toml: [fields.Status] create_only", "must be true or false"),
+        ("Quote.toml: recrod", "did you mean 'record'?"),
+    ]
+    for where, words in expected:
+        path = str(folder / where)
+        assert any(m.startswith(path) and words in m for m in messages), (where, words, messages)
+    # the consequences of a typo are not reported as problems of their own
+    assert not any("external_id: is required" in m for m in messages), messages
+    assert not any(m.startswith(str(folder / "Quote.toml: record:")) for m in messages), messages
+    assert len(messages) == len(expected), messages

@@ -1,0 +1,80 @@
+"""The store's ranges (engine.limits): values outside them are problems with their place, for every origin.
+
+Activation is where an order from Salesforce and one from a file meet, so these tests hand it
+`LineInput`s directly: no value may end in `decimal.InvalidOperation` or an overflow, and every
+amount of a line that passes fits a money column.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from engine_builders import Book, line, order
+
+from connector.engine import limits
+from connector.engine.activation import OrderRejected
+from connector.engine.model import PricePeriod, Product, Provisioning
+
+
+@pytest.mark.parametrize("value, words", [
+    (Decimal("1e30"), "larger than the store can hold"),
+    (Decimal("1E+400"), "larger than the store can hold"),
+    (Decimal("NaN"), "finite number"),
+    (Decimal("-Infinity"), "finite number"),
+    (Decimal("-1"), "cannot be below 0"),
+    (Decimal("0.0000000000001"), "more than 12 decimal places"),
+], ids=["1e30", "1e400", "nan", "-inf", "negative", "13-places"])
+def test_out_of_range_quantities_are_named(value, words):
+    assert words in limits.check_quantity(value)
+
+
+@pytest.mark.parametrize("value", [Decimal(0), Decimal("1e9"), Decimal("0.000000000001"), Decimal("12.50")],
+                         ids=["zero", "max", "12-places", "trailing-zero"])
+def test_in_range_quantities_pass(value):
+    assert limits.check_quantity(value) is None
+
+
+def test_the_column_limit_is_a_bigint_of_ten_thousandths():
+    assert limits.MAX_STORED_AMOUNT == Decimal("922337203685477.5807")
+    # the largest line amount leaves room for many lines in one account's total
+    assert limits.MAX_LINE_AMOUNT * 50 < limits.MAX_STORED_AMOUNT
+
+
+def _problems(o, book: Book | None = None) -> list[str]:
+    with pytest.raises(OrderRejected) as caught:
+        (book or Book()).try_activate(o)
+    return [str(p) for p in caught.value.problems]
+
+
+@pytest.mark.parametrize("fields, where, words", [
+    (dict(quantity="1e30"), "field quantity", "larger than the store can hold"),
+    (dict(unit_price="1E+400"), "field unit_price", "larger than the store can hold"),
+    (dict(unit_price=Decimal("NaN")), "field unit_price", "finite number"),
+    (dict(quantity="1000000000", unit_price="1000"), "field quantity × unit_price", "a month per line"),
+    (dict(end="9999-12-31"), "field end", "outside the dates the engine accepts"),
+    (dict(end=None, term_months=100000), "field term_months", "between 1 and 1200"),
+    (dict(start="1990-01-01", end="2100-01-01"), "field end", "more than 1200 months"),
+], ids=["quantity-1e30", "price-1e400", "price-nan", "mrr", "end-9999", "term", "span"])
+def test_activation_rejects_values_beyond_the_limits(fields, where, words):
+    fields = {"start": "2023-01-01", "end": "2023-12-31", **fields}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    problems = _problems(order("O-1", "A", line("L-1", **fields)))
+    assert any(p.startswith(f"order O-1, line L-1, {where}:") and words in p for p in problems), problems
+
+
+def test_a_product_list_price_beyond_the_limit_is_named():
+    book = Book()
+    book.products["HUGE"] = Product("HUGE", "Huge", Provisioning.SUBSCRIPTION, Decimal("1e20"), PricePeriod.YEAR)
+    problems = _problems(order("O-1", "A", line("L-1", product="HUGE", start="2023-01-01", end="2023-12-31")), book)
+    assert problems == ["order O-1, line L-1, field product: the list price of product 'HUGE' 1E+20 is larger "
+                        "than the store can hold: at most 1,000,000,000 (see the limits in README.md)"]
+
+
+def test_the_largest_line_fits_and_its_amounts_stay_within_the_line_limit():
+    book = Book()
+    book.products["BIG"] = Product("BIG", "Big", Provisioning.SUBSCRIPTION, Decimal(10), PricePeriod.MONTH)
+    a = book.activate(order("O-1", "A", line("L-1", product="BIG", quantity="1000000000", unit_price="10",
+                                             start="2000-01-01", end="2099-12-31")))
+    (only,) = a.lines
+    assert only.tcv == limits.MAX_LINE_AMOUNT
+    assert limits.line_amount_problems(only) == []
