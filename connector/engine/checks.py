@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from connector.engine.model import Account, Action, LineInput, OrderInput, Product
-from connector.engine.money import STORE_SCALE
+from connector.engine import limits
 from connector.errors import Problem
 
 #: Active ISO 4217 currency codes (ISO 4217 list one, as published by SIX Financial Information,
@@ -40,22 +40,22 @@ SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD 
 UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XDR XOF XPF XSU XUA YER ZAR ZMW ZWG ZWL
 """.split())
 
-#: The largest amount a money column holds on SQLite and PostgreSQL alike (a signed 64-bit integer
-#: count of 10**-STORE_SCALE units: connector.store.types.Money).
-MAX_MONEY = Decimal(2 ** 63 - 1).scaleb(-STORE_SCALE)
-#: Longest term whose amounts are sure to fit: a line's amount times this many months stays
-#: under MAX_MONEY (TCV, ARR and account totals are made of such products).
-MAX_TERM_MONTHS = 1200
+# One set of ranges for every origin: the import file's (connector.engine.limits) are the ones
+# Salesforce records are held to as well.
+#: The largest amount a money column holds on SQLite and PostgreSQL alike.
+MAX_MONEY = limits.MAX_STORED_AMOUNT
+MAX_TERM_MONTHS = limits.MAX_TERM_MONTHS
 #: Largest quantity of one line, and largest unit price (per its price period).
-MAX_QUANTITY = Decimal(10) ** 9
-MAX_UNIT_PRICE = Decimal(10) ** 11
-#: Largest quantity × unit price of one line: a hundred years of it still fit a money column.
-MAX_LINE_AMOUNT = Decimal(10) ** 11
-#: Decimal places kept for a quantity or a unit price (they are stored exactly, as text).
-MAX_PLACES = 10
+MAX_QUANTITY = limits.MAX_QUANTITY
+MAX_UNIT_PRICE = limits.MAX_PRICE
+#: Largest quantity × unit price of one line, for the longest price period (a year): its monthly
+#: amount stays within limits.MAX_LINE_MRR, so a hundred years of it still fit a money column.
+MAX_LINE_AMOUNT = limits.MAX_LINE_MRR * 12
+#: Decimal places kept for a quantity or a unit price.
+MAX_PLACES = limits.MAX_PLACES
 #: The days the engine's calendars handle; a date outside is a typo (a year 20230, 0023).
-FIRST_DAY = dt.date(1900, 1, 1)
-LAST_DAY = dt.date(2999, 12, 31)
+FIRST_DAY = limits.MIN_DATE
+LAST_DAY = limits.MAX_DATE
 
 
 # -- value checks: return the value or raise ValueError -----------------------------------------
