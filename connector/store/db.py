@@ -101,6 +101,8 @@ def _restore_hint(engine: Engine) -> str:
 
 
 # -- turning the database's own errors into messages -------------------------------------------------
+#: every write is a transaction: the one in progress is undone, the store stays consistent
+ROLLED_BACK = "the write in progress was rolled back (what the command had committed before stays)"
 SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 11, 13, 14, 26
 
 
@@ -111,20 +113,21 @@ def explain(engine: Engine, exc: BaseException) -> StoreError | None:
     if isinstance(orig, sqlite3.Error):
         code = (getattr(orig, "sqlite_errorcode", 0) or 0) & 0xFF
         if code == SQLITE_CORRUPT:
-            return StoreError(f"the store {name} is damaged: SQLite says \"{orig}\"; nothing was changed",
+            return StoreError(f"the store {name} is damaged: SQLite says \"{orig}\"",
                               hint=_restore_hint(engine))
         if code == SQLITE_NOTADB:
             return StoreError(f"{name} is not a SQLite database (SQLite says \"{orig}\"), so not a revsync store",
-                              hint="check [store] url; if this file was the store, " + _restore_hint(engine))
+                              hint=f"check [store] url; if this file was the store, restore {name} from your last "
+                                   f"backup")
         if code == SQLITE_FULL:
-            return StoreError(f"the disk holding the store {name} is full (SQLite says \"{orig}\"); the change "
-                              f"was rolled back, the store is as it was before the command",
+            return StoreError(f"the disk holding the store {name} is full (SQLite says \"{orig}\"); {ROLLED_BACK}",
                               hint="free space on that disk (or move the store and change [store] url), "
-                                   "then run the command again")
+                                   "then run the command again: it goes on from where it stopped")
         if code == SQLITE_IOERR:
             return StoreError(f"the store {name} could not be written or read (SQLite says \"{orig}\": "
-                              f"disk full, a size limit, or a failing disk); the change was rolled back",
-                              hint="check the disk's free space and health, then run the command again")
+                              f"disk full, a size limit, or a failing disk); {ROLLED_BACK}",
+                              hint="check the disk's free space and health, then run the command again: "
+                                   "it goes on from where it stopped")
         if code == SQLITE_CANTOPEN:
             return StoreError(f"cannot open the store {name} (SQLite says \"{orig}\")",
                               hint="check [store] url: the folder must exist and be writable")
@@ -132,7 +135,7 @@ def explain(engine: Engine, exc: BaseException) -> StoreError | None:
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate == "53100":
         return StoreError(f"the disk of the PostgreSQL server holding {name} is full ({orig}); "
-                          f"the change was rolled back", hint="free space on the database server, then run again")
+                          f"{ROLLED_BACK}", hint="free space on the database server, then run the command again")
     if sqlstate in ("XX001", "XX002"):
         return StoreError(f"the store {name} is damaged: PostgreSQL says \"{orig}\"", hint=_restore_hint(engine))
     return None
@@ -203,7 +206,7 @@ def check_sqlite_file(engine: Engine) -> None:
         raise StoreError(f"{path} is not a SQLite database (it does not start with \"SQLite format 3\"), "
                          f"so not a revsync store; nothing was changed",
                          hint="check [store] url (a new file name starts an empty store); if this file was the "
-                              "store, it was overwritten: " + _restore_hint(engine))
+                              f"store, it was overwritten: restore {path} from your last backup")
     if len(header) < 100:
         raise StoreError(f"the store {path} is cut short ({size} bytes, less than its header)",
                          hint=_restore_hint(engine))
@@ -216,12 +219,37 @@ def check_sqlite_file(engine: Engine) -> None:
         raise StoreError(f"the store {path} is cut short: {size} bytes where its header says "
                          f"{pages} pages of {page_size} bytes ({pages * page_size} bytes); nothing was changed",
                          hint=_restore_hint(engine))
+    _check_tables_read_only(engine, path)
+
+
+def _check_tables_read_only(engine: Engine, path: Path) -> None:
+    """Refuse a database of another program before our connection touches it (switching it to WAL would)."""
+    from connector.store.schema import metadata
+
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            conn.execute("PRAGMA busy_timeout=10000")
+            present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                  "AND name NOT LIKE 'sqlite_%'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
+            raise explain(engine, exc) from None
+        return  # e.g. a lock, or a WAL file read-only cannot use: the open that follows says what it meets
+    foreign = sorted(present - set(metadata.tables) - {"alembic_version"})
+    if foreign and "alembic_version" not in present:
+        listed = ", ".join(foreign[:8]) + (", ..." if len(foreign) > 8 else "")
+        raise StoreError(f"{path} is not a revsync store: it holds tables ({listed}) but no revsync schema "
+                         f"revision; nothing was changed",
+                         hint="check [store] url: give revsync a new file of its own")
 
 
 def check_integrity(engine: Engine) -> str:
     """`PRAGMA quick_check` on SQLite (PostgreSQL checks its pages itself): StoreError naming the damage."""
     if engine.dialect.name != "sqlite":
-        return "ok"
+        return "not checked (PostgreSQL checks its own pages)"
     with engine.connect() as conn:
         rows = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(20)")]
     if rows == ["ok"]:

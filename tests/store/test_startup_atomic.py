@@ -123,7 +123,8 @@ def _concurrent_first_starts(tmp_path: Path, url: str, n: int) -> None:
     results = run_all([Call(tmp_path, ["status", "--format", "json"]) for _ in range(n)], timeout=180)
     for r in results:
         assert r.code == 0 and "Traceback" not in r.stderr, f"exit {r.code}\n{r.stderr}"
-        assert r.json()["store_integrity"] == "ok"
+        assert r.json()["store_integrity"] == ("ok" if url.startswith("sqlite") else
+                                               "not checked (PostgreSQL checks its own pages)")
     # and the store they raced to build is complete and works
     doc = write_doc(tmp_path / "doc.json", worked_example())
     imported = run_all([Call(tmp_path, ["import", str(doc)])])[0]
