@@ -19,6 +19,7 @@ ours, is damaged or is newer than this program ends in a `StoreError` that says 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -32,7 +33,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from connector.errors import FatalError
+from connector.errors import FatalError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +178,9 @@ def open_store(url: str, *, migrate: bool = True, full_check: bool | None = None
         except DBAPIError as exc:
             known = explain(engine, exc)
             if known is not None:
-                raise known from None
+                raise known from exc
             raise FatalError(f"cannot open the store at {where(engine)}: {exc.orig}",
-                             hint="check [store] url in the configuration") from None
+                             hint="check [store] url in the configuration") from exc
     except BaseException:
         engine.dispose()
         raise
@@ -199,7 +200,7 @@ def check_sqlite_file(engine: Engine) -> None:
         size = path.stat().st_size
     except OSError as exc:
         raise StoreError(f"cannot read the store {path}: {exc.strerror}",
-                         hint="check the file's permissions and [store] url") from None
+                         hint="check the file's permissions and [store] url") from exc
     if size == 0:
         return  # a new, empty file: the first start builds it
     if not header.startswith(SQLITE_HEADER):
@@ -236,7 +237,7 @@ def _check_tables_read_only(engine: Engine, path: Path) -> None:
             conn.close()
     except sqlite3.Error as exc:
         if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
-            raise explain(engine, exc) from None
+            raise explain(engine, exc) from exc
         return  # e.g. a lock, or a WAL file read-only cannot use: the open that follows says what it meets
     foreign = sorted(present - set(metadata.tables) - {"alembic_version"})
     if foreign and "alembic_version" not in present:
@@ -259,9 +260,14 @@ def check_integrity(engine: Engine) -> str:
                      hint=_restore_hint(engine))
 
 
-def _heads(engine: Engine) -> tuple[ScriptDirectory, str]:
-    script = ScriptDirectory.from_config(_alembic_config(engine.url.render_as_string(hide_password=False)))
+@functools.lru_cache(maxsize=1)
+def _script() -> tuple[ScriptDirectory, str]:
+    script = ScriptDirectory(str(MIGRATIONS))
     return script, script.get_current_head()
+
+
+def _heads(_engine: Engine) -> tuple[ScriptDirectory, str]:
+    return _script()
 
 
 def _check_revision(engine: Engine, conn: Connection) -> str | None:
@@ -321,10 +327,10 @@ def _upgrade_sqlite(engine: Engine, head: str) -> None:
                 locked = "locked" in str(exc.orig) or "busy" in str(exc.orig)
                 if not locked or time.monotonic() > deadline:
                     if locked:
-                        raise StoreError(f"the store {where(engine)} stayed locked for "
+                        raise TransientError(f"the store {where(engine)} stayed locked for "
                                          f"{MIGRATION_WAIT_SECONDS:.0f} s while this revsync waited to create "
                                          f"or migrate it", hint="another revsync is using it: wait for it to "
-                                         "finish or stop it, then run the command again") from None
+                                         "finish or stop it, then run the command again") from exc
                     raise
                 log.info("waiting for another revsync that is creating or migrating the store")
     finally:
