@@ -293,14 +293,19 @@ def quarantine_cmd(ctx: typer.Context,
 def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     """Cursors and lag, API usage, outbox depth, failed jobs and quarantined records."""
     the_app = _app(ctx)
+    from connector.store.db import check_integrity
+
+    integrity = check_integrity(the_app.store)  # a damaged store: StoreError, exit 2 (`sqlite3 .recover`)
     with the_app.store.connect() as conn:
         info = reports.status(conn, the_app.clock.now())
+    info["store_integrity"] = integrity
     if (fmt.value if fmt else "table") == "json":
         console.file.write(object_to_json(info) + "\n")
         return
     print_rows(info["cursors"], "table", title="cursors")
     console.print(f"outbox: {info['outbox'] or 'empty'}; failed jobs: {info['failed_jobs']}; "
-                  f"quarantined records: {info['quarantined']}; API usage: {info['api_usage'] or 'unknown'}")
+                  f"quarantined records: {info['quarantined']}; API usage: {info['api_usage'] or 'unknown'}; "
+                  f"store integrity: {integrity}")
     daemon = info.get("daemon")
     if daemon:
         console.print(f"sync daemon: {daemon['state']}" + (f" — {daemon['reason']}" if daemon.get("reason") else "")
@@ -459,7 +464,8 @@ def main() -> None:
         app()
     except RevsyncError as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False)
-        sys.exit(EXIT_INVALID if isinstance(exc, ValidationFailed) else EXIT_ERROR)
+        code = getattr(exc, "exit_code", None)  # e.g. StoreError: 2, the store is unusable
+        sys.exit(code or (EXIT_INVALID if isinstance(exc, ValidationFailed) else EXIT_ERROR))
 
 
 if __name__ == "__main__":

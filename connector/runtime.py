@@ -59,7 +59,10 @@ def run_daemon(app: App, *, once: bool, session=None) -> int:
     from connector.daemon import needs_a_person
     from connector.lease import LeaseHeld
 
+    from connector.store.db import check_integrity
+
     logs.setup(json_lines=True, verbose=False)
+    check_integrity(app.store)  # a damaged store stops the daemon before it reads or writes anything
     server = None
     try:
         runtime = build(app, session=session)  # logs in: refused credentials stop here

@@ -1,0 +1,42 @@
+"""Helpers for the store tests: a PostgreSQL schema of their own, and the store's content."""
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL whose search_path is a new, empty schema (dropped at the end); skips without a server."""
+    schema = f"revsync_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(SERVER, connect_args={"connect_timeout": 3})
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at {SERVER}: {exc.orig}")
+    try:
+        yield f"{SERVER}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def sqlite_content(path) -> list[str]:
+    """Every schema object and row of a SQLite file, as SQL text (compares by content, not size)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
