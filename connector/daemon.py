@@ -7,8 +7,10 @@ for at most `MAX_ROUNDS` rounds.
 
 **No trigger is lost.** A notification (Outbound Message) sets the wake flag; the flag is cleared
 when a cycle *starts*, so one that arrives while a cycle runs starts another right after it.
-Triggered cycles are rate-limited ([server] max_triggered_cycles_per_minute): a flood of
-notifications coalesces into a few cycles, each taking in everything stored so far.
+Triggered passes that take nothing in (notifications naming records that do not exist or have not
+changed: forged, or replayed) are rate-limited ([server] max_triggered_cycles_per_minute): a flood
+coalesces into a few passes, each taking in everything stored so far, while genuine changes,
+however many, are synced at once.
 
 **Outages are survived.** A transient failure (503, connection refused or reset, timeouts, DNS,
 lock errors past the client's retries) ends the cycle, not the daemon: it waits, capped
@@ -143,7 +145,10 @@ class Daemon:
         self.max_triggered_per_minute = max(1, max_triggered_per_minute)
         self.stopper = Stopper()
         self.wake = threading.Event()
+        #: start times of recent triggered passes that took nothing in (the rate limit counts these)
         self._triggered: collections.deque[float] = collections.deque()
+        self._trigger_at: float | None = None
+        self.taken_from_notifications = 0
         self._failures = 0
         self._last_good: dt.datetime | None = None
         self._unfinished = False
@@ -160,7 +165,9 @@ class Daemon:
     # -- one pass ----------------------------------------------------------------------------------
 
     def take_notifications(self) -> int:
-        """Read the records named by stored Outbound Messages at once and take them in."""
+        """Read the records named by stored Outbound Messages at once and take them in; returns how
+        many notifications were processed (`self.taken_from_notifications`: records that changed)."""
+        self.taken_from_notifications = 0
         with self.store.connect() as conn:
             pending = pending_notifications(conn, NOTIFICATIONS_PER_ROUND)
         if not pending:
@@ -169,7 +176,8 @@ class Daemon:
         for n in pending:
             by_object.setdefault(n.object, []).append(n)
         for sobject, notes in by_object.items():
-            self.service.take_by_ids(sobject, [n.record_id for n in notes])
+            taken = self.service.take_by_ids(sobject, [n.record_id for n in notes])
+            self.taken_from_notifications += taken.taken
             with self.store.begin() as conn:
                 mark_processed(conn, [n.id for n in notes], self.clock.now())
         if len(pending) == NOTIFICATIONS_PER_ROUND:
@@ -291,6 +299,9 @@ class Daemon:
                                "retry_in_seconds": round(wait, 1)})
             return wait
         result.cycles += 1
+        if self._trigger_at is not None and self.taken_from_notifications == 0:
+            self._triggered.append(self._trigger_at)  # woken for nothing: counts against the limit
+        self._trigger_at = None
         self._failures = 0
         self._last_good = self.clock.now()
         self._trouble(None)
@@ -335,14 +346,15 @@ class Daemon:
             if self.wake.is_set():
                 hold = self._trigger_hold()
                 if hold <= 0:
-                    self._triggered.append(time.monotonic())
+                    self._trigger_at = time.monotonic()
                     return
                 self.stopper.event.wait(min(hold, left))
                 continue
             self.wake.wait(min(left, 0.5))
 
     def _trigger_hold(self) -> float:
-        """Seconds a triggered cycle must wait to stay within the per-minute limit (0: go now)."""
+        """Seconds a triggered pass must wait while the last minute's triggered passes that took
+        nothing in reach the per-minute limit (0: go now)."""
         now = time.monotonic()
         while self._triggered and now - self._triggered[0] >= 60:
             self._triggered.popleft()

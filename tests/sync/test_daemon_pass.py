@@ -237,3 +237,28 @@ def test_a_lapsed_lease_nobody_took_goes_on(tmp_path, monkeypatch):
         assert mine.held
     finally:
         close(c)
+
+
+def test_only_triggered_passes_that_take_nothing_in_count_against_the_limit(tmp_path, monkeypatch):
+    from connector.sources.outbound import Notified, store_notifications
+
+    c = connect(tmp_path, monkeypatch)
+    try:
+        daemon = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
+        daemon.run(once=True, install_signals=False)
+
+        def triggered_pass(record_id: str, note: str) -> None:
+            with c.app.store.begin() as conn:
+                store_notifications(conn, [Notified(note, "Opportunity", record_id)], c.clock.now())
+            daemon._trigger_at = time.monotonic()
+            daemon.run(once=True, install_signals=False)
+
+        c.later()
+        c.org.update("Opportunity", c.refs["opp2"], {"Name": "Customer B plan (renewal talks)"})
+        triggered_pass(c.refs["opp2"], "04l000000000001AAA")  # a real change: taken in
+        assert daemon.taken_from_notifications == 1 and len(daemon._triggered) == 0
+        triggered_pass(c.refs["opp2"], "04l000000000002AAA")  # replayed: nothing new
+        triggered_pass("006000000000000AAA", "04l000000000003AAA")  # forged: no such record
+        assert daemon.taken_from_notifications == 0 and len(daemon._triggered) == 2
+    finally:
+        close(c)
