@@ -294,3 +294,38 @@ def postgres_store():
             admin.dispose()
 
     return made()
+
+
+OUTBOUND_ENVELOPE = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
+   <OrganizationId>{org}</OrganizationId>
+   <ActionId>04k57000000TOUIAA4</ActionId>
+   <SessionId xsi:nil="true"/>
+   <EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/60.0/{org15}</EnterpriseUrl>
+   <PartnerUrl>https://example.my.salesforce.com/services/Soap/u/60.0/{org15}</PartnerUrl>
+   <Notification>
+    <Id>{notification}</Id>
+    <sObject xsi:type="sf:{sobject}" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
+     <sf:Id>{record}</sf:Id>
+    </sObject>
+   </Notification>
+  </notifications>
+ </soapenv:Body>
+</soapenv:Envelope>
+"""
+
+
+def post_outbound(port: int, org15: str, sobject: str, record_id: str, notification_id: str) -> int:
+    """Post the Outbound Message Salesforce would send for one record; returns the HTTP status."""
+    import urllib.request
+
+    from connector.sources.outbound import id_suffix
+
+    body = OUTBOUND_ENVELOPE.format(org=org15 + id_suffix(org15), org15=org15, sobject=sobject,
+                                    record=record_id, notification=notification_id).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/outbound", data=body,
+                                     headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.status

@@ -15,7 +15,17 @@ import time
 import urllib.request
 
 import pytest
-from e2e_support import Outage, kill, postgres_store, salesforce_state, site, through, wait_for, worked_seed
+from e2e_support import (
+    Outage,
+    kill,
+    post_outbound,
+    postgres_store,
+    salesforce_state,
+    site,
+    through,
+    wait_for,
+    worked_seed,
+)
 
 from connector.sandbox.faults import Fault
 
@@ -133,6 +143,9 @@ def test_two_minutes_without_salesforce_end_in_the_state_of_a_run_without_them(t
             wait_for(lambda: cut.fired == 1, 60, "the outage to start")
             started = time.monotonic()
             add_activated_order(s, "late")  # a change made while revsync cannot reach the org
+            # ... and Salesforce's Outbound Message for it: stored and acknowledged all the same
+            assert post_outbound(port, "00D000000000001", "Order", s.refs["late"], "04l000000000077AAA") == 200
+            assert s.store_rows("SELECT count(*) FROM notifications WHERE processed_at IS NULL") == [(1,)]
             wait_for(lambda: health(port)["status"] == "degraded"
                      and any("unreachable" in r for r in health(port)["reasons"]), 90, "/health to say degraded")
             status = json.loads(s.revsync("status", "-f", "json").stdout)
@@ -143,6 +156,7 @@ def test_two_minutes_without_salesforce_end_in_the_state_of_a_run_without_them(t
             wait_for(lambda: salesforce_state(s.org, s.refs) == expected, 90, "the org to catch up", step=0.5)
             wait_for(lambda: health(port)["status"] == "ok", 30, "/health to be ok again")
             assert set(s.outbox_states()) == {"SUCCESS"}
+            assert s.store_rows("SELECT count(*) FROM notifications WHERE processed_at IS NULL") == [(0,)]
         finally:
             out, err = kill(daemon, signal.SIGTERM)
             relay.down()
@@ -197,3 +211,31 @@ def test_a_frozen_daemon_writes_nothing_after_its_lease_ran_out_sqlite(tmp_path)
 def test_a_frozen_daemon_writes_nothing_after_its_lease_ran_out_postgres(tmp_path):
     with postgres_store() as url:
         frozen_daemon_writes_nothing(tmp_path, url)
+
+
+def long_pass_keeps_the_lease(tmp_path, store_url: str | None) -> None:
+    with site(tmp_path, worked_seed(), sync="interval_seconds = 1\nlease_seconds = 3", store_url=store_url) as s:
+        slow = s.org.faults.add(Fault.slow(6, path="/queryAll", skip=2))  # one pass lasts twice the lease
+        first = s.start("sync")
+        try:
+            wait_for(lambda: slow.fired == 1, 60, "the slow call")
+            time.sleep(3.5)  # past the lease the first daemon took at its start
+            second = s.revsync("sync", "--once")
+            assert second.code == 1, second
+            assert "another sync daemon" in second.stderr, second
+            assert first.poll() is None  # the first one goes on
+        finally:
+            out, err = kill(first, signal.SIGTERM)
+        assert first.returncode == 0, err
+
+
+@pytest.mark.slow
+def test_a_pass_longer_than_the_lease_keeps_a_second_daemon_out_sqlite(tmp_path):
+    long_pass_keeps_the_lease(tmp_path, None)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_pass_longer_than_the_lease_keeps_a_second_daemon_out_postgres(tmp_path):
+    with postgres_store() as url:
+        long_pass_keeps_the_lease(tmp_path, url)
