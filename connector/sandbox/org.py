@@ -50,7 +50,7 @@ class OrgConfig:
     """How the sandbox org is set up: identity, credentials it accepts, limits and paging."""
 
     instance_url: str = "https://sandbox.revsync.test"
-    org_id: str = "00D8d0000000SBXAAA"
+    org_id: str = "00D8d0000000SBXEA2"  # 18 characters, with the case checksum Salesforce computes
     #: connected apps the token endpoint accepts: client id -> client secret
     clients: dict[str, str] = field(default_factory=lambda: {"revsync-test-client": "revsync-test-secret"})
     #: the integration user: username -> password (password grant) and JWT ``sub``

@@ -20,9 +20,8 @@ from server_support import (  # noqa: E402
     RECORDED, RECORDED_ORG, chunked_request, order_message, post_request, raw_request,
 )
 
-# connector.sandbox.org.OrgConfig.org_id is "00D8d0000000SBXAAA", whose last 3 characters are not
-# the case checksum of the first 15, so [server] org_ids would refuse it: its 15-character form is
-# configured and messages carry the 18-character form with the right checksum.
+# the sandbox org's id (connector.sandbox.org.OrgConfig.org_id) in its 15-character form, as an
+# admin may copy it from Setup; messages carry the 18-character form.
 SANDBOX_ORG_15 = "00D8d0000000SBX"
 SANDBOX_ORG = SANDBOX_ORG_15 + id_suffix(SANDBOX_ORG_15)
 
