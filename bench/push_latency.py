@@ -42,28 +42,9 @@ sys.path.insert(0, str(REPO))
 from connector.sandbox.org import Org, OrgConfig  # noqa: E402
 from connector.sandbox.seed import load_seed  # noqa: E402
 from connector.sandbox.server import serve  # noqa: E402
-from connector.sources.outbound import id_suffix  # noqa: E402
+from connector.sandbox.outbound import send  # noqa: E402
 
 CLIENT_ID, CLIENT_SECRET = "revsync-test-client", "revsync-test-secret"
-ENVELOPE = """<?xml version="1.0" encoding="UTF-8"?>
-<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
- <soapenv:Body>
-  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
-   <OrganizationId>{org}</OrganizationId>
-   <ActionId>04k57000000TOUIAA4</ActionId>
-   <SessionId xsi:nil="true"/>
-   <EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/60.0/{org15}</EnterpriseUrl>
-   <PartnerUrl>https://example.my.salesforce.com/services/Soap/u/60.0/{org15}</PartnerUrl>
-   <Notification>
-    <Id>{notification}</Id>
-    <sObject xsi:type="sf:{sobject}" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
-     <sf:Id>{record}</sf:Id>
-    </sObject>
-   </Notification>
-  </notifications>
- </soapenv:Body>
-</soapenv:Envelope>
-"""
 
 
 def free_port() -> int:
@@ -141,13 +122,8 @@ class Deals:
 
 
 def post(port: int, org_id: str, sobject: str, record: str, n: int) -> None:
-    org_id = org_id[:15] + id_suffix(org_id[:15])  # the 18-character form Salesforce sends
-    body = ENVELOPE.format(org=org_id, org15=org_id[:15], sobject=sobject, record=record,
-                           notification=f"04l{n:012d}AAA").encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/outbound", data=body,
-                                     headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        assert answer.status == 200, answer.status
+    status = send(f"http://127.0.0.1:{port}/outbound", org_id, sobject, record, f"04l{n:012d}AAA")
+    assert status == 200, status
 
 
 def wait(predicate, timeout: float, step: float = 0.05) -> bool:

@@ -267,65 +267,14 @@ def through(site: "Site", outage: Outage) -> None:
 
 def postgres_store():
     """A fresh schema in the local PostgreSQL server (context manager yielding its URL), or a skip."""
-    import uuid
-    from contextlib import contextmanager
+    sys.path.insert(0, str(REPO / "tests" / "store"))
+    from store_support import postgres_schema
 
-    import pytest
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
-
-    server = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-    @contextmanager
-    def made():
-        schema = f"revsync_test_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(server, connect_args={"connect_timeout": 3})
-        try:
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        except OperationalError as exc:
-            admin.dispose()
-            pytest.skip(f"PostgreSQL is not reachable at {server}: {exc.orig}")
-        try:
-            yield f"{server}?options=-csearch_path%3D{schema}"
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
-
-    return made()
-
-
-OUTBOUND_ENVELOPE = """<?xml version="1.0" encoding="UTF-8"?>
-<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
- <soapenv:Body>
-  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
-   <OrganizationId>{org}</OrganizationId>
-   <ActionId>04k57000000TOUIAA4</ActionId>
-   <SessionId xsi:nil="true"/>
-   <EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/60.0/{org15}</EnterpriseUrl>
-   <PartnerUrl>https://example.my.salesforce.com/services/Soap/u/60.0/{org15}</PartnerUrl>
-   <Notification>
-    <Id>{notification}</Id>
-    <sObject xsi:type="sf:{sobject}" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
-     <sf:Id>{record}</sf:Id>
-    </sObject>
-   </Notification>
-  </notifications>
- </soapenv:Body>
-</soapenv:Envelope>
-"""
+    return postgres_schema()
 
 
 def post_outbound(port: int, org15: str, sobject: str, record_id: str, notification_id: str) -> int:
     """Post the Outbound Message Salesforce would send for one record; returns the HTTP status."""
-    import urllib.request
+    from connector.sandbox.outbound import send
 
-    from connector.sources.outbound import id_suffix
-
-    body = OUTBOUND_ENVELOPE.format(org=org15 + id_suffix(org15), org15=org15, sobject=sobject,
-                                    record=record_id, notification=notification_id).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/outbound", data=body,
-                                     headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return answer.status
+    return send(f"http://127.0.0.1:{port}/outbound", org15, sobject, record_id, notification_id)

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import text
 
 from connector import reports
 from connector.clock import FrozenClock
@@ -17,8 +15,8 @@ from connector.importer import import_document, parse
 from connector.jobs import JobContext, JobRunner, regenerate_arr
 from connector.render import to_csv, to_json
 from connector.store.db import open_store
+from store_support import postgres_schema
 
-SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CLOCK = FrozenClock(dt.datetime(2024, 2, 1, 12, tzinfo=dt.timezone.utc))
 
 
@@ -116,20 +114,8 @@ def _reports(engine, calendar, prefix: str) -> dict[str, str]:
 
 @pytest.fixture
 def postgres_url():
-    schema = f"revsync_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(SERVER, connect_args={"connect_timeout": 3})
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at {SERVER}: {exc.orig}")
-    try:
-        yield f"{SERVER}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.mark.postgres
