@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote
 from . import auth, ids
 from .bulk import Bulk
 from .errors import ApiError, not_found
-from .faults import RECORD_KINDS, REQUEST_KINDS
+from .faults import ANSWER_KINDS, RECORD_KINDS, REQUEST_KINDS
 from .org import Org
 
 JSON = "application/json;charset=UTF-8"
@@ -29,6 +29,8 @@ MAX_COLLECTION = 200  # sObject Collections: "The list can contain up to 200 obj
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 300: "Multiple Choices", 400: "Bad Request",
                 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
                 409: "Conflict", 415: "Unsupported Media Type", 500: "Server Error", 503: "Service Unavailable"}
+#: WSGI environ key: a list the in-process transport passes to hear of a lost answer
+ANSWER_LOST = "revsync.sandbox.answer_lost"
 _DATA = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
 
 
@@ -65,6 +67,8 @@ class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    #: seconds the answer is held back after the request was carried out (a lost answer)
+    lost: float | None = None
 
 
 def json_response(status: int, payload, headers: dict | None = None) -> Response:
@@ -93,6 +97,12 @@ class SandboxApp:
         path = path.encode("latin-1").decode("utf-8", "replace")
         req = Request(environ["REQUEST_METHOD"].upper(), path, parse_qs(environ.get("QUERY_STRING", "")), headers, body)
         resp = self.handle(req)
+        if resp.lost is not None:
+            lost = environ.get(ANSWER_LOST)
+            if lost is not None:
+                lost.append(resp.lost)  # the in-process transport raises the client's timeout itself
+            else:
+                time.sleep(resp.lost)  # over HTTPS: the client gives up waiting first
         start_response(f"{resp.status} {_STATUS_TEXT.get(resp.status, 'Status')}",
                        list(resp.headers.items()) + [("Content-Length", str(len(resp.body)))])
         return [resp.body]
@@ -131,6 +141,9 @@ class SandboxApp:
                     raise ApiError(rule.status, rule.error_code, rule.message)
             org.count_api_call()
             resp = self.route(req)
+            if resp.status < 400:
+                for rule in org.faults.take(req.method, req.path, ANSWER_KINDS):
+                    resp.lost = rule.delay
         except ApiError as err:
             resp = json_response(err.status, err.rest_body(), err.headers)
         resp.headers.update(limit_header())

@@ -11,6 +11,12 @@ the chosen record positions (0-based) while the others succeed.
     org.faults.add(Fault.partial_failure([1, 3], path=r"/composite/sobjects"))
     org.faults.add(Fault.session_expired())          # 401 until the client gets a new token
     org.faults.add(Fault.slow(0.5, path=r"/jobs/"))
+    org.faults.add(Fault.lose_answer(method="PATCH", path=r"/composite/sobjects/OrderItem/"))
+
+``lose_answer`` rules are taken after the handler has carried the request out: the write has
+landed, but its answer never reaches the client (a connection reset, a proxy timing out, the
+client's read timeout). Over HTTPS the answer is held for ``delay`` seconds, past the client's
+timeout; through the in-process transport the client gets a ``ReadTimeout`` at once.
 """
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ from dataclasses import dataclass, field
 REQUEST_KINDS = frozenset({"error", "session_expired", "slow"})
 #: rule kinds the record-processing handlers consume
 RECORD_KINDS = frozenset({"partial"})
+#: rule kinds taken after a request was carried out successfully
+ANSWER_KINDS = frozenset({"lose_answer"})
 
 
 @dataclass
@@ -91,6 +99,12 @@ class Fault:
              skip: int = 0) -> "Fault":
         """Sleep ``seconds`` before answering (for client timeouts)."""
         return cls("slow", method, path, times, skip, delay=seconds)
+
+    @classmethod
+    def lose_answer(cls, *, method: str = "*", path: str = "", times: int | None = 1, skip: int = 0,
+                    delay: float = 10.0) -> "Fault":
+        """Carry the request out, then lose its answer (held ``delay`` seconds over HTTPS)."""
+        return cls("lose_answer", method, path, times, skip, delay=delay)
 
     @classmethod
     def partial_failure(cls, records: list[int] | tuple[int, ...], *, error_code: str = "FIELD_CUSTOM_VALIDATION_EXCEPTION",

@@ -483,6 +483,7 @@ class Org:
         if not isinstance(values, dict):
             raise ApiError(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of sObject from a non-object value")
         out = {}
+        refused = []
         for key, value in values.items():
             if key == "attributes":
                 continue
@@ -491,11 +492,19 @@ class Org:
                 raise ApiError(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
             allowed = f.createable if creating else f.updateable
             if not allowed and not seed and not (f.name == "Id" and creating):
-                verb = "create" if creating else "update"
-                raise ApiError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
-                               f"Unable to {verb} fields: {f.name}. Please check the security settings of this field "
-                               "and verify that it is read/write for your profile or permission set.", [f.name])
+                refused.append(f.name)
+                continue
             out[f.name] = self._value(obj, f, value)
+        if refused:
+            # One error naming every field, in Salesforce's words whichever the operation: a
+            # create-only field sent on update (OrderItem.OrderId, PricebookEntryId; Object
+            # Reference, OrderItem: "It can't be changed in an update") is refused with the same
+            # code as a read-only one (https://developer.salesforce.com/docs/atlas.en-us.196.0.
+            # object_reference.meta/object_reference/sforce_api_objects_orderitem.htm).
+            raise ApiError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
+                           f"Unable to create/update fields: {', '.join(refused)}. Please check the security "
+                           "settings of this field and verify that it is read/write for your profile or "
+                           "permission set.", refused)
         return out
 
     def _value(self, obj: ObjectDef, f: FieldDef, value):
