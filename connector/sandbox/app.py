@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote
 
-from . import auth, ids
+from . import auth, ids, soap
 from .bulk import Bulk
 from .errors import ApiError, not_found
 from .faults import ANSWER_KINDS, RECORD_KINDS, REQUEST_KINDS
@@ -122,6 +122,8 @@ class SandboxApp:
             return json_response(status, payload)
         if req.path.rstrip("/") == "/services/data":
             return json_response(200, [{"label": "Sandbox", "url": "/services/data/v60.0", "version": "60.0"}])
+        if req.path.startswith("/services/Soap/u/"):
+            return self._soap(req)
         m = _DATA.match(req.path)
         if not m:
             return json_response(404, not_found().rest_body())
@@ -147,6 +149,34 @@ class SandboxApp:
         except ApiError as err:
             resp = json_response(err.status, err.rest_body(), err.headers)
         resp.headers.update(limit_header())
+        return resp
+
+    def _soap(self, req: Request) -> Response:
+        """The partner SOAP endpoint: ``deleteByExample()`` (see :mod:`connector.sandbox.soap`)."""
+        org = self.org
+        if req.method != "POST":
+            status, body = soap.fault("UNKNOWN_EXCEPTION", "SOAP requests are POSTed")
+        elif org.config.require_auth and not org.check_token(soap.session_id(req.body)):
+            status, body = soap.fault("INVALID_SESSION_ID", "Invalid Session ID found in SessionHeader: Illegal Session")
+        else:
+            try:
+                for rule in org.faults.take(req.method, req.path, REQUEST_KINDS):
+                    if rule.kind == "slow":
+                        time.sleep(rule.delay)
+                    elif rule.kind == "session_expired":
+                        org.expire_sessions()
+                        raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
+                    else:
+                        raise ApiError(rule.status, rule.error_code, rule.message)
+                org.count_api_call()
+                status, body = soap.handle(org, req.body)
+            except ApiError as err:
+                status, body = soap.fault(err.error_code, err.message)
+                status = 503 if err.status == 503 else status  # an unavailable org answers 503 to every API
+        resp = Response(status, body, {"Content-Type": soap.XML})
+        if status == 200:
+            for rule in org.faults.take(req.method, req.path, ANSWER_KINDS):
+                resp.lost = rule.delay
         return resp
 
     # --- routing -------------------------------------------------------------------------------

@@ -8,10 +8,13 @@ nothing is lost between the two. One writer per org sends them:
 - engine-origin orders as Draft orders with their items, then, once the engine has activated the
   order and its jobs have succeeded, the status Activated (SPEC section 2);
 - ARR-by-period rows into both big objects through Bulk API 2.0 ingest jobs; a job with failures
-  is sent again whole (big-object inserts are idempotent on the index).
+  is sent again whole (big-object inserts are idempotent on the index). After `regenerate arr`,
+  the rows of the old fiscal calendar are deleted first, by SOAP deleteByExample.
 
-An entry is PENDING while its call is in flight: after a crash it is sent again, which upserts
-(or, for big objects, re-inserts on the same index) the same record. Per-record failures keep
+An entry is PENDING while its call is in flight: after a crash (or a lost answer) it is sent
+again. A record that may already exist is looked up by its external id first and, when it does,
+sent without its create-only fields (Salesforce refuses them on update); big-object rows are
+re-inserted on the same index, or deleted again (deleting an absent row succeeds). Per-record failures keep
 Salesforce's message in FAILED entries for `revsync outbox`; lock errors stay NEW for the next flush.
 """
 from __future__ import annotations
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 RECORD_OBJECTS = {"subscription": "Subscription__c", "asset": "Asset", "entitlement": "Entitlement"}
 BIG_OBJECTS = ("ArrByPeriod__b", "ArrByPeriodByCustomer__b")
+#: outbox kind of the rows of an old fiscal calendar to delete from a big object (`regenerate arr`)
+BIG_DELETE = "big_delete"
 #: objects whose records the connector creates: their engine ids are never Salesforce Ids (a
 #: Salesforce-origin subscription's engine id is its order item's Id, not a Subscription__c Id)
 OWN_OBJECTS = frozenset(RECORD_OBJECTS.values())
@@ -324,9 +329,58 @@ class OutboxWriter:
                         message = "; ".join(f"{x.error_code}: {x.message}" for x in result.errors)
                         self._finish(conn, [e.id], "NEW" if result.transient else "FAILED", message)
 
+    def _big_object_deletes(self, report: FlushReport, sobject: str) -> None:
+        """Rows of an old fiscal calendar out of a big object (SOAP deleteByExample, by their full index).
+
+        Rows the line still has are never deleted (the insert of the current rows replaces them),
+        so an entry sent late, or again after a crash, cannot remove a current row; deleting rows
+        that are already gone succeeds, so a resend is harmless.
+        """
+        due = [e for e in self._due((BIG_DELETE,)) if e.object == sobject]
+        if not due:
+            return
+        index = self.mappings.writing(sobject).index
+        templates: list[dict[str, Any]] = []
+        owners: list[int] = []
+        for n, entry in enumerate(due):
+            payload = json.loads(entry.payload)
+            current = {str(r["period_start"]) for r in self._arr_values(int(payload["line_pk"]))}
+            for values in payload["rows"]:
+                if str(values["period_start"]) in current:
+                    continue
+                try:
+                    made = self.mappings.write(sobject, self._values(sobject, values), resolve=self.resolve)
+                except SkippableError:
+                    continue  # it names a record never written to Salesforce: so was the row itself
+                templates.append({f: made[f] for f in index})
+                owners.append(n)
+        self._claim([e.id for e in due])
+        failed: dict[int, str] = {}
+        try:
+            results = self.client.delete_by_example(sobject, templates) if templates else []
+            report.calls += -(-len(templates) // COLLECTION_SIZE)
+            for n, result in zip(owners, results):
+                if not result.success:
+                    failed[n] = "; ".join(f"{e.error_code}: {e.message}" for e in result.errors)
+        except (TransientError, RequestRejected) as exc:
+            failed = {n: str(exc) for n in range(len(due))}
+        with self.store.begin() as conn:
+            for n, entry in enumerate(due):
+                if n not in failed:
+                    self._finish(conn, [entry.id], "SUCCESS")
+                    report.add(report.sent, sobject)
+                    continue
+                given_up = entry.attempts + 1 >= MAX_BIG_OBJECT_ATTEMPTS
+                self._finish(conn, [entry.id], "FAILED" if given_up else "NEW", failed[n])
+                report.add(report.failed if given_up else report.waiting, sobject)
+
     def _big_objects(self, report: FlushReport) -> None:
-        """ARR rows of the lines due, into each big object by Bulk API 2.0; a failed job is resent whole."""
+        """ARR rows of the lines due, into each big object by Bulk API 2.0; a failed job is resent whole.
+
+        Rows of an old calendar are deleted first (`regenerate arr`).
+        """
         for sobject in BIG_OBJECTS:
+            self._big_object_deletes(report, sobject)
             due = [e for e in self._due(("big_object",)) if e.object == sobject]
             if not due:
                 continue
