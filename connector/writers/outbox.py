@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -58,6 +59,17 @@ _SF_ID_LENGTHS = (15, 18)
 def _unknown_outcome(entries: Sequence[Any]) -> bool:
     """True when an earlier send of this record may have reached Salesforce without its answer coming back."""
     return any(e.state == "PENDING" or e.attempts > 0 for e in entries)
+
+
+_REFUSED = re.compile(r"Unable to create/update fields: ([^.]*)\.")
+
+
+def _refused(error: Any) -> set[str]:
+    """The fields an INVALID_FIELD_FOR_INSERT_UPDATE error names (its `fields`, else its message)."""
+    if error.fields:
+        return set(error.fields)
+    found = _REFUSED.search(error.message or "")
+    return {f.strip() for f in found.group(1).split(",")} if found else {"?"}
 
 
 @dataclass
@@ -242,9 +254,9 @@ class OutboxWriter:
                         if result.id:
                             self._remember(conn, sobject, item.entries[-1].external_id, result.id)
                         report.add(report.sent, sobject)
-                    elif item.creating and create_only and all(
-                            e.error_code == "INVALID_FIELD_FOR_INSERT_UPDATE" and e.fields
-                            and set(e.fields) <= create_only for e in result.errors):
+                    elif item.creating and create_only and result.errors and all(
+                            e.error_code == "INVALID_FIELD_FOR_INSERT_UPDATE" and _refused(e) <= create_only
+                            for e in result.errors):
                         again.append(item)  # stays PENDING until it is sent again below
                     else:
                         message = "; ".join(f"{e.error_code}: {e.message}" for e in result.errors)
