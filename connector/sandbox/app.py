@@ -157,7 +157,8 @@ class SandboxApp:
         if req.method != "POST":
             status, body = soap.fault("UNKNOWN_EXCEPTION", "SOAP requests are POSTed")
         elif org.config.require_auth and not org.check_token(soap.session_id(req.body)):
-            status, body = soap.fault("INVALID_SESSION_ID", "Invalid Session ID found in SessionHeader: Illegal Session")
+            status, body = soap.fault("INVALID_SESSION_ID",
+                                      "Invalid Session ID found in SessionHeader: Illegal Session")
         else:
             try:
                 for rule in org.faults.take(req.method, req.path, REQUEST_KINDS):

@@ -14,8 +14,9 @@ nothing is lost between the two. One writer per org sends them:
 An entry is PENDING while its call is in flight: after a crash (or a lost answer) it is sent
 again. A record that may already exist is looked up by its external id first and, when it does,
 sent without its create-only fields (Salesforce refuses them on update); big-object rows are
-re-inserted on the same index, or deleted again (deleting an absent row succeeds). Per-record failures keep
-Salesforce's message in FAILED entries for `revsync outbox`; lock errors stay NEW for the next flush.
+re-inserted on the same index, or deleted again (deleting an absent row succeeds). Per-record
+failures keep Salesforce's message in FAILED entries for `revsync outbox`; lock errors stay NEW
+for the next flush.
 """
 from __future__ import annotations
 

@@ -239,5 +239,6 @@ def test_the_uninterrupted_run_wrote_everything(uninterrupted):
     state = uninterrupted["state"]
     assert len(state["Order"]) == len(state["OrderItem"]) == len(state["Subscription__c"]) == OPPORTUNITIES
     assert {o["Status"] for o in state["Order"]} == {"Activated"}
-    assert len(state["ArrByPeriod__b"]) == len(state["ArrByPeriodByCustomer__b"]) == OPPORTUNITIES * 12  # 12 months from a first of the month
+    # twelve months from the first of a month
+    assert len(state["ArrByPeriod__b"]) == len(state["ArrByPeriodByCustomer__b"]) == OPPORTUNITIES * 12
     assert all(a["TCV__c"] for a in state["Account"] if a["Id"].startswith("@acct"))
