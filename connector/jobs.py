@@ -19,9 +19,9 @@ from connector.engine.fiscal import FiscalCalendar
 from connector.engine.metrics import order_metrics
 from connector.engine.money import round_money
 from connector.engine.settings import EngineSettings
-from connector.reports import account_values, item_values
+from connector.reports import account_values, arr_rows_of_line, item_values
 from connector.store import repository as repo
-from connector.writers.outbox import BIG_OBJECTS, RECORD_OBJECTS, enqueue
+from connector.writers.outbox import BIG_DELETE, BIG_OBJECTS, RECORD_OBJECTS, enqueue
 from connector.store import schema as t
 
 log = logging.getLogger(__name__)
@@ -222,19 +222,33 @@ class JobRunner:
 
 
 def regenerate_arr(engine: Engine, ctx: JobContext, batch_size: int = 500) -> int:
-    """Rebuild every ARR row on the current calendar in one transaction (SPEC 7's sanctioned rewrite)."""
+    """Rebuild every ARR row on the current calendar in one transaction (SPEC 7's sanctioned rewrite).
+
+    With write-back, the same transaction queues, per line and big object, the deletion of the
+    old rows the new calendar does not have (Salesforce deletes big-object rows only by their
+    full index, SOAP deleteByExample), and the insert of the new rows; the writer sends the
+    deletions first.
+    """
     with engine.begin() as conn:
-        conn.execute(t.arr_rows.delete())
         count = 0
         order_ids = conn.execute(select(t.orders.c.id).order_by(t.orders.c.seq)).scalars().all()
         for i in range(0, len(order_ids), batch_size):
             orders = repo.load_orders(conn, order_ids[i:i + batch_size])
-            count += repo.insert_arr_rows(conn, ((pk, row) for o in orders.values() for pk, line in o.lines
-                                                 for row in arr_rows(line, o.currency, ctx.calendar)))
-            if ctx.write_back:  # the rebuilt rows go to both big objects too
+            lines = [(o, pk, line) for o in orders.values() for pk, line in o.lines]
+            old = {pk: arr_rows_of_line(conn, pk) for _, pk, line in lines if line.recurring} \
+                if ctx.write_back else {}
+            pks = [pk for _, pk, _ in lines]
+            for k in range(0, len(pks), batch_size):
+                conn.execute(t.arr_rows.delete().where(t.arr_rows.c.line_pk.in_(pks[k:k + batch_size])))
+            new = {pk: arr_rows(line, o.currency, ctx.calendar) for o, pk, line in lines}
+            count += repo.insert_arr_rows(conn, ((pk, row) for pk, rows in new.items() for row in rows))
+            if ctx.write_back:  # the rebuilt rows go to both big objects too, the old ones out of them
+                stale = {pk: [r for r in old[pk] if r["period_start"] not in {n.period_start for n in new[pk]}]
+                         for pk in old}
+                enqueue(conn, [(big, line.id, BIG_DELETE, o.id, {"line_pk": pk, "rows": stale[pk]})
+                               for o, pk, line in lines if stale.get(pk) for big in BIG_OBJECTS], _stamp(ctx))
                 enqueue(conn, [(big, line.id, "big_object", o.id, {"line_pk": pk})
-                               for o in orders.values() for pk, line in o.lines if line.recurring
-                               for big in BIG_OBJECTS], _stamp(ctx))
+                               for o, pk, line in lines if line.recurring for big in BIG_OBJECTS], _stamp(ctx))
         conn.execute(update(t.jobs).where(t.jobs.c.kind == "arr_by_period").values(
             status="succeeded", last_error=None, next_attempt_at=None))
         repo.set_meta(conn, "fiscal_calendar", ctx.calendar.fingerprint())

@@ -48,6 +48,7 @@ from connector.salesforce.records import (
     record_result,
 )
 from connector.salesforce.retry import RetryPolicy
+from connector.salesforce.soap import DeleteResult, delete_by_example
 from connector.salesforce.settings import SalesforceSettings
 from connector.salesforce.soql import Query, identifier, sobject_name
 
@@ -271,7 +272,13 @@ class SalesforceClient:
         """Wait for an ingest job created earlier and fetch its results."""
         return BulkIngest(self).finish(_job_id(job_id))
 
-    # -- plumbing shared with bulk.py ------------------------------------------------------
+    # -- big objects (SOAP) ------------------------------------------------------------------
+
+    def delete_by_example(self, sobject: str, templates: Iterable[Mapping[str, Any]]) -> list[DeleteResult]:
+        """Delete big-object rows, each template giving every index field (SOAP deleteByExample)."""
+        return delete_by_example(self, sobject_name(sobject), [dict(t) for t in templates])
+
+    # -- plumbing shared with bulk.py and soap.py ------------------------------------------------------
 
     @property
     def bulk_timeout(self) -> dt.timedelta:

@@ -3,7 +3,8 @@
 Modules: ``org`` (state, DML, queries, sessions, limits), ``soql`` (the strict SOQL subset),
 ``schema`` (describe, from ``standard_objects.json`` and the DX metadata in ``salesforce/``),
 ``ids`` (18-character Ids), ``bulk`` (Bulk API 2.0 jobs), ``auth`` (OAuth token endpoint),
-``faults`` (fault rules), ``app`` (the WSGI app), ``transport`` (in-process ``requests`` adapter),
+``faults`` (fault rules), ``soap`` (the SOAP endpoint: ``deleteByExample`` of big-object rows),
+``app`` (the WSGI app), ``transport`` (in-process ``requests`` adapter),
 ``server`` (HTTPS on loopback with cheroot + trustme), ``seed`` (loading a JSON seed file).
 
 Typical in-process use::

@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote
 
-from . import auth, ids
+from . import auth, ids, soap
 from .bulk import Bulk
 from .errors import ApiError, not_found
-from .faults import RECORD_KINDS, REQUEST_KINDS
+from .faults import ANSWER_KINDS, RECORD_KINDS, REQUEST_KINDS
 from .org import Org
 
 JSON = "application/json;charset=UTF-8"
@@ -29,6 +29,8 @@ MAX_COLLECTION = 200  # sObject Collections: "The list can contain up to 200 obj
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 300: "Multiple Choices", 400: "Bad Request",
                 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
                 409: "Conflict", 415: "Unsupported Media Type", 500: "Server Error", 503: "Service Unavailable"}
+#: WSGI environ key: a list the in-process transport passes to hear of a lost answer
+ANSWER_LOST = "revsync.sandbox.answer_lost"
 _DATA = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
 
 
@@ -65,6 +67,8 @@ class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    #: seconds the answer is held back after the request was carried out (a lost answer)
+    lost: float | None = None
 
 
 def json_response(status: int, payload, headers: dict | None = None) -> Response:
@@ -93,6 +97,12 @@ class SandboxApp:
         path = path.encode("latin-1").decode("utf-8", "replace")
         req = Request(environ["REQUEST_METHOD"].upper(), path, parse_qs(environ.get("QUERY_STRING", "")), headers, body)
         resp = self.handle(req)
+        if resp.lost is not None:
+            lost = environ.get(ANSWER_LOST)
+            if lost is not None:
+                lost.append(resp.lost)  # the in-process transport raises the client's timeout itself
+            else:
+                time.sleep(resp.lost)  # over HTTPS: the client gives up waiting first
         start_response(f"{resp.status} {_STATUS_TEXT.get(resp.status, 'Status')}",
                        list(resp.headers.items()) + [("Content-Length", str(len(resp.body)))])
         return [resp.body]
@@ -112,6 +122,8 @@ class SandboxApp:
             return json_response(status, payload)
         if req.path.rstrip("/") == "/services/data":
             return json_response(200, [{"label": "Sandbox", "url": "/services/data/v60.0", "version": "60.0"}])
+        if req.path.startswith("/services/Soap/u/"):
+            return self._soap(req)
         m = _DATA.match(req.path)
         if not m:
             return json_response(404, not_found().rest_body())
@@ -133,9 +145,41 @@ class SandboxApp:
                     raise ApiError(rule.status, rule.error_code, rule.message)
             org.count_api_call()
             resp = self.route(req)
+            if resp.status < 400:
+                for rule in org.faults.take(req.method, req.path, ANSWER_KINDS):
+                    resp.lost = rule.delay
         except ApiError as err:
             resp = json_response(err.status, err.rest_body(), err.headers)
         resp.headers.update(limit_header())
+        return resp
+
+    def _soap(self, req: Request) -> Response:
+        """The partner SOAP endpoint: ``deleteByExample()`` (see :mod:`connector.sandbox.soap`)."""
+        org = self.org
+        if req.method != "POST":
+            status, body = soap.fault("UNKNOWN_EXCEPTION", "SOAP requests are POSTed")
+        elif org.config.require_auth and not org.check_token(soap.session_id(req.body)):
+            status, body = soap.fault("INVALID_SESSION_ID",
+                                      "Invalid Session ID found in SessionHeader: Illegal Session")
+        else:
+            try:
+                for rule in org.faults.take(req.method, req.path, REQUEST_KINDS):
+                    if rule.kind == "slow":
+                        time.sleep(rule.delay)
+                    elif rule.kind == "session_expired":
+                        org.expire_sessions()
+                        raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
+                    else:
+                        raise ApiError(rule.status, rule.error_code, rule.message)
+                org.count_api_call()
+                status, body = soap.handle(org, req.body)
+            except ApiError as err:
+                status, body = soap.fault(err.error_code, err.message)
+                status = 503 if err.status == 503 else status  # an unavailable org answers 503 to every API
+        resp = Response(status, body, {"Content-Type": soap.XML})
+        if status == 200:
+            for rule in org.faults.take(req.method, req.path, ANSWER_KINDS):
+                resp.lost = rule.delay
         return resp
 
     # --- routing -------------------------------------------------------------------------------

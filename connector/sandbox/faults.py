@@ -13,6 +13,12 @@ the chosen record positions (0-based) while the others succeed.
     org.faults.add(Fault.slow(0.5, path=r"/jobs/"))
     org.faults.add(Fault.token_error(503, "server_unavailable", "down"))   # the token endpoint only
     org.faults.add(Fault.token_echo())               # a token endpoint that echoes the request
+    org.faults.add(Fault.lose_answer(method="PATCH", path=r"/composite/sobjects/OrderItem/"))
+
+``lose_answer`` rules are taken after the handler has carried the request out: the write has
+landed, but its answer never reaches the client (a connection reset, a proxy timing out, the
+client's read timeout). Over HTTPS the answer is held for ``delay`` seconds, past the client's
+timeout; through the in-process transport the client gets a ``ReadTimeout`` at once.
 """
 from __future__ import annotations
 
@@ -28,6 +34,8 @@ RECORD_KINDS = frozenset({"partial"})
 TOKEN_KINDS = frozenset({"token"})
 #: in a token fault's message, replaced by the request body as received (form-encoded)
 ECHO = "{request}"
+#: rule kinds taken after a request was carried out successfully
+ANSWER_KINDS = frozenset({"lose_answer"})
 
 
 @dataclass
@@ -118,6 +126,12 @@ class Fault:
         misconfigured proxy or endpoint does (the body holds the client secret, form-encoded)."""
         return cls("token", "POST", "/services/oauth2/token", times, skip, status, "invalid_request",
                    f"could not process request body: {ECHO}")
+
+    @classmethod
+    def lose_answer(cls, *, method: str = "*", path: str = "", times: int | None = 1, skip: int = 0,
+                    delay: float = 10.0) -> "Fault":
+        """Carry the request out, then lose its answer (held ``delay`` seconds over HTTPS)."""
+        return cls("lose_answer", method, path, times, skip, delay=delay)
 
     @classmethod
     def partial_failure(cls, records: list[int] | tuple[int, ...], *, error_code: str = "FIELD_CUSTOM_VALIDATION_EXCEPTION",

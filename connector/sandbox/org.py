@@ -467,6 +467,42 @@ class Org:
             store[key] = row
             return not existed
 
+    def delete_big_by_example(self, obj_name: str, values: dict) -> int:
+        """Delete the big object rows whose index equals ``values`` (every index field, no other); rows deleted.
+
+        SOAP ``deleteByExample()``: "All fields in the index must be specified. You can't include a
+        partially specified index or non-indexed field"; deleting rows already gone succeeds with 0.
+        """
+        with self.lock:
+            obj = self.object(obj_name)
+            given = {k.lower(): (k, v) for k, v in values.items()}
+            index = {n.lower(): n for n in obj.index}
+            extra = [k for low, (k, _) in given.items() if low not in index]
+            missing = [n for low, n in index.items() if low not in given or given[low][1] in (None, "")]
+            if extra or missing:
+                problem = "; ".join(p for p in (f"not index fields: {', '.join(extra)}" if extra else "",
+                                                f"index fields missing: {', '.join(missing)}" if missing else "") if p)
+                raise ApiError(400, "INVALID_FIELD", f"deleteByExample needs every field of the {obj.name} index "
+                               f"({', '.join(obj.index)}) and no other: {problem}", extra + missing)
+            key = tuple(self._index_value(obj, obj.field(n), given[n.lower()][1]) for n in obj.index)
+            store = self._big[obj.name]
+            if key not in store:
+                return 0
+            self._remember("big", obj.name, key, store[key])
+            del store[key]
+            return 1
+
+    def _index_value(self, obj: ObjectDef, f: FieldDef, value: str):
+        # the stored form of a template value: canonical Ids, date-times as the org writes them
+        if f.type in ("id", "reference"):
+            if not ids.is_valid(value):
+                raise ApiError(400, "MALFORMED_ID", f"{f.label}: id value of incorrect type: {value}", [f.name])
+            return ids.canonical(value)
+        if f.type == "datetime":
+            return soql.format_datetime(parse_datetime(value, lambda: ApiError(
+                400, "INVALID_FIELD", f"{f.name}: not a date-time: {value}", [f.name])))
+        return self._value(obj, f, value)
+
     # --- validation ----------------------------------------------------------------------------
     def _external_field(self, obj: ObjectDef, name: str) -> FieldDef:
         f = obj.field(name)
@@ -483,6 +519,7 @@ class Org:
         if not isinstance(values, dict):
             raise ApiError(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of sObject from a non-object value")
         out = {}
+        refused = []
         for key, value in values.items():
             if key == "attributes":
                 continue
@@ -491,11 +528,19 @@ class Org:
                 raise ApiError(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
             allowed = f.createable if creating else f.updateable
             if not allowed and not seed and not (f.name == "Id" and creating):
-                verb = "create" if creating else "update"
-                raise ApiError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
-                               f"Unable to {verb} fields: {f.name}. Please check the security settings of this field "
-                               "and verify that it is read/write for your profile or permission set.", [f.name])
+                refused.append(f.name)
+                continue
             out[f.name] = self._value(obj, f, value)
+        if refused:
+            # One error naming every field, in Salesforce's words whichever the operation: a
+            # create-only field sent on update (OrderItem.OrderId, PricebookEntryId; Object
+            # Reference, OrderItem: "It can't be changed in an update") is refused with the same
+            # code as a read-only one (https://developer.salesforce.com/docs/atlas.en-us.196.0.
+            # object_reference.meta/object_reference/sforce_api_objects_orderitem.htm).
+            raise ApiError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
+                           f"Unable to create/update fields: {', '.join(refused)}. Please check the security "
+                           "settings of this field and verify that it is read/write for your profile or "
+                           "permission set.", refused)
         return out
 
     def _value(self, obj: ObjectDef, f: FieldDef, value):

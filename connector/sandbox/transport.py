@@ -11,7 +11,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .app import SandboxApp
+from .app import ANSWER_LOST, SandboxApp
 from .org import Org
 
 DEFAULT_BASE_URL = "https://sandbox.revsync.test"
@@ -50,6 +50,7 @@ class SandboxAdapter(BaseAdapter):
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
+            ANSWER_LOST: [],
         }
         for key, value in request.headers.items():
             name = key.upper().replace("-", "_")
@@ -65,6 +66,10 @@ class SandboxAdapter(BaseAdapter):
 
         chunks = self.app(environ, start_response)
         data = b"".join(chunks)
+        if environ[ANSWER_LOST]:
+            # the org carried the request out; its answer never comes back (a lost-answer fault)
+            raise requests.ReadTimeout(f"sandbox fault: the answer to {request.method} {url.path} was lost",
+                                       request=request)
         resp = requests.Response()
         resp.status_code = int(captured["status"].split(" ", 1)[0])
         resp.reason = captured["status"].split(" ", 1)[1] if " " in captured["status"] else ""

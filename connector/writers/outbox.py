@@ -8,17 +8,22 @@ nothing is lost between the two. One writer per org sends them:
 - engine-origin orders as Draft orders with their items, then, once the engine has activated the
   order and its jobs have succeeded, the status Activated (SPEC section 2);
 - ARR-by-period rows into both big objects through Bulk API 2.0 ingest jobs; a job with failures
-  is sent again whole (big-object inserts are idempotent on the index).
+  is sent again whole (big-object inserts are idempotent on the index). After `regenerate arr`,
+  the rows of the old fiscal calendar are deleted first, by SOAP deleteByExample.
 
-An entry is PENDING while its call is in flight: after a crash it is sent again, which upserts
-(or, for big objects, re-inserts on the same index) the same record. Per-record failures keep
-Salesforce's message in FAILED entries for `revsync outbox`; lock errors stay NEW for the next flush.
+An entry is PENDING while its call is in flight: after a crash (or a lost answer) it is sent
+again. A record that may already exist is looked up by its external id first and, when it does,
+sent without its create-only fields (Salesforce refuses them on update); big-object rows are
+re-inserted on the same index, or deleted again (deleting an absent row succeeds). Per-record
+failures keep Salesforce's message in FAILED entries for `revsync outbox`; lock errors stay NEW
+for the next flush.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,6 +33,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, u
 
 from connector.clock import Clock
 from connector.errors import RevsyncError, SkippableError, TransientError
+from connector.salesforce.errors import BulkJobFailed, RequestRejected
 from connector.salesforce.soql import select as soql
 from connector.store import schema as t
 
@@ -35,16 +41,47 @@ log = logging.getLogger(__name__)
 
 RECORD_OBJECTS = {"subscription": "Subscription__c", "asset": "Asset", "entitlement": "Entitlement"}
 BIG_OBJECTS = ("ArrByPeriod__b", "ArrByPeriodByCustomer__b")
+#: outbox kind of the rows of an old fiscal calendar to delete from a big object (`regenerate arr`)
+BIG_DELETE = "big_delete"
 #: objects whose records the connector creates: their engine ids are never Salesforce Ids (a
 #: Salesforce-origin subscription's engine id is its order item's Id, not a Subscription__c Id)
 OWN_OBJECTS = frozenset(RECORD_OBJECTS.values())
 #: a big-object job that keeps failing is given up after this many sends (then FAILED, listed)
 MAX_BIG_OBJECT_ATTEMPTS = 5
 COLLECTION_SIZE = 200
+#: external ids per `IN (...)` lookup: keeps the SOQL far below its length limit
+LOOKUP_SIZE = 200
 #: rows per Bulk API 2.0 ingest job (well under its 100 MB upload limit)
 BULK_ROWS = 100_000
 #: Salesforce Id key prefixes of the objects whose engine ids may already be Salesforce Ids
 _SF_ID_LENGTHS = (15, 18)
+
+
+def _unknown_outcome(entries: Sequence[Any]) -> bool:
+    """True when an earlier send of this record may have reached Salesforce without its answer coming back."""
+    return any(e.state == "PENDING" or e.attempts > 0 for e in entries)
+
+
+_REFUSED = re.compile(r"Unable to create/update fields: ([^.]*)\.")
+
+
+def _refused(error: Any) -> set[str]:
+    """The fields an INVALID_FIELD_FOR_INSERT_UPDATE error names (its `fields`, else its message)."""
+    if error.fields:
+        return set(error.fields)
+    found = _REFUSED.search(error.message or "")
+    return {f.strip() for f in found.group(1).split(",")} if found else {"?"}
+
+
+@dataclass
+class _Pending:
+    """One record about to be upserted: its outbox entries, engine values and payload."""
+
+    entries: list
+    values: dict[str, Any]
+    payload: dict[str, Any]
+    #: sent with its create-only fields (the record is not known to exist)
+    creating: bool
 
 
 def _default(value: Any) -> Any:
@@ -160,38 +197,75 @@ class OutboxWriter:
             by_object.setdefault(entry.object, {}).setdefault(entry.external_id, []).append(entry)
         for sobject, records in by_object.items():
             mapping = self.mappings.writing(sobject)
-            ext_field = mapping.external_id
-            payloads, groups = [], []
+            # A record whose earlier send may have landed (its answer was lost: a kill, a timeout)
+            # may exist already; Salesforce refuses its create-only fields on update
+            # (INVALID_FIELD_FOR_INSERT_UPDATE), so ask first, one query for all of them.
+            existing: set[str] = set()
+            if any(s.create_only for s in mapping.fields.values()):
+                existing = self._existing(sobject, mapping.external_id,
+                                          [x for x, entries in records.items() if _unknown_outcome(entries)], report)
+            items = []
             for external_id, entries in records.items():
                 latest = entries[-1]  # the newest payload wins; earlier ones are superseded by it
                 values = self._values(sobject, json.loads(latest.payload))
+                creating = external_id.casefold() not in existing
                 try:
-                    payload = self.mappings.write(sobject, values, resolve=self.resolve)
+                    payload = self.mappings.write(sobject, values, resolve=self.resolve, creating=creating)
                 except SkippableError as exc:
                     waiting = type(exc).__name__ == "UnresolvedReference"
                     with self.store.begin() as conn:
                         self._finish(conn, [e.id for e in entries], "NEW" if waiting else "FAILED", str(exc))
                     report.add(report.waiting if waiting else report.failed, sobject, len(entries))
                     continue
-                payloads.append(payload)
-                groups.append(entries)
-            for i in range(0, len(payloads), COLLECTION_SIZE):
-                chunk, chunk_groups = payloads[i:i + COLLECTION_SIZE], groups[i:i + COLLECTION_SIZE]
-                self._claim([e.id for g in chunk_groups for e in g])
-                results = self.client.upsert_collection(sobject, ext_field, chunk)
-                report.calls += 1
-                with self.store.begin() as conn:
-                    for entries, result in zip(chunk_groups, results):
-                        ids = [e.id for e in entries]
-                        if result.success:
-                            self._finish(conn, ids, "SUCCESS", None, result.id)
-                            if result.id:
-                                self._remember(conn, sobject, entries[-1].external_id, result.id)
-                            report.add(report.sent, sobject)
-                        else:
-                            message = "; ".join(f"{e.error_code}: {e.message}" for e in result.errors)
-                            self._finish(conn, ids, "NEW" if result.transient else "FAILED", message)
-                            report.add(report.waiting if result.transient else report.failed, sobject)
+                items.append(_Pending(entries, values, payload, creating))
+            again = self._upsert(sobject, mapping, items, report)
+            if again:
+                # The record was there after all (an earlier send landed, e.g. one the client
+                # repeated after a read timeout): send it once more as an update.
+                items = [_Pending(i.entries, i.values, self.mappings.write(
+                    sobject, i.values, resolve=self.resolve, creating=False), False) for i in again]
+                self._upsert(sobject, mapping, items, report)
+
+    def _existing(self, sobject: str, ext_field: str, external_ids: list[str], report: FlushReport) -> set[str]:
+        """Which of these records exist in Salesforce (casefolded external ids; their Ids are remembered)."""
+        found: dict[str, str] = {}
+        for i in range(0, len(external_ids), LOOKUP_SIZE):
+            chunk = external_ids[i:i + LOOKUP_SIZE]
+            query = soql("Id", ext_field).from_(sobject).where(ext_field, "IN", chunk)
+            found.update({str(r[ext_field]): str(r["Id"]) for r in self.client.query(query)})
+            report.calls += 1
+        if found:
+            with self.store.begin() as conn:
+                for external_id, sf_id in found.items():
+                    self._remember(conn, sobject, external_id, sf_id)
+        return {x.casefold() for x in found}
+
+    def _upsert(self, sobject: str, mapping: Any, items: list[_Pending], report: FlushReport) -> list[_Pending]:
+        """Upsert by external id, 200 a call; returns the creates refused because the record exists."""
+        create_only = {t for t, s in mapping.fields.items() if s.create_only}
+        again = []
+        for i in range(0, len(items), COLLECTION_SIZE):
+            chunk = items[i:i + COLLECTION_SIZE]
+            self._claim([e.id for item in chunk for e in item.entries])
+            results = self.client.upsert_collection(sobject, mapping.external_id, [item.payload for item in chunk])
+            report.calls += 1
+            with self.store.begin() as conn:
+                for item, result in zip(chunk, results):
+                    ids = [e.id for e in item.entries]
+                    if result.success:
+                        self._finish(conn, ids, "SUCCESS", None, result.id)
+                        if result.id:
+                            self._remember(conn, sobject, item.entries[-1].external_id, result.id)
+                        report.add(report.sent, sobject)
+                    elif item.creating and create_only and result.errors and all(
+                            e.error_code == "INVALID_FIELD_FOR_INSERT_UPDATE" and _refused(e) <= create_only
+                            for e in result.errors):
+                        again.append(item)  # stays PENDING until it is sent again below
+                    else:
+                        message = "; ".join(f"{e.error_code}: {e.message}" for e in result.errors)
+                        self._finish(conn, ids, "NEW" if result.transient else "FAILED", message)
+                        report.add(report.waiting if result.transient else report.failed, sobject)
+        return again
 
     def _values(self, sobject: str, values: dict[str, Any]) -> dict[str, Any]:
         # An owner given as a name (engine-origin orders) is not a Salesforce user: leave it out
@@ -272,9 +346,58 @@ class OutboxWriter:
                         message = "; ".join(f"{x.error_code}: {x.message}" for x in result.errors)
                         self._finish(conn, [e.id], "NEW" if result.transient else "FAILED", message)
 
+    def _big_object_deletes(self, report: FlushReport, sobject: str) -> None:
+        """Rows of an old fiscal calendar out of a big object (SOAP deleteByExample, by their full index).
+
+        Rows the line still has are never deleted (the insert of the current rows replaces them),
+        so an entry sent late, or again after a crash, cannot remove a current row; deleting rows
+        that are already gone succeeds, so a resend is harmless.
+        """
+        due = [e for e in self._due((BIG_DELETE,)) if e.object == sobject]
+        if not due:
+            return
+        index = self.mappings.writing(sobject).index
+        templates: list[dict[str, Any]] = []
+        owners: list[int] = []
+        for n, entry in enumerate(due):
+            payload = json.loads(entry.payload)
+            current = {str(r["period_start"]) for r in self._arr_values(int(payload["line_pk"]))}
+            for values in payload["rows"]:
+                if str(values["period_start"]) in current:
+                    continue
+                try:
+                    made = self.mappings.write(sobject, self._values(sobject, values), resolve=self.resolve)
+                except SkippableError:
+                    continue  # it names a record never written to Salesforce: so was the row itself
+                templates.append({f: made[f] for f in index})
+                owners.append(n)
+        self._claim([e.id for e in due])
+        failed: dict[int, str] = {}
+        try:
+            results = self.client.delete_by_example(sobject, templates) if templates else []
+            report.calls += -(-len(templates) // COLLECTION_SIZE)
+            for n, result in zip(owners, results):
+                if not result.success:
+                    failed[n] = "; ".join(f"{e.error_code}: {e.message}" for e in result.errors)
+        except (TransientError, RequestRejected) as exc:
+            failed = {n: str(exc) for n in range(len(due))}
+        with self.store.begin() as conn:
+            for n, entry in enumerate(due):
+                if n not in failed:
+                    self._finish(conn, [entry.id], "SUCCESS")
+                    report.add(report.sent, sobject)
+                    continue
+                given_up = entry.attempts + 1 >= MAX_BIG_OBJECT_ATTEMPTS
+                self._finish(conn, [entry.id], "FAILED" if given_up else "NEW", failed[n])
+                report.add(report.failed if given_up else report.waiting, sobject)
+
     def _big_objects(self, report: FlushReport) -> None:
-        """ARR rows of the lines due, into each big object by Bulk API 2.0; a failed job is resent whole."""
+        """ARR rows of the lines due, into each big object by Bulk API 2.0; a failed job is resent whole.
+
+        Rows of an old calendar are deleted first (`regenerate arr`).
+        """
         for sobject in BIG_OBJECTS:
+            self._big_object_deletes(report, sobject)
             due = [e for e in self._due(("big_object",)) if e.object == sobject]
             if not due:
                 continue
@@ -309,7 +432,9 @@ class OutboxWriter:
                     message = None if ok else (f"{result.records_failed} of {len(payload)} rows failed "
                                                f"(e.g. {result.failed[0].error if result.failed else 'unprocessed'}); "
                                                "the job is sent again whole")
-                except TransientError as exc:
+                except (TransientError, BulkJobFailed, RequestRejected) as exc:
+                    # a job whose answers were lost (its close repeated on a closed job, a job
+                    # aborted with nothing written): the lines are sent again in a new job
                     ok, message = False, str(exc)
                 # a job failing again and again (a permanent row error) stops being resent: FAILED,
                 # listed by `revsync outbox --failed`, sent again after `revsync outbox retry`
