@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
-from connector.errors import FiscalCalendarError
+from connector.errors import FatalError, FiscalCalendarError
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.settings import EngineSettings
 from connector.jobs import JobContext, JobRunner
@@ -97,6 +97,8 @@ class App:
         return load_mappings(self.mappings_dir())
 
     def _check_calendar(self, engine: Engine) -> None:
+        """Note (and warn) when the ARR rows were made on another fiscal calendar than the configured one."""
+        self.__dict__["calendar_mismatch"] = None
         if self.config.fiscal.source == "salesforce":
             return  # new Period records only extend it; ingest warns when a period moves
         with engine.connect() as conn:
@@ -106,5 +108,18 @@ class App:
         except FiscalCalendarError:
             return  # no Salesforce Period records yet: nothing to compare with
         if stored is not None and stored != current:
+            self.__dict__["calendar_mismatch"] = (stored, current)
             log.warning("the fiscal calendar in %s differs from the one the ARR rows were made on; "
                         "run `revsync regenerate arr` to rebuild them", self.config.source)
+
+    def check_arr_rows_current(self) -> None:
+        """Refuse (FatalError, exit 1) while the ARR rows are on another fiscal calendar than the
+        configured one: reports built from them would show periods that are not the calendar's."""
+        self.store  # opening the store compares the calendars
+        mismatch = self.__dict__.get("calendar_mismatch")
+        if mismatch is not None:
+            raise FatalError(
+                f"the ARR-by-period rows were made on another fiscal calendar ({mismatch[0]}) than the one "
+                f"{self.config.source} configures ({mismatch[1]}); reports over them would show wrong periods",
+                hint="run `revsync regenerate arr` to rebuild the rows on the configured calendar, "
+                     "then run the report again")

@@ -192,6 +192,7 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
             since = row.customer_since
         updates.append(dict(b_id=account, tcv=row.tcv + tcv, customer_since=since))
     conn.execute(update(t.accounts).where(t.accounts.c.id == bindparam("b_id")), updates)
+    _add_account_tcv(conn, activations, line_tcvs)
     links = {(a.order.account, role, related): a.order.id for a in activations for role, related in a.links}
     for (account, role, related), order_id in links.items():
         exists = conn.execute(select(t.account_links.c.account).where(and_(
@@ -383,6 +384,22 @@ def lines_with_arr_rows(conn: Connection, pks: Sequence[int]) -> set[int]:
     for chunk in _chunks(list(pks)):
         out.update(conn.execute(select(t.arr_rows.c.line_pk).where(t.arr_rows.c.line_pk.in_(chunk)).distinct()).scalars())
     return out
+
+
+def _add_account_tcv(conn: Connection, activations, line_tcvs: dict[str, Decimal]) -> None:
+    """Add the activated lines' TCV to their account's TCV in the order's currency (SPEC section 6)."""
+    added: dict[tuple[str, str], Decimal] = {}
+    for a in activations:
+        key = (a.order.account, a.order.currency)
+        added[key] = added.get(key, Decimal(0)) + sum((line_tcvs[l.id] for l in a.lines), Decimal(0))
+    m = t.account_metrics.c
+    for (account, currency), tcv in added.items():
+        before = conn.execute(select(m.tcv).where(m.account == account, m.currency == currency)).scalar()
+        if before is None:
+            conn.execute(insert(t.account_metrics).values(account=account, currency=currency, tcv=tcv))
+        else:
+            conn.execute(update(t.account_metrics).where(m.account == account, m.currency == currency)
+                         .values(tcv=before + tcv))
 
 
 def insert_arr_rows(conn: Connection, rows: Iterable[tuple[int, ArrRow]]) -> int:
