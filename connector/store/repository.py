@@ -393,13 +393,19 @@ def _add_account_tcv(conn: Connection, activations, line_tcvs: dict[str, Decimal
         key = (a.order.account, a.order.currency)
         added[key] = added.get(key, Decimal(0)) + sum((line_tcvs[l.id] for l in a.lines), Decimal(0))
     m = t.account_metrics.c
-    for (account, currency), tcv in added.items():
-        before = conn.execute(select(m.tcv).where(m.account == account, m.currency == currency)).scalar()
-        if before is None:
-            conn.execute(insert(t.account_metrics).values(account=account, currency=currency, tcv=tcv))
-        else:
-            conn.execute(update(t.account_metrics).where(m.account == account, m.currency == currency)
-                         .values(tcv=before + tcv))
+    accounts = sorted({account for account, _ in added})
+    before: dict[tuple[str, str], Decimal] = {}
+    for i in range(0, len(accounts), 500):
+        for r in conn.execute(select(m.account, m.currency, m.tcv).where(m.account.in_(accounts[i:i + 500]))):
+            before[(r.account, r.currency)] = r.tcv
+    fresh = [dict(account=a, currency=c, tcv=v) for (a, c), v in added.items() if (a, c) not in before]
+    changed = [dict(b_account=a, b_currency=c, tcv=before[(a, c)] + v) for (a, c), v in added.items()
+               if (a, c) in before]
+    if fresh:
+        conn.execute(insert(t.account_metrics), fresh)
+    if changed:
+        conn.execute(update(t.account_metrics).where(m.account == bindparam("b_account"),
+                                                     m.currency == bindparam("b_currency")), changed)
 
 
 def insert_arr_rows(conn: Connection, rows: Iterable[tuple[int, ArrRow]]) -> int:

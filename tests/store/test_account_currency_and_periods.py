@@ -66,6 +66,14 @@ def test_migration_0005_fills_account_metrics_per_currency(tmp_path):
             # the accounts report: USD first (M's first order), JPY without decimals
             assert [(a["currency"], str(a["tcv"])) for a in reports.accounts(conn, dt.date(2023, 2, 15))] == [
                 ("USD", "600.00"), ("JPY", "1500")]
+        # a later import adds to the row of its currency: JPY 1 × 100 for 2 months = 200 → 1,700;
+        # EUR is new: 1 × 100 for 1 month = 100
+        _import(engine, _doc([_order("O-4", "JPY", "L-4", 1, "2023-05-01", "2023-06-30"),
+                              _order("O-5", "EUR", "L-5", 1, "2023-05-01", "2023-05-31")]),
+                StandardFiscalCalendar(1))
+        with engine.connect() as conn:
+            assert [(a["currency"], str(a["tcv"])) for a in reports.accounts(conn, dt.date(2023, 5, 15))] == [
+                ("USD", "600.00"), ("EUR", "100.00"), ("JPY", "1700")]
     finally:
         engine.dispose()
 
