@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from connector.engine.fiscal import FiscalCalendar
+from connector.engine.fiscal import FiscalCalendar, FiscalPeriod
 from connector.engine.money import round_money
 from connector.store import schema as t
 
@@ -68,30 +68,26 @@ def arr_by_period(conn: Connection, *, order: str | None = None, customer: str |
     return [{k: d[k] for k in ARR_BY_PERIOD_KEYS} for d in _arr_rows(conn, *_filters(order, customer, owner))]
 
 
-def _arr_months(conn: Connection, *, customer: str | None, owner: str | None, currency: str | None,
-                per_customer: bool = False) -> tuple[dict, set[str]]:
-    """ARR rows summed per fiscal month (and per customer), with the currencies they are in.
+def _arr_months(conn: Connection, *, customer: str | None, owner: str | None,
+                currency: str | None) -> tuple[dict, set[str]]:
+    """ARR rows summed per fiscal month, with the currencies they are in.
 
-    Returns ({(month start[, customer]): {opening/closing CMRR/ARR, changes by category}}, currencies).
+    Returns ({month start: {opening/closing CMRR/ARR, changes by category}}, currencies).
     Row amounts are stored rounded to their currency, so these sums are exact.
     """
     r, l, o = t.arr_rows.c, t.order_lines.c, t.orders.c
     conds = _filters(None, customer, owner)
     if currency is not None:
         conds.append(o.currency == currency)
-    keys = [r.period_start, l.change_category, o.currency] + ([o.account] if per_customer else [])
-    query = (select(*keys, func.sum(r.opening_cmrr), func.sum(r.closing_cmrr),
-                    func.sum(r.opening_arr), func.sum(r.closing_arr))
-             .select_from(_LINES).where(and_(True, *conds)).group_by(*keys))
-    months: dict[Any, dict[str, Any]] = {}
+    query = (select(r.period_start, l.change_category, o.currency, func.sum(r.opening_cmrr),
+                    func.sum(r.closing_cmrr), func.sum(r.opening_arr), func.sum(r.closing_arr))
+             .select_from(_LINES).where(and_(True, *conds)).group_by(r.period_start, l.change_category, o.currency))
+    months: dict[dt.date, dict[str, Any]] = {}
     currencies: set[str] = set()
-    for row in conn.execute(query):
-        period_start, category, cur = row[0], row[1], row[2]
-        o_cmrr, c_cmrr, o_arr, c_arr = row[-4:]
+    for period_start, category, cur, o_cmrr, c_cmrr, o_arr, c_arr in conn.execute(query):
         currencies.add(cur)
-        key = (period_start, row[3]) if per_customer else period_start
-        m = months.setdefault(key, {"opening_cmrr": Decimal(0), "closing_cmrr": Decimal(0),
-                                    "opening_arr": Decimal(0), "closing_arr": Decimal(0), "changes": {}})
+        m = months.setdefault(period_start, {"opening_cmrr": Decimal(0), "closing_cmrr": Decimal(0),
+                                             "opening_arr": Decimal(0), "closing_arr": Decimal(0), "changes": {}})
         # SUM keeps the Money type: the integers were added exactly in SQL, then decoded
         m["opening_cmrr"] += o_cmrr
         m["closing_cmrr"] += c_cmrr
@@ -184,18 +180,37 @@ def arr_movements(conn: Connection, calendar: FiscalCalendar, *, by: str = "quar
     closing. Quarters and years add up their months. Opening + movements = closing exactly, per
     customer and in total, and the totals' opening and closing are `report arr`'s.
     """
-    months, currencies = _arr_months(conn, customer=customer, owner=owner, currency=currency, per_customer=True)
-    if not months and (start is None or end is None):
+    r, o = t.arr_rows.c, t.orders.c
+    conds = _filters(None, customer, owner)
+    currencies = set(conn.execute(select(o.currency).distinct().select_from(_LINES).where(and_(True, *conds)))
+                     .scalars())
+    if currency is not None:
+        currencies &= {currency}
+    if not currencies and (start is None or end is None):
         return []
     currency = _one_currency(currencies, currency)
-    conds = _filters(None, customer, owner) + [t.orders.c.currency == currency]
+    conds.append(o.currency == currency)
+    # only ARR is needed here (no categories, no CMRR): one row per month and customer
+    months = {(p, c): {"opening_arr": opening, "closing_arr": closing} for p, c, opening, closing in conn.execute(
+        select(r.period_start, o.account, func.sum(r.opening_arr), func.sum(r.closing_arr))
+        .select_from(_LINES).where(and_(True, *conds)).group_by(r.period_start, o.account))}
+    if not months and (start is None or end is None):
+        return []
     fresh, ending = _boundary_amounts(conn, conds)
     zero = Decimal(0)
+    keys = ("opening_arr", *MOVEMENTS, "closing_arr")
+    groups = calendar.groups(start or min(p for p, _ in months), end or max(p for p, _ in months), by)
+    # month start → (group index, first month of its group?, last month?)
+    place: dict[dt.date, tuple[int, bool, bool]] = {}
+    for gi, (group, group_end) in enumerate(groups):
+        inside = calendar.periods_touching(group.start, group_end.end_excl)
+        for k, p in enumerate(inside):
+            place[p.start] = (gi, k == 0, k == len(inside) - 1)
+    sums: dict[tuple[int, str | None], dict[str, Decimal]] = {}  # (group, customer or None for totals)
     by_customer: dict[str, list[dt.date]] = {}
     for period_start, c in sorted(months):
         by_customer.setdefault(c, []).append(period_start)
-    # per (month start, customer): opening, closing and movements, the month's change split up
-    flows: dict[tuple[dt.date, str], dict[str, Decimal]] = {}
+    after_of: dict[dt.date, FiscalPeriod | None] = {}
     for c, starts in by_customer.items():
         seen = False
         carry_to, carry = None, zero  # ARR renewed across the boundary into the month starting carry_to
@@ -203,7 +218,9 @@ def arr_movements(conn: Connection, calendar: FiscalCalendar, *, by: str = "quar
             m = months[(period_start, c)]
             opening, closing = m["opening_arr"], m["closing_arr"]
             carried = carry if carry_to == period_start else zero
-            following = calendar.next_period(calendar.period_of(period_start))
+            if period_start not in after_of:
+                after_of[period_start] = calendar.next_period(calendar.period_of(period_start))
+            following = after_of[period_start]
             renewed = zero
             if following is not None:
                 # lost on the month's last day and taken up again on the next month's first day
@@ -212,37 +229,33 @@ def arr_movements(conn: Connection, calendar: FiscalCalendar, *, by: str = "quar
                                         fresh.get((following.start, c), zero)))
                 carry_to, carry = following.start, renewed
             before, after = opening + carried, closing + renewed
-            flow = dict.fromkeys(MOVEMENTS, zero) | {"opening_arr": opening, "closing_arr": closing}
-            flow["renewal_boundary_arr"] = carried - renewed
             kind = _classify(before, after, seen)
-            if kind is not None:
-                flow[kind] += after - before
             seen = seen or bool(opening or closing or before or after)
-            flows[(period_start, c)] = flow
-    customers = sorted(by_customer)
+            where = place.get(period_start)
+            if where is None:
+                continue  # outside --from/--to: it only told whether the customer had ARR before
+            gi, first, last = where
+            for acc in ([sums.setdefault((gi, c), dict.fromkeys(keys, zero))] if per_customer else []) + \
+                    [sums.setdefault((gi, None), dict.fromkeys(keys, zero))]:
+                if first:
+                    acc["opening_arr"] += opening
+                if last:
+                    acc["closing_arr"] += closing
+                acc["renewal_boundary_arr"] += carried - renewed
+                if kind is not None:
+                    acc[kind] += after - before
     out = []
-    for group, group_end in calendar.groups(start or min(p for p, _ in months),
-                                            end or max(p for p, _ in months), by):
-        inside = calendar.periods_touching(group.start, group_end.end_excl)
-        first, last = inside[0].start, inside[-1].start
-        totals = dict.fromkeys(("opening_arr", *MOVEMENTS, "closing_arr"), zero)
-        for c in customers:
-            sums = dict.fromkeys(("opening_arr", *MOVEMENTS, "closing_arr"), zero)
-            sums["opening_arr"] = flows.get((first, c), {}).get("opening_arr", zero)
-            sums["closing_arr"] = flows.get((last, c), {}).get("closing_arr", zero)
-            for p in inside:
-                flow = flows.get((p.start, c))
-                if flow is not None:
-                    for key in MOVEMENTS:
-                        sums[key] += flow[key]
-            for key in totals:
-                totals[key] += sums[key]
-            if per_customer and any(sums.values()):
-                out.append({"period_start": group.start, "period_end": group_end.end, "customer": c,
-                            "currency": currency} | {k: round_money(v, currency) for k, v in sums.items()})
-        if not per_customer:
-            out.append({"period_start": group.start, "period_end": group_end.end, "currency": currency}
-                       | {k: round_money(v, currency) for k, v in totals.items()})
+    for gi, (group, group_end) in enumerate(groups):
+        head = {"period_start": group.start, "period_end": group_end.end}
+        if per_customer:
+            for c in sorted(by_customer):
+                acc = sums.get((gi, c))
+                if acc is not None and any(acc.values()):
+                    out.append(head | {"customer": c, "currency": currency}
+                               | {k: round_money(v, currency) for k, v in acc.items()})
+        else:
+            acc = sums.get((gi, None)) or dict.fromkeys(keys, zero)
+            out.append(head | {"currency": currency} | {k: round_money(v, currency) for k, v in acc.items()})
     return out
 
 
