@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
-from connector.errors import FiscalCalendarError
+from connector.errors import FatalError, FiscalCalendarError
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.settings import EngineSettings
 from connector.jobs import JobContext, JobRunner
@@ -97,6 +97,8 @@ class App:
         return load_mappings(self.mappings_dir())
 
     def _check_calendar(self, engine: Engine) -> None:
+        """Note (and warn) when the ARR rows were made on another fiscal calendar than the configured one."""
+        self.__dict__["calendar_mismatch"] = None
         if self.config.fiscal.source == "salesforce":
             return  # new Period records only extend it; ingest warns when a period moves
         with engine.connect() as conn:
@@ -106,5 +108,51 @@ class App:
         except FiscalCalendarError:
             return  # no Salesforce Period records yet: nothing to compare with
         if stored is not None and stored != current:
+            self.__dict__["calendar_mismatch"] = (stored, current)
             log.warning("the fiscal calendar in %s differs from the one the ARR rows were made on; "
                         "run `revsync regenerate arr` to rebuild them", self.config.source)
+
+    def check_arr_rows_current(self) -> None:
+        """Refuse (FatalError, exit 1) while the ARR rows are on another fiscal calendar than the
+        configured one: reports built from them would show periods that are not the calendar's.
+
+        A calendar from the configuration is compared by fingerprint (free). A calendar of
+        Salesforce Period records grows as periods are added, so there every period the rows use
+        must still be a period of the calendar, with the same start and end (one scan of the rows).
+        """
+        self.store  # opening the store compares the calendars
+        mismatch = self.__dict__.get("calendar_mismatch")
+        if mismatch is not None:
+            problem = (f"the ARR-by-period rows were made on another fiscal calendar ({mismatch[0]}) than the one "
+                       f"{self.config.source} configures ({mismatch[1]})")
+        elif self.config.fiscal.source == "salesforce":
+            problem = self._rows_off_calendar()
+        else:
+            problem = None
+        if problem is not None:
+            raise FatalError(f"{problem}; reports over them would show wrong periods",
+                             hint="run `revsync regenerate arr` to rebuild the rows on the current fiscal calendar, "
+                                  "then run the report again")
+
+    def _rows_off_calendar(self) -> str | None:
+        """The first period of the ARR rows that is not a period of the calendar, described; else None."""
+        from sqlalchemy import select
+
+        from connector.store import schema as t
+
+        with self.store.connect() as conn:
+            spans = conn.execute(select(t.arr_rows.c.period_start, t.arr_rows.c.period_end).distinct()
+                                 .order_by(t.arr_rows.c.period_start)).all()
+        if not spans:
+            return None
+        self.refresh_calendar()
+        for start, end in spans:
+            try:
+                period = self.calendar.period_of(start)
+            except FiscalCalendarError:
+                return (f"the ARR-by-period rows use the fiscal period {start}..{end}, which the Salesforce "
+                        "Period records no longer define")
+            if (period.start, period.end) != (start, end):
+                return (f"the ARR-by-period rows use the fiscal period {start}..{end}, but the Salesforce Period "
+                        f"records now define {period.start}..{period.end}")
+        return None

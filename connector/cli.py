@@ -213,49 +213,121 @@ def report_arr_by_period(ctx: typer.Context, order: Annotated[Optional[str], typ
                          fmt: FormatOpt = None) -> None:
     """ARR-by-period rows: one per order line and fiscal month."""
     _check_known(ctx, "report arr-by-period", order=order, customer=customer)
+    _app(ctx).check_arr_rows_current()
     with _app(ctx).store.connect() as conn:
         rows = reports.arr_by_period(conn, order=order, customer=customer, owner=owner)
     print_rows(rows, _fmt(ctx, fmt), title="ARR by period")
 
 
-@report_app.command("arr")
-def report_arr(ctx: typer.Context, by: Annotated[By, typer.Option("--by", help="month, quarter or year")] = By.quarter,
-               owner: Annotated[Optional[str], typer.Option(help="order owner")] = None,
-               customer: Annotated[Optional[str], typer.Option(help="account id")] = None,
-               date_from: Annotated[Optional[dt.datetime], typer.Option("--from", formats=["%Y-%m-%d"])] = None,
-               date_to: Annotated[Optional[dt.datetime], typer.Option("--to", formats=["%Y-%m-%d"])] = None,
-               fmt: FormatOpt = None) -> None:
-    """Opening and closing CMRR/ARR per fiscal month, quarter or year, with changes by category."""
-    _check_range("report arr", ("--from", date_from), ("--to", date_to), inclusive=True)
-    _check_known(ctx, "report arr", customer=customer)
+CurrencyOpt = Annotated[Optional[str], typer.Option("--currency", help="only the orders in this ISO currency "
+                                                                      "(needed when the rows are in several)")]
+
+
+def _check_currency(ctx: typer.Context, command: str, currency: str | None) -> str | None:
+    """Exit 2 when `--currency` is not a currency any order of the store is in."""
+    if currency is None:
+        return None
+    from sqlalchemy import select
+
+    from connector.store import schema as t
+
+    code = currency.strip().upper()
+    with _app(ctx).store.connect() as conn:
+        known = sorted(set(conn.execute(select(t.orders.c.currency).distinct()).scalars()))
+    if code not in known:
+        raise ValidationFailed(command, [Problem(f"--currency {currency}", "no order of the store is in this currency")],
+                               hint=f"currencies in the store: {', '.join(known) or 'none (no orders yet)'}")
+    return code
+
+
+def _arr_report(ctx: typer.Context, command: str, by: "By", owner: str | None, customer: str | None,
+                date_from: dt.datetime | None, date_to: dt.datetime | None, currency: str | None, build) -> list:
+    _check_range(command, ("--from", date_from), ("--to", date_to), inclusive=True)
+    _check_known(ctx, command, customer=customer)
+    code = _check_currency(ctx, command, currency)
     the_app = _app(ctx)
+    the_app.check_arr_rows_current()
     with the_app.store.connect() as conn:
         try:
-            rows = reports.arr_summary(conn, the_app.calendar, by=by.value, customer=customer, owner=owner,
-                                       start=date_from.date() if date_from else None,
-                                       end=date_to.date() if date_to else None)
+            return build(conn, the_app.calendar, by=by.value, customer=customer, owner=owner,
+                         start=date_from.date() if date_from else None, end=date_to.date() if date_to else None,
+                         currency=code)
         except ValueError as exc:
-            raise ValidationFailed("report arr", [Problem("--customer", str(exc))]) from None
+            raise ValidationFailed(command, [Problem("--currency", str(exc))],
+                                   hint="add --currency with one of them (or --customer for one account)") from None
+
+
+ByOpt = Annotated[By, typer.Option("--by", help="month, quarter or year")]
+OwnerOpt = Annotated[Optional[str], typer.Option(help="order owner")]
+CustomerOpt = Annotated[Optional[str], typer.Option(help="account id")]
+FromOpt = Annotated[Optional[dt.datetime], typer.Option("--from", formats=["%Y-%m-%d"])]
+ToOpt = Annotated[Optional[dt.datetime], typer.Option("--to", formats=["%Y-%m-%d"])]
+
+
+@report_app.command("arr")
+def report_arr(ctx: typer.Context, by: ByOpt = By.quarter, owner: OwnerOpt = None, customer: CustomerOpt = None,
+               date_from: FromOpt = None, date_to: ToOpt = None, currency: CurrencyOpt = None,
+               fmt: FormatOpt = None) -> None:
+    """Opening and closing CMRR/ARR per fiscal month, quarter or year, with changes by category."""
+    rows = _arr_report(ctx, "report arr", by, owner, customer, date_from, date_to, currency, reports.arr_summary)
     print_rows(rows, _fmt(ctx, fmt), title=f"ARR by {by.value}")
+
+
+@report_app.command("arr-movements")
+def report_arr_movements(ctx: typer.Context, by: ByOpt = By.quarter, owner: OwnerOpt = None,
+                         customer: CustomerOpt = None, date_from: FromOpt = None, date_to: ToOpt = None,
+                         currency: CurrencyOpt = None,
+                         per_customer: Annotated[bool, typer.Option("--per-customer",
+                                                                    help="one row per customer and period")] = False,
+                         fmt: FormatOpt = None) -> None:
+    """Opening ARR, new, expansion, contraction, churn, reactivation and closing ARR per period."""
+    def build(conn, calendar, **kw):
+        return reports.arr_movements(conn, calendar, per_customer=per_customer, **kw)
+
+    rows = _arr_report(ctx, "report arr-movements", by, owner, customer, date_from, date_to, currency, build)
+    print_rows(rows, _fmt(ctx, fmt), title=f"ARR movements by {by.value}")
+
+
+class Kind(str, Enum):
+    subscription = "subscription"
+    asset = "asset"
+    entitlement = "entitlement"
+    all = "all"
 
 
 @report_app.command("subscriptions")
 def report_subscriptions(ctx: typer.Context, as_of: AsOfOpt = None,
                          customer: Annotated[Optional[str], typer.Option(help="account id")] = None,
+                         kind: Annotated[Kind, typer.Option("--kind", help="subscription, asset, entitlement "
+                                                                           "or all")] = Kind.subscription,
                          fmt: FormatOpt = None) -> None:
-    """Subscriptions with MRR and ARR as of a day, TCV, bill cycle day and status."""
+    """Subscriptions (or assets, entitlements) with MRR and ARR as of a day, TCV, bill cycle day, status,
+    kind and currency."""
     _check_known(ctx, "report subscriptions", customer=customer)
     with _app(ctx).store.connect() as conn:
-        rows = reports.subscriptions(conn, _as_of(as_of, ctx), customer=customer)
-    print_rows(rows, _fmt(ctx, fmt), title="subscriptions")
+        rows = reports.subscriptions(conn, _as_of(as_of, ctx), customer=customer,
+                                     kind=None if kind is Kind.all else kind.value)
+    print_rows(rows, _fmt(ctx, fmt), title="subscriptions" if kind is Kind.subscription else f"items ({kind.value})")
 
 
 @report_app.command("accounts")
 def report_accounts(ctx: typer.Context, as_of: AsOfOpt = None, fmt: FormatOpt = None) -> None:
-    """Accounts with TCV, customer since and ARR as of a day."""
+    """Accounts with TCV, customer since and ARR as of a day, one row per currency they buy in."""
     with _app(ctx).store.connect() as conn:
         rows = reports.accounts(conn, _as_of(as_of, ctx))
     print_rows(rows, _fmt(ctx, fmt), title="accounts")
+
+
+@report_app.command("credits")
+def report_credits(ctx: typer.Context, customer: CustomerOpt = None,
+                   entries: Annotated[bool, typer.Option("--entries", help="every grant and drawdown, "
+                                                                           "with the balance after it")] = False,
+                   fmt: FormatOpt = None) -> None:
+    """Prepaid credit per account and currency: granted, drawn down by credit review, balance."""
+    _check_known(ctx, "report credits", customer=customer)
+    with _app(ctx).store.connect() as conn:
+        rows = reports.credits(conn, customer=customer, entries=entries)
+    print_rows(rows, _fmt(ctx, fmt), title="credit entries" if entries else "credit balances")
 
 
 @report_app.command("order-metrics")

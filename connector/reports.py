@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from connector.engine.fiscal import FiscalCalendar
+from connector.engine.fiscal import FiscalCalendar, FiscalPeriod
 from connector.engine.money import round_money
 from connector.store import schema as t
 
@@ -68,47 +68,62 @@ def arr_by_period(conn: Connection, *, order: str | None = None, customer: str |
     return [{k: d[k] for k in ARR_BY_PERIOD_KEYS} for d in _arr_rows(conn, *_filters(order, customer, owner))]
 
 
-def arr_summary(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarter",
-                customer: str | None = None, owner: str | None = None,
-                start: dt.date | None = None, end: dt.date | None = None) -> list[dict[str, Any]]:
-    """Opening and closing CMRR/ARR per fiscal month, quarter or year, and change by category.
+def _arr_months(conn: Connection, *, customer: str | None, owner: str | None,
+                currency: str | None) -> tuple[dict, set[str]]:
+    """ARR rows summed per fiscal month, with the currencies they are in.
 
-    A group's opening is the opening of its first month, its closing that of its last month;
-    `changes` sums change in CMRR over every month of the group, per change category.
+    Returns ({month start: {opening/closing CMRR/ARR, changes by category}}, currencies).
+    Row amounts are stored rounded to their currency, so these sums are exact.
     """
-    r, l = t.arr_rows.c, t.order_lines.c
-    query = (select(r.period_start, l.change_category, t.orders.c.currency, func.sum(r.opening_cmrr), func.sum(r.closing_cmrr),
-                    func.sum(r.opening_arr), func.sum(r.closing_arr))
-             .select_from(_LINES).where(and_(True, *_filters(None, customer, owner)))
-             .group_by(r.period_start, l.change_category, t.orders.c.currency))
+    r, l, o = t.arr_rows.c, t.order_lines.c, t.orders.c
+    conds = _filters(None, customer, owner)
+    if currency is not None:
+        conds.append(o.currency == currency)
+    query = (select(r.period_start, l.change_category, o.currency, func.sum(r.opening_cmrr),
+                    func.sum(r.closing_cmrr), func.sum(r.opening_arr), func.sum(r.closing_arr))
+             .select_from(_LINES).where(and_(True, *conds)).group_by(r.period_start, l.change_category, o.currency))
     months: dict[dt.date, dict[str, Any]] = {}
     currencies: set[str] = set()
-    for period_start, category, currency, o_cmrr, c_cmrr, o_arr, c_arr in conn.execute(query):
-        currencies.add(currency)
+    for period_start, category, cur, o_cmrr, c_cmrr, o_arr, c_arr in conn.execute(query):
+        currencies.add(cur)
         m = months.setdefault(period_start, {"opening_cmrr": Decimal(0), "closing_cmrr": Decimal(0),
-                                             "opening_arr": Decimal(0), "closing_arr": Decimal(0),
-                                             "changes": {}})
+                                             "opening_arr": Decimal(0), "closing_arr": Decimal(0), "changes": {}})
         # SUM keeps the Money type: the integers were added exactly in SQL, then decoded
         m["opening_cmrr"] += o_cmrr
         m["closing_cmrr"] += c_cmrr
         m["opening_arr"] += o_arr
         m["closing_arr"] += c_arr
         m["changes"][category] = m["changes"].get(category, Decimal(0)) + (c_cmrr - o_cmrr)
-    if not months and (start is None or end is None):
-        return []
+    return months, currencies
+
+
+def _one_currency(currencies: set[str], currency: str | None) -> str:
+    if currency is not None:
+        return currency
     if len(currencies) > 1:
         raise ValueError(f"the rows are in several currencies ({', '.join(sorted(currencies))}); "
-                         "filter by customer so that one currency remains")
-    currency = currencies.pop() if currencies else "USD"
-    first = start or min(months)
-    last = end or max(months)
-    group = calendar.group_start(calendar.period_of(first), by)
-    stop = calendar.group_end(calendar.period_of(last), by)
+                         "choose one with --currency (figures in different currencies are never added)")
+    return currencies.pop() if currencies else "USD"
+
+
+def arr_summary(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarter",
+                customer: str | None = None, owner: str | None = None,
+                start: dt.date | None = None, end: dt.date | None = None,
+                currency: str | None = None) -> list[dict[str, Any]]:
+    """Opening and closing CMRR/ARR per fiscal month, quarter or year, and change by category.
+
+    A group's opening is the opening of its first month, its closing that of its last month;
+    `changes` sums change in CMRR over every month of the group, per change category. With
+    `currency`, only the orders in that currency count; without it, the rows must be in one.
+    """
+    months, currencies = _arr_months(conn, customer=customer, owner=owner, currency=currency)
+    if not months and (start is None or end is None):
+        return []
+    currency = _one_currency(currencies, currency)
     zero = {"opening_cmrr": Decimal(0), "closing_cmrr": Decimal(0), "opening_arr": Decimal(0),
             "closing_arr": Decimal(0), "changes": {}}
     out = []
-    while group.start <= stop.start:
-        group_end = calendar.group_end(group, by)
+    for group, group_end in calendar.groups(start or min(months), end or max(months), by):
         inside = calendar.periods_touching(group.start, group_end.end_excl)
         opening = months.get(inside[0].start, zero)
         closing = months.get(inside[-1].start, zero)
@@ -122,7 +137,125 @@ def arr_summary(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarte
                     "opening_arr": round_money(opening["opening_arr"], currency),
                     "closing_arr": round_money(closing["closing_arr"], currency),
                     "changes": {c: round_money(changes[c], currency) for c in CATEGORIES if c in changes}})
-        group = calendar.period_of(group_end.end_excl)
+    return out
+
+
+MOVEMENTS = ("new_arr", "expansion_arr", "contraction_arr", "churn_arr", "reactivation_arr",
+             "renewal_boundary_arr")
+
+
+def _boundary_amounts(conn: Connection, conds: list) -> tuple[dict, dict]:
+    """Per (period start, customer): ARR that starts on the period's first day, and ARR (at the
+    period's opening) of lines that end on its last day."""
+    r, l, o = t.arr_rows.c, t.order_lines.c, t.orders.c
+    fresh = {(p, c): amount for p, c, amount in conn.execute(
+        select(r.period_start, o.account, func.sum(r.closing_arr)).select_from(_LINES)
+        .where(and_(l.start == r.period_start, *conds)).group_by(r.period_start, o.account))}
+    ending = {(p, c): amount for p, c, amount in conn.execute(
+        select(r.period_start, o.account, func.sum(r.opening_arr)).select_from(_LINES)
+        .where(and_(l.end == r.period_end, *conds)).group_by(r.period_start, o.account))}
+    return fresh, ending
+
+
+def _classify(before: Decimal, after: Decimal, seen: bool) -> str | None:
+    """The movement that takes a customer's ARR from `before` to `after` within one fiscal month."""
+    if before == after:
+        return None
+    if before == 0:
+        return "reactivation_arr" if seen else "new_arr"
+    if after == 0:
+        return "churn_arr"
+    return "expansion_arr" if after > before else "contraction_arr"
+
+
+def arr_movements(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarter",
+                  customer: str | None = None, owner: str | None = None,
+                  start: dt.date | None = None, end: dt.date | None = None,
+                  currency: str | None = None, per_customer: bool = False) -> list[dict[str, Any]]:
+    """Opening ARR, its movements (new, expansion, contraction, churn, reactivation, renewal at a
+    period boundary) and closing ARR per fiscal month, quarter or year (README: ARR movements).
+
+    Each customer's ARR is followed fiscal month by fiscal month from the same rows `report arr`
+    adds up; the month's change is one movement, chosen by comparing the customer's opening and
+    closing. Quarters and years add up their months. Opening + movements = closing exactly, per
+    customer and in total, and the totals' opening and closing are `report arr`'s.
+    """
+    r, o = t.arr_rows.c, t.orders.c
+    conds = _filters(None, customer, owner)
+    currencies = set(conn.execute(select(o.currency).distinct().select_from(_LINES).where(and_(True, *conds)))
+                     .scalars())
+    if currency is not None:
+        currencies &= {currency}
+    if not currencies and (start is None or end is None):
+        return []
+    currency = _one_currency(currencies, currency)
+    conds.append(o.currency == currency)
+    # only ARR is needed here (no categories, no CMRR): one row per month and customer
+    months = {(p, c): {"opening_arr": opening, "closing_arr": closing} for p, c, opening, closing in conn.execute(
+        select(r.period_start, o.account, func.sum(r.opening_arr), func.sum(r.closing_arr))
+        .select_from(_LINES).where(and_(True, *conds)).group_by(r.period_start, o.account))}
+    if not months and (start is None or end is None):
+        return []
+    fresh, ending = _boundary_amounts(conn, conds)
+    zero = Decimal(0)
+    keys = ("opening_arr", *MOVEMENTS, "closing_arr")
+    groups = calendar.groups(start or min(p for p, _ in months), end or max(p for p, _ in months), by)
+    # month start → (group index, first month of its group?, last month?)
+    place: dict[dt.date, tuple[int, bool, bool]] = {}
+    for gi, (group, group_end) in enumerate(groups):
+        inside = calendar.periods_touching(group.start, group_end.end_excl)
+        for k, p in enumerate(inside):
+            place[p.start] = (gi, k == 0, k == len(inside) - 1)
+    sums: dict[tuple[int, str | None], dict[str, Decimal]] = {}  # (group, customer or None for totals)
+    by_customer: dict[str, list[dt.date]] = {}
+    for period_start, c in sorted(months):
+        by_customer.setdefault(c, []).append(period_start)
+    after_of: dict[dt.date, FiscalPeriod | None] = {}
+    for c, starts in by_customer.items():
+        seen = False
+        carry_to, carry = None, zero  # ARR renewed across the boundary into the month starting carry_to
+        for period_start in starts:
+            m = months[(period_start, c)]
+            opening, closing = m["opening_arr"], m["closing_arr"]
+            carried = carry if carry_to == period_start else zero
+            if period_start not in after_of:
+                after_of[period_start] = calendar.next_period(calendar.period_of(period_start))
+            following = after_of[period_start]
+            renewed = zero
+            if following is not None:
+                # lost on the month's last day and taken up again on the next month's first day
+                drop = opening + carried - closing
+                renewed = max(zero, min(drop, ending.get((period_start, c), zero),
+                                        fresh.get((following.start, c), zero)))
+                carry_to, carry = following.start, renewed
+            before, after = opening + carried, closing + renewed
+            kind = _classify(before, after, seen)
+            seen = seen or bool(opening or closing or before or after)
+            where = place.get(period_start)
+            if where is None:
+                continue  # outside --from/--to: it only told whether the customer had ARR before
+            gi, first, last = where
+            for acc in ([sums.setdefault((gi, c), dict.fromkeys(keys, zero))] if per_customer else []) + \
+                    [sums.setdefault((gi, None), dict.fromkeys(keys, zero))]:
+                if first:
+                    acc["opening_arr"] += opening
+                if last:
+                    acc["closing_arr"] += closing
+                acc["renewal_boundary_arr"] += carried - renewed
+                if kind is not None:
+                    acc[kind] += after - before
+    out = []
+    for gi, (group, group_end) in enumerate(groups):
+        head = {"period_start": group.start, "period_end": group_end.end}
+        if per_customer:
+            for c in sorted(by_customer):
+                acc = sums.get((gi, c))
+                if acc is not None and any(acc.values()):
+                    out.append(head | {"customer": c, "currency": currency}
+                               | {k: round_money(v, currency) for k, v in acc.items()})
+        else:
+            acc = sums.get((gi, None)) or dict.fromkeys(keys, zero)
+            out.append(head | {"currency": currency} | {k: round_money(v, currency) for k, v in acc.items()})
     return out
 
 
@@ -153,16 +286,22 @@ def _status(item, as_of: dt.date) -> str:
     return "active"
 
 
+KINDS = ("subscription", "asset", "entitlement")
+
+
 def subscriptions(conn: Connection, as_of: dt.date, *, customer: str | None = None,
-                  kind: str = "subscription") -> list[dict[str, Any]]:
-    """Subscriptions (or assets, entitlements) with quantity, MRR and ARR as of a day, and TCV.
+                  kind: str | None = "subscription") -> list[dict[str, Any]]:
+    """Subscriptions (or assets, entitlements; every kind with None) with quantity, MRR and ARR as
+    of a day, TCV, and the item's kind and currency.
 
     The quantity is the one in service that day (the latest one outside the service period).
     MRR, ARR and TCV are absent (None) until the order's subscription-metrics job has run.
     """
     i, m = t.items.c, t.item_metrics.c
     query = (select(t.items, m.tcv).select_from(t.items.outerjoin(t.item_metrics, m.item == i.id))
-             .where(i.kind == kind).order_by(i.account, i.id))
+             .order_by(i.account, i.id))
+    if kind is not None:
+        query = query.where(i.kind == kind)
     if customer:
         query = query.where(i.account == customer)
     cmrr, quantity = _committed(conn, as_of)
@@ -177,22 +316,91 @@ def subscriptions(conn: Connection, as_of: dt.date, *, customer: str | None = No
                     "mrr": mrr,
                     "arr": round_money(cmrr.get(item.id, Decimal(0)) * 12, item.currency) if has_metrics else None,
                     "tcv": round_money(item.tcv, item.currency) if has_metrics else None,
-                    "bill_cycle_day": item.bill_cycle_day, "status": _status(item, as_of)})
+                    "bill_cycle_day": item.bill_cycle_day, "status": _status(item, as_of),
+                    "kind": item.kind, "currency": item.currency})
+    return out
+
+
+def own_currencies(conn: Connection) -> dict[str, str]:
+    """Each account's own currency: that of its first activated order (the one its Account fields hold)."""
+    out: dict[str, str] = {}
+    for account, currency in conn.execute(select(t.orders.c.account, t.orders.c.currency).order_by(t.orders.c.seq)):
+        out.setdefault(account, currency)
     return out
 
 
 def accounts(conn: Connection, as_of: dt.date) -> list[dict[str, Any]]:
-    """Accounts with TCV, customer since and ARR as of a day."""
+    """Accounts with TCV, customer since and ARR as of a day: one row per account and currency.
+
+    Figures in different currencies are never added (SPEC section 6). The account's own currency
+    (that of its first order) comes first; an account without orders has one row, currency None.
+    """
     cmrr = _cmrr_by_item(conn, as_of)
-    arr: dict[str, Decimal] = {}
-    currency: dict[str, str] = {}
+    arr: dict[tuple[str, str], Decimal] = {}
     for item_id, account, cur in conn.execute(select(t.items.c.id, t.items.c.account, t.items.c.currency)):
-        arr[account] = arr.get(account, Decimal(0)) + cmrr.get(item_id, Decimal(0)) * 12
-        currency[account] = cur
+        arr[(account, cur)] = arr.get((account, cur), Decimal(0)) + cmrr.get(item_id, Decimal(0)) * 12
+    tcv = {(a, c): v for a, c, v in conn.execute(select(t.account_metrics.c.account, t.account_metrics.c.currency,
+                                                        t.account_metrics.c.tcv))}
+    own = own_currencies(conn)
+    currencies: dict[str, set[str]] = {}
+    for account, cur in (*arr, *tcv):
+        currencies.setdefault(account, set()).add(cur)
     out = []
     for a in conn.execute(select(t.accounts).order_by(t.accounts.c.id)):
-        out.append({"account": a.id, "name": a.name, "tcv": round_money(a.tcv, currency.get(a.id, "USD")), "customer_since": a.customer_since,
-                    "arr": round_money(arr.get(a.id, Decimal(0)), currency.get(a.id, "USD"))})
+        mine = currencies.get(a.id)
+        if not mine:
+            out.append({"account": a.id, "name": a.name, "tcv": round_money(Decimal(0), "USD"),
+                        "customer_since": a.customer_since, "arr": round_money(Decimal(0), "USD"), "currency": None})
+            continue
+        first = own.get(a.id)
+        for cur in sorted(mine, key=lambda c: (c != first, c)):
+            out.append({"account": a.id, "name": a.name, "tcv": round_money(tcv.get((a.id, cur), Decimal(0)), cur),
+                        "customer_since": a.customer_since,
+                        "arr": round_money(arr.get((a.id, cur), Decimal(0)), cur), "currency": cur})
+    return out
+
+
+def credits(conn: Connection, *, customer: str | None = None, entries: bool = False) -> list[dict[str, Any]]:
+    """Prepaid credit per account and currency: granted, drawn down, balance (SPEC section 9).
+
+    With `entries`, every grant and drawdown instead, in the order credit review applies them
+    (grants, then drawdowns in activation order), each with the balance after it.
+    """
+    c, d, l, o = t.credits.c, t.credit_drawdowns.c, t.order_lines.c, t.orders.c
+    grants = select(c.id, c.account, c.currency, c.amount).order_by(c.account, c.currency, c.id)
+    draws = (select(d.account, d.currency, d.amount, d.net_amount, d.order_id, l.id.label("line"))
+             .select_from(t.credit_drawdowns.join(t.order_lines, l.pk == d.line_pk)
+                          .join(t.orders, o.id == d.order_id))
+             .order_by(o.seq, l.seq))
+    if customer:
+        grants = grants.where(c.account == customer)
+        draws = draws.where(d.account == customer)
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for g in conn.execute(grants):
+        rows.setdefault((g.account, g.currency), []).append(
+            {"entry": "grant", "credit": g.id, "order": None, "order_product": None, "amount": g.amount,
+             "line_net_amount": None})
+    for x in conn.execute(draws):
+        rows.setdefault((x.account, x.currency), []).append(
+            {"entry": "drawdown", "credit": None, "order": x.order_id, "order_product": x.line,
+             "amount": -x.amount, "line_net_amount": x.net_amount})
+    out = []
+    for (account, currency), items in sorted(rows.items()):
+        balance = Decimal(0)
+        granted = sum((e["amount"] for e in items if e["entry"] == "grant"), Decimal(0))
+        drawn = -sum((e["amount"] for e in items if e["entry"] == "drawdown"), Decimal(0))
+        if not entries:
+            out.append({"account": account, "currency": currency, "granted": round_money(granted, currency),
+                        "drawn": round_money(drawn, currency), "balance": round_money(granted - drawn, currency)})
+            continue
+        for e in items:
+            balance += e["amount"]
+            out.append({"account": account, "currency": currency, "entry": e["entry"], "credit": e["credit"],
+                        "order": e["order"], "order_product": e["order_product"],
+                        "amount": round_money(e["amount"], currency),
+                        "line_net_amount": None if e["line_net_amount"] is None
+                        else round_money(e["line_net_amount"], currency),
+                        "balance": round_money(balance, currency)})
     return out
 
 
@@ -309,9 +517,17 @@ def item_values(conn: Connection, item_ids: list[str], as_of: dt.date) -> list[d
 
 def account_values(conn: Connection, account_ids: list[str], as_of: dt.date) -> list[dict[str, Any]]:
     """Account metric fields as the write-back sends them."""
+    # An Account holds one set of figures: those in the account's own currency (its first order's),
+    # the first of its rows. Figures in its other currencies are not written (never converted or
+    # added); `revsync report accounts` shows them, and each subscription record carries its own.
     wanted = set(account_ids)
-    return [{"id": a["account"], "tcv": a["tcv"], "arr": a["arr"], "customer_since": a["customer_since"]}
-            for a in accounts(conn, as_of) if a["account"] in wanted]
+    out, done = [], set()
+    for a in accounts(conn, as_of):
+        if a["account"] in wanted and a["account"] not in done:
+            done.add(a["account"])
+            out.append({"id": a["account"], "tcv": a["tcv"], "arr": a["arr"], "customer_since": a["customer_since"],
+                        "currency": a["currency"]})
+    return out
 
 
 def outbox(conn: Connection, *, failed_only: bool = False, limit: int = 500) -> list[dict[str, Any]]:

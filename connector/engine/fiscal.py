@@ -59,6 +59,30 @@ class FiscalCalendar:
         """The last period of the month, quarter or year that `period` belongs to."""
         raise NotImplementedError
 
+    def next_period(self, period: FiscalPeriod) -> FiscalPeriod | None:
+        """The period after `period`, or None when `period` is the last one the calendar defines."""
+        try:
+            return self.period_of(period.end_excl)
+        except FiscalCalendarError:
+            return None  # an explicit calendar ends; a standard one never does
+
+    def groups(self, first: dt.date, last: dt.date, by: str) -> list[tuple[FiscalPeriod, FiscalPeriod]]:
+        """(first period, last period) of every month, quarter or year from the one holding `first`
+        to the one holding `last`, both days included.
+
+        Stops at the calendar's last period rather than stepping past it: a group that ends on
+        the last day an explicit calendar defines is the last group (FiscalCalendarError only
+        when `first` or `last` themselves fall outside every period).
+        """
+        group: FiscalPeriod | None = self.group_start(self.period_of(first), by)
+        stop = self.group_end(self.period_of(last), by)
+        out = []
+        while group is not None and group.start <= stop.start:
+            end = self.group_end(group, by)
+            out.append((group, end))
+            group = self.next_period(end)
+        return out
+
 
 class StandardFiscalCalendar(FiscalCalendar):
     """Calendar months; the fiscal year starts on the first of `start_month` and is named by its start year."""

@@ -192,6 +192,7 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
             since = row.customer_since
         updates.append(dict(b_id=account, tcv=row.tcv + tcv, customer_since=since))
     conn.execute(update(t.accounts).where(t.accounts.c.id == bindparam("b_id")), updates)
+    _add_account_tcv(conn, activations, line_tcvs)
     links = {(a.order.account, role, related): a.order.id for a in activations for role, related in a.links}
     for (account, role, related), order_id in links.items():
         exists = conn.execute(select(t.account_links.c.account).where(and_(
@@ -383,6 +384,28 @@ def lines_with_arr_rows(conn: Connection, pks: Sequence[int]) -> set[int]:
     for chunk in _chunks(list(pks)):
         out.update(conn.execute(select(t.arr_rows.c.line_pk).where(t.arr_rows.c.line_pk.in_(chunk)).distinct()).scalars())
     return out
+
+
+def _add_account_tcv(conn: Connection, activations, line_tcvs: dict[str, Decimal]) -> None:
+    """Add the activated lines' TCV to their account's TCV in the order's currency (SPEC section 6)."""
+    added: dict[tuple[str, str], Decimal] = {}
+    for a in activations:
+        key = (a.order.account, a.order.currency)
+        added[key] = added.get(key, Decimal(0)) + sum((line_tcvs[l.id] for l in a.lines), Decimal(0))
+    m = t.account_metrics.c
+    accounts = sorted({account for account, _ in added})
+    before: dict[tuple[str, str], Decimal] = {}
+    for i in range(0, len(accounts), 500):
+        for r in conn.execute(select(m.account, m.currency, m.tcv).where(m.account.in_(accounts[i:i + 500]))):
+            before[(r.account, r.currency)] = r.tcv
+    fresh = [dict(account=a, currency=c, tcv=v) for (a, c), v in added.items() if (a, c) not in before]
+    changed = [dict(b_account=a, b_currency=c, tcv=before[(a, c)] + v) for (a, c), v in added.items()
+               if (a, c) in before]
+    if fresh:
+        conn.execute(insert(t.account_metrics), fresh)
+    if changed:
+        conn.execute(update(t.account_metrics).where(m.account == bindparam("b_account"),
+                                                     m.currency == bindparam("b_currency")), changed)
 
 
 def insert_arr_rows(conn: Connection, rows: Iterable[tuple[int, ArrRow]]) -> int:

@@ -19,6 +19,16 @@ accounts = Table(
     Column("customer_since", Date),
 )
 
+# An account's TCV in each currency it buys in (SPEC section 6: figures in different currencies
+# are never added together). `accounts.tcv` is kept for older readers; reports use this table.
+account_metrics = Table(
+    "account_metrics", metadata,
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("tcv", Money, nullable=False),
+    PrimaryKeyConstraint("account", "currency"),
+)
+
 account_links = Table(
     "account_links", metadata,
     Column("account", String(64), ForeignKey("accounts.id"), nullable=False),

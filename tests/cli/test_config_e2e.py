@@ -73,7 +73,7 @@ def test_revsync_config_is_honoured(runs):
     out = runs["env_report"]
     assert out.code == 0, out.stderr
     assert out.json() == [{"account": "ENV", "name": "From the env config", "tcv": "0.00", "customer_since": None,
-                           "arr": "0.00"}]
+                           "arr": "0.00", "currency": None}]  # no orders: no currency yet (issue 9)
 
 
 def test_the_config_option_beats_the_environment_and_the_working_directory(runs):

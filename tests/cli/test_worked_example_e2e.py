@@ -20,8 +20,8 @@ ARR_BY_PERIOD_KEYS = ["order", "order_product", "customer", "customer_name", "ow
                       "currency"]
 ARR_KEYS = ["period_start", "period_end", "opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr", "changes"]
 SUBSCRIPTION_KEYS = ["subscription", "customer", "product", "start", "end", "quantity", "mrr", "arr", "tcv",
-                     "bill_cycle_day", "status"]
-ACCOUNT_KEYS = ["account", "name", "tcv", "customer_since", "arr"]
+                     "bill_cycle_day", "status", "kind", "currency"]  # issue 9 added kind and currency
+ACCOUNT_KEYS = ["account", "name", "tcv", "customer_since", "arr", "currency"]  # issue 9 added currency
 ORDER_METRIC_KEYS = ["order", "order_product", "metric", "amount", "start", "end", "type", "generated_reason"]
 
 QUARTERS = ("report", "arr", "--by", "quarter", "--owner", "Chloe", "--from", "2023-01-01", "--to", "2023-12-31")
@@ -151,9 +151,9 @@ def test_accounts_as_of(example):
     assert all(list(r) == ACCOUNT_KEYS for r in rows)
     by_id = {r["account"]: r for r in rows}
     assert by_id["A"] == {"account": "A", "name": "Customer A", "tcv": "17670.97", "customer_since": "2023-01-15",
-                          "arr": "12000.00"}
+                          "arr": "12000.00", "currency": "USD"}
     assert by_id["B"] == {"account": "B", "name": "Customer B", "tcv": "6000.00", "customer_since": "2023-02-01",
-                          "arr": "24000.00"}
+                          "arr": "24000.00", "currency": "USD"}
 
 
 def test_order_metrics_of_the_upsell(example):

@@ -161,3 +161,39 @@ def test_fingerprint_changes_with_the_periods():
     assert FOUR_FOUR_FIVE.fingerprint() != other.fingerprint()
     assert FOUR_FOUR_FIVE.fingerprint() == ExplicitFiscalCalendar.from_rows(four_four_five(D("2024-01-01"))).fingerprint()
     assert StandardFiscalCalendar(1).fingerprint() != StandardFiscalCalendar(4).fingerprint()
+
+
+THIRTEEN_2025 = ExplicitFiscalCalendar.from_rows(thirteen_periods(2025, D("2024-12-29")))
+
+GROUPS_TO_THE_END = [
+    # calendar, first day, last day, by, [(group start, group end)] worked out from the periods
+    # 4-4-5 2024: P1 01-01..01-28, P3 02-26..03-31, P4 04-01, P7 07-01, P10 09-30, P12 11-25..12-29 (last day)
+    (FOUR_FOUR_FIVE, "2024-10-15", "2024-12-29", "quarter", [("2024-09-30", "2024-12-29")], "445-last-quarter"),
+    (FOUR_FOUR_FIVE, "2024-01-01", "2024-12-01", "year", [("2024-01-01", "2024-12-29")], "445-year-to-inside"),
+    (FOUR_FOUR_FIVE, "2024-10-28", "2024-12-29", "month",
+     [("2024-10-28", "2024-11-24"), ("2024-11-25", "2024-12-29")], "445-last-months"),
+    # 13 periods of 28 days from 2024-12-29: P4 2025-03-23, P6 05-18..06-14, P7 06-15, P9 ..09-06,
+    # P10 09-07, P13 11-30..12-27 (the last day); quarters P4–P6, P7–P9, P10–P13
+    (THIRTEEN_2025, "2025-06-01", "2025-12-27", "quarter",
+     [("2025-03-23", "2025-06-14"), ("2025-06-15", "2025-09-06"), ("2025-09-07", "2025-12-27")], "13-last-quarters"),
+    (THIRTEEN_2025, "2025-12-01", "2025-12-27", "month", [("2025-11-30", "2025-12-27")], "13-last-month"),
+    (StandardFiscalCalendar(1), "2023-11-15", "2024-01-02", "quarter",
+     [("2023-10-01", "2023-12-31"), ("2024-01-01", "2024-03-31")], "standard-never-ends"),
+]
+
+
+@pytest.mark.parametrize("cal,first,last,by,expected", [g[:5] for g in GROUPS_TO_THE_END],
+                         ids=[g[5] for g in GROUPS_TO_THE_END])
+def test_groups_stop_at_the_last_period(cal, first, last, by, expected):
+    got = cal.groups(D(first), D(last), by)
+    assert [(s.start, e.end) for s, e in got] == [(D(a), D(b)) for a, b in expected]
+
+
+def test_next_period_is_none_after_the_last_one():
+    last = FOUR_FOUR_FIVE.period_of(D("2024-12-29"))
+    assert FOUR_FOUR_FIVE.next_period(last) is None
+    assert FOUR_FOUR_FIVE.next_period(FOUR_FOUR_FIVE.period_of(D("2024-11-01"))) == last
+    dec = StandardFiscalCalendar(1).period_of(D("2023-12-31"))
+    assert StandardFiscalCalendar(1).next_period(dec).start == D("2024-01-01")
+    with pytest.raises(FiscalCalendarError, match="2024-12-30"):
+        FOUR_FOUR_FIVE.groups(D("2024-01-01"), D("2024-12-30"), "quarter")
