@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Mapping
 
 from connector.engine.dates import ONE_DAY, end_from_term, months_between
@@ -17,6 +17,7 @@ from connector.engine.ledger import ZERO, Ledger
 from connector.engine.limits import (
     check_date, check_price, check_quantity, check_term_months, line_amount_problems,
 )
+from connector.engine.money import Exact, exact
 from connector.engine.model import (
     MONTHS_PER_PERIOD,
     Account,
@@ -40,19 +41,16 @@ class OrderRejected(ValidationFailed):
     """The order cannot be activated; every problem names the order, line and field."""
 
 
-#: Monthly prices of yearly and quarterly prices are carried to this many decimal places.
-#: 1000 / 12 does not terminate; cut at a fixed scale, every later sum and difference of
-#: contributions is exact, so a cancellation brings CMRR back to exactly zero (a 28-digit
-#: quotient would leave 3E-28 behind). Twelve places keep ARR (12 × CMRR) exact to the cent.
-MRR_PLACES = Decimal("1e-12")
+def monthly_price(price: Decimal, period: PricePeriod) -> Exact:
+    """The monthly equivalent of a recurring price: yearly / 12, quarterly / 3, exactly.
 
-
-def monthly_price(price: Decimal, period: PricePeriod) -> Decimal:
-    """The monthly equivalent of a recurring price: yearly / 12, quarterly / 3 (12 decimal places)."""
+    1000 / 12 does not terminate as a decimal: it is kept as a rational (engine.money.Exact), so
+    every later sum and difference of contributions is exact (a cancellation brings CMRR back to
+    exactly zero) and amounts made from it are rounded once, at the edge.
+    """
     if period is PricePeriod.ONE_TIME:
-        return ZERO
-    months = MONTHS_PER_PERIOD[period]
-    return price if months == 1 else (price / months).quantize(MRR_PLACES, rounding=ROUND_HALF_EVEN)
+        return exact(0)
+    return exact(price) / MONTHS_PER_PERIOD[period]
 
 
 def service_start(line: LineInput, trigger: TriggerDate) -> dt.date | None:
@@ -177,7 +175,7 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
     start = service_start(line, settings.service_start_trigger)
     # A one-time product has no monthly price (monthly_price gives 0); carry its list price as is, so
     # the ELP of a one-time line (list price × quantity, metrics.order_metrics) is not always zero.
-    list_monthly = (product.list_price if product.price_period is PricePeriod.ONE_TIME
+    list_monthly = (exact(product.list_price) if product.price_period is PricePeriod.ONE_TIME
                     else monthly_price(product.list_price, product.price_period))
 
     def check_agree(begin: dt.date) -> None:
@@ -230,7 +228,7 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
                     quantity=quantity, unit_price=price, price_period=period, bill_cycle_day=bcd,
                     created_by=order.id, last_line=line.id)
         if period is PricePeriod.ONE_TIME:
-            return make(item, Action.NEW, category, start, end, quantity, price, [], quantity * price)
+            return make(item, Action.NEW, category, start, end, quantity, price, [], exact(quantity) * price)
         mrr = quantity * monthly_price(price, period)
         return make(item, Action.NEW, category, start, end, quantity, price,
                     [Segment(start, end + ONE_DAY, mrr, quantity)])

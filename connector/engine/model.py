@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from connector.engine.dates import months_between
+from connector.engine.money import exact
 
 
 class Provisioning(StrEnum):
@@ -199,10 +200,9 @@ class ActivatedLine:
 
         Cached: activation, account metrics and subscription metrics all ask for it.
         """
-        total = self.one_time_amount
+        total = exact(self.one_time_amount)
         for s in self.segments:
-            months = months_between(s.start, s.end_excl)
-            total += s.mrr * months.numerator / months.denominator
+            total += exact(s.mrr) * months_between(s.start, s.end_excl)
         return total
 
     @property

@@ -14,7 +14,7 @@ from connector.engine.model import (
     Account, Action, ActivatedLine, Activation, ArrRow, BillingFrequency, BillingPeriod, ChangeCategory,
     Credit, Drawdown, Item, OrderMetric, PricePeriod, Product, Provisioning, Segment,
 )
-from connector.engine.money import STORE_SCALE, round_money
+from connector.engine.money import STORE_SCALE, exact_text, round_money
 from connector.store import schema as t
 
 JOB_KINDS = ("credit_review", "subscription_metrics", "order_metrics", "arr_by_period")
@@ -142,12 +142,12 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     _bulk(conn, t.order_lines, _LINE_COLUMNS, [(
         l.id, a.order.id, l.seq, l.action.value, l.product, l.product_name, customer_names[a.order.account],
         l.item, l.item_kind.value, str(l.quantity), str(l.unit_price), l.price_period.value,
-        str(l.list_price_monthly), day[l.start], day[l.end], l.billing_frequency.value, l.credit_eligible,
-        l.change_category.value, str(l.one_time_amount), l.bill_cycle_day, units[line_tcvs[l.id]])
+        exact_text(l.list_price_monthly), day[l.start], day[l.end], l.billing_frequency.value, l.credit_eligible,
+        l.change_category.value, exact_text(l.one_time_amount), l.bill_cycle_day, units[line_tcvs[l.id]])
         for a in activations for l in a.lines])
     pks = line_pks(conn, [l.id for a in activations for l in a.lines])
     _bulk(conn, t.line_segments, ("line_pk", "seq", "start", "end_excl", "mrr", "quantity"), [
-        (pks[l.id], i, day[s.start], day[s.end_excl], str(s.mrr), str(s.quantity))
+        (pks[l.id], i, day[s.start], day[s.end_excl], exact_text(s.mrr), str(s.quantity))
         for a in activations for l in a.lines for i, s in enumerate(l.segments)])
     # Items: the last version an order batch leaves is the one stored.
     final: dict[str, Item] = {}
