@@ -105,6 +105,9 @@ class LineDoc(_Doc):
     contract_effective: Day | None = None
     service_activation: Day | None = None
     customer_acceptance: Day | None = None
+    #: a `new` line with no `end` nor `term_months` that runs until cancelled (README); a line that
+    #: simply lacks an end is an error, never evergreen by default
+    evergreen: bool = False
 
     # field validators, not a model validator: they name the field, and they run even when other
     # fields of the same line are wrong, so every problem of the file is listed at once
@@ -115,6 +118,21 @@ class LineDoc(_Doc):
         if action is not None and action is not Action.NEW and not value:
             raise ValueError(f"`subscription` is required for a {action.value} line "
                              "(the subscription it changes)")
+        return value
+
+    @field_validator("evergreen")
+    @classmethod
+    def _evergreen_has_no_end(cls, value: bool, info: ValidationInfo) -> bool:
+        if not value:
+            return value
+        action = info.data.get("action")
+        if action is not None and action is not Action.NEW:
+            raise ValueError(f"only a `new` line can be evergreen, not a {action.value} line (changes to an "
+                             "evergreen subscription follow it)")
+        given = [k for k in ("end", "term_months") if info.data.get(k) is not None]
+        if given:
+            raise ValueError(f"an evergreen line runs until cancelled: remove {' and '.join(f'`{k}`' for k in given)},"
+                             " or `evergreen`")
         return value
 
     @field_validator("end")
@@ -308,7 +326,8 @@ def _order_input(doc: OrderDoc) -> OrderInput:
             unit_price=l.unit_price, price_period=l.price_period, start=l.start, end=l.end,
             term_months=l.term_months, billing_frequency=l.billing_frequency,
             credit_eligible=l.credit_eligible, contract_effective=l.contract_effective,
-            service_activation=l.service_activation, customer_acceptance=l.customer_acceptance)
+            service_activation=l.service_activation, customer_acceptance=l.customer_acceptance,
+            evergreen=l.evergreen)
             for l in doc.lines))
 
 
@@ -316,7 +335,12 @@ def content_hash(doc: OrderDoc) -> str:
     """A fingerprint of an order's content, to tell a re-import from a conflicting order."""
     # pydantic's own serialiser: fields in declaration order, values normalised by validation
     # ("100" and 100 are the same Decimal), and much faster than dumping a dict in Python.
-    return hashlib.sha256(doc.model_dump_json().encode()).hexdigest()
+    # `evergreen` came later: left out when false, so orders imported before keep their fingerprint
+    text = doc.model_dump_json(exclude={"lines": {"__all__": {"evergreen"}}})
+    evergreen = [l.id for l in doc.lines if l.evergreen]
+    if evergreen:
+        text += "\nevergreen:" + ",".join(evergreen)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
