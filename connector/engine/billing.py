@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from fractions import Fraction
 from typing import Iterator
 
 from connector.engine.dates import ONE_DAY, add_months, days_in_month
@@ -30,16 +31,21 @@ def cycle_date(year: int, month: int, bill_cycle_day: int) -> dt.date:
 
 def prorated(mrr: Decimal, start: dt.date, end_excl: dt.date) -> Exact:
     """MRR over [start, end_excl), each day worth 1/(days of the month it falls in). Exact."""
-    mrr = exact(mrr)
-    total = exact(0)
+    dim = days_in_month(start.year, start.month)
+    if end_excl <= start + dt.timedelta(days=dim - start.day + 1):  # within one month: the usual case
+        return exact(mrr) * Fraction((end_excl - start).days, dim)
+    days_by_length: dict[int, int] = {}  # days counted per month length (28..31), then one sum
     day = start
     while day < end_excl:
         dim = days_in_month(day.year, day.month)
         month_end_excl = dt.date(day.year, day.month, dim) + ONE_DAY
         stop = min(month_end_excl, end_excl)
-        total += mrr * (stop - day).days / dim
+        days_by_length[dim] = days_by_length.get(dim, 0) + (stop - day).days
         day = stop
-    return total
+    months = exact(0)
+    for dim, days in days_by_length.items():
+        months += Fraction(days, dim)
+    return exact(mrr) * months
 
 
 def partial(mrr: Decimal, start: dt.date, end_excl: dt.date, anniversary=None) -> Exact:
@@ -50,10 +56,13 @@ def partial(mrr: Decimal, start: dt.date, end_excl: dt.date, anniversary=None) -
     2023-01-15..2023-05-05 is 3 months + 16/30 (April 15..30) + 5/31 (May 1..5).
     """
     step = anniversary or (lambda k: add_months(start, k))
-    whole = 0
-    while step(whole + 1) <= end_excl:
-        whole += 1
-    return exact(mrr) * whole + prorated(mrr, step(whole), end_excl)
+    # the anniversary in end_excl's month is the last one that can be on or before it
+    whole = max((end_excl.year - start.year) * 12 + end_excl.month - start.month, 0)
+    while whole > 0 and step(whole) > end_excl:
+        whole -= 1
+    last = step(whole) if whole else start
+    rest = prorated(mrr, last, end_excl) if last < end_excl else exact(0)
+    return exact(mrr) * whole + rest if whole else rest
 
 
 def _cycle_steps(begin: dt.date, bcd: int):

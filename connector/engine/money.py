@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from math import gcd
 
 ZERO = Decimal(0)
 
@@ -72,40 +73,74 @@ class Exact(Fraction):
         return f"Exact({self.numerator}, {self.denominator})"
 
 
-def _exact(value: Fraction) -> Exact:
+def _make(n: int, d: int) -> Exact:
     out = object.__new__(Exact)
-    out._numerator, out._denominator = value.numerator, value.denominator  # type: ignore[attr-defined]
+    out._numerator, out._denominator = n, d  # type: ignore[attr-defined]
     return out
 
 
-def _binary(name: str):
-    base = getattr(Fraction, name)
+def _exact(value: Fraction) -> Exact:
+    return _make(value.numerator, value.denominator)
 
+
+def _parts(value) -> tuple[int, int] | None:
+    """(numerator, denominator) of an int, Fraction or Decimal operand; None for anything else."""
+    if type(value) is int:
+        return value, 1
+    if isinstance(value, Fraction):
+        return value.numerator, value.denominator
+    if isinstance(value, Decimal):
+        return value.as_integer_ratio()
+    return None
+
+
+# Arithmetic on integers directly (no intermediate Fraction): this runs millions of times in a backfill.
+def _add(na: int, da: int, nb: int, db: int) -> Exact:
+    if da == db:
+        n, d = na + nb, da
+    else:
+        n, d = na * db + nb * da, da * db
+    g = gcd(n, d)
+    return _make(n // g, d // g) if g > 1 else _make(n, d)
+
+
+def _mul(na: int, da: int, nb: int, db: int) -> Exact:
+    g1, g2 = gcd(na, db), gcd(nb, da)
+    return _make((na // g1) * (nb // g2), (da // g2) * (db // g1))
+
+
+def _div(na: int, da: int, nb: int, db: int) -> Exact:
+    if nb == 0:
+        raise ZeroDivisionError("division by zero")
+    if nb < 0:
+        nb, db = -nb, -db
+    return _mul(na, da, db, nb)
+
+
+def _op(fn, reflected: bool = False):
     def method(self, other):
-        if isinstance(other, Decimal):
-            other = Fraction(other)
-        result = base(self, other)
-        return _exact(result) if isinstance(result, Fraction) else result
-
-    method.__name__ = name
+        parts = _parts(other)
+        if parts is None:
+            return NotImplemented
+        if reflected:
+            return fn(parts[0], parts[1], self._numerator, self._denominator)
+        return fn(self._numerator, self._denominator, parts[0], parts[1])
     return method
 
 
-def _unary(name: str):
-    base = getattr(Fraction, name)
-
-    def method(self):
-        return _exact(base(self))
-
-    method.__name__ = name
-    return method
+def _sub(na: int, da: int, nb: int, db: int) -> Exact:
+    return _add(na, da, -nb, db)
 
 
-for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
-              "__rtruediv__"):
-    setattr(Exact, _name, _binary(_name))
-for _name in ("__neg__", "__pos__", "__abs__"):
-    setattr(Exact, _name, _unary(_name))
+Exact.__add__ = Exact.__radd__ = _op(_add)  # type: ignore[method-assign]
+Exact.__mul__ = Exact.__rmul__ = _op(_mul)  # type: ignore[method-assign]
+Exact.__sub__ = _op(_sub)  # type: ignore[method-assign]
+Exact.__rsub__ = _op(_sub, reflected=True)  # type: ignore[method-assign]
+Exact.__truediv__ = _op(_div)  # type: ignore[method-assign]
+Exact.__rtruediv__ = _op(_div, reflected=True)  # type: ignore[method-assign]
+Exact.__neg__ = lambda self: _make(-self._numerator, self._denominator)  # type: ignore[method-assign]
+Exact.__pos__ = lambda self: self  # type: ignore[method-assign]
+Exact.__abs__ = lambda self: _make(abs(self._numerator), self._denominator)  # type: ignore[method-assign]
 
 
 def exact(value: "Decimal | Fraction | int") -> Exact:
