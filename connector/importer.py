@@ -25,7 +25,7 @@ from connector.engine.fiscal import FiscalCalendar
 from connector.engine.model import (
     Account, Activation, Action, BillingFrequency, Credit, LineInput, OrderInput, PricePeriod, Product, Provisioning,
 )
-from connector.engine.money import to_decimal
+from connector.engine.money import STORE_SCALE, to_decimal
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
 from connector.jobs import JobContext, JobOutcome, JobRunner
@@ -87,6 +87,16 @@ class CreditDoc(_Doc):
     account: Id
     currency: Currency
     amount: CreditAmount = Field(gt=0)
+
+    @field_validator("amount")
+    @classmethod
+    def _storable(cls, value: Decimal) -> Decimal:
+        # the store keeps money exactly in units of 10**-4 (engine.money): a grant is never rounded
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > STORE_SCALE:
+            raise ValueError(f"{value} has more than {STORE_SCALE} decimal places; a credit is kept exactly, "
+                             "give it in the currency's minor unit (e.g. 100.12)")
+        return value
 
 
 class LineDoc(_Doc):

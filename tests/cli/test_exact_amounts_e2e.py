@@ -70,3 +70,20 @@ def test_exact_amounts_through_the_store(tmp_path):
                            .where(t.order_lines.c.id == "L-ANNUAL")).scalar()
     engine.dispose()
     assert text == "250/3" and mrr * 3 == 250
+
+
+def test_a_credit_is_stored_exactly_or_refused(tmp_path):
+    # A grant is kept exactly (money columns hold units of 10**-4): 100.125 is stored as given, a
+    # grant with more places is refused with what to do (it used to stop the import with a traceback).
+    wd = workdir(tmp_path, "credit")
+    write_doc(wd / "ok.json", {"accounts": [{"id": "A", "name": "A"}],
+                               "credits": [{"id": "c1", "account": "A", "currency": "USD", "amount": "100.125"}]})
+    assert revsync(wd, "import", "ok.json").code == 0
+    engine = create_engine(store_url(wd))
+    with engine.connect() as conn:
+        assert str(conn.execute(select(t.credits.c.amount)).scalar()) == "100.1250"
+    engine.dispose()
+    write_doc(wd / "bad.json", {"credits": [{"id": "c2", "account": "A", "currency": "USD", "amount": "100.123456"}]})
+    result = revsync(wd, "import", "bad.json")
+    assert result.code == 2
+    assert "credit c2, field amount: 100.123456 has more than 4 decimal places" in result.errors
