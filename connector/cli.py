@@ -19,7 +19,7 @@ from connector.clock import SystemClock
 from connector.config import Config, StoreConfig, load_config
 from connector.errors import Problem, RevsyncError, ValidationFailed
 from connector.importer import import_document, load_file, parse, read
-from connector.jobs import regenerate_arr
+from connector.jobs import extend_evergreen, regenerate_arr
 from connector.render import object_to_json, print_rows
 
 EXIT_ERROR = 1  # something failed; the message says what is left and what to run
@@ -195,6 +195,17 @@ def jobs_retry(ctx: typer.Context,
             err_console.print(f"[red]job {o.kind} for order {o.order_id} failed again:[/red] {o.error}")
     if ok < len(outcomes):
         raise typer.Exit(EXIT_JOBS_FAILED)
+
+
+@jobs_app.command("extend-evergreen")
+def jobs_extend_evergreen(ctx: typer.Context, as_of: Annotated[Optional[dt.datetime], typer.Option(
+        "--as-of", formats=["%Y-%m-%d"], help="extend up to this day + the horizon (default: today, UTC)")] = None
+                          ) -> None:
+    """Materialize evergreen lines up to today + `[engine] evergreen_horizon_months` (the daemon does it daily)."""
+    the_app = _app(ctx)
+    result = extend_evergreen(the_app.store, the_app.runner.ctx, _as_of(as_of, ctx))
+    console.print(f"{result.lines} evergreen line(s) extended through {result.through}; "
+                  f"{result.rows} ARR-by-period row(s) added.")
 
 
 @regenerate_app.command("arr")

@@ -73,6 +73,8 @@ class EngineConfig(_Section):
     default_bill_cycle_day: int = Field(default=1, ge=1, le=31)
     order_metrics: list[Literal["mrr", "tcv", "tcb", "elp", "quantity"]] = list(ALL_ORDER_METRICS)
     sync_draft_orders_with_primary_quotes: bool = False
+    #: evergreen lines (no end) get rows and metrics up to this many months ahead (SPEC section 7)
+    evergreen_horizon_months: int = Field(default=12, ge=1, le=120)
 
 
 class JobsConfig(_Section):
@@ -128,7 +130,8 @@ class Config(_Section):
         """The engine's view of these settings."""
         return EngineSettings(service_start_trigger=self.engine.service_start_trigger,
                               default_bill_cycle_day=self.engine.default_bill_cycle_day,
-                              order_metrics=tuple(self.engine.order_metrics))
+                              order_metrics=tuple(self.engine.order_metrics),
+                              evergreen_horizon_months=self.engine.evergreen_horizon_months)
 
     def fiscal_calendar(self) -> FiscalCalendar:
         """The fiscal calendar this configuration describes."""

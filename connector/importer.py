@@ -25,7 +25,7 @@ from connector.engine.fiscal import FiscalCalendar
 from connector.engine.model import (
     Account, Activation, Action, BillingFrequency, Credit, LineInput, OrderInput, PricePeriod, Product, Provisioning,
 )
-from connector.engine.money import to_decimal
+from connector.engine.money import STORE_SCALE, to_decimal
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
 from connector.jobs import JobContext, JobOutcome, JobRunner
@@ -88,6 +88,16 @@ class CreditDoc(_Doc):
     currency: Currency
     amount: CreditAmount = Field(gt=0)
 
+    @field_validator("amount")
+    @classmethod
+    def _storable(cls, value: Decimal) -> Decimal:
+        # the store keeps money exactly in units of 10**-4 (engine.money): a grant is never rounded
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > STORE_SCALE:
+            raise ValueError(f"{value} has more than {STORE_SCALE} decimal places; a credit is kept exactly, "
+                             "give it in the currency's minor unit (e.g. 100.12)")
+        return value
+
 
 class LineDoc(_Doc):
     id: Id
@@ -105,6 +115,9 @@ class LineDoc(_Doc):
     contract_effective: Day | None = None
     service_activation: Day | None = None
     customer_acceptance: Day | None = None
+    #: a `new` line with no `end` nor `term_months` that runs until cancelled (README); a line that
+    #: simply lacks an end is an error, never evergreen by default
+    evergreen: bool = False
 
     # field validators, not a model validator: they name the field, and they run even when other
     # fields of the same line are wrong, so every problem of the file is listed at once
@@ -115,6 +128,21 @@ class LineDoc(_Doc):
         if action is not None and action is not Action.NEW and not value:
             raise ValueError(f"`subscription` is required for a {action.value} line "
                              "(the subscription it changes)")
+        return value
+
+    @field_validator("evergreen")
+    @classmethod
+    def _evergreen_has_no_end(cls, value: bool, info: ValidationInfo) -> bool:
+        if not value:
+            return value
+        action = info.data.get("action")
+        if action is not None and action is not Action.NEW:
+            raise ValueError(f"only a `new` line can be evergreen, not a {action.value} line (changes to an "
+                             "evergreen subscription follow it)")
+        given = [k for k in ("end", "term_months") if info.data.get(k) is not None]
+        if given:
+            raise ValueError(f"an evergreen line runs until cancelled: remove {' and '.join(f'`{k}`' for k in given)},"
+                             " or `evergreen`")
         return value
 
     @field_validator("end")
@@ -308,7 +336,8 @@ def _order_input(doc: OrderDoc) -> OrderInput:
             unit_price=l.unit_price, price_period=l.price_period, start=l.start, end=l.end,
             term_months=l.term_months, billing_frequency=l.billing_frequency,
             credit_eligible=l.credit_eligible, contract_effective=l.contract_effective,
-            service_activation=l.service_activation, customer_acceptance=l.customer_acceptance)
+            service_activation=l.service_activation, customer_acceptance=l.customer_acceptance,
+            evergreen=l.evergreen)
             for l in doc.lines))
 
 
@@ -316,7 +345,12 @@ def content_hash(doc: OrderDoc) -> str:
     """A fingerprint of an order's content, to tell a re-import from a conflicting order."""
     # pydantic's own serialiser: fields in declaration order, values normalised by validation
     # ("100" and 100 are the same Decimal), and much faster than dumping a dict in Python.
-    return hashlib.sha256(doc.model_dump_json().encode()).hexdigest()
+    # `evergreen` came later: left out when false, so orders imported before keep their fingerprint
+    text = doc.model_dump_json(exclude={"lines": {"__all__": {"evergreen"}}})
+    evergreen = [l.id for l in doc.lines if l.evergreen]
+    if evergreen:
+        text += "\nevergreen:" + ",".join(evergreen)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass

@@ -321,7 +321,8 @@ class Ingestor:
                     "quantity": l.get("quantity"),
                     "unit_price": l.get("unit_price"), "start": l.get("start"), "end": l.get("end"),
                     "item": l.get("subscription"), "action": l.get("action") or "new",
-                    "billing_frequency": l.get("billing_frequency") or "month"}) for l in lines]
+                    "billing_frequency": l.get("billing_frequency") or "month",
+                    "evergreen": bool(l.get("evergreen"))}) for l in lines]
                 entries.append(("Order", key, "activate", key, {"id": key}))
             enqueue(conn, entries, now)
         return sum(1 for e in entries if e[2] == "activate")
@@ -565,7 +566,8 @@ def line_input(item: dict[str, Any]) -> LineInput:
             credit_eligible=bool(item.get("credit_eligible", False)),
             contract_effective=item.get("contract_effective"),
             service_activation=item.get("service_activation"),
-            customer_acceptance=item.get("customer_acceptance"))
+            customer_acceptance=item.get("customer_acceptance"),
+            evergreen=bool(item.get("evergreen", False)))
     except (KeyError, ValueError, ArithmeticError) as exc:
         raise SkippableError(f"order item {item.get('id')}: {exc}") from exc
 

@@ -15,6 +15,7 @@ from connector.clock import Clock
 from connector.engine.arr_by_period import arr_rows
 from connector.engine.activation import line_tcv
 from connector.engine.credits import review_credits
+from connector.engine.evergreen import extend_line, horizon as evergreen_horizon
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.metrics import order_metrics
 from connector.engine.money import round_money
@@ -219,6 +220,87 @@ class JobRunner:
                 status="failed", attempts=attempts + 1, last_error=message[:2000], updated_at=self.clock.now(),
                 next_attempt_at=self.clock.now() + dt.timedelta(seconds=delay)))
         return JobOutcome(job.order_id, kind, False, message)
+
+
+@dataclass(frozen=True)
+class Extension:
+    """What one run of the evergreen extension did."""
+
+    through: dt.date
+    lines: int
+    rows: int
+
+
+def extend_evergreen(engine: Engine, ctx: JobContext, today: dt.date) -> Extension:
+    """Materialize every evergreen line up to `today` + `[engine] evergreen_horizon_months` (SPEC section 7).
+
+    In one transaction: the lines' pieces and ends, their subscriptions' ends, line, item and account
+    TCV, order metrics (TCV, TCB, ELP over the new horizon), and ARR rows for the fiscal periods the
+    horizon now covers (rows already there are never changed). With an org, the new rows go to the
+    outbox like every ARR row, with the items and accounts. Running it again the same day (or
+    earlier) finds nothing short of the horizon and changes nothing.
+    """
+    through = evergreen_horizon(today, ctx.settings)
+    with engine.begin() as conn:
+        todo = repo.evergreen_to_extend(conn, through)
+        if not todo:
+            return Extension(through, 0, 0)
+        wanted = {pk for pk, _ in todo}
+        stored = repo.load_orders(conn, sorted({o for _, o in todo}))
+        extended: Orders = {}
+        changes = []
+        for o in stored.values():
+            lines = []
+            for pk, line in o.lines:
+                after = extend_line(line, through) if pk in wanted else None
+                if after is not None:
+                    lines.append((pk, after))
+                    changes.append((pk, line, after, o.currency))
+            if lines:
+                extended[o.id] = repo.StoredOrder(o.id, o.account, o.currency, lines)
+        repo.save_extension(conn, changes)
+        subscription_metrics(conn, extended, ctx)
+        order_metrics_job(conn, extended, ctx)
+        # new rows only for lines whose ARR job has made their first rows (a pending job makes them all)
+        ready = repo.orders_with_job(conn, list(extended), "arr_by_period", "succeeded")
+        last = repo.last_arr_periods(conn, [pk for o in extended.values() for pk, _ in o.lines])
+        new_rows = [(pk, row) for o in extended.values() if o.id in ready for pk, line in o.lines
+                    for row in arr_rows(line, o.currency, ctx.calendar)
+                    if pk not in last or row.period_start > last[pk]]
+        count = repo.insert_arr_rows(conn, new_rows)
+        if ctx.write_back and new_rows:
+            sent = {pk for pk, _ in new_rows}
+            enqueue(conn, [(big, line.id, "big_object", o.id, {"line_pk": pk})
+                           for o in extended.values() for pk, line in o.lines if pk in sent
+                           for big in BIG_OBJECTS], _stamp(ctx))
+    log.info("evergreen lines extended", extra={"through": through.isoformat(), "lines": len(changes),
+                                                "arr_rows": count})
+    return Extension(through, len(changes), count)
+
+
+#: meta key: the last UTC day the daemon extended evergreen lines
+EVERGREEN_DAY = "evergreen_extended_on"
+
+
+def evergreen_daily(app) -> Callable[[], None]:
+    """The daemon's after-pass hook: extend evergreen lines at most once a (UTC) day.
+
+    The day of the last run is kept in the store, so a restarted daemon does not run it again
+    that day; a failure is logged and tried again after the next pass, never stops the daemon.
+    """
+    def run() -> None:
+        today = app.clock.today()
+        try:
+            with app.store.connect() as conn:
+                if repo.get_meta(conn, EVERGREEN_DAY) == today.isoformat():
+                    return
+            extend_evergreen(app.store, app.runner.ctx, today)
+            with app.store.begin() as conn:
+                repo.set_meta(conn, EVERGREEN_DAY, today.isoformat())
+        except Exception as exc:  # noqa: BLE001 - the sync goes on; the next pass tries again
+            log.warning("extending evergreen lines failed", extra={"reason": f"{type(exc).__name__}: {exc}"})
+
+    return run
 
 
 def regenerate_arr(engine: Engine, ctx: JobContext, batch_size: int = 500) -> int:

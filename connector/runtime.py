@@ -15,6 +15,7 @@ from connector.backfill import Backfill
 from connector.daemon import Daemon
 from connector.errors import FatalError, ValidationFailed
 from connector.ingest import Ingestor
+from connector.jobs import evergreen_daily
 from connector.salesforce.client import SalesforceClient
 from connector.sources.poll import PollingSource
 from connector.sync import SyncService
@@ -75,6 +76,7 @@ def run_daemon(app: App, *, once: bool, session=None) -> int:
         sync = app.config.sync
         daemon = Daemon(runtime.service, app.clock, interval=dt.timedelta(seconds=sync.interval_seconds),
                         writer=runtime.writer, metrics=metrics, after_cycle=app.refresh_calendar,
+                        after_pass=evergreen_daily(app),
                         lease_ttl=dt.timedelta(seconds=sync.lease_seconds),
                         max_backoff=dt.timedelta(seconds=sync.max_backoff_seconds),
                         max_triggered_per_minute=getattr(app.config.server, "max_triggered_cycles_per_minute", 6))

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Mapping
 
 from connector.engine.dates import ONE_DAY, end_from_term, months_between
+from connector.engine.evergreen import horizon as evergreen_horizon
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.ledger import ZERO, Ledger
 from connector.engine.limits import (
     check_date, check_price, check_quantity, check_term_months, line_amount_problems,
 )
+from connector.engine.money import Exact, exact
 from connector.engine.model import (
     MONTHS_PER_PERIOD,
     Account,
@@ -40,19 +42,16 @@ class OrderRejected(ValidationFailed):
     """The order cannot be activated; every problem names the order, line and field."""
 
 
-#: Monthly prices of yearly and quarterly prices are carried to this many decimal places.
-#: 1000 / 12 does not terminate; cut at a fixed scale, every later sum and difference of
-#: contributions is exact, so a cancellation brings CMRR back to exactly zero (a 28-digit
-#: quotient would leave 3E-28 behind). Twelve places keep ARR (12 × CMRR) exact to the cent.
-MRR_PLACES = Decimal("1e-12")
+def monthly_price(price: Decimal, period: PricePeriod) -> Exact:
+    """The monthly equivalent of a recurring price: yearly / 12, quarterly / 3, exactly.
 
-
-def monthly_price(price: Decimal, period: PricePeriod) -> Decimal:
-    """The monthly equivalent of a recurring price: yearly / 12, quarterly / 3 (12 decimal places)."""
+    1000 / 12 does not terminate as a decimal: it is kept as a rational (engine.money.Exact), so
+    every later sum and difference of contributions is exact (a cancellation brings CMRR back to
+    exactly zero) and amounts made from it are rounded once, at the edge.
+    """
     if period is PricePeriod.ONE_TIME:
-        return ZERO
-    months = MONTHS_PER_PERIOD[period]
-    return price if months == 1 else (price / months).quantize(MRR_PLACES, rounding=ROUND_HALF_EVEN)
+        return exact(0)
+    return exact(price) / MONTHS_PER_PERIOD[period]
 
 
 def service_start(line: LineInput, trigger: TriggerDate) -> dt.date | None:
@@ -114,7 +113,9 @@ def activate(order: OrderInput, ledger: Ledger, products: Mapping[str, Product],
                 bad(message, line, fld)
             continue
         try:
-            calendar.check_covers(activated_line.start, activated_line.end)
+            # an evergreen line's end is its horizon, not a day it must have rows for yet
+            calendar.check_covers(activated_line.start,
+                                  activated_line.start if activated_line.evergreen else activated_line.end)
         except FiscalCalendarError as exc:
             # Name the field that holds the date: a terms line only gives its end.
             fld = "end" if line.action is Action.TERMS or _inside(calendar, activated_line.start) else "start"
@@ -177,7 +178,7 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
     start = service_start(line, settings.service_start_trigger)
     # A one-time product has no monthly price (monthly_price gives 0); carry its list price as is, so
     # the ELP of a one-time line (list price × quantity, metrics.order_metrics) is not always zero.
-    list_monthly = (product.list_price if product.price_period is PricePeriod.ONE_TIME
+    list_monthly = (exact(product.list_price) if product.price_period is PricePeriod.ONE_TIME
                     else monthly_price(product.list_price, product.price_period))
 
     def check_agree(begin: dt.date) -> None:
@@ -189,21 +190,26 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
 
     def resolve_end(begin: dt.date) -> dt.date:
         check_agree(begin)
+        if line.evergreen and (line.end is not None or line.term_months is not None):
+            raise bad("an evergreen line has no end: remove `end` and `term_months`, or `evergreen`", "evergreen")
         if line.end is not None:
             end = line.end
         elif line.term_months is not None:
             if line.term_months <= 0:
                 raise bad("term_months must be a positive whole number", "term_months")
             end = end_from_term(begin, line.term_months)
+        elif line.evergreen:
+            end = evergreen_horizon(begin, settings)  # the first horizon (engine.evergreen)
         else:
-            raise bad("give `end` or `term_months` (evergreen lines are not supported yet)", "end")
+            raise bad("give `end` or `term_months`, or mark a line that runs until cancelled as "
+                      "evergreen (`\"evergreen\": true`)", "end")
         if end < begin:
             raise bad(f"end {end} is before start {begin}", "end")
         return end
 
     def make(item: Item, action: Action, category: ChangeCategory, begin: dt.date, end: dt.date,
              quantity: Decimal, unit_price: Decimal, segments: list[Segment],
-             one_time: Decimal = ZERO) -> tuple[ActivatedLine, Item]:
+             one_time: Decimal = ZERO, evergreen: bool = False) -> tuple[ActivatedLine, Item]:
         return ActivatedLine(
             order=order.id, id=line.id, seq=seq, action=action, product=product.id,
             product_name=product.name, item=item.id, item_kind=item.kind, quantity=quantity,
@@ -211,7 +217,7 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
             start=begin, end=end, billing_frequency=line.billing_frequency,
             credit_eligible=line.credit_eligible, change_category=category,
             segments=tuple(s for s in segments if s.end_excl > s.start), one_time_amount=one_time,
-            bill_cycle_day=item.bill_cycle_day, item_version=item.version), item
+            bill_cycle_day=item.bill_cycle_day, item_version=item.version, evergreen=evergreen), item
 
     if line.action is Action.NEW:
         if start is None:
@@ -228,14 +234,19 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
         item = Item(id=item_id, kind=product.provisioning, account=order.account, product=product.id,
                     currency=order.currency, start=start, end=end, term_start=start,
                     quantity=quantity, unit_price=price, price_period=period, bill_cycle_day=bcd,
-                    created_by=order.id, last_line=line.id)
+                    created_by=order.id, last_line=line.id, evergreen=line.evergreen)
         if period is PricePeriod.ONE_TIME:
-            return make(item, Action.NEW, category, start, end, quantity, price, [], quantity * price)
+            if line.evergreen:
+                raise bad("a one-time charge cannot be evergreen", "evergreen")
+            return make(item, Action.NEW, category, start, end, quantity, price, [], exact(quantity) * price)
         mrr = quantity * monthly_price(price, period)
         return make(item, Action.NEW, category, start, end, quantity, price,
-                    [Segment(start, end + ONE_DAY, mrr, quantity)])
+                    [Segment(start, end + ONE_DAY, mrr, quantity)], evergreen=line.evergreen)
 
     # Every other action changes an existing recurring item.
+    if line.evergreen:
+        raise bad("only a `new` line can be evergreen; changes to an evergreen subscription follow it",
+                  "evergreen")
     if not line.item:
         raise bad(f"a {line.action.value} line must name the subscription it changes", "subscription")
     item = ledger.items.get(line.item)
@@ -283,9 +294,14 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
         else:
             category = ChangeCategory.DOWNSELL
         new_item = replace(item, quantity=quantity, unit_price=price, price_period=period, **nxt)
-        return make(new_item, Action.UPDATE, category, start, end, quantity, price, pieces)
+        # co-termed with an evergreen subscription: the change runs on with it past the horizon
+        return make(new_item, Action.UPDATE, category, start, end, quantity, price, pieces,
+                    evergreen=item.evergreen and end == item.end)
 
     if line.action is Action.RENEW:
+        if item.evergreen:
+            raise bad(f"subscription {item.id!r} is evergreen: it runs until cancelled and has nothing to "
+                      "renew (a `terms` line gives it an end)", "subscription")
         begin = item.end + ONE_DAY
         if start is not None and start != begin:
             raise bad(f"a renewal starts the day after the current end ({begin}), not {start}", "start")
@@ -309,15 +325,20 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
             raise bad(f"cancellation date {start} is outside the subscription's service "
                       f"{item.start}..{item.end}", "start")
         removed = [replace(s, mrr=-s.mrr, quantity=-s.quantity) for s in ledger.segments_from(item.id, start)]
-        new_item = replace(item, end=start - ONE_DAY, status="cancelled", quantity=ZERO, **nxt)
+        new_item = replace(item, end=start - ONE_DAY, status="cancelled", quantity=ZERO, evergreen=False, **nxt)
+        # on an evergreen subscription what is removed runs on past the horizon: so does its removal
         return make(new_item, Action.CANCEL, ChangeCategory.CHURN, start, item.end, ZERO,
-                    item.unit_price, removed)
+                    item.unit_price, removed, evergreen=item.evergreen)
 
     # terms: move the end date
     if line.end is None and line.term_months is None:
         raise bad("a terms line needs the new `end`", "end")
     check_agree(item.term_start)  # a terms line's term_months count from the current term's start
     new_end = line.end if line.end is not None else end_from_term(item.term_start, line.term_months or 0)
+    if item.evergreen and new_end >= item.end:
+        raise bad(f"subscription {item.id!r} is evergreen and materialized up to {item.end} "
+                  f"(`[engine] evergreen_horizon_months`); give it an end before that day, or cancel it",
+                  "end")
     if new_end == item.end:
         raise bad(f"the new end {new_end} is the current end; nothing would change", "end")
     if new_end < item.start:
@@ -333,8 +354,10 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
         segments = [replace(s, mrr=-s.mrr, quantity=-s.quantity)
                     for s in ledger.segments_from(item.id, new_end + ONE_DAY)]
         category, begin, end = ChangeCategory.CHURN, new_end + ONE_DAY, item.end
-    new_item = replace(item, end=new_end, **nxt)
-    return make(new_item, Action.TERMS, category, begin, end, quantity, item.unit_price, segments)
+    new_item = replace(item, end=new_end, evergreen=False, **nxt)
+    # giving an evergreen subscription an end: the pieces removed run on past the horizon, so does this
+    return make(new_item, Action.TERMS, category, begin, end, quantity, item.unit_price, segments,
+                evergreen=item.evergreen)
 
 
 def _to_total(ledger: Ledger, item_id: str, start: dt.date, end_excl: dt.date, mrr: Decimal,

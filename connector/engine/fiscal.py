@@ -51,6 +51,10 @@ class FiscalCalendar:
         """A short text that changes whenever the periods change (to detect a changed calendar)."""
         raise NotImplementedError
 
+    def last_day(self) -> dt.date | None:
+        """The last day a period holds, or None when the calendar has no end."""
+        return None
+
     def group_start(self, period: FiscalPeriod, by: str) -> FiscalPeriod:
         """The first period of the month, quarter or year that `period` belongs to."""
         raise NotImplementedError
@@ -186,6 +190,9 @@ class ExplicitFiscalCalendar(FiscalCalendar):
                 f"the date {day} is outside every fiscal period ({source_span(first, last)} in {self.source})",
                 hint="define the fiscal periods that cover it, then run `revsync regenerate arr`")
         return self.periods[i]
+
+    def last_day(self) -> dt.date | None:
+        return self.periods[-1].end
 
     def periods_touching(self, start: dt.date, end_excl: dt.date) -> list[FiscalPeriod]:
         if end_excl <= start:

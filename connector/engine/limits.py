@@ -28,7 +28,7 @@ from typing import Iterable
 
 from connector.engine.dates import months_between
 from connector.engine.model import ActivatedLine
-from connector.engine.money import STORE_SCALE
+from connector.engine.money import STORE_SCALE, as_decimal
 
 #: the largest value of a BIGINT column (SQLite INTEGER and PostgreSQL bigint alike)
 BIGINT_MAX = 2**63 - 1
@@ -60,6 +60,7 @@ MAX_TEXT_LENGTH = 1000
 
 def _plain(value: Decimal) -> str:
     """A number as people write it (1,000,000,000, not 1E+9), to two places when it has a fraction."""
+    value = as_decimal(value)
     return f"{value if value == value.to_integral_value() else round(value, 2):,f}"
 
 

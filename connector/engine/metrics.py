@@ -7,7 +7,7 @@ from typing import Iterable
 from connector.engine.billing import billing_total
 from connector.engine.dates import ONE_DAY, months_between
 from connector.engine.model import Action, ActivatedLine, ChangeCategory, OrderMetric
-from connector.engine.money import round_money
+from connector.engine.money import Exact, exact, round_money
 
 
 def generated_reason(line: ActivatedLine) -> str:
@@ -27,9 +27,8 @@ def generated_reason(line: ActivatedLine) -> str:
     return "IncreaseQuantity"
 
 
-def _months(start, end_excl) -> Decimal:
-    m = months_between(start, end_excl)
-    return Decimal(m.numerator) / Decimal(m.denominator)
+def _months(start, end_excl) -> Exact:
+    return exact(months_between(start, end_excl))
 
 
 def order_metrics(line: ActivatedLine, currency: str, which: Iterable[str]) -> list[OrderMetric]:
@@ -46,7 +45,7 @@ def order_metrics(line: ActivatedLine, currency: str, which: Iterable[str]) -> l
         amount = round_money(line.one_time_amount, currency)
         add("tcv", amount, line.start, line.end)
         add("tcb", amount, line.start, line.end)
-        add("elp", round_money(line.list_price_monthly * line.quantity, currency), line.start, line.end)
+        add("elp", round_money(exact(line.list_price_monthly) * line.quantity, currency), line.start, line.end)
         add("quantity", line.quantity, line.start, line.end)
         return out
     single = len(line.segments) == 1
@@ -55,8 +54,8 @@ def order_metrics(line: ActivatedLine, currency: str, which: Iterable[str]) -> l
         months = _months(seg.start, seg.end_excl)
         add("mrr", round_money(seg.mrr, currency), seg.start, end)
         # one piece: its TCV is the line's, already computed exactly (and cached) at activation
-        add("tcv", round_money(line.tcv if single else seg.mrr * months, currency), seg.start, end)
-        add("elp", round_money(line.list_price_monthly * seg.quantity * months, currency), seg.start, end)
+        add("tcv", round_money(line.tcv if single else exact(seg.mrr) * months, currency), seg.start, end)
+        add("elp", round_money(exact(line.list_price_monthly) * seg.quantity * months, currency), seg.start, end)
         add("quantity", seg.quantity, seg.start, end)
     if "tcb" in wanted and line.segments:
         tcb = billing_total(line, currency)

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from connector.engine.dates import months_between
+from connector.engine.money import exact
 
 
 class Provisioning(StrEnum):
@@ -117,6 +118,9 @@ class LineInput:
     contract_effective: dt.date | None = None
     service_activation: dt.date | None = None
     customer_acceptance: dt.date | None = None
+    #: a `new` line with no end that runs until cancelled (SPEC section 7); never implied by a
+    #: missing end, which is an error
+    evergreen: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,8 @@ class Item:
     version: int = 1
     created_by: str = ""
     last_line: str = ""
+    #: runs until cancelled; `end` is then the horizon its pieces are materialized to
+    evergreen: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,9 @@ class ActivatedLine:
     bill_cycle_day: int
     #: the item's version once this line is applied (each line makes a new version)
     item_version: int = 1
+    #: the line changes an evergreen subscription up to its horizon: `end` is the horizon, not the
+    #: end of service, and its pieces that reach it run on past it (engine.evergreen)
+    evergreen: bool = False
 
     @cached_property
     def tcv(self) -> Decimal:
@@ -199,10 +208,9 @@ class ActivatedLine:
 
         Cached: activation, account metrics and subscription metrics all ask for it.
         """
-        total = self.one_time_amount
+        total = exact(self.one_time_amount)
         for s in self.segments:
-            months = months_between(s.start, s.end_excl)
-            total += s.mrr * months.numerator / months.denominator
+            total += exact(s.mrr) * months_between(s.start, s.end_excl)
         return total
 
     @property

@@ -1,7 +1,24 @@
-"""Money arithmetic: exact Decimals, rounded half-up to the currency's minor unit only when shown or stored."""
+"""Money arithmetic: exact values, rounded half-up to the currency's minor unit once, when shown or stored.
+
+Inputs (prices, quantities, credits) are Decimals. What the engine derives from them is kept
+exact: a yearly price / 12 or a day's share of a month does not terminate as a decimal, so those
+values are `Exact` rationals (a `Fraction` that also takes Decimal operands). `round_money` turns
+an exact value (or a Decimal) into the currency's minor unit in one step, half-up; nothing is cut
+to a fixed number of places before it, so 2.0049999995 rounds to 2.00 and twelve months of 0.145
+a year to 0.15.
+
+What the store holds (connector/store/types.py): money columns (`Money`) hold amounts already
+rounded once to the currency's minor unit (2 places for USD, 0 for JPY, 3 for KWD), as integers
+of 10**-4, which every ISO currency fits exactly, so reading them back and rounding them to the
+currency again changes nothing (no second rounding). Unrounded quantities of the ledger (a
+piece's monthly amount, a monthly list price) are kept exactly as text by `ExactDecimal`: a
+decimal when it terminates, "numerator/denominator" when it does not (`exact_text`).
+"""
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from math import gcd
 
 ZERO = Decimal(0)
 
@@ -22,20 +39,152 @@ def minor_unit(currency: str) -> int:
     return _MINOR_UNITS.get(currency.upper(), 2)
 
 
-_QUANTUM: dict[str, Decimal] = {}
-#: Monthly prices of yearly and quarterly prices are carried to 12 places (engine.activation):
-#: twelve months of 0.145 a year come back as 0.144999999996, which half-up rounding would turn
-#: into 0.14. The cut is at most a few 1e-12 of any figure made from such prices, so amounts are
-#: first brought to nine places, which restores the exact figure, then rounded to the currency.
-_SNAP = Decimal("1e-9")
+_QUANTUM: dict[str, tuple[Decimal, int, int]] = {}
 
 
-def round_money(amount: Decimal, currency: str) -> Decimal:
-    """Round half-up to the currency's minor unit."""
-    quantum = _QUANTUM.get(currency)
-    if quantum is None:  # one Decimal per currency, not one per amount (this runs millions of times)
-        quantum = _QUANTUM[currency] = Decimal(1).scaleb(-minor_unit(currency))
-    return amount.quantize(_SNAP, rounding=ROUND_HALF_EVEN).quantize(quantum, rounding=ROUND_HALF_UP)
+def _quantum(currency: str) -> tuple[Decimal, int, int]:
+    found = _QUANTUM.get(currency)
+    if found is None:  # one entry per currency, not one per amount (this runs millions of times)
+        places = minor_unit(currency)
+        found = _QUANTUM[currency] = (Decimal(1).scaleb(-places), places, 10 ** places)
+    return found
+
+
+def round_money(amount: "Decimal | Fraction | int", currency: str) -> Decimal:
+    """Round an exact amount half-up (away from zero) to the currency's minor unit, in one step."""
+    quantum, places, scale = _quantum(currency)
+    if isinstance(amount, Decimal):
+        return amount.quantize(quantum, rounding=ROUND_HALF_UP)
+    n, d = amount.numerator * scale, amount.denominator
+    units = (2 * abs(n) + d) // (2 * d)  # floor(|x| + 1/2): half-up, on integers, exactly
+    return Decimal(-units if n < 0 else units).scaleb(-places)
+
+
+class Exact(Fraction):
+    """An exact amount: a `Fraction` whose arithmetic also takes Decimal operands (converted exactly).
+
+    Results stay `Exact`, so sums that start from `Decimal(0)` (or 0) and products with Decimal
+    quantities never fall back to a 28-digit Decimal quotient.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Exact({self.numerator}, {self.denominator})"
+
+
+def _make(n: int, d: int) -> Exact:
+    out = object.__new__(Exact)
+    out._numerator, out._denominator = n, d  # type: ignore[attr-defined]
+    return out
+
+
+def _exact(value: Fraction) -> Exact:
+    return _make(value.numerator, value.denominator)
+
+
+def _parts(value) -> tuple[int, int] | None:
+    """(numerator, denominator) of an int, Fraction or Decimal operand; None for anything else."""
+    if type(value) is int:
+        return value, 1
+    if isinstance(value, Fraction):
+        return value.numerator, value.denominator
+    if isinstance(value, Decimal):
+        return value.as_integer_ratio()
+    return None
+
+
+# Arithmetic on integers directly (no intermediate Fraction): this runs millions of times in a backfill.
+def _add(na: int, da: int, nb: int, db: int) -> Exact:
+    if da == db:
+        n, d = na + nb, da
+    else:
+        n, d = na * db + nb * da, da * db
+    g = gcd(n, d)
+    return _make(n // g, d // g) if g > 1 else _make(n, d)
+
+
+def _mul(na: int, da: int, nb: int, db: int) -> Exact:
+    g1, g2 = gcd(na, db), gcd(nb, da)
+    return _make((na // g1) * (nb // g2), (da // g2) * (db // g1))
+
+
+def _div(na: int, da: int, nb: int, db: int) -> Exact:
+    if nb == 0:
+        raise ZeroDivisionError("division by zero")
+    if nb < 0:
+        nb, db = -nb, -db
+    return _mul(na, da, db, nb)
+
+
+def _op(fn, reflected: bool = False):
+    def method(self, other):
+        parts = _parts(other)
+        if parts is None:
+            return NotImplemented
+        if reflected:
+            return fn(parts[0], parts[1], self._numerator, self._denominator)
+        return fn(self._numerator, self._denominator, parts[0], parts[1])
+    return method
+
+
+def _sub(na: int, da: int, nb: int, db: int) -> Exact:
+    return _add(na, da, -nb, db)
+
+
+Exact.__add__ = Exact.__radd__ = _op(_add)  # type: ignore[method-assign]
+Exact.__mul__ = Exact.__rmul__ = _op(_mul)  # type: ignore[method-assign]
+Exact.__sub__ = _op(_sub)  # type: ignore[method-assign]
+Exact.__rsub__ = _op(_sub, reflected=True)  # type: ignore[method-assign]
+Exact.__truediv__ = _op(_div)  # type: ignore[method-assign]
+Exact.__rtruediv__ = _op(_div, reflected=True)  # type: ignore[method-assign]
+Exact.__neg__ = lambda self: _make(-self._numerator, self._denominator)  # type: ignore[method-assign]
+Exact.__pos__ = lambda self: self  # type: ignore[method-assign]
+Exact.__abs__ = lambda self: _make(abs(self._numerator), self._denominator)  # type: ignore[method-assign]
+
+
+def exact(value: "Decimal | Fraction | int") -> Exact:
+    """The value as an `Exact` (a Decimal converts exactly)."""
+    if isinstance(value, Exact):
+        return value
+    return _exact(Fraction(value))
+
+
+def exact_text(value: "Decimal | Fraction | int") -> str:
+    """Text that keeps the value exactly: a plain decimal when it terminates, else "n/d"."""
+    if isinstance(value, Decimal):
+        return str(value)
+    f = Fraction(value)
+    d = f.denominator
+    twos = fives = 0
+    while d % 2 == 0:
+        d //= 2
+        twos += 1
+    while d % 5 == 0:
+        d //= 5
+        fives += 1
+    if d != 1:
+        return f"{f.numerator}/{f.denominator}"
+    places = max(twos, fives)
+    return str(Decimal(f.numerator * 10 ** places // f.denominator).scaleb(-places))
+
+
+def parse_exact(text: str) -> "Decimal | Exact":
+    """Inverse of `exact_text`: a Decimal, or an `Exact` for "n/d"."""
+    if "/" in text:
+        n, d = text.split("/")
+        return _exact(Fraction(int(n), int(d)))
+    return Decimal(text)
+
+
+def as_decimal(value: "Decimal | Fraction | int", places: int = 12) -> Decimal:
+    """A value to show in a message (not to compute with): exact when it terminates, else `places` places."""
+    if isinstance(value, Decimal):
+        return value
+    text = exact_text(value)
+    if "/" not in text:
+        return Decimal(text)
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal(1).scaleb(-places))
 
 
 def to_decimal(value: object) -> Decimal:

@@ -18,3 +18,6 @@ class EngineSettings:
     default_bill_cycle_day: int = 1
     #: which Zuora-style order metrics are generated (teams without ELP turn it off)
     order_metrics: tuple[str, ...] = field(default=ALL_ORDER_METRICS)
+    #: how far ahead evergreen lines are materialized: at activation, this many months from their
+    #: start; the extension job keeps them this many months past today (SPEC section 7)
+    evergreen_horizon_months: int = 12

@@ -14,7 +14,7 @@ from connector.engine.model import (
     Account, Action, ActivatedLine, Activation, ArrRow, BillingFrequency, BillingPeriod, ChangeCategory,
     Credit, Drawdown, Item, OrderMetric, PricePeriod, Product, Provisioning, Segment,
 )
-from connector.engine.money import STORE_SCALE, round_money
+from connector.engine.money import STORE_SCALE, exact_text, round_money
 from connector.store import schema as t
 
 JOB_KINDS = ("credit_review", "subscription_metrics", "order_metrics", "arr_by_period")
@@ -98,7 +98,7 @@ def _item(r) -> Item:
                 currency=r.currency, start=r.start, end=r.end, term_start=r.term_start,
                 quantity=r.quantity, unit_price=r.unit_price, price_period=PricePeriod(r.price_period),
                 bill_cycle_day=r.bill_cycle_day, status=r.status, version=r.version,
-                created_by=r.created_by, last_line=r.last_line)
+                created_by=r.created_by, last_line=r.last_line, evergreen=r.evergreen)
 
 
 def load_ledger(conn: Connection) -> Ledger:
@@ -142,12 +142,13 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     _bulk(conn, t.order_lines, _LINE_COLUMNS, [(
         l.id, a.order.id, l.seq, l.action.value, l.product, l.product_name, customer_names[a.order.account],
         l.item, l.item_kind.value, str(l.quantity), str(l.unit_price), l.price_period.value,
-        str(l.list_price_monthly), day[l.start], day[l.end], l.billing_frequency.value, l.credit_eligible,
-        l.change_category.value, str(l.one_time_amount), l.bill_cycle_day, units[line_tcvs[l.id]])
+        exact_text(l.list_price_monthly), day[l.start], day[l.end], l.billing_frequency.value, l.credit_eligible,
+        l.change_category.value, exact_text(l.one_time_amount), l.bill_cycle_day, units[line_tcvs[l.id]],
+        l.evergreen)
         for a in activations for l in a.lines])
     pks = line_pks(conn, [l.id for a in activations for l in a.lines])
     _bulk(conn, t.line_segments, ("line_pk", "seq", "start", "end_excl", "mrr", "quantity"), [
-        (pks[l.id], i, day[s.start], day[s.end_excl], str(s.mrr), str(s.quantity))
+        (pks[l.id], i, day[s.start], day[s.end_excl], exact_text(s.mrr), str(s.quantity))
         for a in activations for l in a.lines for i, s in enumerate(l.segments)])
     # Items: the last version an order batch leaves is the one stored.
     final: dict[str, Item] = {}
@@ -159,7 +160,8 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
                    currency=item.currency, start=item.start, end=item.end, term_start=item.term_start,
                    quantity=item.quantity, unit_price=item.unit_price, price_period=item.price_period.value,
                    bill_cycle_day=item.bill_cycle_day, status=item.status, version=item.version,
-                   created_by=item.created_by, last_line=item.last_line) for item in final.values()]
+                   created_by=item.created_by, last_line=item.last_line, evergreen=item.evergreen)
+              for item in final.values()]
     fresh = [{("id" if k == "b_id" else k): v for k, v in row.items()} for row in values if row["b_id"] not in existing]
     changed = [row for row in values if row["b_id"] in existing]
     if fresh:
@@ -234,8 +236,9 @@ def _enqueue_activation(conn: Connection, activations: Sequence[Activation], ori
                                                            "status": "draft"}))
             entries += [("OrderItem", l.id, "order", o.id, {
                 "id": l.id, "order": o.id, "product": l.product, "quantity": l.quantity,
-                "unit_price": l.unit_price, "start": l.start, "end": l.end, "item": l.item,
-                "action": l.action.value, "billing_frequency": l.billing_frequency.value}) for l in a.lines]
+                "unit_price": l.unit_price, "start": l.start, "end": None if l.evergreen else l.end,
+                "item": l.item, "action": l.action.value, "billing_frequency": l.billing_frequency.value,
+                "evergreen": l.evergreen}) for l in a.lines]
             entries.append(("Order", o.id, "activate", o.id, {"id": o.id}))
     enqueue(conn, entries, now)
 
@@ -243,7 +246,7 @@ def _enqueue_activation(conn: Connection, activations: Sequence[Activation], ori
 _LINE_COLUMNS = ("id", "order_id", "seq", "action", "product", "product_name", "customer_name", "item",
                  "item_kind", "quantity", "unit_price", "price_period", "list_price_monthly", "start", "end",
                  "billing_frequency", "credit_eligible", "change_category", "one_time_amount", "bill_cycle_day",
-                 "tcv")
+                 "tcv", "evergreen")
 
 
 def line_pks(conn: Connection, line_ids: Sequence[str]) -> dict[str, int]:
@@ -294,7 +297,7 @@ def activated_line(l, order_id: str, segments: Sequence[Segment]) -> ActivatedLi
         list_price_monthly=l.list_price_monthly, start=l.start, end=l.end,
         billing_frequency=BillingFrequency(l.billing_frequency), credit_eligible=l.credit_eligible,
         change_category=ChangeCategory(l.change_category), segments=tuple(segments),
-        one_time_amount=l.one_time_amount, bill_cycle_day=l.bill_cycle_day)
+        one_time_amount=l.one_time_amount, bill_cycle_day=l.bill_cycle_day, evergreen=l.evergreen)
 
 
 # --- background job outputs ----------------------------------------------------------------------
@@ -477,3 +480,57 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
     """Store a setting of the store itself."""
     conn.execute(delete(t.meta).where(t.meta.c.key == key))
     conn.execute(insert(t.meta).values(key=key, value=value))
+
+
+# --- evergreen lines -------------------------------------------------------------------------------
+
+def evergreen_to_extend(conn: Connection, through: dt.date) -> list[tuple[int, str]]:
+    """(line key, order id) of the evergreen lines of still-evergreen items materialized short of `through`."""
+    l, i = t.order_lines.c, t.items.c
+    return [(r.pk, r.order_id) for r in conn.execute(
+        select(l.pk, l.order_id).select_from(t.order_lines.join(t.items, i.id == l.item))
+        .where(l.evergreen.is_(True), i.evergreen.is_(True), i.status == "active", l.end == i.end,
+               i.end < through).order_by(l.pk))]
+
+
+class ConcurrentExtension(Exception):
+    """Another run extended these lines meanwhile; this transaction is rolled back."""
+
+
+def save_extension(conn: Connection, extended: Sequence[tuple[int, ActivatedLine, ActivatedLine, str]]) -> None:
+    """Store evergreen lines moved to a new horizon: (key, line before, line after, currency).
+
+    Moves the pieces that reached the old horizon, the line's and its item's end, and the line's
+    stored TCV, adding the change to its account's TCV (the sum of its lines' TCV).
+    """
+    per_account: dict[str, Decimal] = {}
+    for pk, before, after, currency in extended:
+        changed = conn.execute(update(t.order_lines).where(t.order_lines.c.pk == pk,
+                                                           t.order_lines.c.end == before.end)
+                               .values(end=after.end)).rowcount
+        if changed != 1:
+            raise ConcurrentExtension(f"line {after.id} was extended by another run; run it again")
+        conn.execute(update(t.line_segments).where(t.line_segments.c.line_pk == pk,
+                                                   t.line_segments.c.end_excl == before.end + dt.timedelta(days=1))
+                     .values(end_excl=after.end + dt.timedelta(days=1)))
+        conn.execute(update(t.items).where(t.items.c.id == after.item).values(end=after.end))
+        old_tcv = conn.execute(select(t.order_lines.c.tcv).where(t.order_lines.c.pk == pk)).scalar()
+        new_tcv = round_money(line_tcv(after), currency)
+        if new_tcv != old_tcv:
+            conn.execute(update(t.order_lines).where(t.order_lines.c.pk == pk).values(tcv=new_tcv))
+            account = conn.execute(select(t.orders.c.account).join(t.order_lines, t.order_lines.c.order_id == t.orders.c.id)
+                                   .where(t.order_lines.c.pk == pk)).scalar()
+            per_account[account] = per_account.get(account, Decimal(0)) + new_tcv - old_tcv
+    for account, delta in per_account.items():
+        current = conn.execute(select(t.accounts.c.tcv).where(t.accounts.c.id == account)).scalar()
+        conn.execute(update(t.accounts).where(t.accounts.c.id == account).values(tcv=current + delta))
+
+
+def last_arr_periods(conn: Connection, pks: Sequence[int]) -> dict[int, dt.date]:
+    """The start of each line's last ARR row (lines without rows are absent)."""
+    out: dict[int, dt.date] = {}
+    for chunk in _chunks(list(pks)):
+        out.update((r[0], r[1]) for r in conn.execute(
+            select(t.arr_rows.c.line_pk, func.max(t.arr_rows.c.period_start))
+            .where(t.arr_rows.c.line_pk.in_(chunk)).group_by(t.arr_rows.c.line_pk)))
+    return out

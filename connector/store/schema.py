@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, PrimaryKeyConstraint,
-    String, Table, Text, UniqueConstraint,
+    String, Table, Text, UniqueConstraint, false,
 )
 
 from connector.store.types import ExactDecimal, Money
@@ -96,6 +96,8 @@ order_lines = Table(
     Column("one_time_amount", ExactDecimal, nullable=False),
     Column("bill_cycle_day", Integer, nullable=False),
     Column("tcv", Money, nullable=False),
+    # an evergreen line's `end` is the horizon it is materialized to (engine.arr_by_period)
+    Column("evergreen", Boolean, nullable=False, server_default=false()),
 )
 
 line_segments = Table(
@@ -127,6 +129,8 @@ items = Table(
     Column("version", Integer, nullable=False),
     Column("created_by", String(64), nullable=False),
     Column("last_line", String(64), nullable=False),
+    # runs until cancelled: `end` is the horizon, moved forward by `revsync jobs extend-evergreen`
+    Column("evergreen", Boolean, nullable=False, server_default=false()),
 )
 
 item_versions = Table(

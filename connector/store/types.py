@@ -6,7 +6,9 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, String
 from sqlalchemy.types import TypeDecorator
 
-from connector.engine.money import STORE_SCALE
+from fractions import Fraction
+
+from connector.engine.money import STORE_SCALE, exact_text, parse_exact
 
 _UNIT = Decimal(1).scaleb(-STORE_SCALE)
 _FACTOR = 10 ** STORE_SCALE
@@ -37,13 +39,21 @@ class Money(TypeDecorator):
 
 
 class ExactDecimal(TypeDecorator):
-    """An unrounded Decimal (e.g. a yearly price / 12) kept exactly, as text."""
+    """An unrounded value kept exactly, as text: a Decimal (a price, a quantity), or a rational
+    that does not terminate as a decimal (a yearly price / 12) as "numerator/denominator", read
+    back as `connector.engine.money.Exact` (engine.money explains what is stored exactly)."""
 
     impl = String(64)
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
-        return None if value is None else str(Decimal(value))
+        if value is None:
+            return None
+        if isinstance(value, Fraction):
+            return exact_text(value)
+        if isinstance(value, str) and "/" in value:
+            return exact_text(parse_exact(value))
+        return str(Decimal(value))
 
     def process_result_value(self, value, dialect):
-        return None if value is None else Decimal(value)
+        return None if value is None else parse_exact(value)

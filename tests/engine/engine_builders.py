@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from connector.engine.money import round_money
 from connector.engine.activation import activate, line_tcv
 from connector.engine.arr_by_period import arr_rows
 from connector.engine.fiscal import FiscalCalendar, StandardFiscalCalendar
@@ -121,4 +122,4 @@ class Book:
 
 def tcv(line: ActivatedLine) -> Decimal:
     """A line's TCV rounded to cents, as shown."""
-    return line_tcv(line).quantize(Decimal("0.01"))
+    return round_money(line_tcv(line), "USD")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+from fractions import Fraction
 from decimal import Decimal
 
 import pytest
@@ -140,7 +141,8 @@ def test_prorated_by_the_days_of_each_month():
     assert prorated(M(3100), D("2023-01-15"), D("2023-02-01")) == M(1700)  # 17/31
     assert prorated(M(2800), D("2023-02-15"), D("2023-03-01")) == M(1400)  # 14/28
     assert prorated(M(2900), D("2024-02-15"), D("2024-03-01")) == M(1500)  # 15/29, leap year
-    assert prorated(M(3100), D("2023-01-31"), D("2023-02-02")) == M(100) + M(3100) / 28
+    # exactly 100 + 3100/28 (a rational: no 28-digit Decimal quotient)
+    assert prorated(M(3100), D("2023-01-31"), D("2023-02-02")) == 100 + Fraction(3100, 28)
 
 
 def schedule(book, line_id, currency="USD"):

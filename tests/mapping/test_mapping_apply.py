@@ -125,9 +125,9 @@ ITEM_REST = {
     "OrderItemNumber": "0000000001", "QuoteLineItemId": None, "Product2Id": "01t000000000001AAA",
     "Product2": {"attributes": {"type": "Product2"}, "Name": "Seats"}, "Quantity": D("10.00"),
     "UnitPrice": D("100.00"), "ServiceDate": "2023-01-15", "EndDate": "2024-01-14", "Subscription__c": None,
-    "LineAction__c": None, "BillingFrequency__c": None,
+    "LineAction__c": None, "BillingFrequency__c": None, "Evergreen__c": False,
 }
-ITEM_CSV = {k: ("" if v is None else str(v)) for k, v in ITEM_REST.items() if k not in ("attributes", "Product2")}
+ITEM_CSV = {k: ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in ITEM_REST.items() if k not in ("attributes", "Product2")}
 ITEM_CSV["Product2.Name"] = "Seats"
 
 ACTIONS = [
@@ -153,7 +153,7 @@ def test_load_original_product_is_skipped(shipped, record, sobject):
     if sobject == "QuoteLineItem":
         record = {"Id": record["Id"], "QuoteId": "0Q0000000000001AAA", "LineNumber": "1", "Product2Id": record["Product2Id"],
                   "Product2.Name": "Seats", "Quantity": "1", "UnitPrice": "1", "ServiceDate": "", "EndDate__c": "",
-                  "Subscription__c": "", "BillingFrequency__c": ""}
+                  "Subscription__c": "", "BillingFrequency__c": "", "Evergreen__c": "false"}
     assert shipped.read(sobject, record | {"LineAction__c": "Load Original Product"}) is None
 
 
@@ -163,7 +163,7 @@ def test_order_item_reads_the_same_from_both_shapes(shipped, record):
         "id": "802000000000001AAA", "order": "801000000000001AAA", "line_number": "0000000001",
         "quote_line": None, "product": "01t000000000001AAA", "product_name": "Seats", "quantity": D("10.00"),
         "unit_price": D("100.00"), "start": dt.date(2023, 1, 15), "end": dt.date(2024, 1, 14),
-        "subscription": None, "action": "new", "billing_frequency": "month",
+        "subscription": None, "action": "new", "billing_frequency": "month", "evergreen": False,
     }
 
 

@@ -13,7 +13,7 @@ import connector.store.types
 
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
