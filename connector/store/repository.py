@@ -501,9 +501,11 @@ def save_extension(conn: Connection, extended: Sequence[tuple[int, ActivatedLine
     """Store evergreen lines moved to a new horizon: (key, line before, line after, currency).
 
     Moves the pieces that reached the old horizon, the line's and its item's end, and the line's
-    stored TCV, adding the change to its account's TCV (the sum of its lines' TCV).
+    stored TCV, adding the change to its account's TCV (the sum of its lines' TCV), in total and in
+    the line's currency (`account_metrics`).
     """
     per_account: dict[str, Decimal] = {}
+    per_currency: dict[tuple[str, str], Decimal] = {}
     for pk, before, after, currency in extended:
         changed = conn.execute(update(t.order_lines).where(t.order_lines.c.pk == pk,
                                                            t.order_lines.c.end == before.end)
@@ -521,9 +523,15 @@ def save_extension(conn: Connection, extended: Sequence[tuple[int, ActivatedLine
             account = conn.execute(select(t.orders.c.account).join(t.order_lines, t.order_lines.c.order_id == t.orders.c.id)
                                    .where(t.order_lines.c.pk == pk)).scalar()
             per_account[account] = per_account.get(account, Decimal(0)) + new_tcv - old_tcv
+            key = (account, currency)
+            per_currency[key] = per_currency.get(key, Decimal(0)) + new_tcv - old_tcv
     for account, delta in per_account.items():
         current = conn.execute(select(t.accounts.c.tcv).where(t.accounts.c.id == account)).scalar()
         conn.execute(update(t.accounts).where(t.accounts.c.id == account).values(tcv=current + delta))
+    m = t.account_metrics.c
+    for (account, currency), delta in per_currency.items():
+        conn.execute(update(t.account_metrics).where(m.account == account, m.currency == currency)
+                     .values(tcv=m.tcv + delta))
 
 
 def last_arr_periods(conn: Connection, pks: Sequence[int]) -> dict[int, dt.date]:

@@ -52,7 +52,7 @@ def test_migration_0005_fills_account_metrics_per_currency(tmp_path):
             StandardFiscalCalendar(1))
     engine.dispose()
     cfg = _alembic_config(url)
-    command.downgrade(cfg, "0003")  # a store as revsync left it before account metrics per currency
+    command.downgrade(cfg, "0004")  # a store as revsync left it before account metrics per currency
     check = open_store(url, migrate=False)
     with check.connect() as conn:
         assert "account_metrics" not in {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}

@@ -20,6 +20,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # a plain DROP COLUMN (SQLite 3.35+): a batch copy would drop order_lines under its foreign keys
     for table in ('items', 'order_lines'):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column('evergreen')
+        op.drop_column(table, 'evergreen')
