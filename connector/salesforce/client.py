@@ -14,7 +14,9 @@ testable client.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
@@ -74,6 +76,8 @@ class SalesforceClient:
                  bulk_timeout: dt.timedelta = dt.timedelta(hours=6)):
         self._settings = settings
         self._session = session if session is not None else requests.Session()
+        # which connector process sent a request, for the org's API usage log and support cases
+        self._session.headers["User-Agent"] = f"revsync/{_version()} (pid {os.getpid()})"
         # TLS verification is never off; a CA bundle path (or REQUESTS_CA_BUNDLE) is fine.
         if self._session.verify is False:
             raise FatalError("The requests.Session given to the Salesforce client has TLS verification "
@@ -406,6 +410,13 @@ def refuse_plain_redirect(response: requests.Response) -> None:
                           status=response.status_code,
                           hint="Check the instance URL the login returned and any proxy between this machine "
                                "and Salesforce.")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("revsync")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
 
 
 def _record_id(value: str) -> str:

@@ -110,7 +110,7 @@ class SandboxApp:
     def handle(self, req: Request) -> Response:
         """Serve one request (auth, faults, limits, routing) and log it."""
         resp = self._handle(req)
-        self.org.log(req.method, req.path, resp.status)
+        self.org.log(req.method, req.path, resp.status, req.headers.get("User-Agent", ""))
         return resp
 
     def _handle(self, req: Request) -> Response:

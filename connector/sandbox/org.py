@@ -78,6 +78,8 @@ class LogEntry:
     path: str
     status: int
     at: dt.datetime
+    #: the client's User-Agent (revsync sends its process id there)
+    agent: str = ""
 
 
 @dataclass
@@ -163,10 +165,10 @@ class Org:
         raw["DailyBulkV2QueryJobs"]["Remaining"] = raw["DailyBulkV2QueryJobs"]["Max"] - jobs
         return raw
 
-    def log(self, method: str, path: str, status: int) -> None:
+    def log(self, method: str, path: str, status: int, agent: str = "") -> None:
         """Record one served request."""
         with self.lock:
-            self.request_log.append(LogEntry(method, path, status, self.clock.now()))
+            self.request_log.append(LogEntry(method, path, status, self.clock.now(), agent))
 
     # --- reading -------------------------------------------------------------------------------
     def object(self, name: str) -> ObjectDef:

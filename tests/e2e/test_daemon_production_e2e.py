@@ -179,19 +179,21 @@ def frozen_daemon_writes_nothing(tmp_path, store_url: str | None) -> None:
                                              path="/composite/sobjects/Subscription__c"))
         second = None
         try:
-            wait_for(lambda: freeze.fired == 1, 60, "the first daemon's first write")
+            wait_for(lambda: freeze.fired == 1, 120, "the first daemon's first write")
             time.sleep(4)  # its lease (3 s) runs out while it is frozen
             second = s.start("sync")  # takes the org over and writes everything, then a newer order
-            wait_for(lambda: set(s.outbox_states()) == {"SUCCESS"}, 60, "the second daemon's writes")
+            wait_for(lambda: set(s.outbox_states()) == {"SUCCESS"}, 120, "the second daemon's writes")
             add_activated_order(s, "late")
-            wait_for(lambda: salesforce_state(s.org, s.refs) == expected, 60, "the newer order's results",
+            wait_for(lambda: salesforce_state(s.org, s.refs) == expected, 120, "the newer order's results",
                      step=0.5)
             resumed_at = len(s.org.request_log)
             os.kill(first.pid, signal.SIGCONT)
-            out, err = first.communicate(timeout=60)
+            out, err = first.communicate(timeout=120)
             assert first.returncode == 1, err
             assert "another sync daemon" in err, err
-            assert writes(s.org.request_log[resumed_at:]) == []  # nothing written after it resumed
+            frozen = f"(pid {first.pid})"
+            assert [e for e in writes(s.org.request_log[resumed_at:]) if frozen in e.agent] == []  # nothing after it resumed
+            assert any(frozen in e.agent for e in s.org.request_log[:resumed_at])  # (its requests are told apart)
             assert salesforce_state(s.org, s.refs) == expected  # nothing older written over newer
         finally:
             if first.poll() is None:
