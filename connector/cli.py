@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from connector import chart as chart_module
 from connector import reports
 from connector.app import App
 from connector.clock import SystemClock
@@ -224,7 +225,8 @@ def report_arr(ctx: typer.Context, by: Annotated[By, typer.Option("--by", help="
                customer: Annotated[Optional[str], typer.Option(help="account id")] = None,
                date_from: Annotated[Optional[dt.datetime], typer.Option("--from", formats=["%Y-%m-%d"])] = None,
                date_to: Annotated[Optional[dt.datetime], typer.Option("--to", formats=["%Y-%m-%d"])] = None,
-               fmt: FormatOpt = None) -> None:
+               fmt: FormatOpt = None,
+               chart: Annotated[bool, typer.Option("--chart", help="draw the ARR trend and movement waterfall")] = False) -> None:
     """Opening and closing CMRR/ARR per fiscal month, quarter or year, with changes by category."""
     _check_range("report arr", ("--from", date_from), ("--to", date_to), inclusive=True)
     _check_known(ctx, "report arr", customer=customer)
@@ -236,6 +238,8 @@ def report_arr(ctx: typer.Context, by: Annotated[By, typer.Option("--by", help="
                                        end=date_to.date() if date_to else None)
         except ValueError as exc:
             raise ValidationFailed("report arr", [Problem("--customer", str(exc))]) from None
+    if chart:
+        return chart_module.print_arr(console, rows)
     print_rows(rows, _fmt(ctx, fmt), title=f"ARR by {by.value}")
 
 
