@@ -401,6 +401,17 @@ def sync_cmd(ctx: typer.Context,
     raise typer.Exit(code)
 
 
+@app.command("console")
+def console_cmd(ctx: typer.Context,
+                host: Annotated[str, typer.Option("--host", help="address to listen on; off loopback it needs "
+                                                                 "REVSYNC_CONSOLE_TOKEN")] = "127.0.0.1",
+                port: Annotated[int, typer.Option("--port", min=0, max=65535, help="port (0: any free one)")] = 8788) -> None:
+    """Serve the read-only web console (sync health, outbox, jobs, quarantine, ARR) for this store."""
+    from connector.console.serve import serve
+
+    raise typer.Exit(serve(_app(ctx), host, port, lambda text: console.print(text, markup=False, highlight=False)))
+
+
 @app.command("backfill")
 def backfill_cmd(ctx: typer.Context,
                  since: Annotated[dt.datetime, typer.Option("--since", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
