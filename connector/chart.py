@@ -4,10 +4,12 @@ Pure: rows in, text out (no I/O, no terminal queries). Bars are horizontal, one 
 or movement, so any number of periods fits the width; every amount is printed whole beside its
 bar (a bar is a picture, the number is the figure).
 
-Reuse: `trend()` and `waterfall()` take plain (label, amount) pairs; `arr_chart()` adapts the rows
-of `revsync report arr` (period_start, opening_arr, closing_arr, changes by category in CMRR).
-A report with the same keys (such as `report arr-movements`) calls `arr_chart()` as it is; one
-with other keys builds the pairs and calls `trend()` and `waterfall()`.
+Reuse: `trend()` and `waterfall()` take plain (label, amount) pairs; `arr_chart()` (and
+`print_arr()`, which sizes it to a rich Console) adapts the rows of `revsync report arr`
+(period_start, period_end, opening_arr, closing_arr, changes by category in CMRR). A report with
+the same keys (such as `report arr-movements`) calls `print_arr(console, rows)` as it is; one with
+other keys builds the pairs and calls `trend()` and `waterfall()`. The web console draws the same
+movements (`arr_movements()`) as SVG.
 """
 from __future__ import annotations
 
@@ -91,21 +93,18 @@ def waterfall(opening: tuple[str, Decimal], steps: Sequence[tuple[str, Decimal]]
     return "\n".join(lines) + "\n"
 
 
-def arr_chart(rows: Sequence[dict[str, Any]], *, width: int = 80, color: bool = False,
-              categories: Iterable[str] | None = None) -> str:
-    """The ARR trend (closing ARR per period) and the waterfall from the first opening to the last closing.
+def arr_movements(rows: Sequence[dict[str, Any]], categories: Iterable[str] | None = None
+                  ) -> tuple[Decimal, list[tuple[str, Decimal]], Decimal]:
+    """(opening ARR, [(step label, ARR change)], closing ARR) over `report arr` rows.
 
-    `rows` are `report arr` rows: period_start, opening_arr, closing_arr and `changes` (change in
-    CMRR by category; ARR moves by twelve times it). A difference left between the waterfall's
-    sum and the closing ARR (rounding to the currency) is shown as its own step, never hidden.
+    Changes are the rows' `changes` (change in CMRR by category) × 12, increases and decreases of
+    a category apart (`New Business ↑`, `New Business ↓`), categories in the order given. A
+    difference left between the steps' sum and the closing ARR (rounding to the currency) is its
+    own `Rounding` step, never hidden.
     """
-    if not rows:
-        return "No ARR rows to chart.\n"
-    points = [(str(r["period_start"]), Decimal(r["closing_arr"])) for r in rows]
-    out = trend(points, width=width, title="Closing ARR per period", color=color)
     ups: dict[str, Decimal] = {}
     downs: dict[str, Decimal] = {}
-    for r in rows:  # increases and decreases apart: a category that grew and shrank shows both
+    for r in rows:  # a category that grew and shrank shows both
         for category, cmrr in (r.get("changes") or {}).items():
             arr = Decimal(cmrr) * 12
             side = ups if arr > 0 else downs
@@ -124,6 +123,19 @@ def arr_chart(rows: Sequence[dict[str, Any]], *, width: int = 80, color: bool = 
     rest = closing - opening - sum((v for _, v in steps), Decimal(0))
     if rest:
         steps.append(("Rounding", rest))
+    return opening, steps, closing
+
+
+def arr_chart(rows: Sequence[dict[str, Any]], *, width: int = 80, color: bool = False,
+              categories: Iterable[str] | None = None) -> str:
+    """The ARR trend (closing ARR per period) and the waterfall from the first opening to the last
+    closing (`arr_movements`), for `report arr` rows (period_start, period_end, opening_arr,
+    closing_arr, changes)."""
+    if not rows:
+        return "No ARR rows to chart.\n"
+    points = [(str(r["period_start"]), Decimal(r["closing_arr"])) for r in rows]
+    out = trend(points, width=width, title="Closing ARR per period", color=color)
+    opening, steps, closing = arr_movements(rows, categories)
     first, last = rows[0]["period_start"], rows[-1].get("period_end", rows[-1]["period_start"])
     out += "\n" + waterfall((f"Opening {first}", opening), steps, (f"Closing {last}", closing), width=width,
                             title="ARR movements (change in CMRR × 12)", color=color)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from html import escape
 from typing import Any, Sequence
 from urllib.parse import urlencode
 
 from connector import reports
-from connector.console.svg import bar_chart
+from connector.chart import arr_movements
+from connector.console.svg import bar_chart, waterfall_chart
 
 NAV = [("health", "Sync health"), ("outbox", "Outbox"), ("jobs", "Failed jobs"), ("quarantine", "Quarantine"),
        ("arr", "ARR")]
@@ -20,8 +22,8 @@ main{padding:1em 1.2em;max-width:1200px}h1{font-size:20px;margin:.2em 0 .6em}h2{
 table{border-collapse:collapse;background:#fff;margin:.3em 0 1em}th,td{border:1px solid #d9dde5;padding:.25em .6em;
 text-align:left;vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#eef0f4}
 .ok{color:#1a7f37}.bad{color:#b42318}.muted{color:#667085}.cards{display:flex;gap:1em;flex-wrap:wrap}
-.card{background:#fff;border:1px solid #d9dde5;padding:.6em 1em;min-width:10em}.card .v{font-size:22px}
-form{margin:.4em 0 1em}select,button{font:inherit}svg{background:#fff;border:1px solid #d9dde5}
+.card{background:#fff;border:1px solid #d9dde5;padding:.6em 1em;min-width:10em}.card .v{font-size:22px}.card .t{font-size:15px}
+form{margin:.4em 0 1em}select,button,input{font:inherit}svg{background:#fff;border:1px solid #d9dde5}
 """
 
 
@@ -72,6 +74,20 @@ def _lag(seconds: float) -> str:
     return f"{seconds // 86400} d"
 
 
+def _budget(usage: str | None) -> str:
+    """The API budget card: used/limit as the daemon last read it from Salesforce, with a meter."""
+    meter = ""
+    match = re.match(r"(\d+)/(\d+)", usage or "")
+    if match and int(match.group(2)) > 0:
+        used, limit = int(match.group(1)), int(match.group(2))
+        share = min(100.0, 100.0 * used / limit)
+        colour = "#b42318" if share >= 90 else "#d97706" if share >= 75 else "#1a7f37"
+        meter = (f'<div class=v>{share:.1f} %</div><div style="background:#eef0f4;height:8px;width:12em">'
+                 f'<div style="background:{colour};height:8px;width:{share:.1f}%"></div></div>')
+    return (f'<div class=card>API budget (daily requests used/limit){meter}'
+            f'<div class=muted id="api-usage">{esc(usage) or "unknown: no sync has read it yet"}</div></div>')
+
+
 def health(app, params: dict[str, str]) -> tuple[str, str]:
     with app.store.connect() as conn:
         info = reports.status(conn, app.clock.now())
@@ -90,9 +106,8 @@ def health(app, params: dict[str, str]) -> tuple[str, str]:
                        '<span class=muted>no sync has run on this store</span></div>')
     outbox = info["outbox"] or {}
     cards = (daemon_card
-             + f'<div class=card>Last good cycle<div class=v id="last-good-cycle">{last}</div></div>'
-             + f'<div class=card>API budget (used/limit)<div class=v id="api-usage">'
-               f'{esc(info["api_usage"]) or "unknown"}</div></div>'
+             + f'<div class=card>Last good cycle (UTC)<div class="v t" id="last-good-cycle">{last}</div></div>'
+             + _budget(info["api_usage"])
              + f'<div class=card><a href="/console/outbox">Outbox</a><div class=v id="outbox-waiting">'
                f'{sum(outbox.values())}</div><span class=muted>'
                f'{esc(", ".join(f"{k}: {v}" for k, v in sorted(outbox.items())) or "empty")}</span></div>'
@@ -160,6 +175,16 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
     owner = params.get("owner") or None
     if by not in ("month", "quarter", "year"):
         return "400 Bad Request", layout("ARR", f"<p class=bad>by={esc(by)}: give month, quarter or year.</p>", "arr")
+    dates: dict[str, dt.date | None] = {}
+    for key in ("from", "to"):
+        try:
+            dates[key] = dt.date.fromisoformat(params[key]) if params.get(key) else None
+        except ValueError:
+            return "400 Bad Request", layout("ARR", f"<p class=bad>{key}={esc(params[key])}: give a day as "
+                                                    "YYYY-MM-DD.</p>", "arr")
+    if dates["from"] and dates["to"] and dates["from"] > dates["to"]:
+        return "400 Bad Request", layout("ARR", f"<p class=bad>from {dates['from']} is after to {dates['to']}: "
+                                                "the range is empty.</p>", "arr")
     with app.store.connect() as conn:
         lines = reports.arr_by_period(conn)
         customers = sorted({(r["customer"], r["customer_name"] or "") for r in lines})
@@ -172,7 +197,8 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
                        "or give the daemon's server the calendar.")
         else:
             try:
-                rows = reports.arr_summary(conn, calendar, by=by, customer=customer, owner=owner)
+                rows = reports.arr_summary(conn, calendar, by=by, customer=customer, owner=owner,
+                                           start=dates["from"], end=dates["to"])
             except ValueError as exc:
                 problem = str(exc)
 
@@ -184,9 +210,14 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
     by_options = "".join(f'<option{" selected" if b == by else ""}>{b}</option>' for b in ("month", "quarter", "year"))
     form = (f'<form method="get" action="/console/arr">By <select name="by" id="filter-by">{by_options}</select> '
             + options("customer", [(c, f"{n} ({c})" if n else c) for c, n in customers], customer) + " "
-            + options("owner", [(o, o) for o in owners], owner) + ' <button type="submit">Show</button></form>')
+            + options("owner", [(o, o) for o in owners], owner)
+            + f' from <input type="date" name="from" id="filter-from" value="{esc(dates["from"] or "")}">'
+            + f' to <input type="date" name="to" id="filter-to" value="{esc(dates["to"] or "")}">'
+            + ' <button type="submit">Show</button></form>')
     scope = " · ".join(x for x in (f"customer {esc(customer)}" if customer else "",
                                    f"owner {esc(owner)}" if owner else "") if x) or "all customers and owners"
+    if dates["from"] or dates["to"]:
+        scope += f", {esc(dates['from'] or 'the first period')} to {esc(dates['to'] or 'the last period')}"
     body = form + f"<p class=muted id=arr-scope>By {esc(by)}, {scope}.</p>"
     if problem:
         return "200 OK", layout("ARR by period", body + f"<p class=bad id=arr-problem>{esc(problem)}</p>", "arr")
@@ -194,6 +225,10 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
         return "200 OK", layout("ARR by period", body + '<p class=muted id="arr-empty">No ARR rows.</p>', "arr")
     body += bar_chart([(r["period_start"].isoformat(), r["closing_arr"]) for r in rows],
                       title="Closing ARR per period")
+    opening, steps, closing = arr_movements(rows, reports.CATEGORIES)
+    body += "<h2>Movements</h2>" + waterfall_chart(
+        (f"Opening {rows[0]['period_start']}", opening), steps, (f"Closing {rows[-1]['period_end']}", closing),
+        title="ARR movements over the periods shown (change in CMRR × 12)")
     categories = [c for c in reports.CATEGORIES if any(c in r["changes"] for r in rows)]
     table_rows = []
     for r in rows:
@@ -202,7 +237,7 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
             row[c] = r["changes"][c] * 12 if c in r["changes"] else None
         row["closing_arr"] = r["closing_arr"]
         table_rows.append(row)
-    body += ("<h2>Movements</h2><p class=muted>Changes in ARR by category (change in CMRR × 12).</p>"
+    body += ("<h2>Per period</h2><p class=muted>Changes in ARR by category (change in CMRR × 12).</p>"
              + table(table_rows, ["period_start", "period_end", "opening_arr", *categories, "closing_arr"],
                      table_id="arr", headers=["Period start", "Period end", "Opening ARR", *categories, "Closing ARR"]))
     links = []

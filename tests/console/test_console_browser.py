@@ -164,3 +164,17 @@ def test_arr_page_chosen_in_the_form_matches_the_report(browser, served):
     top = max(Decimal(r["closing_arr"]) for r in rows)
     for height, r in zip(heights, rows):
         assert height == pytest.approx(max(heights) * float(Decimal(r["closing_arr"]) / top), abs=1.5)
+
+
+def test_arr_page_over_a_range(browser, served):
+    from selenium.webdriver.common.by import By
+
+    base, wd = served
+    _open(browser, base + "arr?by=quarter&from=2023-01-01&to=2023-12-31", "arr-fy2023")
+    rows = _json(wd, "report", "arr", "--by", "quarter", "--from", "2023-01-01", "--to", "2023-12-31")
+    assert _column(browser, "arr", "closing_arr") == [r["closing_arr"] for r in rows]
+    steps = browser.find_elements(By.CSS_SELECTOR, "#arr-waterfall rect.step")
+    assert steps[0].get_attribute("data-value") == rows[0]["opening_arr"]
+    assert steps[-1].get_attribute("data-value") == rows[-1]["closing_arr"]
+    assert sum(Decimal(s.get_attribute("data-value")) for s in steps[1:-1]) == (
+        Decimal(rows[-1]["closing_arr"]) - Decimal(rows[0]["opening_arr"]))

@@ -100,6 +100,7 @@ def test_health_shows_lag_budget_and_last_good_cycle(console, the_app):
     assert cells(body, "cursors", "lag_seconds") == ["40.0", "180.0"]
     assert cells(body, "cursors", "lag") == ["40 s", "3 min"]
     assert re.search(r'id="api-usage">1234/15000 at 2023-06-30', body)
+    assert "<div class=v>8.2 %</div>" in body  # 1234 of 15000
     assert re.search(r'id="last-good-cycle">2023-06-30T11:55:00', body)
     assert re.search(r'id="failed-jobs">1<', body) and re.search(r'id="quarantined">1<', body)
     assert re.search(r'id="outbox-waiting">2<', body)
@@ -114,13 +115,30 @@ def test_arr_page_shows_the_report_figures(console, the_app):
     assert cells(body, "arr", "opening_arr") == [str(r["opening_arr"]) for r in rows]
     assert cells(body, "arr", "Upsell/Expansion") == [str(r["changes"]["Upsell/Expansion"] * 12)
                                                       if "Upsell/Expansion" in r["changes"] else "" for r in rows]
-    bars = re.findall(r'data-label="([^"]+)" data-value="([^"]+)"', body)
+    bars = re.findall(r'class="bar"[^>]*data-label="([^"]+)" data-value="([^"]+)"', body)
     assert bars == [(r["period_start"].isoformat(), str(r["closing_arr"])) for r in rows]
     assert Decimal(bars[3][1]) == Decimal("19200.00")  # April 2023: 16 seats at 100 a month
+    # the waterfall: opening, New Business up 12,000 (10 seats × 100 × 12), Upsell up 7,200 (6 more
+    # seats from April), both down when the subscription ends in January 2024, closing
+    steps = re.findall(r'class="step (\w+)"[^>]*data-label="([^"]+)" data-value="([^"]+)"', body)
+    assert steps == [("total", "Opening 2023-01-01", "0.00"), ("up", "New Business ↑", "12000.00"),
+                     ("down", "New Business ↓", "-12000.00"), ("up", "Upsell/Expansion ↑", "7200.00"),
+                     ("down", "Upsell/Expansion ↓", "-7200.00"), ("total", "Closing 2024-01-31", str(rows[-1]["closing_arr"]))]
+
+
+def test_arr_page_takes_a_range(console, the_app):
+    with the_app.store.connect() as conn:
+        rows = reports.arr_summary(conn, the_app.calendar, by="quarter", start=dt.date(2023, 1, 1),
+                                   end=dt.date(2023, 6, 30))
+    body = get(console, "/console/arr?by=quarter&from=2023-01-01&to=2023-06-30")[2]
+    assert cells(body, "arr", "period_start") == ["2023-01-01", "2023-04-01"]
+    assert cells(body, "arr", "closing_arr") == [str(r["closing_arr"]) for r in rows] == ["36000.00", "19200.00"]
+    assert 'value="2023-06-30"' in body
 
 
 @pytest.mark.parametrize("path, method, status", [
     ("/console/nope", "GET", 404), ("/elsewhere", "GET", 404), ("/console/arr?by=week", "GET", 400),
+    ("/console/arr?from=2023-13-01", "GET", 400), ("/console/arr?from=2023-06-01&to=2023-01-01", "GET", 400),
     ("/console/health", "POST", 405), ("/console/outbox", "DELETE", 405)])
 def test_errors(console, path, method, status):
     assert get(console, path, method=method)[0] == status
