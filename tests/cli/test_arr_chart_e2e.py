@@ -1,6 +1,7 @@
 """`revsync report arr --chart` on the worked example: figures match `report arr -f json`, fits 80 columns."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from cli_support import revsync
@@ -32,3 +33,13 @@ def test_chart_respects_a_filter_and_the_terminal_width(worked_store):
     lines = result.stdout.splitlines()
     assert max(len(line) for line in lines) == 120  # the bars use the room there is
     assert "2023-02-01 │" in result.stdout and "24,000.00" in result.stdout  # B: 2,000 CMRR from February
+
+
+def test_colour_on_a_terminal_unless_no_color(worked_store):
+    wd = worked_store["wd"]
+    # FORCE_COLOR makes rich treat the pipe as a colour terminal; NO_COLOR wins over it
+    coloured = revsync(wd, "report", "arr", "--chart", env={"FORCE_COLOR": "1", "COLUMNS": "80"})
+    plain = revsync(wd, "report", "arr", "--chart", env={"FORCE_COLOR": "1", "NO_COLOR": "1", "COLUMNS": "80"})
+    assert coloured.code == plain.code == 0
+    assert "\x1b[32m" in coloured.stdout and "\x1b[" not in plain.stdout
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured.stdout) == plain.stdout
