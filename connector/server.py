@@ -441,6 +441,7 @@ class Server:
                                         on_answer=metrics.count_outbound_answer)
         from connector.console import for_server
 
+        # the console's fiscal calendar: the one given, else what the store tells (connector.console.calendar)
         self.app = Dispatcher(health=Health(store, clock, metrics, cycle_interval), metrics=metrics,
                               store=store, clock=clock, outbound=outbound,
                               console=for_server(settings.host, store, clock, calendar=calendar))
