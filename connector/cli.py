@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from connector import chart as chart_module
 from connector import reports
 from connector.app import App
 from connector.clock import SystemClock
@@ -278,9 +279,12 @@ ToOpt = Annotated[Optional[dt.datetime], typer.Option("--to", formats=["%Y-%m-%d
 @report_app.command("arr")
 def report_arr(ctx: typer.Context, by: ByOpt = By.quarter, owner: OwnerOpt = None, customer: CustomerOpt = None,
                date_from: FromOpt = None, date_to: ToOpt = None, currency: CurrencyOpt = None,
-               fmt: FormatOpt = None) -> None:
+               fmt: FormatOpt = None,
+               chart: Annotated[bool, typer.Option("--chart", help="draw the ARR trend and movement waterfall")] = False) -> None:
     """Opening and closing CMRR/ARR per fiscal month, quarter or year, with changes by category."""
     rows = _arr_report(ctx, "report arr", by, owner, customer, date_from, date_to, currency, reports.arr_summary)
+    if chart:
+        return chart_module.print_arr(console, rows)
     print_rows(rows, _fmt(ctx, fmt), title=f"ARR by {by.value}")
 
 
@@ -478,6 +482,17 @@ def sync_cmd(ctx: typer.Context,
 
     code = run_daemon(_app(ctx), once=once)
     raise typer.Exit(code)
+
+
+@app.command("console")
+def console_cmd(ctx: typer.Context,
+                host: Annotated[str, typer.Option("--host", help="address to listen on; off loopback it needs "
+                                                                 "REVSYNC_CONSOLE_TOKEN")] = "127.0.0.1",
+                port: Annotated[int, typer.Option("--port", min=0, max=65535, help="port (0: any free one)")] = 8788) -> None:
+    """Serve the read-only web console (sync health, outbox, jobs, quarantine, ARR) for this store."""
+    from connector.console.serve import serve
+
+    raise typer.Exit(serve(_app(ctx), host, port, lambda text: console.print(text, markup=False, highlight=False)))
 
 
 @app.command("backfill")

@@ -82,7 +82,7 @@ def run_daemon(app: App, *, once: bool, session=None) -> int:
                         max_triggered_per_minute=getattr(app.config.server, "max_triggered_cycles_per_minute", 6))
         if app.config.server is not None:
             server = Server(app.config.server, store=app.store, clock=app.clock, metrics=metrics,
-                            cycle_interval=daemon.interval, on_notified=daemon.notified)
+                            cycle_interval=daemon.interval, on_notified=daemon.notified, calendar=app.calendar)
             server.start()
         result = daemon.run(once=once)
     except LeaseHeld:

@@ -177,10 +177,11 @@ def _seconds(delta: dt.timedelta) -> float:
 
 
 class Dispatcher:
-    """The WSGI application: `/outbound`, `/health` and `/metrics`, anything else 404."""
+    """The WSGI application: `/outbound`, `/health`, `/metrics` and `/console`, anything else 404."""
 
     def __init__(self, *, health: Health, metrics: Metrics, store: Engine, clock: Clock,
-                 outbound: OutboundReceiver | None):
+                 outbound: OutboundReceiver | None, console: Callable | None = None):
+        self.console = console  # the read-only web console (connector.console), under /console
         self.health = health
         self.metrics = metrics
         self.store = store
@@ -195,6 +196,8 @@ class Dispatcher:
                                 b"Outbound Messages are not received here: [server] org_ids is empty\n",
                                 "text/plain; charset=utf-8")
             return self.outbound(environ, start_response)
+        if self.console is not None and (path == "/console" or path.startswith("/console/")):
+            return self.console(environ, start_response)
         if path not in ("/health", "/metrics"):
             return _respond(start_response, "404 Not Found", b"not found\n", "text/plain; charset=utf-8")
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
@@ -423,7 +426,7 @@ class Server:
 
     def __init__(self, settings: ServerSettings, *, store: Engine, clock: Clock, metrics: Metrics,
                  cycle_interval: dt.timedelta, on_notified: OnNotified | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, calendar=None):
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -436,8 +439,12 @@ class Server:
                                         allowed_sources=settings.source_networks,
                                         client_cert_cn=settings.client_cert_cn, on_notified=on_notified,
                                         on_answer=metrics.count_outbound_answer)
+        from connector.console import for_server
+
+        # the console's fiscal calendar: the one given, else what the store tells (connector.console.calendar)
         self.app = Dispatcher(health=Health(store, clock, metrics, cycle_interval), metrics=metrics,
-                              store=store, clock=clock, outbound=outbound)
+                              store=store, clock=clock, outbound=outbound,
+                              console=for_server(settings.host, store, clock, calendar=calendar))
         self.threads = threads if threads is not None else settings.threads
         self._server: _Cheroot | None = None
         self._thread: threading.Thread | None = None
