@@ -26,17 +26,45 @@ EXIT_ERROR = 1  # something failed; the message says what is left and what to ru
 EXIT_INVALID = 2  # bad input or configuration; nothing was changed
 EXIT_JOBS_FAILED = 3  # orders activated, but some background jobs failed: metrics are absent
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+#: `-h` as well as `--help`, on every command (sub-typers inherit the context settings)
+HELP = {"help_option_names": ["-h", "--help"]}
+
+
+def _flags_without_type() -> None:
+    """Typer's rich help shows on/off flags as taking a value (`--once <bool>`, `--help <bool>`);
+    its plain help does not. Show a flag's type as nothing, as click and the plain help do."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_revsync", False):
+        return
+
+    def display_type_rich(self, ctx):
+        if self.is_flag and self.metavar is None:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich._revsync = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_type()
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings=HELP,
                   help="Keeps a Salesforce org and the revenue engine in step.")
-jobs_app = typer.Typer(help="Background jobs: list them, retry failed ones.", invoke_without_command=True)
-report_app = typer.Typer(help="Reports over the engine's records.", no_args_is_help=True)
-regenerate_app = typer.Typer(help="Rebuild derived records.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Background jobs: list them, retry failed ones.", invoke_without_command=True,
+                       context_settings=HELP)
+report_app = typer.Typer(help="Reports over the engine's records.", no_args_is_help=True, context_settings=HELP)
+regenerate_app = typer.Typer(help="Rebuild derived records.", no_args_is_help=True, context_settings=HELP)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(report_app, name="report")
 app.add_typer(regenerate_app, name="regenerate")
-mappings_app = typer.Typer(help="Field mappings between Salesforce and the engine.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="The local sandbox org (a Salesforce for the demo and tests).", no_args_is_help=True)
-outbox_app = typer.Typer(help="Writes waiting for Salesforce: list, retry, ignore.", invoke_without_command=True)
+mappings_app = typer.Typer(help="Field mappings between Salesforce and the engine.", no_args_is_help=True,
+                           context_settings=HELP)
+sandbox_app = typer.Typer(help="The local sandbox org (a Salesforce for the demo and tests).", no_args_is_help=True,
+                          context_settings=HELP)
+outbox_app = typer.Typer(help="Writes waiting for Salesforce: list, retry, ignore.", invoke_without_command=True,
+                         context_settings=HELP)
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(sandbox_app, name="sandbox")
@@ -60,8 +88,11 @@ class By(str, Enum):
 
 
 FormatOpt = Annotated[Optional[Format], typer.Option("--format", "-f", help="table, csv or json")]
-AsOfOpt = Annotated[Optional[dt.datetime], typer.Option("--as-of", formats=["%Y-%m-%d"],
+AsOfOpt = Annotated[Optional[dt.datetime], typer.Option("--as-of", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD",
                                                         help="day for MRR/ARR/status (default: today, UTC)")]
+#: `report accounts` shows TCV, customer since and ARR: its --as-of says so
+AccountsAsOfOpt = Annotated[Optional[dt.datetime], typer.Option(
+    "--as-of", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="day whose ARR is shown (default: today, UTC)")]
 
 
 def _app(ctx: typer.Context) -> App:
@@ -135,11 +166,28 @@ def _check_range(command: str, first: tuple[str, dt.datetime | None], last: tupl
                                hint=f"give {first_opt} before {last_opt} (swap them?)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("revsync")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"revsync {_version()}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main_callback(ctx: typer.Context,
                   config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="REVSYNC_CONFIG",
                                                                  help="configuration file (TOML)")] = None,
-                  verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False) -> None:
+                  verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False,
+                  version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_show_version,
+                                                        help="print the version and exit")] = False) -> None:
     """revsync: order activation, subscription and order metrics, ARR by fiscal period."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -184,7 +232,7 @@ def jobs_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--failed
 
 @jobs_app.command("retry")
 def jobs_retry(ctx: typer.Context,
-               order: Annotated[Optional[list[str]], typer.Option("--order", help="only this order")] = None) -> None:
+               order: Annotated[Optional[list[str]], typer.Option("--order", metavar="ORDER", help="only this order (repeatable)")] = None) -> None:
     """Run failed jobs again."""
     _check_known(ctx, "jobs retry", order=order)
     outcomes = _app(ctx).runner.retry_failed(order or None)
@@ -222,8 +270,12 @@ def report_arr_by_period(ctx: typer.Context, order: Annotated[Optional[str], typ
 def report_arr(ctx: typer.Context, by: Annotated[By, typer.Option("--by", help="month, quarter or year")] = By.quarter,
                owner: Annotated[Optional[str], typer.Option(help="order owner")] = None,
                customer: Annotated[Optional[str], typer.Option(help="account id")] = None,
-               date_from: Annotated[Optional[dt.datetime], typer.Option("--from", formats=["%Y-%m-%d"])] = None,
-               date_to: Annotated[Optional[dt.datetime], typer.Option("--to", formats=["%Y-%m-%d"])] = None,
+               date_from: Annotated[Optional[dt.datetime], typer.Option(
+                   "--from", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD",
+                   help="first day: periods that end before it are left out")] = None,
+               date_to: Annotated[Optional[dt.datetime], typer.Option(
+                   "--to", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD",
+                   help="last day (inclusive): periods that start after it are left out")] = None,
                fmt: FormatOpt = None) -> None:
     """Opening and closing CMRR/ARR per fiscal month, quarter or year, with changes by category."""
     _check_range("report arr", ("--from", date_from), ("--to", date_to), inclusive=True)
@@ -251,7 +303,7 @@ def report_subscriptions(ctx: typer.Context, as_of: AsOfOpt = None,
 
 
 @report_app.command("accounts")
-def report_accounts(ctx: typer.Context, as_of: AsOfOpt = None, fmt: FormatOpt = None) -> None:
+def report_accounts(ctx: typer.Context, as_of: AccountsAsOfOpt = None, fmt: FormatOpt = None) -> None:
     """Accounts with TCV, customer since and ARR as of a day."""
     with _app(ctx).store.connect() as conn:
         rows = reports.accounts(conn, _as_of(as_of, ctx))
@@ -400,10 +452,12 @@ def sync_cmd(ctx: typer.Context,
 @app.command("backfill")
 def backfill_cmd(ctx: typer.Context,
                  since: Annotated[dt.datetime, typer.Option("--since", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+                                                            metavar="YYYY-MM-DD[THH:MM:SS]",
                                                             help="first day (UTC) of changes to read")],
                  until: Annotated[Optional[dt.datetime], typer.Option(
-                     "--until", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="end (exclusive, UTC); default now")] = None,
-                 objects: Annotated[Optional[list[str]], typer.Option("--objects", help="objects to read (repeatable)")] = None) -> None:
+                     "--until", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], metavar="YYYY-MM-DD[THH:MM:SS]", help="end (exclusive, UTC); default now")] = None,
+                 objects: Annotated[Optional[list[str]], typer.Option("--objects", metavar="OBJECT",
+                                                                            help="an object to read, e.g. Order (repeatable)")] = None) -> None:
     """Read history [since, until) without moving the daemon's cursors; resumes after a crash."""
     from connector.runtime import run_backfill
 
@@ -423,14 +477,16 @@ def backfill_cmd(ctx: typer.Context,
 def demo(fmt: FormatOpt = None,
          sandbox: Annotated[bool, typer.Option("--sandbox/--no-sandbox",
                                                help="also run it through the local sandbox org")] = True) -> None:
-    """Run SPEC section 7's worked example: on the engine alone, then through the sandbox org, and print what landed."""
+    """Run the worked example: three orders for two accounts (a new seat subscription, a three-month plan, an
+    upsell of the seats), their ARR by fiscal month and Chloe's quarters of 2023; on the engine alone, then
+    through the local sandbox org, and print what landed."""
     from importlib.resources import files
 
     with tempfile.TemporaryDirectory(prefix="revsync-demo-") as tmp:
         config = Config(store=StoreConfig(url=f"sqlite:///{Path(tmp) / 'demo.db'}"))
         the_app = App(config, SystemClock())
         source = files("connector.demo").joinpath("worked_example.json")
-        doc = parse(source.read_text(), "worked example (SPEC section 7)")
+        doc = parse(source.read_text(), "worked example")
         result = import_document(the_app.store, doc, "worked example", the_app.calendar, the_app.settings,
                                  the_app.clock, the_app.runner)
         style = fmt.value if fmt else "table"
@@ -461,7 +517,7 @@ def demo(fmt: FormatOpt = None,
 def main() -> None:
     """Entry point: run the command and turn our errors into a message and an exit code."""
     try:
-        app()
+        app(prog_name="revsync")
     except RevsyncError as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False)
         code = getattr(exc, "exit_code", None)  # e.g. StoreError: 2, the store is unusable
