@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from connector import reports
@@ -152,6 +153,22 @@ def _check_objects(the_app: App, objects: list[str]) -> None:
         raise ValidationFailed("backfill", problems, hint=f"objects with a reading mapping: {', '.join(known)}")
 
 
+def _require_salesforce(the_app: App, command: str) -> None:
+    """Exit 2, before the store is opened, when the configuration has no [salesforce] table."""
+    from connector.errors import ConfigError
+
+    if the_app.config.salesforce is not None:
+        return
+    where = the_app.config.source
+    if where == "built-in defaults":
+        where = "built-in defaults (no --config, no REVSYNC_CONFIG, no ./config.toml)"
+    raise ConfigError(where, [Problem("[salesforce]", f"`revsync {command}` needs the org to connect to, and "
+                                                      "the configuration has no [salesforce] table")],
+                      hint="add a [salesforce] table to your configuration (./config.toml, or the file given "
+                           "with --config); config.example.toml beside the README shows every key; for the "
+                           "local sandbox org, `revsync sandbox serve` prints a table ready to paste")
+
+
 def _check_range(command: str, first: tuple[str, dt.datetime | None], last: tuple[str, dt.datetime | None],
                  *, inclusive: bool) -> None:
     """Exit 2 when a range's start is after its end (or, for a half-open range, not before it)."""
@@ -181,6 +198,10 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+#: commands that read the store only: with no store yet they say so and create nothing
+READ_ONLY = {"report", "status", "quarantine", "outbox", "jobs"}
+
+
 @app.callback()
 def main_callback(ctx: typer.Context,
                   config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="REVSYNC_CONFIG",
@@ -194,7 +215,7 @@ def main_callback(ctx: typer.Context,
     if ctx.invoked_subcommand == "demo":
         ctx.obj = None
         return
-    ctx.obj = App(load_config(str(config) if config else None))
+    ctx.obj = App(load_config(str(config) if config else None), read_only=ctx.invoked_subcommand in READ_ONLY)
 
 
 @app.command("import")
@@ -249,7 +270,12 @@ def jobs_retry(ctx: typer.Context,
 def regenerate_arr_cmd(ctx: typer.Context) -> None:
     """Rebuild every ARR-by-period row on the configured fiscal calendar (after a calendar change)."""
     the_app = _app(ctx)
-    count = regenerate_arr(the_app.store, the_app.runner.ctx)
+    the_app.warn_calendar = False  # the warning says to run this very command
+    store = the_app.store
+    if getattr(the_app, "calendar_changed", False):
+        console.print(f"The fiscal calendar of {the_app.config.source} differs from the one the ARR rows were "
+                      "made on: rebuilding them.", markup=False, highlight=False)
+    count = regenerate_arr(store, the_app.runner.ctx)
     console.print(f"{count} ARR-by-period row(s) regenerated on fiscal calendar "
                   f"{the_app.calendar.fingerprint()}.")
 
@@ -351,18 +377,56 @@ def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     with the_app.store.connect() as conn:
         info = reports.status(conn, the_app.clock.now())
     info["store_integrity"] = integrity
-    if (fmt.value if fmt else "table") == "json":
+    # `api_usage` stays the text it always was (a public key); the same figures, typed, beside it
+    info["api_usage_detail"] = _api_usage_detail(info.get("api_usage"))
+    style = _fmt(ctx, fmt)
+    if style == "json":
         console.file.write(object_to_json(info) + "\n")
         return
+    if style == "csv":
+        print_rows(_status_figures(info), "csv", columns=["figure", "value"])
+        return
     print_rows(info["cursors"], "table", title="cursors")
-    console.print(f"outbox: {info['outbox'] or 'empty'}; failed jobs: {info['failed_jobs']}; "
-                  f"quarantined records: {info['quarantined']}; API usage: {info['api_usage'] or 'unknown'}; "
-                  f"store integrity: {integrity}")
+    outbox = ", ".join(f"{state} {count}" for state, count in sorted(info["outbox"].items())) or "empty"
+    usage = info["api_usage_detail"]
+    console.print(f"outbox: {outbox}; failed jobs: {info['failed_jobs']}; "
+                  f"quarantined records: {info['quarantined']}; API usage: "
+                  + (f"{usage['used']} of {usage['limit']} calls (at {usage['observed_at']})" if usage
+                     else info["api_usage"] or "unknown")
+                  + f"; store integrity: {integrity}", markup=False, highlight=False)
     daemon = info.get("daemon")
     if daemon:
         console.print(f"sync daemon: {daemon['state']}" + (f" — {daemon['reason']}" if daemon.get("reason") else "")
                       + (f"; next try {daemon['next_attempt_at']}" if daemon.get("next_attempt_at") else "")
                       + f"; last good cycle {daemon.get('last_good_cycle_at') or 'none yet'}", markup=False)
+
+
+def _api_usage_detail(text: str | None) -> dict | None:
+    """The daemon's "used/limit at ISO-time" note as {used, limit, observed_at} (None when unknown)."""
+    import re
+
+    found = re.fullmatch(r"\s*(\d+)/(\d+)(?: at (\S+))?\s*", text or "")
+    if not found:
+        return None
+    return {"used": int(found.group(1)), "limit": int(found.group(2)), "observed_at": found.group(3)}
+
+
+def _status_figures(info: dict) -> list[dict]:
+    """`revsync status` as (figure, value) rows, for CSV: one figure a row, nested ones dotted."""
+    rows = []
+    for cursor in info["cursors"]:
+        rows.append({"figure": f"cursor.{cursor['object']}", "value": cursor["cursor"]})
+        rows.append({"figure": f"lag_seconds.{cursor['object']}", "value": cursor["lag_seconds"]})
+    for state, count in sorted(info["outbox"].items()):
+        rows.append({"figure": f"outbox.{state}", "value": count})
+    for key in ("failed_jobs", "quarantined", "api_usage"):
+        rows.append({"figure": key, "value": info.get(key)})
+    for key, value in (info.get("api_usage_detail") or {}).items():
+        rows.append({"figure": f"api_usage.{key}", "value": value})
+    rows.append({"figure": "store_integrity", "value": info["store_integrity"]})
+    for key, value in (info.get("daemon") or {}).items():
+        rows.append({"figure": f"daemon.{key}", "value": value})
+    return rows
 
 
 @outbox_app.callback()
@@ -445,6 +509,7 @@ def sync_cmd(ctx: typer.Context,
     """Run the sync daemon: poll → ingest → activate and jobs → write-back, every sync interval."""
     from connector.runtime import run_daemon
 
+    _require_salesforce(_app(ctx), "sync")
     code = run_daemon(_app(ctx), once=once)
     raise typer.Exit(code)
 
@@ -462,6 +527,7 @@ def backfill_cmd(ctx: typer.Context,
     from connector.runtime import run_backfill
 
     the_app = _app(ctx)
+    _require_salesforce(the_app, "backfill")
     _check_range("backfill", ("--since", since), ("--until", until), inclusive=False)
     now = the_app.clock.now().replace(tzinfo=None)
     if until is None and since.replace(tzinfo=None) >= now:
@@ -519,7 +585,8 @@ def main() -> None:
     try:
         app(prog_name="revsync")
     except RevsyncError as exc:
-        err_console.print(f"error: {exc}", highlight=False, markup=False)
+        # red "error:" on a terminal; plain text in a pipe or a log, and wherever NO_COLOR is set
+        err_console.print(Text("error:", style="red"), Text(str(exc)), highlight=False)
         code = getattr(exc, "exit_code", None)  # e.g. StoreError: 2, the store is unusable
         sys.exit(code or (EXIT_INVALID if isinstance(exc, ValidationFailed) else EXIT_ERROR))
 
