@@ -82,6 +82,11 @@ class Format(str, Enum):
     json = "json"
 
 
+class LogFormat(str, Enum):
+    json = "json"
+    text = "text"
+
+
 class By(str, Enum):
     month = "month"
     quarter = "quarter"
@@ -505,12 +510,24 @@ def sandbox_serve(ctx: typer.Context) -> None:
 
 @app.command("sync")
 def sync_cmd(ctx: typer.Context,
-             once: Annotated[bool, typer.Option("--once", help="one full cycle, then exit")] = False) -> None:
+             once: Annotated[bool, typer.Option("--once", help="one full cycle, then exit")] = False,
+             summary: Annotated[Optional[bool], typer.Option(
+                 "--summary/--no-summary", show_default=False,
+                 help="with --once: print what the pass did (read, activated, written, left, API calls); "
+                      "default: when stdout is a terminal")] = None,
+             log_format: Annotated[Optional[LogFormat], typer.Option(
+                 "--log-format", show_default=False,
+                 help="json: one object a line, info and up (the daemon's default); text: warnings and errors "
+                      "only (the default of --once on a terminal)")] = None) -> None:
     """Run the sync daemon: poll → ingest → activate and jobs → write-back, every sync interval."""
     from connector.runtime import run_daemon
 
     _require_salesforce(_app(ctx), "sync")
-    code = run_daemon(_app(ctx), once=once)
+    if log_format is None:
+        log_format = LogFormat.text if once and sys.stderr.isatty() else LogFormat.json
+    if summary is None:
+        summary = sys.stdout.isatty()
+    code = run_daemon(_app(ctx), once=once, summary=summary and once, log_format=log_format.value)
     raise typer.Exit(code)
 
 
