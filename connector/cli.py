@@ -573,28 +573,49 @@ def demo(fmt: FormatOpt = None,
         result = import_document(the_app.store, doc, "worked example", the_app.calendar, the_app.settings,
                                  the_app.clock, the_app.runner)
         style = fmt.value if fmt else "table"
-        console.print(f"[bold]Worked example[/bold]: {len(result.activated)} orders activated, "
-                      f"{sum(j.ok for j in result.jobs)} background jobs done.")
+        # -f json: one JSON document for the whole demo (the tables by name, the notes as a list);
+        # -f csv: the tables on stdout, the prose on stderr
+        document: dict = {"worked_example": {}, "sandbox": None}
+        say = (lambda text: None) if style == "json" else \
+            (lambda text: (err_console if style == "csv" else console).print(text, markup=False, highlight=False))
+        say(f"Worked example: {len(result.activated)} orders activated, "
+            f"{sum(j.ok for j in result.jobs)} background jobs done.")
+        document["worked_example"].update(orders_activated=len(result.activated),
+                                          background_jobs_done=sum(j.ok for j in result.jobs))
         with the_app.store.connect() as conn:
             rows = reports.arr_by_period(conn)
+            quarters = reports.arr_summary(conn, the_app.calendar, by="quarter", owner="Chloe",
+                                           start=dt.date(2023, 1, 1), end=dt.date(2023, 12, 31))
+            subs = reports.subscriptions(conn, dt.date(2023, 4, 1))
+        the_app.store.dispose()
+        if style == "json":
+            document["worked_example"].update(arr_by_period=rows, chloe_quarters_2023=quarters,
+                                              subscriptions_2023_04_01=subs)
+        else:
             print_rows(rows, style, title="ARR by period (every order line × fiscal month)",
                        columns=["order", "order_product", "customer", "owner", "subscription",
                                 "change_category", "period_start", "period_end", "opening_cmrr",
                                 "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr"]
                        if style == "table" else None)
-            quarters = reports.arr_summary(conn, the_app.calendar, by="quarter", owner="Chloe",
-                                           start=dt.date(2023, 1, 1), end=dt.date(2023, 12, 31))
             print_rows(quarters, style, title="Chloe's quarters of fiscal 2023")
-            subs = reports.subscriptions(conn, dt.date(2023, 4, 1))
             print_rows(subs, style, title="Subscriptions as of 2023-04-01")
-        the_app.store.dispose()
     if sandbox:
         from connector.showcase import run as showcase
 
-        console.print("\nThe same scenario through Salesforce: the sandbox org over HTTPS, the sync daemon, "
-                      "write-back.", markup=False)
-        showcase(lambda title, rows: print_rows(rows, style, title=title),
-                 lambda text: console.print(text, markup=False))
+        say("\nThe same scenario through Salesforce: the sandbox org over HTTPS, the sync daemon, write-back.")
+        tables: dict[str, list] = {}
+        notes: list[str] = []
+
+        def show(title: str, rows: list) -> None:
+            if style == "json":
+                tables[title] = rows
+            else:
+                print_rows(rows, style, title=title)
+
+        figures = showcase(show, notes.append if style == "json" else say)
+        document["sandbox"] = {"notes": notes, "tables": tables, "figures": figures}
+    if style == "json":
+        console.file.write(object_to_json(document) + "\n")
 
 
 def main() -> None:

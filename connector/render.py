@@ -116,6 +116,16 @@ def print_rows(rows: Sequence[dict[str, Any]], fmt: str, *, title: str | None = 
         widths = [max(len(line) for line in h.split("\n")) for h in headers]
         widths = [max(w, v) for w, v in zip(widths, values)]
     if limit is not None and _table_width(widths) > limit:
+        # third try: text values (names, categories; never a number, a date or an id) broken over lines too
+        text = [all(isinstance(f.get(c), str) and not _NUMBER.fullmatch(f[c]) for f in flats if f.get(c) is not None)
+                for c in columns]
+        narrow = [max([_longest(headers[i])] + [_longest(_break(row[i], 1)) for row in cells]) if text[i]
+                  else widths[i] for i in range(len(columns))]
+        if _table_width(narrow) <= limit:
+            widths = narrow
+            headers = [_break(c, w) for c, w in zip(columns, widths)]
+            cells = [[_break(v, widths[i]) if text[i] else v for i, v in enumerate(row)] for row in cells]
+    if limit is not None and _table_width(widths) > limit:
         _print_vertical(console, columns, cells, title, limit)
         return
     if limit is None:
@@ -129,6 +139,13 @@ def print_rows(rows: Sequence[dict[str, Any]], fmt: str, *, title: str | None = 
     for row in cells:
         table.add_row(*row)
     console.print(table)
+
+
+_NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?")
+
+
+def _longest(text: str) -> int:
+    return max(len(line) for line in text.split("\n"))
 
 
 def _break(header: str, width: int) -> str:
