@@ -223,6 +223,11 @@ def main_callback(ctx: typer.Context,
     ctx.obj = App(load_config(str(config) if config else None), read_only=ctx.invoked_subcommand in READ_ONLY)
 
 
+#: what the import's progress bar says in each phase
+IMPORT_PHASES = {"validating": "1/3 validating {n} order(s)", "activating": "2/3 activating orders",
+                 "jobs": "3/3 running background jobs"}
+
+
 @app.command("import")
 def import_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="import document (JSON)")]) -> None:
     """Validate a JSON file of accounts, products, credits and orders; activate its orders; run their jobs."""
@@ -231,9 +236,16 @@ def import_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="im
     doc = read(text, source)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
-        task = progress.add_task("activating orders", total=len(doc.doc.orders))
+        task = progress.add_task(IMPORT_PHASES["validating"].format(n=len(doc.doc.orders)), total=None)
+
+        def phase(name: str, total: int | None) -> None:
+            # validating and jobs have no count to show: the bar pulses; activating counts orders
+            progress.update(task, description=IMPORT_PHASES[name].format(n=len(doc.doc.orders)),
+                            total=total, completed=0)
+            progress.refresh()  # each phase is shown as it starts, however short
+
         result = import_document(the_app.store, doc, source, the_app.calendar, the_app.settings, the_app.clock,
-                                 the_app.runner, progress=lambda n: progress.advance(task, n))
+                                 the_app.runner, progress=lambda n: progress.advance(task, n), phase=phase)
     console.print(f"{source}: {len(result.activated)} order(s) activated, "
                   f"{len(result.already_imported)} already imported; "
                   f"{sum(j.ok for j in result.jobs)} background job(s) done.")
