@@ -204,7 +204,8 @@ def _show_version(value: bool) -> None:
 
 
 #: commands that read the store only: with no store yet they say so and create nothing
-READ_ONLY = {"report", "status", "quarantine", "outbox", "jobs"}
+#: (`jobs` and `outbox` list when given no subcommand: their callbacks mark the app read-only then)
+READ_ONLY = {"report", "status", "quarantine"}
 
 
 @app.callback()
@@ -263,6 +264,7 @@ def jobs_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--failed
     """List background jobs with status, attempts and last error."""
     if ctx.invoked_subcommand is not None:
         return
+    _app(ctx).read_only = True
     with _app(ctx).store.connect() as conn:
         rows = reports.jobs(conn, failed_only=failed)
     print_rows(rows, _fmt(ctx, fmt), title="jobs")
@@ -452,6 +454,7 @@ def outbox_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--fail
     """List outbox entries not yet written (or only the failed ones, with Salesforce's message)."""
     if ctx.invoked_subcommand is not None:
         return
+    _app(ctx).read_only = True
     with _app(ctx).store.connect() as conn:
         rows = reports.outbox(conn, failed_only=failed)
     print_rows(rows, _fmt(ctx, fmt), title="outbox")
