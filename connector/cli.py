@@ -559,7 +559,6 @@ def backfill_cmd(ctx: typer.Context,
     from connector.runtime import run_backfill
 
     the_app = _app(ctx)
-    _require_salesforce(the_app, "backfill")
     _check_range("backfill", ("--since", since), ("--until", until), inclusive=False)
     now = the_app.clock.now().replace(tzinfo=None)
     if until is None and since.replace(tzinfo=None) >= now:
@@ -568,6 +567,7 @@ def backfill_cmd(ctx: typer.Context,
                                hint="give a --since in the past")
     if objects:
         _check_objects(the_app, objects)
+    _require_salesforce(the_app, "backfill")  # after the arguments: each says what is wrong with it
     raise typer.Exit(run_backfill(_app(ctx), since, until, objects, console=err_console))
 
 
