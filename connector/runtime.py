@@ -121,7 +121,9 @@ def _summary(daemon: Daemon, runtime: Runtime, result) -> str:
     lines = [f"read {counts(read, 'record(s) from Salesforce')}",
              f"activated {len(report.activated) if report else 0} order(s); "
              f"background jobs: {sum(j.ok for j in jobs)} done, {sum(not j.ok for j in jobs)} failed",
-             f"written {counts(daemon.written, 'record(s) to Salesforce')}",
+             # the writer counts outbox entries: one record each, but one order line's rows for the
+             # ARR big objects (ArrByPeriod__b, ArrByPeriodByCustomer__b)
+             f"written {counts(daemon.written, 'outbox entries to Salesforce')}",
              "left to write: " + (counts(left, "outbox entries") if left else "nothing"),
              f"API calls: {runtime.client.calls_made} this run"
              + (f"; the org reports {usage.used} of {usage.limit} used in 24 h" if usage else "")]

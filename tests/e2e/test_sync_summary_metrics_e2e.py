@@ -22,7 +22,8 @@ import requests
 from e2e_support import REPO, kill, wait_for
 
 SEED = REPO / "connector" / "demo" / "sandbox_seed.json"
-#: records written: entries for the same record are superseded by its newest one, sent once
+#: entries written: entries for the same record (or big-object order line) are superseded by the
+#: newest one, sent once
 WRITTEN = "SELECT count(*) FROM (SELECT DISTINCT object, external_id FROM outbox WHERE state = 'SUCCESS')"
 
 
@@ -168,7 +169,7 @@ def test_once_summary_logs_and_status_formats(sandbox):
     summary = run.stdout
     read = int(re.search(r"read (\d+) record\(s\) from Salesforce", summary).group(1))
     activated = int(re.search(r"activated (\d+) order\(s\)", summary).group(1))
-    written = int(re.search(r"written (\d+) record\(s\) to Salesforce", summary).group(1))
+    written = int(re.search(r"written (\d+) outbox entries to Salesforce", summary).group(1))
     calls = int(re.search(r"API calls: (\d+) this run", summary).group(1))
     assert "left to write: nothing" in summary
     assert activated == _rows(wd, "SELECT count(*) FROM orders")[0][0] > 0
