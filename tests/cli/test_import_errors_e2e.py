@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from cli_support import ACCOUNTS, PRODUCTS, Call, revsync, run_all, snapshot, store_url, workdir, write_doc
+from cli_support import ACCOUNTS, PRODUCTS, Call, run_all, snapshot, store_url, workdir, write_doc
 
 pytestmark = pytest.mark.slow
 
