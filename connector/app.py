@@ -26,9 +26,16 @@ class App:
 
     config: Config
     clock: Clock = SystemClock()
+    #: a command that only reads (report, status, quarantine, outbox, jobs): a store that does not
+    #: exist yet is not created, the command says so instead (StoreError, exit 2)
+    read_only: bool = False
+    #: warn when the fiscal calendar differs from the ARR rows' (off for `regenerate arr`, which fixes it)
+    warn_calendar: bool = True
 
     @cached_property
     def store(self) -> Engine:
+        if self.read_only:
+            self._require_store()
         engine = open_store(self.config.store_url())
         # cached before the calendar check: a calendar read from Period records needs the store
         self.__dict__["store"] = engine
@@ -96,6 +103,32 @@ class App:
 
         return load_mappings(self.mappings_dir())
 
+    def _require_store(self) -> None:
+        """Raise StoreError (exit 2) when the configured store holds no revsync data yet; create nothing."""
+        from sqlalchemy import create_engine, inspect
+
+        from connector.store.db import StoreError, sqlite_path, where
+
+        probe = create_engine(self.config.store_url())
+        try:
+            path = sqlite_path(probe)
+            if path is not None:
+                missing = not path.exists()
+            elif probe.dialect.name == "sqlite":
+                missing = True  # an in-memory store is always empty
+            else:
+                with probe.connect() as conn:
+                    missing = not inspect(conn).has_table("orders")
+            place = where(probe)
+        finally:
+            probe.dispose()
+        if missing:
+            raise StoreError(f"no store yet at {place} ({self.config.source}): nothing has been imported or "
+                             "synced with this configuration",
+                             hint="run `revsync import FILE` or `revsync sync --once` first, or point "
+                                  "--config (REVSYNC_CONFIG) at the configuration whose [store] url holds "
+                                  "your data")
+
     def _check_calendar(self, engine: Engine) -> None:
         """Note (and warn) when the ARR rows were made on another fiscal calendar than the configured one."""
         self.__dict__["calendar_mismatch"] = None
@@ -107,8 +140,11 @@ class App:
             current = self.calendar.fingerprint()
         except FiscalCalendarError:
             return  # no Salesforce Period records yet: nothing to compare with
-        if stored is not None and stored != current:
+        #: True when the ARR rows were made on another fiscal calendar than the configured one
+        self.calendar_changed = stored is not None and stored != current
+        if self.calendar_changed:
             self.__dict__["calendar_mismatch"] = (stored, current)
+        if self.calendar_changed and self.warn_calendar:
             log.warning("the fiscal calendar in %s differs from the one the ARR rows were made on; "
                         "run `revsync regenerate arr` to rebuild them", self.config.source)
 

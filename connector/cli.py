@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from connector import chart as chart_module
 from connector import reports
@@ -27,17 +28,45 @@ EXIT_ERROR = 1  # something failed; the message says what is left and what to ru
 EXIT_INVALID = 2  # bad input or configuration; nothing was changed
 EXIT_JOBS_FAILED = 3  # orders activated, but some background jobs failed: metrics are absent
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+#: `-h` as well as `--help`, on every command (sub-typers inherit the context settings)
+HELP = {"help_option_names": ["-h", "--help"]}
+
+
+def _flags_without_type() -> None:
+    """Typer's rich help shows on/off flags as taking a value (`--once <bool>`, `--help <bool>`);
+    its plain help does not. Show a flag's type as nothing, as click and the plain help do."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_revsync", False):
+        return
+
+    def display_type_rich(self, ctx):
+        if self.is_flag and self.metavar is None:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich._revsync = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_type()
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings=HELP,
                   help="Keeps a Salesforce org and the revenue engine in step.")
-jobs_app = typer.Typer(help="Background jobs: list them, retry failed ones.", invoke_without_command=True)
-report_app = typer.Typer(help="Reports over the engine's records.", no_args_is_help=True)
-regenerate_app = typer.Typer(help="Rebuild derived records.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Background jobs: list them, retry failed ones.", invoke_without_command=True,
+                       context_settings=HELP)
+report_app = typer.Typer(help="Reports over the engine's records.", no_args_is_help=True, context_settings=HELP)
+regenerate_app = typer.Typer(help="Rebuild derived records.", no_args_is_help=True, context_settings=HELP)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(report_app, name="report")
 app.add_typer(regenerate_app, name="regenerate")
-mappings_app = typer.Typer(help="Field mappings between Salesforce and the engine.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="The local sandbox org (a Salesforce for the demo and tests).", no_args_is_help=True)
-outbox_app = typer.Typer(help="Writes waiting for Salesforce: list, retry, ignore.", invoke_without_command=True)
+mappings_app = typer.Typer(help="Field mappings between Salesforce and the engine.", no_args_is_help=True,
+                           context_settings=HELP)
+sandbox_app = typer.Typer(help="The local sandbox org (a Salesforce for the demo and tests).", no_args_is_help=True,
+                          context_settings=HELP)
+outbox_app = typer.Typer(help="Writes waiting for Salesforce: list, retry, ignore.", invoke_without_command=True,
+                         context_settings=HELP)
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(sandbox_app, name="sandbox")
@@ -54,6 +83,11 @@ class Format(str, Enum):
     json = "json"
 
 
+class LogFormat(str, Enum):
+    json = "json"
+    text = "text"
+
+
 class By(str, Enum):
     month = "month"
     quarter = "quarter"
@@ -61,8 +95,11 @@ class By(str, Enum):
 
 
 FormatOpt = Annotated[Optional[Format], typer.Option("--format", "-f", help="table, csv or json")]
-AsOfOpt = Annotated[Optional[dt.datetime], typer.Option("--as-of", formats=["%Y-%m-%d"],
+AsOfOpt = Annotated[Optional[dt.datetime], typer.Option("--as-of", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD",
                                                         help="day for MRR/ARR/status (default: today, UTC)")]
+#: `report accounts` shows TCV, customer since and ARR: its --as-of says so
+AccountsAsOfOpt = Annotated[Optional[dt.datetime], typer.Option(
+    "--as-of", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="day whose ARR is shown (default: today, UTC)")]
 
 
 def _app(ctx: typer.Context) -> App:
@@ -122,6 +159,22 @@ def _check_objects(the_app: App, objects: list[str]) -> None:
         raise ValidationFailed("backfill", problems, hint=f"objects with a reading mapping: {', '.join(known)}")
 
 
+def _require_salesforce(the_app: App, command: str) -> None:
+    """Exit 2, before the store is opened, when the configuration has no [salesforce] table."""
+    from connector.errors import ConfigError
+
+    if the_app.config.salesforce is not None:
+        return
+    where = the_app.config.source
+    if where == "built-in defaults":
+        where = "built-in defaults (no --config, no REVSYNC_CONFIG, no ./config.toml)"
+    raise ConfigError(where, [Problem("[salesforce]", f"`revsync {command}` needs the org to connect to, and "
+                                                      "the configuration has no [salesforce] table")],
+                      hint="add a [salesforce] table to your configuration (./config.toml, or the file given "
+                           "with --config); config.example.toml beside the README shows every key; for the "
+                           "local sandbox org, `revsync sandbox serve` prints a table ready to paste")
+
+
 def _check_range(command: str, first: tuple[str, dt.datetime | None], last: tuple[str, dt.datetime | None],
                  *, inclusive: bool) -> None:
     """Exit 2 when a range's start is after its end (or, for a half-open range, not before it)."""
@@ -136,18 +189,45 @@ def _check_range(command: str, first: tuple[str, dt.datetime | None], last: tupl
                                hint=f"give {first_opt} before {last_opt} (swap them?)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("revsync")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"revsync {_version()}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+#: commands that read the store only: with no store yet they say so and create nothing
+#: (`jobs` and `outbox` list when given no subcommand: their callbacks mark the app read-only then)
+READ_ONLY = {"report", "status", "quarantine"}
+
+
 @app.callback()
 def main_callback(ctx: typer.Context,
                   config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="REVSYNC_CONFIG",
                                                                  help="configuration file (TOML)")] = None,
-                  verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False) -> None:
+                  verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False,
+                  version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_show_version,
+                                                        help="print the version and exit")] = False) -> None:
     """revsync: order activation, subscription and order metrics, ARR by fiscal period."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if ctx.invoked_subcommand == "demo":
         ctx.obj = None
         return
-    ctx.obj = App(load_config(str(config) if config else None))
+    ctx.obj = App(load_config(str(config) if config else None), read_only=ctx.invoked_subcommand in READ_ONLY)
+
+
+#: what the import's progress bar says in each phase
+IMPORT_PHASES = {"validating": "1/3 validating {n} order(s)", "activating": "2/3 activating orders",
+                 "jobs": "3/3 running background jobs"}
 
 
 @app.command("import")
@@ -158,9 +238,16 @@ def import_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="im
     doc = read(text, source)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
-        task = progress.add_task("activating orders", total=len(doc.doc.orders))
+        task = progress.add_task(IMPORT_PHASES["validating"].format(n=len(doc.doc.orders)), total=None)
+
+        def phase(name: str, total: int | None) -> None:
+            # validating and jobs have no count to show: the bar pulses; activating counts orders
+            progress.update(task, description=IMPORT_PHASES[name].format(n=len(doc.doc.orders)),
+                            total=total, completed=0)
+            progress.refresh()  # each phase is shown as it starts, however short
+
         result = import_document(the_app.store, doc, source, the_app.calendar, the_app.settings, the_app.clock,
-                                 the_app.runner, progress=lambda n: progress.advance(task, n))
+                                 the_app.runner, progress=lambda n: progress.advance(task, n), phase=phase)
     console.print(f"{source}: {len(result.activated)} order(s) activated, "
                   f"{len(result.already_imported)} already imported; "
                   f"{sum(j.ok for j in result.jobs)} background job(s) done.")
@@ -178,6 +265,7 @@ def jobs_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--failed
     """List background jobs with status, attempts and last error."""
     if ctx.invoked_subcommand is not None:
         return
+    _app(ctx).read_only = True
     with _app(ctx).store.connect() as conn:
         rows = reports.jobs(conn, failed_only=failed)
     print_rows(rows, _fmt(ctx, fmt), title="jobs")
@@ -185,7 +273,7 @@ def jobs_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--failed
 
 @jobs_app.command("retry")
 def jobs_retry(ctx: typer.Context,
-               order: Annotated[Optional[list[str]], typer.Option("--order", help="only this order")] = None) -> None:
+               order: Annotated[Optional[list[str]], typer.Option("--order", metavar="ORDER", help="only this order (repeatable)")] = None) -> None:
     """Run failed jobs again."""
     _check_known(ctx, "jobs retry", order=order)
     outcomes = _app(ctx).runner.retry_failed(order or None)
@@ -213,7 +301,12 @@ def jobs_extend_evergreen(ctx: typer.Context, as_of: Annotated[Optional[dt.datet
 def regenerate_arr_cmd(ctx: typer.Context) -> None:
     """Rebuild every ARR-by-period row on the configured fiscal calendar (after a calendar change)."""
     the_app = _app(ctx)
-    count = regenerate_arr(the_app.store, the_app.runner.ctx)
+    the_app.warn_calendar = False  # the warning says to run this very command
+    store = the_app.store
+    if getattr(the_app, "calendar_changed", False):
+        console.print(f"The fiscal calendar of {the_app.config.source} differs from the one the ARR rows were "
+                      "made on: rebuilding them.", markup=False, highlight=False)
+    count = regenerate_arr(store, the_app.runner.ctx)
     console.print(f"{count} ARR-by-period row(s) regenerated on fiscal calendar "
                   f"{the_app.calendar.fingerprint()}.")
 
@@ -272,8 +365,10 @@ def _arr_report(ctx: typer.Context, command: str, by: "By", owner: str | None, c
 ByOpt = Annotated[By, typer.Option("--by", help="month, quarter or year")]
 OwnerOpt = Annotated[Optional[str], typer.Option(help="order owner")]
 CustomerOpt = Annotated[Optional[str], typer.Option(help="account id")]
-FromOpt = Annotated[Optional[dt.datetime], typer.Option("--from", formats=["%Y-%m-%d"])]
-ToOpt = Annotated[Optional[dt.datetime], typer.Option("--to", formats=["%Y-%m-%d"])]
+FromOpt = Annotated[Optional[dt.datetime], typer.Option("--from", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD",
+                                                       help="first day: periods that end before it are left out")]
+ToOpt = Annotated[Optional[dt.datetime], typer.Option("--to", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD",
+                                                     help="last day (inclusive): periods that start after it are left out")]
 
 
 @report_app.command("arr")
@@ -326,7 +421,7 @@ def report_subscriptions(ctx: typer.Context, as_of: AsOfOpt = None,
 
 
 @report_app.command("accounts")
-def report_accounts(ctx: typer.Context, as_of: AsOfOpt = None, fmt: FormatOpt = None) -> None:
+def report_accounts(ctx: typer.Context, as_of: AccountsAsOfOpt = None, fmt: FormatOpt = None) -> None:
     """Accounts with TCV, customer since and ARR as of a day, one row per currency they buy in."""
     with _app(ctx).store.connect() as conn:
         rows = reports.accounts(conn, _as_of(as_of, ctx))
@@ -386,18 +481,56 @@ def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     with the_app.store.connect() as conn:
         info = reports.status(conn, the_app.clock.now())
     info["store_integrity"] = integrity
-    if (fmt.value if fmt else "table") == "json":
+    # `api_usage` stays the text it always was (a public key); the same figures, typed, beside it
+    info["api_usage_detail"] = _api_usage_detail(info.get("api_usage"))
+    style = _fmt(ctx, fmt)
+    if style == "json":
         console.file.write(object_to_json(info) + "\n")
         return
+    if style == "csv":
+        print_rows(_status_figures(info), "csv", columns=["figure", "value"])
+        return
     print_rows(info["cursors"], "table", title="cursors")
-    console.print(f"outbox: {info['outbox'] or 'empty'}; failed jobs: {info['failed_jobs']}; "
-                  f"quarantined records: {info['quarantined']}; API usage: {info['api_usage'] or 'unknown'}; "
-                  f"store integrity: {integrity}")
+    outbox = ", ".join(f"{state} {count}" for state, count in sorted(info["outbox"].items())) or "empty"
+    usage = info["api_usage_detail"]
+    console.print(f"outbox: {outbox}; failed jobs: {info['failed_jobs']}; "
+                  f"quarantined records: {info['quarantined']}; API usage: "
+                  + (f"{usage['used']} of {usage['limit']} calls (at {usage['observed_at']})" if usage
+                     else info["api_usage"] or "unknown")
+                  + f"; store integrity: {integrity}", markup=False, highlight=False)
     daemon = info.get("daemon")
     if daemon:
         console.print(f"sync daemon: {daemon['state']}" + (f" — {daemon['reason']}" if daemon.get("reason") else "")
                       + (f"; next try {daemon['next_attempt_at']}" if daemon.get("next_attempt_at") else "")
                       + f"; last good cycle {daemon.get('last_good_cycle_at') or 'none yet'}", markup=False)
+
+
+def _api_usage_detail(text: str | None) -> dict | None:
+    """The daemon's "used/limit at ISO-time" note as {used, limit, observed_at} (None when unknown)."""
+    import re
+
+    found = re.fullmatch(r"\s*(\d+)/(\d+)(?: at (\S+))?\s*", text or "")
+    if not found:
+        return None
+    return {"used": int(found.group(1)), "limit": int(found.group(2)), "observed_at": found.group(3)}
+
+
+def _status_figures(info: dict) -> list[dict]:
+    """`revsync status` as (figure, value) rows, for CSV: one figure a row, nested ones dotted."""
+    rows = []
+    for cursor in info["cursors"]:
+        rows.append({"figure": f"cursor.{cursor['object']}", "value": cursor["cursor"]})
+        rows.append({"figure": f"lag_seconds.{cursor['object']}", "value": cursor["lag_seconds"]})
+    for state, count in sorted(info["outbox"].items()):
+        rows.append({"figure": f"outbox.{state}", "value": count})
+    for key in ("failed_jobs", "quarantined", "api_usage"):
+        rows.append({"figure": key, "value": info.get(key)})
+    for key, value in (info.get("api_usage_detail") or {}).items():
+        rows.append({"figure": f"api_usage.{key}", "value": value})
+    rows.append({"figure": "store_integrity", "value": info["store_integrity"]})
+    for key, value in (info.get("daemon") or {}).items():
+        rows.append({"figure": f"daemon.{key}", "value": value})
+    return rows
 
 
 @outbox_app.callback()
@@ -406,6 +539,7 @@ def outbox_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--fail
     """List outbox entries not yet written (or only the failed ones, with Salesforce's message)."""
     if ctx.invoked_subcommand is not None:
         return
+    _app(ctx).read_only = True
     with _app(ctx).store.connect() as conn:
         rows = reports.outbox(conn, failed_only=failed)
     print_rows(rows, _fmt(ctx, fmt), title="outbox")
@@ -476,11 +610,24 @@ def sandbox_serve(ctx: typer.Context) -> None:
 
 @app.command("sync")
 def sync_cmd(ctx: typer.Context,
-             once: Annotated[bool, typer.Option("--once", help="one full cycle, then exit")] = False) -> None:
+             once: Annotated[bool, typer.Option("--once", help="one full cycle, then exit")] = False,
+             summary: Annotated[Optional[bool], typer.Option(
+                 "--summary/--no-summary", show_default=False,
+                 help="with --once: print what the pass did (read, activated, written, left, API calls); "
+                      "default: when stdout is a terminal")] = None,
+             log_format: Annotated[Optional[LogFormat], typer.Option(
+                 "--log-format", show_default=False,
+                 help="json: one object a line, info and up (the daemon's default); text: warnings and errors "
+                      "only (the default of --once on a terminal)")] = None) -> None:
     """Run the sync daemon: poll → ingest → activate and jobs → write-back, every sync interval."""
     from connector.runtime import run_daemon
 
-    code = run_daemon(_app(ctx), once=once)
+    _require_salesforce(_app(ctx), "sync")
+    if log_format is None:
+        log_format = LogFormat.text if once and sys.stderr.isatty() else LogFormat.json
+    if summary is None:
+        summary = sys.stdout.isatty()
+    code = run_daemon(_app(ctx), once=once, summary=summary and once, log_format=log_format.value)
     raise typer.Exit(code)
 
 
@@ -498,10 +645,12 @@ def console_cmd(ctx: typer.Context,
 @app.command("backfill")
 def backfill_cmd(ctx: typer.Context,
                  since: Annotated[dt.datetime, typer.Option("--since", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+                                                            metavar="YYYY-MM-DD[THH:MM:SS]",
                                                             help="first day (UTC) of changes to read")],
                  until: Annotated[Optional[dt.datetime], typer.Option(
-                     "--until", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="end (exclusive, UTC); default now")] = None,
-                 objects: Annotated[Optional[list[str]], typer.Option("--objects", help="objects to read (repeatable)")] = None) -> None:
+                     "--until", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], metavar="YYYY-MM-DD[THH:MM:SS]", help="end (exclusive, UTC); default now")] = None,
+                 objects: Annotated[Optional[list[str]], typer.Option("--objects", metavar="OBJECT",
+                                                                            help="an object to read, e.g. Order (repeatable)")] = None) -> None:
     """Read history [since, until) without moving the daemon's cursors; resumes after a crash."""
     from connector.runtime import run_backfill
 
@@ -514,6 +663,7 @@ def backfill_cmd(ctx: typer.Context,
                                hint="give a --since in the past")
     if objects:
         _check_objects(the_app, objects)
+    _require_salesforce(the_app, "backfill")  # after the arguments: each says what is wrong with it
     raise typer.Exit(run_backfill(_app(ctx), since, until, objects, console=err_console))
 
 
@@ -521,47 +671,71 @@ def backfill_cmd(ctx: typer.Context,
 def demo(fmt: FormatOpt = None,
          sandbox: Annotated[bool, typer.Option("--sandbox/--no-sandbox",
                                                help="also run it through the local sandbox org")] = True) -> None:
-    """Run SPEC section 7's worked example: on the engine alone, then through the sandbox org, and print what landed."""
+    """Run the worked example: three orders for two accounts (a new seat subscription, a three-month plan, an
+    upsell of the seats), their ARR by fiscal month and Chloe's quarters of 2023; on the engine alone, then
+    through the local sandbox org, and print what landed."""
     from importlib.resources import files
 
     with tempfile.TemporaryDirectory(prefix="revsync-demo-") as tmp:
         config = Config(store=StoreConfig(url=f"sqlite:///{Path(tmp) / 'demo.db'}"))
         the_app = App(config, SystemClock())
         source = files("connector.demo").joinpath("worked_example.json")
-        doc = parse(source.read_text(), "worked example (SPEC section 7)")
+        doc = parse(source.read_text(), "worked example")
         result = import_document(the_app.store, doc, "worked example", the_app.calendar, the_app.settings,
                                  the_app.clock, the_app.runner)
         style = fmt.value if fmt else "table"
-        console.print(f"[bold]Worked example[/bold]: {len(result.activated)} orders activated, "
-                      f"{sum(j.ok for j in result.jobs)} background jobs done.")
+        # -f json: one JSON document for the whole demo (the tables by name, the notes as a list);
+        # -f csv: the tables on stdout, the prose on stderr
+        document: dict = {"worked_example": {}, "sandbox": None}
+        say = (lambda text: None) if style == "json" else \
+            (lambda text: (err_console if style == "csv" else console).print(text, markup=False, highlight=False))
+        say(f"Worked example: {len(result.activated)} orders activated, "
+            f"{sum(j.ok for j in result.jobs)} background jobs done.")
+        document["worked_example"].update(orders_activated=len(result.activated),
+                                          background_jobs_done=sum(j.ok for j in result.jobs))
         with the_app.store.connect() as conn:
             rows = reports.arr_by_period(conn)
+            quarters = reports.arr_summary(conn, the_app.calendar, by="quarter", owner="Chloe",
+                                           start=dt.date(2023, 1, 1), end=dt.date(2023, 12, 31))
+            subs = reports.subscriptions(conn, dt.date(2023, 4, 1))
+        the_app.store.dispose()
+        if style == "json":
+            document["worked_example"].update(arr_by_period=rows, chloe_quarters_2023=quarters,
+                                              subscriptions_2023_04_01=subs)
+        else:
             print_rows(rows, style, title="ARR by period (every order line × fiscal month)",
                        columns=["order", "order_product", "customer", "owner", "subscription",
                                 "change_category", "period_start", "period_end", "opening_cmrr",
                                 "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr"]
                        if style == "table" else None)
-            quarters = reports.arr_summary(conn, the_app.calendar, by="quarter", owner="Chloe",
-                                           start=dt.date(2023, 1, 1), end=dt.date(2023, 12, 31))
             print_rows(quarters, style, title="Chloe's quarters of fiscal 2023")
-            subs = reports.subscriptions(conn, dt.date(2023, 4, 1))
             print_rows(subs, style, title="Subscriptions as of 2023-04-01")
-        the_app.store.dispose()
     if sandbox:
         from connector.showcase import run as showcase
 
-        console.print("\nThe same scenario through Salesforce: the sandbox org over HTTPS, the sync daemon, "
-                      "write-back.", markup=False)
-        showcase(lambda title, rows: print_rows(rows, style, title=title),
-                 lambda text: console.print(text, markup=False))
+        say("\nThe same scenario through Salesforce: the sandbox org over HTTPS, the sync daemon, write-back.")
+        tables: dict[str, list] = {}
+        notes: list[str] = []
+
+        def show(title: str, rows: list) -> None:
+            if style == "json":
+                tables[title] = rows
+            else:
+                print_rows(rows, style, title=title)
+
+        figures = showcase(show, notes.append if style == "json" else say)
+        document["sandbox"] = {"notes": notes, "tables": tables, "figures": figures}
+    if style == "json":
+        console.file.write(object_to_json(document) + "\n")
 
 
 def main() -> None:
     """Entry point: run the command and turn our errors into a message and an exit code."""
     try:
-        app()
+        app(prog_name="revsync")
     except RevsyncError as exc:
-        err_console.print(f"error: {exc}", highlight=False, markup=False)
+        # red "error:" on a terminal; plain text in a pipe or a log, and wherever NO_COLOR is set
+        err_console.print(Text("error:", style="red"), Text(str(exc)), highlight=False)
         code = getattr(exc, "exit_code", None)  # e.g. StoreError: 2, the store is unusable
         sys.exit(code or (EXIT_INVALID if isinstance(exc, ValidationFailed) else EXIT_ERROR))
 

@@ -153,6 +153,10 @@ class Daemon:
         self._last_good: dt.datetime | None = None
         self._unfinished = False
         self.lease: WriterLease | None = None
+        #: what the last pass did, and the records written to Salesforce by object since the start
+        #: (for `revsync sync --once`'s summary)
+        self.last_report: CycleReport | None = None
+        self.written: dict[str, int] = {}
 
     @property
     def store(self):
@@ -196,6 +200,10 @@ class Daemon:
             if self.writer is None or self.stopper.stopping:
                 break
             flushed = self.writer.flush()
+            for sobject, count in (getattr(flushed, "sent", None) or {}).items():
+                self.written[sobject] = self.written.get(sobject, 0) + count
+                if self.metrics is not None:
+                    self.metrics.add_written(sobject, count)
             activated = list(getattr(flushed, "activated_orders", ()) or ())
             if not activated:
                 break
@@ -214,6 +222,7 @@ class Daemon:
             for taken in report.taken:
                 self.metrics.add_ingested(taken.object, taken.taken)
             self.metrics.cycle_succeeded(self.clock.now())
+        self.last_report = report
         if self.after_cycle is not None:
             self.after_cycle()
         log.info("cycle done", extra={

@@ -489,13 +489,19 @@ def _account_tcvs(conn: Any) -> dict[str, Decimal]:
 
 def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalCalendar,
                     settings: EngineSettings, clock: Clock, runner: JobRunner,
-                    progress: Any = None, batch_size: int = 500) -> ImportResult:
+                    progress: Any = None, batch_size: int = 500, phase: Any = None) -> ImportResult:
     """Validate everything, then write the orders' immediate steps and run their background jobs.
 
     Orders are written in file order, several whole orders per transaction, so each order's
     immediate step is all-or-nothing; jobs then run in their own transactions.
+    `phase(name, total)` is called as each phase starts: "validating" (total None), "activating"
+    (the orders to activate; `progress(n)` then counts them), "jobs" (total None).
     """
+    if phase is not None:
+        phase("validating", None)
     the_plan = plan(engine, doc, source, calendar, settings)
+    if phase is not None:
+        phase("activating", len(the_plan.activations))
     result = ImportResult(already_imported=the_plan.skipped)
     accounts = {a.id: a.name for a in the_plan.accounts}
     with engine.begin() as conn:
@@ -523,6 +529,8 @@ def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calend
         result.activated.extend(a.order.id for a in batch)
         if progress is not None:
             progress(len(batch))
+    if phase is not None:
+        phase("jobs", None)
     result.jobs = runner.run_pending(result.activated + result.already_imported, known=stored)
     return result
 

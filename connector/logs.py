@@ -200,3 +200,6 @@ def setup(*, json_lines: bool, verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose or json_lines else logging.WARNING)
+    # Alembic's INFO lines ("Context impl SQLiteImpl.", "Running upgrade ...") are noise to a user;
+    # the store logs one line of its own when it migrates (connector.store.db)
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)

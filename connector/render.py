@@ -5,6 +5,8 @@ import csv
 import datetime as dt
 import io
 import json
+import os
+import re
 from decimal import Decimal
 from typing import Any, Sequence
 
@@ -66,9 +68,31 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None)
     return buffer.getvalue()
 
 
+def _cell(value: Any) -> str:
+    return "" if value is None else str(_plain(value))
+
+
+def _width(console: Console) -> int | None:
+    """The width to fit: the terminal's, or COLUMNS when set; None (no limit) for a pipe or a file,
+    where a table is written whole, as wide as its content, and never cut."""
+    if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+        return console.width
+    return None
+
+
+def _table_width(widths: Sequence[int]) -> int:
+    """Characters a rich table with the default box and one space of padding takes."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
 def print_rows(rows: Sequence[dict[str, Any]], fmt: str, *, title: str | None = None,
                console: Console | None = None, columns: Sequence[str] | None = None) -> None:
-    """Print rows in the chosen format."""
+    """Print rows in the chosen format.
+
+    A table that fits the terminal (or COLUMNS) is printed as a table; one that does not is printed
+    vertically, one record per block (`column  value` lines), so no value (a number, a date) is ever
+    cut to fit. Written to a pipe or a file without COLUMNS, a table is as wide as its content.
+    """
     console = console or Console()
     if fmt == "json":
         console.file.write(to_json(rows) + "\n")
@@ -76,17 +100,77 @@ def print_rows(rows: Sequence[dict[str, Any]], fmt: str, *, title: str | None = 
     if fmt == "csv":
         console.file.write(to_csv(rows, columns))
         return
-    if not console.is_terminal:
-        console = Console(file=console.file, width=max(console.width, 240))
-    columns = list(columns or _columns(rows))
-    table = Table(title=title, show_lines=False)
-    for column in columns:
-        numeric = any(isinstance(_flat(r).get(column), (Decimal, int)) for r in rows)
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
-    for row in rows:
-        flat = _flat(row)
-        table.add_row(*["" if flat.get(c) is None else str(_plain(flat.get(c))) for c in columns])
     if not rows:
         console.print(f"[dim]{title or 'report'}: no rows[/dim]")
         return
+    columns = list(columns or _columns(rows))
+    flats = [_flat(r) for r in rows]
+    cells = [[_cell(f.get(c)) for c in columns] for f in flats]
+    values = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    headers = list(columns)
+    widths = [max(v, len(c)) for v, c in zip(values, columns)]
+    limit = _width(console)
+    if limit is not None and _table_width(widths) > limit:
+        # second try: headers broken over lines at `_ . /`, each column as wide as its values
+        headers = [_break(c, v) for c, v in zip(columns, values)]
+        widths = [max(len(line) for line in h.split("\n")) for h in headers]
+        widths = [max(w, v) for w, v in zip(widths, values)]
+    if limit is not None and _table_width(widths) > limit:
+        # third try: text values (names, categories; never a number, a date or an id) broken over lines too
+        text = [all(isinstance(f.get(c), str) and not _NUMBER.fullmatch(f[c]) for f in flats if f.get(c) is not None)
+                for c in columns]
+        narrow = [max([_longest(headers[i])] + [_longest(_break(row[i], 1)) for row in cells]) if text[i]
+                  else widths[i] for i in range(len(columns))]
+        if _table_width(narrow) <= limit:
+            widths = narrow
+            headers = [_break(c, w) for c, w in zip(columns, widths)]
+            cells = [[_break(v, widths[i]) if text[i] else v for i, v in enumerate(row)] for row in cells]
+    if limit is not None and _table_width(widths) > limit:
+        _print_vertical(console, columns, cells, title, limit)
+        return
+    if limit is None:
+        console = Console(file=console.file, width=max(_table_width(widths), len(title or "")),
+                          force_terminal=console.is_terminal, no_color=console.no_color)
+    table = Table(title=title, show_lines=False)
+    for i, column in enumerate(columns):
+        numeric = any(isinstance(f.get(column), (Decimal, int)) and not isinstance(f.get(column), bool)
+                      for f in flats)
+        table.add_column(headers[i], justify="right" if numeric else "left", no_wrap=True, width=widths[i])
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
+
+
+_NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?")
+
+
+def _longest(text: str) -> int:
+    return max(len(line) for line in text.split("\n"))
+
+
+def _break(header: str, width: int) -> str:
+    """`header` over lines of at most `width` characters where it can break (after `_`, `.`, `/`, space)."""
+    pieces = re.findall(r"[^_./ ]*[_./ ]?", header)
+    lines = [""]
+    for piece in filter(None, pieces):
+        if lines[-1] and len(lines[-1]) + len(piece.rstrip()) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _print_vertical(console: Console, columns: Sequence[str], cells: Sequence[Sequence[str]],
+                    title: str | None, limit: int) -> None:
+    """One block per record: a `── title: record n of N ──` rule, then one `column  value` line each."""
+    label = max(len(c) for c in columns)
+    out = console.file
+    for n, row in enumerate(cells, 1):
+        head = f"── {title + ': ' if title else ''}record {n} of {len(cells)} "
+        out.write(head + "─" * max(0, min(limit, 80) - len(head)) + "\n")
+        for column, value in zip(columns, row):
+            line = f"{column.ljust(label)}  {value}".rstrip()
+            if len(line) > limit and len(value) < limit:
+                # a long column name: the value goes whole on the next line
+                line = f"{column}\n  {value}"
+            out.write(line + "\n")
+    out.flush()

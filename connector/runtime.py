@@ -54,15 +54,19 @@ def build(app: App, *, session=None) -> Runtime:
     return Runtime(app, client, ingestor, service, OutboxWriter(app.store, client, mappings, app.clock))
 
 
-def run_daemon(app: App, *, once: bool, session=None) -> int:
-    """`revsync sync`: returns the exit code (README, "Exit codes")."""
+def run_daemon(app: App, *, once: bool, session=None, summary: bool = False, log_format: str = "json") -> int:
+    """`revsync sync`: returns the exit code (README, "Exit codes").
+
+    `summary`: with `once`, print what the pass did (read, activated, written, left, API calls) on stdout.
+    `log_format`: "json" (one object a line, INFO and up) or "text" (warnings and errors, plain).
+    """
     from connector import logs
     from connector.daemon import needs_a_person
     from connector.lease import LeaseHeld
 
     from connector.store.db import check_integrity
 
-    logs.setup(json_lines=True, verbose=False)
+    logs.setup(json_lines=log_format == "json", verbose=False)
     check_integrity(app.store)  # a damaged store stops the daemon before it reads or writes anything
     server = None
     try:
@@ -96,9 +100,38 @@ def run_daemon(app: App, *, once: bool, session=None) -> int:
     finally:
         if server is not None:
             server.stop()
+    if once and summary:
+        print(_summary(daemon, runtime, result), flush=True)
     if result.error is not None:
         raise result.error
     return _once_outcome(app, result) if once else 0
+
+
+def _summary(daemon: Daemon, runtime: Runtime, result) -> str:
+    """`sync --once` in a few words: read, activated, jobs, written, left, API calls."""
+    def counts(by_object: dict[str, int], what: str) -> str:
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(by_object.items()) if v)
+        return f"{sum(by_object.values())} {what}" + (f" ({detail})" if detail else "")
+
+    report = daemon.last_report
+    read: dict[str, int] = {}
+    for taken in (report.taken if report else []):
+        read[taken.object] = read.get(taken.object, 0) + taken.taken
+    jobs = report.jobs if report else []
+    left = {k: v for k, v in result.left.items() if v}
+    usage = runtime.client.api_usage
+    lines = [f"read {counts(read, 'record(s) from Salesforce')}",
+             f"activated {len(report.activated) if report else 0} order(s); "
+             f"background jobs: {sum(j.ok for j in jobs)} done, {sum(not j.ok for j in jobs)} failed",
+             # the writer counts outbox entries: one record each, but one order line's rows for the
+             # ARR big objects (ArrByPeriod__b, ArrByPeriodByCustomer__b)
+             f"written {counts(daemon.written, 'outbox entries to Salesforce')}",
+             "left to write: " + (counts(left, "outbox entries") if left else "nothing"),
+             f"API calls: {runtime.client.calls_made} this run"
+             + (f"; the org reports {usage.used} of {usage.limit} used in 24 h" if usage else "")]
+    if result.error is not None:
+        lines.append(f"stopped early: {str(result.error).splitlines()[0]}")
+    return "sync --once: " + "\n  ".join(lines)
 
 
 def _once_outcome(app: App, result) -> int:

@@ -1,6 +1,6 @@
 """The second half of `revsync demo`: the whole product against the sandbox org over HTTPS.
 
-SPEC section 7's scenario is seeded as Salesforce records (accounts, products, a price book,
+The worked example's scenario (three orders, ARR by period, Chloe's quarters of 2023) is seeded as Salesforce records (accounts, products, a price book,
 opportunities closed won with primary quotes, activated orders and their items, monthly fiscal
 periods). The daemon runs until idle; then one engine-origin order is imported and the daemon
 runs again, writing it as a Draft order and activating it only after the engine is done.

@@ -11,7 +11,8 @@ Options: ``--seed FILE``, ``--host`` (127.0.0.1), ``--port`` (8443; 0 picks a fr
 ``--ca-out PATH`` (required), ``--client-id``/``--client-secret`` (default: the obviously fake
 ``revsync-test-client``/``revsync-test-secret``; also ``REVSYNC_SANDBOX_CLIENT_ID``/``_SECRET``),
 ``--username``, ``--jwt-cert PEM`` (verify JWT bearer assertions), ``--daily-api-limit``,
-``--batch-size``. It prints the instance URL and serves until interrupted.
+``--batch-size``. It prints the instance URL, a ``[salesforce]`` table and the environment a revsync
+configuration needs to sync with it, and serves until interrupted.
 """
 from __future__ import annotations
 
@@ -129,8 +130,8 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=_port, default=8443)
     parser.add_argument("--ca-out", type=Path, required=True, help="where to write the test CA certificate (PEM)")
-    parser.add_argument("--client-id", default=os.environ.get("REVSYNC_SANDBOX_CLIENT_ID", "revsync-test-client"))
-    parser.add_argument("--client-secret", default=os.environ.get("REVSYNC_SANDBOX_CLIENT_SECRET", "revsync-test-secret"))
+    parser.add_argument("--client-id", default=os.environ.get("REVSYNC_SANDBOX_CLIENT_ID", FAKE_CLIENT_ID))
+    parser.add_argument("--client-secret", default=os.environ.get("REVSYNC_SANDBOX_CLIENT_SECRET", FAKE_CLIENT_SECRET))
     parser.add_argument("--username", default="integration@revsync.test")
     parser.add_argument("--jwt-cert", type=Path, help="PEM certificate or public key that signs JWT bearer assertions")
     parser.add_argument("--daily-api-limit", type=_positive, default=15000)
@@ -166,11 +167,35 @@ def _main(argv: list[str] | None) -> int:
     except OSError as exc:
         return _serve_failed(exc, args)
     print(f"sandbox org at {server.url} (CA certificate: {args.ca_out}; set REQUESTS_CA_BUNDLE to it)", flush=True)
+    print(config_for(server.url, args.client_id, args.client_secret, args.ca_out), flush=True)
     try:
         stop.wait()
     finally:
         server.stop()
     return 0
+
+
+#: the sandbox's own test connected app: public, obviously fake credentials known to the local org only
+FAKE_CLIENT_ID, FAKE_CLIENT_SECRET = "revsync-test-client", "revsync-test-secret"
+
+
+def config_for(url: str, client_id: str, client_secret: str, ca_path: Path) -> str:
+    """What a revsync configuration needs to sync with this org: a `[salesforce]` table to paste and
+    the environment to set. The secret is printed only when it is the public fake one; a secret given
+    with --client-secret (or REVSYNC_SANDBOX_CLIENT_SECRET) is the user's and is never echoed."""
+    secret = client_secret if client_secret == FAKE_CLIENT_SECRET else "<the --client-secret you gave>"
+    return "\n".join([
+        "",
+        "# revsync configuration for this org (add it to config.toml):",
+        "[salesforce]",
+        'auth = "client_credentials"',
+        f'login_url = "{url}"',
+        f'consumer_key = "{client_id}"',
+        "",
+        "# and in the environment of `revsync sync` (the secret never goes in the file):",
+        f"export REVSYNC_SF_CONSUMER_SECRET={secret}",
+        f"export REQUESTS_CA_BUNDLE={Path(ca_path).resolve()}",
+    ])
 
 
 def _serve_failed(exc: OSError, args: argparse.Namespace) -> int:

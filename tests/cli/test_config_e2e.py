@@ -82,5 +82,8 @@ def test_the_config_option_beats_the_environment_and_the_working_directory(runs)
 
 
 def test_without_any_configuration_a_store_in_the_working_directory(runs):
-    assert runs["defaults"].json() == []
-    assert (runs["empty"] / "revsync.db").exists()
+    # the built-in store is ./revsync.db; a read-only command names it and does not create it
+    defaults = runs["defaults"]
+    assert defaults.code == 2 and defaults.stdout == ""
+    assert f"no store yet at {runs['empty'] / 'revsync.db'} (built-in defaults)" in defaults.errors
+    assert not (runs["empty"] / "revsync.db").exists()

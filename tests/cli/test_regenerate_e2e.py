@@ -31,18 +31,23 @@ def runs(worked_store, tmp_path_factory):
     (weeks / "periods.csv").write_text("start,end\n" + "".join(f"{s},{e}\n" for s, e in _periods_445()))
     for wd in (april, weeks):
         copy_store(worked_store["wd"], wd)
+    before = run_all([Call(april, QUARTERS), Call(weeks, QUARTERS)])
     regenerated = run_all([Call(april, ("regenerate", "arr")), Call(weeks, ("regenerate", "arr"))])
     quarters = run_all([Call(april, (*QUARTERS, "--from", "2023-01-01", "--to", "2024-03-31")),
                         Call(weeks, (*QUARTERS, "--from", "2023-01-01", "--to", "2023-12-30"))])
-    return {"april": april, "weeks": weeks, "regenerated": regenerated, "quarters": quarters}
+    return {"april": april, "weeks": weeks, "regenerated": regenerated, "quarters": quarters, "before": before}
 
 
 def test_regenerate_succeeds(runs):
     for out in runs["regenerated"]:
         assert out.code == 0, out.stderr
         assert "regenerated" in out.stdout
-    # the calendar the store holds differed before regenerating, and the command said so
-    assert all("regenerate arr" in out.stderr for out in runs["regenerated"])
+    # the calendar the store holds differed before regenerating: a report said to regenerate...
+    assert all("run `revsync regenerate arr`" in out.stderr for out in runs["before"])
+    # ...and `regenerate arr` itself says what it does, without telling the user to run itself
+    assert all("regenerate arr" not in out.stderr for out in runs["regenerated"])
+    assert all("differs from the one the ARR rows were made on: rebuilding them" in out.stdout
+               for out in runs["regenerated"])
     # and no longer does after it
     assert all("regenerate arr" not in out.stderr for out in runs["quarters"])
 

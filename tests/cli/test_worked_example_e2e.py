@@ -207,13 +207,16 @@ def test_importing_the_same_file_again_changes_nothing(example, tmp_path):
 def test_demo_prints_chloes_quarters(example):
     out = example["demo"]
     assert out.code == 0, out.stderr
-    decoder, text, docs = json.JSONDecoder(), out.stdout, []
-    i = text.find("[")
-    while i != -1:
-        value, end = decoder.raw_decode(text, i)
-        docs.append(value)
-        i = text.find("[", end)
-    quarters = next(d for d in docs if d and list(d[0]) == ARR_KEYS)
+    document = json.loads(out.stdout)  # one JSON document, no prose around it
+    quarters = document["worked_example"]["chloe_quarters_2023"]
+    assert document["worked_example"]["orders_activated"] == 3
+    assert len(document["worked_example"]["arr_by_period"]) > 0
+    sandbox = document["sandbox"]
+    assert sandbox["figures"]["engine_order_status"] == "Activated" and sandbox["figures"]["left"] == {}
+    # the same quarters from the orders read from Salesforce
+    from_sf = sandbox["tables"]["Chloe's quarters of fiscal 2023, from the orders read from Salesforce"]
+    assert [(q["opening_cmrr"], q["closing_cmrr"]) for q in from_sf] == \
+        [(q["opening_cmrr"], q["closing_cmrr"]) for q in quarters]
     assert [(q["period_start"], q["opening_cmrr"], q["closing_cmrr"]) for q in quarters] == [
         ("2023-01-01", "0.00", "3000.00"), ("2023-04-01", "3000.00", "1600.00"),
         ("2023-07-01", "1600.00", "1600.00"), ("2023-10-01", "1600.00", "1600.00")]
