@@ -84,7 +84,7 @@ def sandbox(tmp_path):
             if not line:
                 break
             if line.startswith("sandbox org at "):
-                url = line.split()[3]
+                url = line.split()[3].replace("localhost", "127.0.0.1")
         assert url, f"the sandbox did not start: {proc.stderr.read() if proc.poll() is not None else ''}"
         yield url, ca
     finally:
