@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import socket
-from pathlib import Path
 
 import pydantic
 import pytest
@@ -14,52 +12,17 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, insert, select
 
-from connector.clock import FrozenClock
 from connector.errors import FatalError
 from connector.metrics import Metrics
 from connector.server import Server, ServerSettings
 from connector.sources.outbound import ACK
 from connector.store import schema as t
-from connector.store.db import open_store
 
-RECORDED = (Path(__file__).parent / "sources" / "outbound-message-notification.xml").read_bytes()
-RECORDED_ORG = "00DD0000000muCUMAY"
-NOW = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.timezone.utc)
-INTERVAL = dt.timedelta(minutes=5)
+from server_support import (  # noqa: E402, F401  (fixtures shared with the other server tests)
+    INTERVAL, NOW, RECORDED, RECORDED_ORG, clock, metrics, settings, store, template,
+)
+
 TIMEOUT = 5
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(NOW)
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    """A migrated store file, copied for each test instead of migrating again."""
-    path = tmp_path_factory.mktemp("template") / "store.db"
-    open_store(f"sqlite:///{path}").dispose()
-    return path
-
-
-@pytest.fixture
-def store(template, tmp_path):
-    shutil.copy(template, tmp_path / "store.db")
-    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
-
-
-def settings(**kwargs) -> ServerSettings:
-    kwargs.setdefault("port", 0)  # a free loopback port
-    kwargs.setdefault("org_ids", [RECORDED_ORG])
-    kwargs.setdefault("objects", ["Opportunity", "Order", "DiscountRule__c"])
-    return ServerSettings(**kwargs)
 
 
 @pytest.fixture
