@@ -44,6 +44,17 @@ class BackfillReport:
 Progress = Callable[[str, int, int | None], None]  # (object, records so far, total or None)
 
 
+def whole_second_after(moment: dt.datetime) -> dt.datetime:
+    """`moment` rounded up to a whole second: the end of a window that ends "now".
+
+    SOQL dateTime literals are whole seconds (YYYY-MM-DDThh:mm:ssZ), so an end of 12:00:00.700 would be
+    sent as 12:00:00 and miss what changed in the 700 ms before the backfill began. Rounded up, the
+    stored end is exactly the one queried, and everything changed before the command started is in it.
+    """
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + dt.timedelta(seconds=1)
+
+
 class Backfill:
     """Runs (or resumes) a bounded backfill."""
 
@@ -67,7 +78,7 @@ class Backfill:
             if found is not None:
                 end = found.until if found.until.tzinfo else found.until.replace(tzinfo=dt.timezone.utc)
                 return found.id, True, end
-            until = until if until is not None else self.clock.now()
+            until = until if until is not None else whole_second_after(self.clock.now())
             backfill_id = conn.execute(insert(t.backfills).values(
                 since=since, until=until, objects=key, state="running",
                 created_at=self.clock.now())).inserted_primary_key[0]

@@ -186,3 +186,21 @@ def test_a_run_without_an_end_resumes_the_unfinished_one_with_its_end(connected,
     assert quarters(c) == SPEC_QUARTERS
     other = backfill(c).run(SINCE, None, ["Account"])  # other objects: a run of its own, ending now
     assert not other.resumed and other.records == {"Account": 3}
+
+
+def test_a_run_ending_now_reads_what_changed_earlier_in_the_same_second(tmp_path, monkeypatch):
+    """SOQL compares whole seconds: an end of "now" is rounded up, never down past a fresh change."""
+    c = connect(tmp_path, monkeypatch, salesforce={"bulk_threshold": 2}, org=quick_org())
+    try:
+        c.org_clock.advance(dt.timedelta(milliseconds=500))
+        fresh = c.org.create("Account", {"Name": "Customer C"})  # stamped 09:00:00.500
+        c.clock.advance(SEEDED_AT + dt.timedelta(milliseconds=700) - c.clock.now())  # starts at 09:00:00.700
+        report = backfill(c).run(SINCE, None, ["Account"])
+        assert report.records == {"Account": 3}
+        with c.app.store.connect() as conn:
+            taken = set(conn.execute(select(t.sf_records.c.id).where(t.sf_records.c.object == "Account")).scalars())
+            ends = [r.until.replace(tzinfo=UTC) for r in conn.execute(select(t.backfills))]
+        assert fresh in taken
+        assert ends == [SEEDED_AT + dt.timedelta(seconds=1)]  # the end stored is the end queried
+    finally:
+        close(c)

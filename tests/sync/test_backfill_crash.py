@@ -154,12 +154,25 @@ def snapshot(db: Path) -> dict[str, Counter]:
         conn.close()
 
 
+@pytest.fixture
+def processes():
+    """Backfill processes a test starts; any still running at its end are killed and reaped."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 @pytest.mark.slow
-def test_backfill_killed_half_way_then_run_again_equals_an_uninterrupted_run(tmp_path, sandbox):
+def test_backfill_killed_half_way_then_run_again_equals_an_uninterrupted_run(tmp_path, sandbox, processes):
     url, ca = sandbox
     crashed, whole = workdir(tmp_path, "crashed", url), workdir(tmp_path, "whole", url)
     uninterrupted = backfill(whole, ca)
+    processes.append(uninterrupted)
     first = backfill(crashed, ca)
+    processes.append(first)
     db = crashed / "store.db"
     seen: dict[str, tuple] = {}
     deadline = time.monotonic() + 40
@@ -177,6 +190,7 @@ def test_backfill_killed_half_way_then_run_again_equals_an_uninterrupted_run(tmp
     job = seen["Order"][0]
 
     second = backfill(crashed, ca)
+    processes.append(second)
     out, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
     assert "(resumed)" in err, err
