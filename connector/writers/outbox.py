@@ -48,6 +48,9 @@ BIG_DELETE = "big_delete"
 OWN_OBJECTS = frozenset(RECORD_OBJECTS.values())
 #: a big-object job that keeps failing is given up after this many sends (then FAILED, listed)
 MAX_BIG_OBJECT_ATTEMPTS = 5
+
+#: entry states still to be sent; every other state is final for the writer
+DUE = ("NEW", "PENDING")
 COLLECTION_SIZE = 200
 #: external ids per `IN (...)` lookup: keeps the SOQL far below its length limit
 LOOKUP_SIZE = 200
@@ -147,16 +150,25 @@ class OutboxWriter:
             return None  # records the connector creates have no Id until it has written them
         return engine_id if looks_like_sf_id(engine_id) else None
 
-    def _claim(self, ids: Sequence[int]) -> str:
+    def _claim(self, ids: Sequence[int]) -> set[int]:
+        """Mark the entries about to be sent PENDING; returns those still due, which this writer now holds.
+
+        An entry another writer finished meanwhile (a daemon paused past its lease, then resumed,
+        while its successor wrote) is left as it is: its state never goes back, so a superseded
+        payload can never become due again.
+        """
         batch = uuid.uuid4().hex[:16]
         with self.store.begin() as conn:
-            conn.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids))).values(
+            ids = list(ids)
+            conn.execute(update(t.outbox).where(t.outbox.c.id.in_(ids), t.outbox.c.state.in_(DUE)).values(
                 state="PENDING", batch=batch, attempts=t.outbox.c.attempts + 1, updated_at=self.clock.now()))
-        return batch
+            return set(conn.execute(select(t.outbox.c.id).where(t.outbox.c.id.in_(ids),
+                                                                t.outbox.c.batch == batch)).scalars())
 
     def _finish(self, conn: Connection, ids: Sequence[int], state: str, message: str | None = None,
                 sf_id: str | None = None) -> None:
-        conn.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids))).values(
+        """Record the outcome of entries still due; one already finished (by another writer) is left alone."""
+        conn.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids)), t.outbox.c.state.in_(DUE)).values(
             state=state, last_message=message, sf_id=sf_id, updated_at=self.clock.now()))
 
     def _remember(self, conn: Connection, sobject: str, external_id: str, sf_id: str) -> None:
@@ -167,7 +179,7 @@ class OutboxWriter:
 
     def _due(self, kinds: Sequence[str]) -> list:
         with self.store.connect() as conn:
-            return conn.execute(select(t.outbox).where(t.outbox.c.state.in_(("NEW", "PENDING")),
+            return conn.execute(select(t.outbox).where(t.outbox.c.state.in_(DUE),
                                                        t.outbox.c.kind.in_(list(kinds)))
                                 .order_by(t.outbox.c.id)).all()
 
@@ -245,8 +257,13 @@ class OutboxWriter:
         create_only = {t for t, s in mapping.fields.items() if s.create_only}
         again = []
         for i in range(0, len(items), COLLECTION_SIZE):
-            chunk = items[i:i + COLLECTION_SIZE]
-            self._claim([e.id for item in chunk for e in item.entries])
+            claimed = self._claim([e.id for item in items[i:i + COLLECTION_SIZE] for e in item.entries])
+            # a record whose newest payload is no longer due was written by another writer since this
+            # flush read it: sending what this writer holds would put an older value over a newer one
+            chunk = [_Pending([e for e in item.entries if e.id in claimed], item.values, item.payload, item.creating)
+                     for item in items[i:i + COLLECTION_SIZE] if item.entries[-1].id in claimed]
+            if not chunk:
+                continue
             results = self.client.upsert_collection(sobject, mapping.external_id, [item.payload for item in chunk])
             report.calls += 1
             with self.store.begin() as conn:
