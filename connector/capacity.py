@@ -215,15 +215,11 @@ def forecast(conn: Connection, calendar: FiscalCalendar, settings: EngineSetting
         total_now += n
         if _month(start) in index:
             per_month[index[_month(start)]] += n
-    # the evergreen extension: period p joins a line in the first month whose last day's horizon reaches it
+    # the evergreen extension: period p joins a line in the first month whose last day's horizon
+    # reaches into it (the extension makes rows up to the period holding the horizon); periods past
+    # the fiscal calendar's last one are never made
     added = collections.Counter()
-    last_day = calendar.last_day()
-    reach = []
-    for m in starts:
-        through = horizon(add_months(m, 1) - ONE_DAY, settings)
-        if last_day is not None:
-            through = min(through, last_day)
-        reach.append(calendar.period_of(through).start)
+    reach = [horizon(add_months(m, 1) - ONE_DAY, settings) for m in starts]
     for last_start, lines in _evergreen_last_periods(conn).items():
         period = calendar.next_period(calendar.period_of(last_start))
         while period is not None and period.start <= reach[-1]:
