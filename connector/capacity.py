@@ -159,6 +159,12 @@ def record(conn: Connection, result: CapacityCheck, at: dt.datetime) -> None:
     set_meta(conn, META_KEY, json.dumps(result.as_dict(at)))
 
 
+def last_exceeded(conn: Connection) -> bool:
+    """True when the writer's last check held rows back."""
+    last = get_meta(conn, META_KEY)
+    return bool(last) and json.loads(last).get("state") == "exceeded"
+
+
 def status(conn: Connection, capacity: int) -> dict[str, Any]:
     """`revsync status`'s `big_objects`: rows held per big object, the configured capacity, and the
     writer's last check (`state` exceeded while rows are held back)."""

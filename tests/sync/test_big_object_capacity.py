@@ -113,3 +113,28 @@ def test_the_sandbox_org_fails_new_rows_past_its_capacity():
     else:
         raise AssertionError("a third row was taken by an org that holds two")
     assert len(org.records("ArrByPeriod__b")) == 2
+
+
+def test_rows_given_up_no_longer_show_as_held_back(tmp_path, monkeypatch):
+    from sqlalchemy import select
+
+    from connector.store import schema as t
+    from connector.writers.outbox import ignore
+
+    c = connect(tmp_path, monkeypatch, salesforce={"big_object_capacity": 10})
+    try:
+        one_pass(c)
+        assert daemon_state(c)["state"] == "degraded"
+        with c.app.store.connect() as conn:
+            assert capacity.last_exceeded(conn)
+            ids = conn.execute(select(t.outbox.c.id).where(t.outbox.c.kind == "big_object")).scalars().all()
+        for entry in ids:  # the operator gives up on the ARR rows (`revsync outbox ignore ID`)
+            assert ignore(c.app.store, c.clock, entry) == 1
+        daemon = one_pass(c)
+        assert daemon.held_back is None and daemon_state(c)["state"] == "ok"
+        with c.app.store.connect() as conn:
+            assert not capacity.last_exceeded(conn)
+            assert capacity.status(conn, 10)["last_check"]["state"] == "ok"
+        assert [c.org.records(big) for big in BIG] == [[], []]
+    finally:
+        close(c)
