@@ -67,3 +67,30 @@ def test_migration_0006_counts_the_rows_already_written(tmp_path):
             assert not capacity.check(conn, due, 32).exceeded
     finally:
         engine.dispose()
+
+
+def test_held_rows_bookkeeping_on_postgresql_and_sqlite(tmp_path):
+    """wrote/deleted (a GREATEST on PostgreSQL, a two-argument MAX on SQLite) on both stores."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from store_support import postgres_schema
+
+    def run(url: str) -> None:
+        engine = open_store(url)
+        try:
+            with engine.begin() as conn:
+                capacity.wrote(conn, "ArrByPeriod__b", 1, 12)
+                capacity.wrote(conn, "ArrByPeriod__b", 1, 14)  # evergreen extended: the last write counts
+                capacity.wrote(conn, "ArrByPeriodByCustomer__b", 1, 12)
+                capacity.deleted(conn, "ArrByPeriodByCustomer__b", 1, 5)
+                capacity.deleted(conn, "ArrByPeriodByCustomer__b", 1, 50)  # deleted again: never below 0
+                capacity.deleted(conn, "ArrByPeriod__b", 2, 3)  # nothing written for it: nothing changes
+                assert capacity.held(conn) == {"ArrByPeriod__b": 14, "ArrByPeriodByCustomer__b": 0}
+        finally:
+            engine.dispose()
+
+    run(f"sqlite:///{tmp_path / 'store.db'}")
+    with postgres_schema() as url:
+        run(url)
