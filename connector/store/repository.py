@@ -413,11 +413,22 @@ def _add_account_tcv(conn: Connection, activations, line_tcvs: dict[str, Decimal
 
 def insert_arr_rows(conn: Connection, rows: Iterable[tuple[int, ArrRow]]) -> int:
     """Insert ARR rows; returns how many."""
-    units, day = _Units(), _day(conn)
-    batch = [(pk, day[r[1]], day[r[2]], units[r[3]], units[r[4]], units[r[5]], units[r[6]]) for pk, r in rows]
+    units, day = stored_encoders(conn)
+    return insert_stored_arr_rows(conn, [(pk, day[r[1]], day[r[2]], units[r[3]], units[r[4]], units[r[5]],
+                                          units[r[6]]) for pk, r in rows])
+
+
+def stored_encoders(conn: Connection) -> tuple[dict, dict]:
+    """(money → stored units, date → stored date): the encodings `insert_stored_arr_rows` takes."""
+    return _Units(), _day(conn)
+
+
+def insert_stored_arr_rows(conn: Connection, rows: list[tuple]) -> int:
+    """Insert ARR rows already in their stored form, (line key, period start, period end, opening
+    CMRR, closing CMRR, opening ARR, closing ARR) through `stored_encoders`; returns how many."""
     _bulk(conn, t.arr_rows, ("line_pk", "period_start", "period_end", "opening_cmrr", "closing_cmrr",
-                             "opening_arr", "closing_arr"), batch)
-    return len(batch)
+                             "opening_arr", "closing_arr"), rows)
+    return len(rows)
 
 
 # --- bulk writing ------------------------------------------------------------------------------
