@@ -12,6 +12,8 @@ from decimal import Decimal
 from hypothesis import given, strategies as st
 
 from connector.engine.arr_by_period import arr_rows
+from connector.engine.billing import cycle_date
+from connector.engine.dates import days_in_month
 from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalPeriod, StandardFiscalCalendar
 from connector.engine.model import Action, PricePeriod
 from connector.jobs import stored_arr_rows
@@ -67,3 +69,17 @@ def test_stored_arr_rows_of_evergreen_one_time_and_several_pieces():
     fast, oracle = _both(book, book.calendar, _IsoDays)
     assert fast == oracle
     assert {row[0] for row in fast} >= {1, 2, 3}  # evergreen, yearly and updated lines all have rows
+
+
+def _oracle_cycle_date(year: int, month: int, bill_cycle_day: int) -> dt.date:
+    """billing.cycle_date before issue 11: a year carried per loop turn."""
+    while month > 12:
+        year, month = year + 1, month - 12
+    return dt.date(year, month, min(bill_cycle_day, days_in_month(year, month)))
+
+
+def test_cycle_date_carries_months_into_years_as_before():
+    for year in (2019, 2020, 2023, 2024):  # leap years and not, and their neighbours via the carry
+        for month in range(1, 12 * 40 + 1):
+            for day in (1, 15, 28, 29, 30, 31):
+                assert cycle_date(year, month, day) == _oracle_cycle_date(year, month, day), (year, month, day)
