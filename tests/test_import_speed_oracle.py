@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, reject, settings, strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from connector import jobs
 from connector.clock import FrozenClock
@@ -124,3 +124,20 @@ def test_the_benchmark_mix_imports_as_before(stores, monkeypatch, seed, lines, c
 @given(doc=documents(), calendar=st.sampled_from(CALENDARS))
 def test_drawn_documents_import_as_before(stores, monkeypatch, doc, calendar):
     _same(stores, doc, calendar, monkeypatch)
+
+
+def test_jobs_are_stored_as_sqlalchemy_stores_their_times(stores, monkeypatch):
+    """save_activations writes jobs with their time encoded once (issue 11): the same text as
+    SQLAlchemy's own DateTime writes for the same instant."""
+    new, _ = stores
+    _import(new, engine_bench.generate(5, 1), BENCH_CALENDARS[0], monkeypatch, jobs.JOBS)
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)  # the import's frozen clock
+    with new.begin() as conn:
+        first = conn.exec_driver_sql("SELECT min(id) FROM jobs").scalar()
+        created = conn.exec_driver_sql("SELECT created_at FROM jobs WHERE id = ?", (first,)).scalar()
+        conn.execute(update(t.jobs).where(t.jobs.c.id == first).values(updated_at=now))
+        written = conn.exec_driver_sql("SELECT updated_at FROM jobs WHERE id = ?", (first,)).scalar()
+        assert isinstance(created, str) and created == written
+        kinds = conn.exec_driver_sql("SELECT kind, status, attempts, last_error FROM jobs ORDER BY id").all()
+    assert [k for k, *_ in kinds[:4]] == list(repo.JOB_KINDS)
+    assert {tuple(rest) for _, *rest in kinds} == {("succeeded", 1, None)}
