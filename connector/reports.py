@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, literal, or_, select
 
 from connector.engine.fiscal import FiscalCalendar, FiscalPeriod
 from connector.engine.money import round_money
@@ -16,6 +16,9 @@ ARR_BY_PERIOD_KEYS = ("order", "order_product", "customer", "customer_name", "ow
                       "product", "product_name", "change_category", "period_start", "period_end",
                       "opening_cmrr", "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr",
                       "change_arr", "quantity", "currency")
+#: `report arr-by-period`'s columns: `owner` is the owner's name, `owner_id` its Salesforce User Id
+#: (empty for an order imported from a file, whose owner is a name)
+ARR_BY_PERIOD_REPORT_KEYS = ARR_BY_PERIOD_KEYS[:5] + ("owner_id",) + ARR_BY_PERIOD_KEYS[5:]
 CATEGORIES = ("New Business", "Cross Sell", "Upsell/Expansion", "Downsell/Contraction", "Renewal",
               "Cancel/Churn")
 
@@ -34,8 +37,47 @@ def _filters(order: str | None, customer: str | None, owner: str | None) -> list
     if customer:
         conds.append(t.orders.c.account == customer)
     if owner:
-        conds.append(t.orders.c.owner == owner)
+        conds.append(owner_condition(owner))
     return conds
+
+
+def _is_user_id(value: str | None) -> bool:
+    """A Salesforce User Id (005…, 15 or 18 characters), as Salesforce-origin orders hold their owner."""
+    from connector.ingest import salesforce_id_18
+
+    return bool(value) and value.startswith("005") and salesforce_id_18(value) is not None
+
+
+def _name_matches(column, value: str):
+    """`column` (a name) is `value`, or has it as a whole word: `Chloe` matches `Chloe Ng`. Any case."""
+    wanted = " ".join(value.split()).lower()
+    escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    padded = literal(" ").concat(func.lower(column)).concat(" ")
+    return or_(func.lower(column) == wanted, padded.like(f"% {escaped} %", escape="\\"))
+
+
+def owner_condition(value: str):
+    """Orders owned by `value`: a Salesforce User Id (15 or 18 characters), or a name, whole or one of
+    its words, in any case: the name of a Salesforce user (read with its orders), or the owner an
+    import file gives."""
+    from connector.ingest import salesforce_id_18
+
+    o, n = t.orders.c, t.owner_names.c
+    value = value.strip()
+    if _is_user_id(value):  # Ids are case-sensitive: never matched as a name
+        return o.owner.in_(sorted({value, salesforce_id_18(value)}))
+    return or_(o.owner == value, _name_matches(o.owner, value),
+               o.owner.in_(select(n.id).where(_name_matches(n.name, value)).scalar_subquery()))
+
+
+def owner_names(conn: Connection, value: str | None = None) -> dict[str, str]:
+    """Owners of the store's orders (those `value` matches, when given): {owner as stored: name shown}."""
+    o, n = t.orders.c, t.owner_names.c
+    query = (select(o.owner, n.name).distinct()
+             .select_from(t.orders.outerjoin(t.owner_names, n.id == o.owner)))
+    if value is not None:
+        query = query.where(owner_condition(value))
+    return {owner: name or owner for owner, name in conn.execute(query)}
 
 
 _LINES = t.arr_rows.join(t.order_lines, t.order_lines.c.pk == t.arr_rows.c.line_pk) \
@@ -48,8 +90,10 @@ def _arr_rows(conn: Connection, *conditions) -> list[dict[str, Any]]:
     query = (select(o.id.label("order"), l.id.label("order_product"), o.account.label("customer"),
                     l.customer_name, o.owner, l.item.label("subscription"), l.product, l.product_name,
                     l.change_category, r.period_start, r.period_end, r.opening_cmrr, r.closing_cmrr,
-                    r.opening_arr, r.closing_arr, l.quantity, o.currency)
-             .select_from(_LINES).where(and_(True, *conditions))
+                    r.opening_arr, r.closing_arr, l.quantity, o.currency,
+                    t.owner_names.c.name.label("owner_name"))
+             .select_from(_LINES.outerjoin(t.owner_names, t.owner_names.c.id == o.owner))
+             .where(and_(True, *conditions))
              .order_by(o.seq, l.seq, r.period_start))
     out = []
     for row in conn.execute(query):
@@ -64,8 +108,17 @@ def _arr_rows(conn: Connection, *conditions) -> list[dict[str, Any]]:
 
 def arr_by_period(conn: Connection, *, order: str | None = None, customer: str | None = None,
                   owner: str | None = None) -> list[dict[str, Any]]:
-    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product."""
-    return [{k: d[k] for k in ARR_BY_PERIOD_KEYS} for d in _arr_rows(conn, *_filters(order, customer, owner))]
+    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product.
+
+    `owner` is the owner's name (the User Id until its name has been read), `owner_id` the
+    Salesforce User Id (None for an owner given by name in an import file).
+    """
+    out = []
+    for d in _arr_rows(conn, *_filters(order, customer, owner)):
+        d["owner_id"] = d["owner"] if _is_user_id(d["owner"]) else None
+        d["owner"] = d["owner_name"] or d["owner"]
+        out.append({k: d[k] for k in ARR_BY_PERIOD_REPORT_KEYS})
+    return out
 
 
 def _arr_months(conn: Connection, *, customer: str | None, owner: str | None,
@@ -489,7 +542,10 @@ def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
 
 def arr_rows_of_line(conn: Connection, line_pk: int) -> list[dict[str, Any]]:
     """One line's ARR rows with every field the big objects take (SPEC section 10)."""
-    return [d | {"subscription_number": d["subscription"]} for d in _arr_rows(conn, t.arr_rows.c.line_pk == line_pk)]
+    rows = _arr_rows(conn, t.arr_rows.c.line_pk == line_pk)
+    for d in rows:
+        del d["owner_name"]  # the big objects take the owner's User Id (`owner`), not its name
+    return [d | {"subscription_number": d["subscription"]} for d in rows]
 
 
 def item_values(conn: Connection, item_ids: list[str], as_of: dt.date) -> list[dict[str, Any]]:
@@ -540,3 +596,41 @@ def outbox(conn: Connection, *, failed_only: bool = False, limit: int = 500) -> 
     else:
         query = query.where(o.state != "SUCCESS")
     return [row._asdict() for row in conn.execute(query)]
+
+
+# -- the columns of each report, for a CSV header when a report has no rows -------------------------
+
+SUMMARY_KEYS = ("period_start", "period_end", "opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr")
+#: `report arr -f csv`: every change category, in this order, whether or not it has data
+ARR_SUMMARY_CSV_COLUMNS = SUMMARY_KEYS + tuple(f"changes.{c}" for c in CATEGORIES)
+COLUMNS = {
+    "arr-by-period": ARR_BY_PERIOD_REPORT_KEYS,
+    "arr": ARR_SUMMARY_CSV_COLUMNS,
+    "arr-movements": ("period_start", "period_end", "currency", "opening_arr", *MOVEMENTS, "closing_arr"),
+    "arr-movements per customer": ("period_start", "period_end", "customer", "currency", "opening_arr",
+                                   *MOVEMENTS, "closing_arr"),
+    "subscriptions": ("subscription", "customer", "product", "start", "end", "quantity", "mrr", "arr", "tcv",
+                      "bill_cycle_day", "status", "kind", "currency"),
+    "accounts": ("account", "name", "tcv", "customer_since", "arr", "currency"),
+    "credits": ("account", "currency", "granted", "drawn", "balance"),
+    "credit entries": ("account", "currency", "entry", "credit", "order", "order_product", "amount",
+                       "line_net_amount", "balance"),
+    "order-metrics": ("order", "order_product", "metric", "amount", "start", "end", "type", "generated_reason"),
+    "drafts": ("order", "account", "quote", "start", "lines", "quantity", "saved"),
+    "jobs": ("id", "order", "kind", "status", "attempts", "error", "updated_at"),
+    "quarantine": ("object", "record_id", "reason", "system_modstamp", "first_seen", "last_seen", "released_at"),
+    "outbox": ("id", "object", "external_id", "kind", "order", "state", "attempts", "last_message", "sf_id",
+               "updated_at"),
+}
+
+
+def every_category(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`report arr` rows with `changes` holding every change category, in CATEGORIES order: a category
+    without data is 0, to the places of the row's other amounts (0.00 in USD, 0 in JPY)."""
+    out = []
+    for row in rows:
+        zero = Decimal(0).quantize(row["opening_cmrr"]) if isinstance(row.get("opening_cmrr"), Decimal) \
+            else Decimal(0)
+        changes = row.get("changes") or {}
+        out.append(row | {"changes": {c: changes.get(c, zero) for c in CATEGORIES}})
+    return out
