@@ -1,7 +1,7 @@
 """owner names: the name of each Salesforce user that owns an order (issue 10)
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 
 Salesforce-origin orders keep their owner as a User Id (it is written back as one); reports show
 the name beside it and `--owner` takes either. Names arrive with the orders read from now on
@@ -12,8 +12,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
