@@ -14,7 +14,7 @@ from connector.store import schema as t
 
 ARR_BY_PERIOD_KEYS = ("order", "order_product", "customer", "customer_name", "owner", "subscription",
                       "product", "product_name", "change_category", "period_start", "period_end",
-                      "opening_cmrr", "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr",
+                      "period_label", "opening_cmrr", "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr",
                       "change_arr", "quantity", "currency")
 CATEGORIES = ("New Business", "Cross Sell", "Upsell/Expansion", "Downsell/Contraction", "Renewal",
               "Cancel/Churn")
@@ -63,9 +63,17 @@ def _arr_rows(conn: Connection, *conditions) -> list[dict[str, Any]]:
 
 
 def arr_by_period(conn: Connection, *, order: str | None = None, customer: str | None = None,
-                  owner: str | None = None) -> list[dict[str, Any]]:
-    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product."""
-    return [{k: d[k] for k in ARR_BY_PERIOD_KEYS} for d in _arr_rows(conn, *_filters(order, customer, owner))]
+                  owner: str | None = None, calendar: FiscalCalendar | None = None) -> list[dict[str, Any]]:
+    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product, and
+    the fiscal month's label (`period_label`, from `calendar`; None without one)."""
+    rows = _arr_rows(conn, *_filters(order, customer, owner))
+    labels: dict[dt.date, str] = {}
+    for d in rows:
+        start = d["period_start"]
+        if calendar is not None and start not in labels:
+            labels[start] = calendar.label(calendar.period_of(start), "month")
+        d["period_label"] = labels.get(start)
+    return [{k: d[k] for k in ARR_BY_PERIOD_KEYS} for d in rows]
 
 
 def _arr_months(conn: Connection, *, customer: str | None, owner: str | None,
@@ -110,7 +118,8 @@ def arr_summary(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarte
                 customer: str | None = None, owner: str | None = None,
                 start: dt.date | None = None, end: dt.date | None = None,
                 currency: str | None = None) -> list[dict[str, Any]]:
-    """Opening and closing CMRR/ARR per fiscal month, quarter or year, and change by category.
+    """Opening and closing CMRR/ARR per fiscal month, quarter or year (named by `period_label`: FY2023
+    Q1), in one currency (`currency`), and change by category.
 
     A group's opening is the opening of its first month, its closing that of its last month;
     `changes` sums change in CMRR over every month of the group, per change category. With
@@ -132,6 +141,7 @@ def arr_summary(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarte
             for category, amount in months.get(p.start, zero)["changes"].items():
                 changes[category] = changes.get(category, Decimal(0)) + amount
         out.append({"period_start": group.start, "period_end": group_end.end,
+                    "period_label": calendar.label(group, by), "currency": currency,
                     "opening_cmrr": round_money(opening["opening_cmrr"], currency),
                     "closing_cmrr": round_money(closing["closing_cmrr"], currency),
                     "opening_arr": round_money(opening["opening_arr"], currency),
@@ -246,7 +256,7 @@ def arr_movements(conn: Connection, calendar: FiscalCalendar, *, by: str = "quar
                     acc[kind] += after - before
     out = []
     for gi, (group, group_end) in enumerate(groups):
-        head = {"period_start": group.start, "period_end": group_end.end}
+        head = {"period_start": group.start, "period_end": group_end.end, "period_label": calendar.label(group, by)}
         if per_customer:
             for c in sorted(by_customer):
                 acc = sums.get((gi, c))
