@@ -117,12 +117,12 @@ def test_a_salesforce_period_calendar_is_reported_to_its_last_period(tmp_path):
         engine.dispose()
 
 
-def test_migration_0006_labels_the_periods_already_read(tmp_path):
-    """A store that read Period records before labels were kept: 0006 takes each label from the mirror."""
+def test_migration_0007_labels_the_periods_already_read(tmp_path):
+    """A store that read Period records before labels were kept: 0007 takes each label from the mirror."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     engine = open_store(url)
     engine.dispose()
-    command.downgrade(_alembic_config(url), "0005")
+    command.downgrade(_alembic_config(url), "0006")
     old = open_store(url, migrate=False)
     stamp = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
     with old.begin() as conn:

@@ -1,7 +1,7 @@
 """fiscal period labels: Salesforce's name of each Period read (FullyQualifiedLabel), for reports
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 
 Periods read before this revision take the FullyQualifiedLabel of the record as it was read (the
 mirror in sf_records), the field the default mapping (mappings/Period.toml) reads as `label`.
@@ -12,8 +12,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
