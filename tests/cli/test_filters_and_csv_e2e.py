@@ -91,14 +91,14 @@ def _lines(text: str) -> list[str]:
 
 
 REPORTS = {  # command → the CSV header it must print, rows or not
-    ("report", "arr"): "period_start,period_end,opening_cmrr,closing_cmrr,opening_arr,closing_arr,"
+    ("report", "arr"): "period_start,period_end,period_label,currency,opening_cmrr,closing_cmrr,opening_arr,closing_arr,"
                        + ",".join(f"changes.{c}" for c in CATEGORIES),
     ("report", "arr-by-period"): "order,order_product,customer,customer_name,owner,owner_id,subscription,product,"
-                                 "product_name,change_category,period_start,period_end,opening_cmrr,closing_cmrr,"
+                                 "product_name,change_category,period_start,period_end,period_label,opening_cmrr,closing_cmrr,"
                                  "change_cmrr,opening_arr,closing_arr,change_arr,quantity,currency",
-    ("report", "arr-movements"): "period_start,period_end,currency,opening_arr,new_arr,expansion_arr,"
+    ("report", "arr-movements"): "period_start,period_end,period_label,currency,opening_arr,new_arr,expansion_arr,"
                                  "contraction_arr,churn_arr,reactivation_arr,renewal_boundary_arr,closing_arr",
-    ("report", "arr-movements", "--per-customer"): "period_start,period_end,customer,currency,opening_arr,new_arr,"
+    ("report", "arr-movements", "--per-customer"): "period_start,period_end,period_label,customer,currency,opening_arr,new_arr,"
                                                    "expansion_arr,contraction_arr,churn_arr,reactivation_arr,"
                                                    "renewal_boundary_arr,closing_arr",
     ("report", "subscriptions", "--as-of", "2023-06-01"): "subscription,customer,product,start,end,quantity,mrr,arr,"
