@@ -434,15 +434,15 @@ def _add_account_tcv(conn: Connection, activations, line_tcvs: dict[str, Decimal
 def insert_arr_rows(conn: Connection, rows: Iterable[tuple[int, ArrRow]]) -> int:
     """Insert ARR rows; returns how many."""
     units, day = _Units(), _day(conn)
-    stored = ((pk, day[r[1]], day[r[2]], units[r[3]], units[r[4]], units[r[5]], units[r[6]]) for pk, r in rows)
     columns = ("line_pk", "period_start", "period_end", "opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr")
     if _copies(conn):
         # streamed: the server stores (and checks the keys of) rows already sent while the
         # engine computes the next ones, on the other core
-        counted = _Counted(stored)
+        counted = _Counted((pk, day[r[1]], day[r[2]], units[r[3]], units[r[4]], units[r[5]], units[r[6]])
+                           for pk, r in rows)
         _bulk(conn, t.arr_rows, columns, counted)
         return counted.count
-    batch = list(stored)
+    batch = [(pk, day[r[1]], day[r[2]], units[r[3]], units[r[4]], units[r[5]], units[r[6]]) for pk, r in rows]
     _bulk(conn, t.arr_rows, columns, batch)
     return len(batch)
 
