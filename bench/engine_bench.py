@@ -1,6 +1,11 @@
 """Benchmark: import, activate and process N order lines on a store; compare with a raw bulk insert.
 
-    .venv/bin/python bench/engine_bench.py [--lines 100000] [--store sqlite:///bench/out/bench.db]
+    .venv/bin/python bench/engine_bench.py [--lines 100000] [--store sqlite] [--store postgresql]
+
+`--store` takes a SQLAlchemy URL, or `sqlite` (a fresh file in bench/out, the default) or
+`postgresql` (PG_SERVER below); give it twice to measure both stores in the same run. On
+PostgreSQL the benchmark works in a schema of its own, `revsync_bench`, created at the start and
+dropped at the end, so it never meets the tests' schemas or anything else in the database.
 
 Generates orders with 12–36 month terms (new lines, then updates, renewals and cancellations of
 them), imports them through the same code path as `revsync import`, and prints lines/s, ARR rows/s,
@@ -14,13 +19,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import random
 import resource
 import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.schema import CreateTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -90,6 +96,39 @@ def generate(lines: int, seed: int = 7) -> dict:
     return {"accounts": accounts, "products": products, "orders": orders}
 
 
+#: the PostgreSQL server `--store postgresql` uses (the tests' server; trust auth)
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+#: the schema of its own the benchmark works in on PostgreSQL (dropped and created at each run)
+PG_SCHEMA = "revsync_bench"
+
+
+def fresh_store(store: str, out: Path) -> str:
+    """The URL of an empty store for `--store`: a new SQLite file, or a new schema on PostgreSQL."""
+    if store == "sqlite":
+        path = out / "bench.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    if store == "postgresql":
+        store = PG_SERVER
+    if not store.startswith("postgresql"):
+        return store
+    _pg_schema(store, create=True)
+    return f"{store}{'&' if '?' in store else '?'}options=-csearch_path%3D{PG_SCHEMA}"
+
+
+def _pg_schema(server: str, *, create: bool) -> None:
+    """Drop the benchmark's schema on this PostgreSQL server, and create it again (`create`)."""
+    admin = create_engine(server)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{PG_SCHEMA}" CASCADE'))
+            if create:
+                conn.execute(text(f'CREATE SCHEMA "{PG_SCHEMA}"'))
+    finally:
+        admin.dispose()
+
+
 def raw_copy_all(engine, path: Path) -> tuple[float, float, int, int]:
     """The store's own limit for the whole import: every row the import wrote, of every table,
     bulk inserted by the driver in one transaction into the same tables of a fresh store (same
@@ -130,28 +169,10 @@ def raw_copy_all(engine, path: Path) -> tuple[float, float, int, int]:
     return timed, cpu, tables, count
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--store", default=None, help="SQLAlchemy URL (default: a fresh SQLite file in bench/out)")
-    args = parser.parse_args()
-
-    out = Path(__file__).with_name("out")
-    out.mkdir(exist_ok=True)
-    url = args.store
-    if url is None:
-        path = out / "bench.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-        url = f"sqlite:///{path}"
-    doc_json = generate(args.lines)
+def run(url: str, doc_json: dict, out: Path) -> float:
+    """Import the document into the store at `url`, print the figures; returns the import's time."""
     n_lines = sum(len(o["lines"]) for o in doc_json["orders"])
     engine = open_store(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("TRUNCATE accounts, products, orders, order_lines, line_segments, items, "
-                              "item_versions, jobs, line_metrics, item_metrics, order_metrics, billing_periods, "
-                              "credit_drawdowns, arr_rows, credits, account_links, meta CASCADE"))
     calendar = StandardFiscalCalendar(1)
     settings = EngineSettings()
     clock = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
@@ -187,6 +208,16 @@ def main() -> None:
                            [tuple(r) for r in rows])
         raw_conn.commit()
         raw = time.perf_counter() - raw_started
+        raw_copy = None
+        if engine.dialect.name == "postgresql":
+            cursor.execute("TRUNCATE raw_arr_rows")
+            raw_conn.commit()
+            raw_started = time.perf_counter()
+            with cursor.copy("COPY raw_arr_rows FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(r)
+            raw_conn.commit()
+            raw_copy = time.perf_counter() - raw_started
         cursor.execute("DROP TABLE raw_arr_rows")
         raw_conn.commit()
     finally:
@@ -209,7 +240,37 @@ def main() -> None:
               "wrote, into a fresh store's tables: one transaction, driver executemany)")
         print(f"raw, all: CPU time    {raw_all_cpu:8.2f} s")
         print(f"ratio to raw, all     {total / raw_all:8.2f} x  wall time, {cpu / raw_all_cpu:.2f} x CPU time")
-    print(f"peak memory (RSS)     {peak_mb:8.0f} MB")
+    if raw_copy is not None:
+        print(f"raw COPY              {raw_copy:8.2f} s  (the same ARR rows by PostgreSQL's COPY; ratio "
+              f"{total / raw_copy:.2f} x)")
+    print(f"peak memory (RSS)     {peak_mb:8.0f} MB", flush=True)
+    engine.dispose()
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--store", action="append", default=None,
+                        help="sqlite, postgresql or a SQLAlchemy URL; twice for both stores (default: sqlite)")
+    args = parser.parse_args()
+
+    out = Path(__file__).with_name("out")
+    out.mkdir(exist_ok=True)
+    doc_json = generate(args.lines)
+    times = {}
+    for store in args.store or ["sqlite"]:
+        url = fresh_store(store, out)
+        # each store in a process of its own: its peak memory is its own
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            times[store] = pool.apply(run, (url, doc_json, out))
+        if url.startswith("postgresql"):  # the shared server keeps no 1 GB of benchmark rows
+            _pg_schema(url.split("?")[0], create=False)
+        print(flush=True)
+    if len(times) > 1:
+        first = next(iter(times))
+        for store, seconds in list(times.items())[1:]:
+            print(f"{store} / {first}: {seconds / times[first]:.2f} x")
 
 
 if __name__ == "__main__":

@@ -534,6 +534,7 @@ def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calend
     if phase is not None:
         phase("jobs", None)
     result.jobs = runner.run_pending(result.activated + result.already_imported, known=stored)
+    repo.refresh_statistics(engine, sum(len(a.lines) for a in the_plan.activations))
     return result
 
 
