@@ -28,7 +28,7 @@ from connector.engine.model import (
 from connector.engine.money import STORE_SCALE, to_decimal
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
-from connector.jobs import JobContext, JobOutcome, JobRunner
+from connector.jobs import JobOutcome, JobRunner
 from connector.store import repository as repo
 
 

@@ -479,7 +479,7 @@ class Ingestor:
             accounts = repo.load_accounts(conn)
             products = repo.load_products(conn)
             ledger = repo.load_ledger(conn)
-            activations, hashes, stamps = [], {}, {}
+            activations, hashes = [], {}
             written = self._written_items(conn, [i for found in items.values() if not isinstance(found, SkippableError)
                                                  for i in found])
             for data in orders:

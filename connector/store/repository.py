@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from connector.engine.activation import line_tcv
 from connector.engine.ledger import Ledger
 from connector.engine.model import (
-    Account, Action, ActivatedLine, Activation, ArrRow, BillingFrequency, BillingPeriod, ChangeCategory,
+    Account, Action, ActivatedLine, Activation, ArrRow, BillingFrequency, ChangeCategory,
     Credit, Drawdown, Item, OrderMetric, PricePeriod, Product, Provisioning, Segment,
 )
 from connector.engine.money import STORE_SCALE, exact_text, round_money

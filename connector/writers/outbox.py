@@ -32,7 +32,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
 from connector.clock import Clock
-from connector.errors import RevsyncError, SkippableError, TransientError
+from connector.errors import SkippableError, TransientError
 from connector.salesforce.errors import BulkJobFailed, RequestRejected
 from connector.salesforce.soql import select as soql
 from connector.store import schema as t
