@@ -33,12 +33,11 @@ from connector.jobs import JobOutcome, JobRunner
 from connector.sources.poll import ChangeBatch, Checkpoint, FirstRead, is_deleted, modstamp
 from connector.store import repository as repo
 from connector.store import schema as t
+from connector.store.schema import DRAFT
+from connector.writers.outbox import enqueue, enqueue_activation
 
 log = logging.getLogger(__name__)
 
-#: Where synced drafts are kept: the engine's copy of a Salesforce Draft order (mapped order and
-#: lines), beside the mirror, since a draft has no place among the engine's activated orders.
-DRAFT = "DraftOrder"
 #: Where the checkpoint of an unfinished first read is kept (meta key prefix; the object follows).
 FIRST_READ = "first_read:"
 #: Objects whose records are mirrored under their parent, to assemble orders from later.
@@ -285,8 +284,6 @@ class Ingestor:
         the outbox (external ids `quote:<quote id>` and the quote line ids), so a retry or a
         second look never creates a second order.
         """
-        from connector.writers.outbox import enqueue
-
         with self.store.begin() as conn:
             orders = [json.loads(d) for d in conn.execute(select(t.sf_records.c.data).where(
                 t.sf_records.c.object == "Order", t.sf_records.c.is_deleted.is_(False))).scalars()]
@@ -498,8 +495,9 @@ class Ingestor:
                 release(conn, "Order", order.id, now)
                 hashes[order.id] = f"salesforce:{_aware(data['_modstamp']).isoformat()}"
             stored = repo.save_activations(conn, activations, origin="salesforce", hashes=hashes,
-                                           customer_names={a.id: a.name for a in accounts.values()}, now=now,
-                                           write_back=self.runner.ctx.write_back)
+                                           customer_names={a.id: a.name for a in accounts.values()}, now=now)
+            if self.runner.ctx.write_back:
+                enqueue_activation(conn, activations, "salesforce", now)
         # Every pending job, not only the new orders': a crash between committing activations and
         # running their jobs leaves jobs that no later activation would pick up.
         return self.runner.run_pending(known=stored)

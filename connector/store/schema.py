@@ -227,6 +227,10 @@ sync_cursors = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: `sf_records.object` of synced drafts: the engine's copy of a Salesforce Draft order (mapped order and
+#: lines), kept beside the mirror, since a draft has no place among the engine's activated orders.
+DRAFT = "DraftOrder"
+
 # The last version of every Salesforce record taken in, for deduplication by (Id, SystemModstamp)
 # and as a local mirror of the records orders are assembled from (quotes, lines, opportunities).
 sf_records = Table(

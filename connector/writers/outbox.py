@@ -32,7 +32,9 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
 from connector.clock import Clock
+from connector.engine.model import Activation
 from connector.errors import SkippableError, TransientError
+from connector.projections import account_values, arr_rows_of_line, item_values
 from connector.salesforce.errors import BulkJobFailed, RequestRejected
 from connector.salesforce.soql import select as soql
 from connector.store import schema as t
@@ -100,6 +102,34 @@ def enqueue(conn: Connection, entries: Iterable[tuple[str, str, str, str | None,
     if rows:
         conn.execute(insert(t.outbox), rows)
     return len(rows)
+
+
+def enqueue_activation(conn: Connection, activations: Sequence[Activation], origin: str, now: dt.datetime) -> None:
+    """Outbox entries of the immediate step: provisioned items, account metrics, engine-origin orders.
+
+    The metrics job sends the items again with their MRR, ARR and TCV; the writer sends only the
+    latest payload of a record, so that costs no extra call when both are waiting.
+    """
+    as_of = now.date()
+    items = sorted({i.id for a in activations for i in a.items})
+    accounts = sorted({a.order.account for a in activations})
+    entries = [(RECORD_OBJECTS[v["kind"]], v["id"], "record", None, v) for v in item_values(conn, items, as_of)]
+    entries += [("Account", v["id"], "record", None, v) for v in account_values(conn, accounts, as_of)]
+    if origin == "engine":
+        # SPEC section 2: written as a Draft order with its items; Activated only once the
+        # engine has finished (the writer checks the order's jobs before it sends that).
+        for a in activations:
+            o = a.order
+            entries.append(("Order", o.id, "order", o.id, {"id": o.id, "account": o.account, "owner": o.owner,
+                                                           "start": min(l.start for l in a.lines),
+                                                           "status": "draft"}))
+            entries += [("OrderItem", l.id, "order", o.id, {
+                "id": l.id, "order": o.id, "product": l.product, "quantity": l.quantity,
+                "unit_price": l.unit_price, "start": l.start, "end": None if l.evergreen else l.end,
+                "item": l.item, "action": l.action.value, "billing_frequency": l.billing_frequency.value,
+                "evergreen": l.evergreen}) for l in a.lines]
+            entries.append(("Order", o.id, "activate", o.id, {"id": o.id}))
+    enqueue(conn, entries, now)
 
 
 def looks_like_sf_id(value: str | None) -> bool:
@@ -447,8 +477,6 @@ class OutboxWriter:
                 start = end
 
     def _arr_values(self, line_pk: int) -> list[dict[str, Any]]:
-        from connector.reports import arr_rows_of_line
-
         with self.store.connect() as conn:
             return arr_rows_of_line(conn, line_pk)
 

@@ -1,0 +1,31 @@
+"""Salesforce Ids: the 18-character form's case checksum, and an org id's canonical 15 characters."""
+from __future__ import annotations
+
+import re
+
+ID_PATTERN = re.compile(r"[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?")
+_SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def id_suffix(id15: str) -> str:
+    """The 3-character case-encoding suffix that turns a 15-character Salesforce Id into 18."""
+    suffix = ""
+    for chunk in (id15[0:5], id15[5:10], id15[10:15]):
+        bits = sum(1 << i for i, char in enumerate(chunk) if "A" <= char <= "Z")
+        suffix += _SUFFIX_ALPHABET[bits]
+    return suffix
+
+
+def org_key(org_id: str) -> str:
+    """The case-sensitive 15-character form of an org id given as 15 or 18 characters.
+
+    The first 15 characters are the Id and are case-sensitive; the 18-character form only adds a
+    checksum of their case, so two ids are the same org exactly when their first 15 match.
+    """
+    value = org_id.strip()
+    if not ID_PATTERN.fullmatch(value):
+        raise ValueError(f"{org_id!r} is not a 15- or 18-character Salesforce Id")
+    if len(value) == 18 and value[15:].upper() != id_suffix(value[:15]):
+        raise ValueError(f"{org_id!r} has a wrong checksum (its last 3 characters); "
+                         "copy it again from Setup → Company Information")
+    return value[:15]
