@@ -96,7 +96,8 @@ def accounts(conn: Connection, as_of: dt.date) -> list[dict[str, Any]]:
 
 def arr_rows_of_line(conn: Connection, line_pk: int) -> list[dict[str, Any]]:
     """One line's ARR rows with every field the big objects take (SPEC section 10)."""
-    return [d | {"subscription_number": d["subscription"]} for d in arr_rows_joined(conn, t.arr_rows.c.line_pk == line_pk)]
+    return [d | {"subscription_number": d["subscription"]}
+            for d in arr_rows_joined(conn, t.arr_rows.c.line_pk == line_pk)]
 
 
 def item_values(conn: Connection, item_ids: list[str], as_of: dt.date) -> list[dict[str, Any]]:

@@ -356,7 +356,7 @@ def jobs(conn: Connection, *, failed_only: bool = False) -> list[dict[str, Any]]
              .select_from(t.jobs.join(t.orders, t.orders.c.id == j.order_id))
              .order_by(t.orders.c.seq, j.id))
     if failed_only:
-        query = query.where(j.status == "failed")
+        query = query.where(j.status == t.JobStatus.FAILED)
     return [row._asdict() for row in conn.execute(query)]
 
 
@@ -395,7 +395,8 @@ def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
                         "lag_seconds": round((now - cursor).total_seconds(), 1)})
     outbox = {state: count for state, count in conn.execute(
         select(t.outbox.c.state, func.count()).group_by(t.outbox.c.state))}
-    failed_jobs = conn.execute(select(func.count()).select_from(t.jobs).where(t.jobs.c.status == "failed")).scalar()
+    failed_jobs = conn.execute(select(func.count()).select_from(t.jobs)
+                               .where(t.jobs.c.status == t.JobStatus.FAILED)).scalar()
     held = conn.execute(select(func.count()).select_from(t.quarantine)
                         .where(t.quarantine.c.released_at.is_(None))).scalar()
     usage = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "api_usage")).scalar()
@@ -413,7 +414,7 @@ def outbox(conn: Connection, *, failed_only: bool = False, limit: int = 500) -> 
     query = (select(o.id, o.object, o.external_id, o.kind, o.order_id.label("order"), o.state, o.attempts,
                     o.last_message, o.sf_id, o.updated_at).order_by(o.id.desc()).limit(limit))
     if failed_only:
-        query = query.where(o.state == "FAILED")
+        query = query.where(o.state == t.OutboxState.FAILED)
     else:
-        query = query.where(o.state != "SUCCESS")
+        query = query.where(o.state != t.OutboxState.SUCCESS)
     return [row._asdict() for row in conn.execute(query)]

@@ -1,6 +1,8 @@
 """Tables of the store. Changes to them go through an Alembic migration (connector/store/migrations)."""
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import (
     Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, PrimaryKeyConstraint,
     String, Table, Text, UniqueConstraint, false,
@@ -289,6 +291,24 @@ backfill_progress = Table(
 )
 
 # --- writing Salesforce and receiving changes (issue: write-back, daemon, outbound messages) ---
+
+class OutboxState(StrEnum):
+    """An outbox entry's state, stored and shown (`revsync outbox`, the metrics) as this text."""
+
+    NEW = "NEW"  # to send (again: a transient failure, a reference not written yet)
+    PENDING = "PENDING"  # in flight; after a crash it is sent again
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"  # Salesforce refused it; `revsync outbox retry` makes it NEW again
+    IGNORED = "IGNORED"  # `revsync outbox ignore`: never sent
+
+
+class JobStatus(StrEnum):
+    """A background job's status, stored and shown (`revsync jobs`) as this text."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
 
 # Every write to Salesforce, written in the same transaction as the engine change that causes it.
 outbox = Table(
