@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from connector import capacity
 from connector import chart as chart_module
 from connector import reports
 from connector.app import App
@@ -480,6 +481,7 @@ def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     integrity = check_integrity(the_app.store)  # a damaged store: StoreError, exit 2 (`sqlite3 .recover`)
     with the_app.store.connect() as conn:
         info = reports.status(conn, the_app.clock.now())
+        info["big_objects"] = _big_objects_status(the_app, conn)
     info["store_integrity"] = integrity
     # `api_usage` stays the text it always was (a public key); the same figures, typed, beside it
     info["api_usage_detail"] = _api_usage_detail(info.get("api_usage"))
@@ -503,6 +505,7 @@ def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
         console.print(f"sync daemon: {daemon['state']}" + (f" — {daemon['reason']}" if daemon.get("reason") else "")
                       + (f"; next try {daemon['next_attempt_at']}" if daemon.get("next_attempt_at") else "")
                       + f"; last good cycle {daemon.get('last_good_cycle_at') or 'none yet'}", markup=False)
+    console.print(capacity.status_line(info["big_objects"]), markup=False, highlight=False)
 
 
 def _api_usage_detail(text: str | None) -> dict | None:
@@ -530,7 +533,49 @@ def _status_figures(info: dict) -> list[dict]:
     rows.append({"figure": "store_integrity", "value": info["store_integrity"]})
     for key, value in (info.get("daemon") or {}).items():
         rows.append({"figure": f"daemon.{key}", "value": value})
+    rows.extend(_big_objects_figures(info.get("big_objects")))
     return rows
+
+
+def _big_objects_status(the_app: App, conn) -> dict:
+    """`revsync status`'s `big_objects`: rows revsync holds in the org's big objects, the capacity,
+    and the writer's last check (connector.capacity)."""
+    return capacity.status(conn, capacity.configured_capacity(the_app.config.salesforce, the_app.config.source))
+
+
+def _big_objects_figures(info: dict | None) -> list[dict]:
+    if not info:
+        return []
+    rows = [{"figure": f"big_objects.held.{o}", "value": n} for o, n in info["held"].items()]
+    rows += [{"figure": "big_objects.held_total", "value": info["held_total"]},
+             {"figure": "big_objects.capacity", "value": info["capacity"]}]
+    rows += [{"figure": f"big_objects.last_check.{k}", "value": v} for k, v in (info["last_check"] or {}).items()]
+    return rows
+
+
+@app.command("forecast")
+def forecast_cmd(ctx: typer.Context,
+                 months: Annotated[int, typer.Option("--months", min=1, max=240,
+                                                     help="how many months ahead, this one first")] = 12,
+                 as_of: Annotated[Optional[dt.datetime], typer.Option(
+                     "--as-of", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD",
+                     help="the forecast starts with this day's month (default: today, UTC)")] = None,
+                 fmt: FormatOpt = None) -> None:
+    """Big-object rows per month ahead for the current subscriptions (evergreen lines extended to
+    their horizon), against the org's capacity ([salesforce] big_object_capacity)."""
+    the_app = _app(ctx)
+    the_app.read_only = True
+    limit = capacity.configured_capacity(the_app.config.salesforce, the_app.config.source)
+    the_app.check_arr_rows_current()
+    with the_app.store.connect() as conn:
+        rows = capacity.forecast(conn, the_app.calendar, the_app.settings, _as_of(as_of, ctx), months, limit)
+    style = _fmt(ctx, fmt)
+    print_rows(rows, style, title="big-object rows per month", columns=list(capacity.FORECAST_KEYS))
+    if style == "table":
+        over = capacity.first_over(rows)
+        console.print(f"capacity {limit:,} big-object records: "
+                      + (f"exceeded in {over}; raise it with Salesforce before then, or keep fewer rows"
+                         if over else f"enough through {rows[-1]['month']}"), markup=False, highlight=False)
 
 
 @outbox_app.callback()

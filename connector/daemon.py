@@ -18,7 +18,9 @@ exponential backoff with jitter, shows `degraded` with the reason on /health and
 status`, and tries again; every step commits with its cursor or outbox state, so it catches up
 with nothing lost or duplicated. The org's API limit (REQUEST_LIMIT_EXCEEDED) or this connector's
 share of it pauses the daemon until calls free up. Errors no wait can fix (credentials refused,
-a missing field or permission) stop it with exit code 5.
+a missing field or permission) stop it with exit code 5. ARR rows the org's big objects cannot
+hold (connector.capacity) are held back, not sent: the daemon goes on with everything else and
+shows `degraded` with what to do until they fit; `sync --once` then exits 5.
 
 **One writer.** The writer lease is renewed by a thread of its own, and every request to
 Salesforce is fenced by it (connector.lease): a daemon paused past its lease writes nothing.
@@ -157,6 +159,8 @@ class Daemon:
         #: (for `revsync sync --once`'s summary)
         self.last_report: CycleReport | None = None
         self.written: dict[str, int] = {}
+        #: the capacity check of the last pass when it held ARR rows back (connector.capacity)
+        self.held_back: Any = None
 
     @property
     def store(self):
@@ -196,10 +200,12 @@ class Daemon:
         self.service.ingestor.runner.retry_failed(due_only=True)
         report = self.service.cycle(should_stop=lambda: self.stopper.stopping)
         self._unfinished = False
+        self.held_back = None
         for round_no in range(1, MAX_ROUNDS + 1):
             if self.writer is None or self.stopper.stopping:
                 break
             flushed = self.writer.flush()
+            self.held_back = getattr(self.writer, "held_back", None)
             for sobject, count in (getattr(flushed, "sent", None) or {}).items():
                 self.written[sobject] = self.written.get(sobject, 0) + count
                 if self.metrics is not None:
@@ -313,7 +319,8 @@ class Daemon:
         self._trigger_at = None
         self._failures = 0
         self._last_good = self.clock.now()
-        self._trouble(None)
+        # rows held back for want of big-object capacity: the pass went well, the org needs a person
+        self._trouble(self.held_back.message() if self.held_back is not None else None)
         if self.after_pass is not None:
             self.after_pass()
         return None

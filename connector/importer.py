@@ -28,7 +28,7 @@ from connector.engine.model import (
 from connector.engine.money import STORE_SCALE, to_decimal
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
-from connector.jobs import JobOutcome, JobRunner
+from connector.jobs import JobOutcome, JobRunner, collector_paused
 from connector.store import repository as repo
 from connector.writers.outbox import enqueue_activation
 
@@ -245,6 +245,7 @@ def _int(text: str) -> int | Decimal:
 _FORMAT_HINT = "fix the file (an import file is one JSON object, see the import format in README.md)"
 
 
+@collector_paused()
 def read(text: str, source: str) -> Parsed:
     """Parse an import document, collecting every shape problem instead of stopping at the first."""
     try:
@@ -488,6 +489,7 @@ def _account_tcvs(conn: Any) -> dict[str, Decimal]:
     return {r.id: r.tcv for r in conn.execute(select(t.accounts.c.id, t.accounts.c.tcv))}
 
 
+@collector_paused()
 def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalCalendar,
                     settings: EngineSettings, clock: Clock, runner: JobRunner,
                     progress: Any = None, batch_size: int = 500, phase: Any = None) -> ImportResult:

@@ -700,6 +700,9 @@ class StoreCalendar(FiscalCalendar):
     def fingerprint(self) -> str:
         return self._get().fingerprint()
 
+    def last_day(self):
+        return self._get().last_day()
+
     def group_start(self, period, by):
         return self._get().group_start(period, by)
 

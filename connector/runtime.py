@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 EXIT_JOBS_FAILED = 3  # orders activated, but background jobs failed: their results are absent
 EXIT_LEFT = 4  # `sync --once` ended with changes not yet written back
-EXIT_NEEDS_ACTION = 5  # Salesforce refused what no wait fixes (credentials, permission, a field)
+EXIT_NEEDS_ACTION = 5  # Salesforce refused what no wait fixes (credentials, permission, a field), or
+#                        ARR rows are held back: the org's big objects cannot hold them (connector.capacity)
 EXIT_HELD = 6  # `sync --once`: records are held in the quarantine
 
 
@@ -51,7 +52,9 @@ def build(app: App, *, session=None) -> Runtime:
     from connector.writers.outbox import OutboxWriter
 
     ingestor.own_user_id = client.user_id
-    return Runtime(app, client, ingestor, service, OutboxWriter(app.store, client, mappings, app.clock))
+    writer = OutboxWriter(app.store, client, mappings, app.clock,
+                          big_object_capacity=app.salesforce_settings().big_object_capacity)
+    return Runtime(app, client, ingestor, service, writer)
 
 
 def run_daemon(app: App, *, once: bool, session=None, summary: bool = False, log_format: str = "json") -> int:
@@ -104,6 +107,11 @@ def run_daemon(app: App, *, once: bool, session=None, summary: bool = False, log
         print(_summary(daemon, runtime, result), flush=True)
     if result.error is not None:
         raise result.error
+    if once and daemon.held_back is not None:
+        log.error("stopped: ARR rows held back, the org's big objects cannot hold them",
+                  extra={"reason": daemon.held_back.message()})
+        print(f"not done: {daemon.held_back.message()}", file=sys.stderr)
+        return EXIT_NEEDS_ACTION
     return _once_outcome(app, result) if once else 0
 
 

@@ -23,9 +23,13 @@ _STEP = {BillingFrequency.MONTH: 1, BillingFrequency.QUARTER: 3, BillingFrequenc
 
 
 def cycle_date(year: int, month: int, bill_cycle_day: int) -> dt.date:
-    """The bill cycle day in that month, clamped to the month's last day (31 → 30, 28 or 29)."""
-    while month > 12:
-        year, month = year + 1, month - 12
+    """The bill cycle day in that month, clamped to the month's last day (31 → 30, 28 or 29).
+
+    `month` may run past 12 (months after January of `year`): carried into the year in one step.
+    """
+    if month > 12:
+        carry, month = divmod(month - 1, 12)
+        year, month = year + carry, month + 1
     return dt.date(year, month, min(bill_cycle_day, days_in_month(year, month)))
 
 

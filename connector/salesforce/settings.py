@@ -82,6 +82,9 @@ class SalesforceSettings(BaseModel):
     timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     api_budget_share: Decimal = Field(default=Decimal("0.80"), gt=0, le=1)
     bulk_threshold: int = Field(default=10_000, ge=0)
+    #: big-object records the org can hold, all big objects together (connector.capacity): a
+    #: default org holds 1,000,000; an add-on licence raises it
+    big_object_capacity: int = Field(default=1_000_000, ge=0, strict=True)
     secrets_file: Path | None = None
     secrets: SalesforceSecrets = Field(default_factory=SalesforceSecrets, exclude=True)
     #: the configuration file these settings came from, for messages that name it

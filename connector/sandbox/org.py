@@ -68,6 +68,12 @@ class OrgConfig:
     default_currency: str = "USD"
     require_auth: bool = True
     metadata_dir: Path | str | None = None
+    #: big-object records the org holds, all big objects together (None: no limit). A real org
+    #: holds 1,000,000 by default and does not report its usage in ``GET /limits`` (see
+    #: connector.capacity), so neither does the sandbox: an insert of a new row past it fails
+    #: that row, STORAGE_LIMIT_EXCEEDED (the code Salesforce gives for a full storage; the
+    #: documentation does not say which one a full big-object allocation gives)
+    big_object_capacity: int | None = None
 
 
 @dataclass
@@ -465,6 +471,10 @@ class Org:
             key = tuple(row[n] for n in obj.index)
             store = self._big[obj.name]
             existed = key in store
+            limit = self.config.big_object_capacity
+            if not existed and limit is not None and sum(map(len, self._big.values())) >= limit:
+                raise ApiError(400, "STORAGE_LIMIT_EXCEEDED",
+                               f"storage limit exceeded: the org holds {limit} big object records")
             self._remember("big", obj.name, key, store.get(key))
             store[key] = row
             return not existed

@@ -136,6 +136,9 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--jwt-cert", type=Path, help="PEM certificate or public key that signs JWT bearer assertions")
     parser.add_argument("--daily-api-limit", type=_positive, default=15000)
     parser.add_argument("--batch-size", type=_positive, default=2000, help="REST query page size")
+    parser.add_argument("--big-object-capacity", type=_positive, default=None,
+                        help="big-object records the org holds, all big objects together (default: no limit); "
+                             "a new row past it fails with STORAGE_LIMIT_EXCEEDED")
     args = parser.parse_args(argv)
     jwt_key = None
     if args.jwt_cert:
@@ -146,7 +149,8 @@ def _main(argv: list[str] | None) -> int:
                          "give the path of a PEM certificate or public key")
     config = OrgConfig(clients={args.client_id: args.client_secret}, username=args.username,
                        jwt_public_key=jwt_key,
-                       daily_api_limit=args.daily_api_limit, query_batch_size=args.batch_size)
+                       daily_api_limit=args.daily_api_limit, query_batch_size=args.batch_size,
+                       big_object_capacity=args.big_object_capacity)
     org = Org(config)
     if args.seed:
         if not args.seed.is_file():

@@ -205,9 +205,9 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
         if not exists:
             conn.execute(insert(t.account_links).values(account=account, role=role, related=related,
                                                         order_id=order_id))
-    conn.execute(insert(t.jobs), [dict(order_id=a.order.id, kind=kind, status="pending", attempts=0,
-                                       created_at=now, updated_at=now)
-                                  for a in activations for kind in JOB_KINDS])
+    stamp = _stored(conn, t.jobs.c.created_at, now)  # encoded once, not once per job (issue 11)
+    _bulk(conn, t.jobs, ("order_id", "kind", "status", "attempts", "created_at", "updated_at"),
+          [(a.order.id, kind, "pending", 0, stamp, stamp) for a in activations for kind in JOB_KINDS])
     return {a.order.id: StoredOrder(a.order.id, a.order.account, a.order.currency,
                                     [(pks[l.id], l) for l in a.lines]) for a in activations}
 
@@ -382,11 +382,22 @@ def _add_account_tcv(conn: Connection, activations, line_tcvs: dict[str, Decimal
 
 def insert_arr_rows(conn: Connection, rows: Iterable[tuple[int, ArrRow]]) -> int:
     """Insert ARR rows; returns how many."""
-    units, day = _Units(), _day(conn)
-    batch = [(pk, day[r[1]], day[r[2]], units[r[3]], units[r[4]], units[r[5]], units[r[6]]) for pk, r in rows]
+    units, day = stored_encoders(conn)
+    return insert_stored_arr_rows(conn, [(pk, day[r[1]], day[r[2]], units[r[3]], units[r[4]], units[r[5]],
+                                          units[r[6]]) for pk, r in rows])
+
+
+def stored_encoders(conn: Connection) -> tuple[dict, dict]:
+    """(money → stored units, date → stored date): the encodings `insert_stored_arr_rows` takes."""
+    return _Units(), _day(conn)
+
+
+def insert_stored_arr_rows(conn: Connection, rows: list[tuple]) -> int:
+    """Insert ARR rows already in their stored form, (line key, period start, period end, opening
+    CMRR, closing CMRR, opening ARR, closing ARR) through `stored_encoders`; returns how many."""
     _bulk(conn, t.arr_rows, ("line_pk", "period_start", "period_end", "opening_cmrr", "closing_cmrr",
-                             "opening_arr", "closing_arr"), batch)
-    return len(batch)
+                             "opening_arr", "closing_arr"), rows)
+    return len(rows)
 
 
 # --- bulk writing ------------------------------------------------------------------------------
@@ -428,6 +439,12 @@ class _SameDays(dict):
 
 def _day(conn: Connection) -> dict:
     return _IsoDays() if conn.dialect.name == "sqlite" else _SameDays()
+
+
+def _stored(conn: Connection, column, value):
+    """A value as the column's type stores it on this dialect (its bind processor, when it has one)."""
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return value if process is None else process(value)
 
 
 def _bulk(conn: Connection, table, columns: Sequence[str], rows: list[tuple]) -> None:

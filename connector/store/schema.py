@@ -340,6 +340,17 @@ sf_ids = Table(
     PrimaryKeyConstraint("object", "external_id"),
 )
 
+# Big-object rows this connector has written and not deleted, per line and big object: what the
+# capacity check (connector.capacity) counts as held in the org. Big-object inserts replace the row
+# with the same index (one row per line and period), so a line's count is that of its last write.
+big_object_rows = Table(
+    "big_object_rows", metadata,
+    Column("object", String(64), nullable=False),
+    Column("line_pk", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    PrimaryKeyConstraint("object", "line_pk"),
+)
+
 # Outbound Messages received, stored before the acknowledgement is sent.
 notifications = Table(
     "notifications", metadata,

@@ -9,7 +9,9 @@ nothing is lost between the two. One writer per org sends them:
   order and its jobs have succeeded, the status Activated (SPEC section 2);
 - ARR-by-period rows into both big objects through Bulk API 2.0 ingest jobs; a job with failures
   is sent again whole (big-object inserts are idempotent on the index). After `regenerate arr`,
-  the rows of the old fiscal calendar are deleted first, by SOAP deleteByExample.
+  the rows of the old fiscal calendar are deleted first, by SOAP deleteByExample. Before any row
+  is inserted, the org's big-object capacity is checked (connector.capacity): rows that would not
+  fit are all held back, nothing sent, their entries left NEW, and the flush says so.
 
 An entry is PENDING while its call is in flight: after a crash (or a lost answer) it is sent
 again. A record that may already exist is looked up by its external id first and, when it does,
@@ -31,6 +33,7 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
+from connector import capacity as cap
 from connector.clock import Clock
 from connector.engine.model import Activation
 from connector.errors import SkippableError, TransientError
@@ -52,6 +55,9 @@ BIG_DELETE = "big_delete"
 OWN_OBJECTS = frozenset(RECORD_OBJECTS.values())
 #: a big-object job that keeps failing is given up after this many sends (then FAILED, listed)
 MAX_BIG_OBJECT_ATTEMPTS = 5
+
+#: entry states still to be sent; every other state is final for the writer
+DUE = (OutboxState.NEW, OutboxState.PENDING)
 COLLECTION_SIZE = 200
 #: external ids per `IN (...)` lookup: keeps the SOQL far below its length limit
 LOOKUP_SIZE = 200
@@ -149,6 +155,9 @@ class FlushReport:
     calls: int = 0
     #: Salesforce Ids of orders this flush set to Activated (read back in the same pass)
     activated_orders: list[str] = field(default_factory=list)
+    #: the big-object capacity check of this flush (None when no rows were due); when it is
+    #: `exceeded`, no row was sent
+    capacity: cap.CapacityCheck | None = None
 
     def add(self, bucket: dict[str, int], sobject: str, n: int = 1) -> None:
         bucket[sobject] = bucket.get(sobject, 0) + n
@@ -157,11 +166,15 @@ class FlushReport:
 class OutboxWriter:
     """Sends outbox entries to Salesforce in batches; one writer per org."""
 
-    def __init__(self, store: Engine, client: Any, mappings: Any, clock: Clock):
+    def __init__(self, store: Engine, client: Any, mappings: Any, clock: Clock, *,
+                 big_object_capacity: int = cap.DEFAULT_CAPACITY):
         self.store = store
         self.client = client
         self.mappings = mappings
         self.clock = clock
+        self.big_object_capacity = big_object_capacity
+        #: the last flush's capacity check when it held rows back (None otherwise)
+        self.held_back: cap.CapacityCheck | None = None
         self._pricebook: str | None = None
         self._ids: dict[tuple[str, str], str] | None = None
 
@@ -179,16 +192,26 @@ class OutboxWriter:
             return None  # records the connector creates have no Id until it has written them
         return engine_id if looks_like_sf_id(engine_id) else None
 
-    def _claim(self, ids: Sequence[int]) -> str:
+    def _claim(self, ids: Sequence[int]) -> set[int]:
+        """Mark the entries about to be sent PENDING; returns those still due, which this writer now holds.
+
+        An entry another writer finished meanwhile (a daemon paused past its lease, then resumed,
+        while its successor wrote) is left as it is: its state never goes back, so a superseded
+        payload can never become due again.
+        """
         batch = uuid.uuid4().hex[:16]
         with self.store.begin() as conn:
-            conn.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids))).values(
-                state=OutboxState.PENDING, batch=batch, attempts=t.outbox.c.attempts + 1, updated_at=self.clock.now()))
-        return batch
+            ids = list(ids)
+            conn.execute(update(t.outbox).where(t.outbox.c.id.in_(ids), t.outbox.c.state.in_(DUE)).values(
+                state=OutboxState.PENDING, batch=batch, attempts=t.outbox.c.attempts + 1,
+                updated_at=self.clock.now()))
+            return set(conn.execute(select(t.outbox.c.id).where(t.outbox.c.id.in_(ids),
+                                                                t.outbox.c.batch == batch)).scalars())
 
     def _finish(self, conn: Connection, ids: Sequence[int], state: str, message: str | None = None,
                 sf_id: str | None = None) -> None:
-        conn.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids))).values(
+        """Record the outcome of entries still due; one already finished (by another writer) is left alone."""
+        conn.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids)), t.outbox.c.state.in_(DUE)).values(
             state=state, last_message=message, sf_id=sf_id, updated_at=self.clock.now()))
 
     def _remember(self, conn: Connection, sobject: str, external_id: str, sf_id: str) -> None:
@@ -199,7 +222,7 @@ class OutboxWriter:
 
     def _due(self, kinds: Sequence[str]) -> list:
         with self.store.connect() as conn:
-            return conn.execute(select(t.outbox).where(t.outbox.c.state.in_((OutboxState.NEW, OutboxState.PENDING)),
+            return conn.execute(select(t.outbox).where(t.outbox.c.state.in_(DUE),
                                                        t.outbox.c.kind.in_(list(kinds)))
                                 .order_by(t.outbox.c.id)).all()
 
@@ -213,6 +236,7 @@ class OutboxWriter:
         self._orders(report)
         self._activations(report)
         self._big_objects(report)
+        self.held_back = report.capacity if report.capacity is not None and report.capacity.exceeded else None
         return report
 
     def left(self) -> dict[str, int]:
@@ -279,8 +303,13 @@ class OutboxWriter:
         create_only = {t for t, s in mapping.fields.items() if s.create_only}
         again = []
         for i in range(0, len(items), COLLECTION_SIZE):
-            chunk = items[i:i + COLLECTION_SIZE]
-            self._claim([e.id for item in chunk for e in item.entries])
+            claimed = self._claim([e.id for item in items[i:i + COLLECTION_SIZE] for e in item.entries])
+            # a record whose newest payload is no longer due was written by another writer since this
+            # flush read it: sending what this writer holds would put an older value over a newer one
+            chunk = [_Pending([e for e in item.entries if e.id in claimed], item.values, item.payload, item.creating)
+                     for item in items[i:i + COLLECTION_SIZE] if item.entries[-1].id in claimed]
+            if not chunk:
+                continue
             results = self.client.upsert_collection(sobject, mapping.external_id, [item.payload for item in chunk])
             report.calls += 1
             with self.store.begin() as conn:
@@ -393,6 +422,7 @@ class OutboxWriter:
         index = self.mappings.writing(sobject).index
         templates: list[dict[str, Any]] = []
         owners: list[int] = []
+        line_of = {n: int(json.loads(entry.payload)["line_pk"]) for n, entry in enumerate(due)}
         for n, entry in enumerate(due):
             payload = json.loads(entry.payload)
             current = {str(r["period_start"]) for r in self._arr_values(int(payload["line_pk"]))}
@@ -419,19 +449,45 @@ class OutboxWriter:
             for n, entry in enumerate(due):
                 if n not in failed:
                     self._finish(conn, [entry.id], OutboxState.SUCCESS)
+                    cap.deleted(conn, sobject, line_of[n], owners.count(n))
                     report.add(report.sent, sobject)
                     continue
                 given_up = entry.attempts + 1 >= MAX_BIG_OBJECT_ATTEMPTS
                 self._finish(conn, [entry.id], OutboxState.FAILED if given_up else OutboxState.NEW, failed[n])
                 report.add(report.failed if given_up else report.waiting, sobject)
 
+    def _capacity(self, report: FlushReport) -> bool:
+        """Check that the rows due fit in the org's big objects; False (and recorded) when they do not."""
+        due = [(e.object, int(json.loads(e.payload)["line_pk"])) for e in self._due(("big_object",))]
+        if not due:
+            # rows held back and since given up (`revsync outbox ignore`): status no longer says so
+            with self.store.begin() as conn:
+                if cap.last_exceeded(conn):
+                    cap.record(conn, cap.check(conn, [], self.big_object_capacity), self.clock.now())
+            return True
+        with self.store.begin() as conn:
+            report.capacity = cap.check(conn, due, self.big_object_capacity)
+            cap.record(conn, report.capacity, self.clock.now())
+        if not report.capacity.exceeded:
+            return True
+        log.error("ARR rows held back: the org's big objects cannot hold them",
+                  extra={"held": report.capacity.held, "pending": report.capacity.pending,
+                         "capacity": report.capacity.capacity})
+        for sobject, _ in due:
+            report.add(report.waiting, sobject)
+        return False
+
     def _big_objects(self, report: FlushReport) -> None:
         """ARR rows of the lines due, into each big object by Bulk API 2.0; a failed job is resent whole.
 
-        Rows of an old calendar are deleted first (`regenerate arr`).
+        Rows of an old calendar are deleted first (`regenerate arr`); then, unless the rows due
+        would not fit in the org's big objects (then none is sent), the rows are inserted.
         """
         for sobject in BIG_OBJECTS:
             self._big_object_deletes(report, sobject)
+        if not self._capacity(report):
+            return
+        for sobject in BIG_OBJECTS:
             due = [e for e in self._due(("big_object",)) if e.object == sobject]
             if not due:
                 continue
@@ -477,6 +533,9 @@ class OutboxWriter:
                     self._finish(conn, [e.id for e in entries],
                                  OutboxState.SUCCESS if ok else OutboxState.FAILED if given_up else OutboxState.NEW,
                                  message)
+                    if ok:  # what the org now holds of these lines (connector.capacity)
+                        for e, n in row_entries[start:end]:
+                            cap.wrote(conn, sobject, int(json.loads(e.payload)["line_pk"]), n)
                 report.add(report.sent if ok else report.failed if given_up else report.waiting, sobject,
                            len(entries))
                 start = end

@@ -102,5 +102,16 @@ def test_a_salesforce_period_calendar_is_reported_to_its_last_period(tmp_path):
         assert [(str(y["period_start"]), str(y["period_end"])) for y in years] == [("2023-01-01", "2023-12-30")]
         assert [(m["new_arr"], m["churn_arr"]) for m in moves] == [
             (Decimal("6000.00"), 0), (0, 0), (0, Decimal("-6000.00"))]
+        # an evergreen line's rows stop at the calendar's last period, not at its horizon past it
+        assert calendar.last_day() == dt.date(2023, 12, 30)
+        evergreen = _order("O-2", "USD", "L-2", 1, "2023-11-01", None)
+        evergreen["lines"][0].pop("end")
+        evergreen["lines"][0]["evergreen"] = True
+        _import(engine, _doc([evergreen]), calendar)
+        with engine.connect() as conn:
+            starts = sorted(conn.execute(select(t.arr_rows.c.period_start).join(
+                t.order_lines, t.order_lines.c.pk == t.arr_rows.c.line_pk).where(
+                t.order_lines.c.id == "L-2")).scalars())
+        assert starts and starts[-1] <= dt.date(2023, 12, 30)
     finally:
         engine.dispose()
