@@ -12,7 +12,6 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.text import Text
 
 from connector import capacity
 from connector import chart as chart_module
@@ -23,7 +22,7 @@ from connector.config import Config, StoreConfig, load_config
 from connector.errors import Problem, RevsyncError, ValidationFailed
 from connector.importer import import_document, load_file, parse, read
 from connector.jobs import extend_evergreen, regenerate_arr
-from connector.render import object_to_json, print_rows
+from connector.render import object_to_json, print_error, print_rows
 
 EXIT_ERROR = 1  # something failed; the message says what is left and what to run
 EXIT_INVALID = 2  # bad input or configuration; nothing was changed
@@ -116,30 +115,56 @@ def _as_of(value: dt.datetime | None, ctx: typer.Context) -> dt.date:
 
 
 def _check_known(ctx: typer.Context, command: str, order: list[str] | str | None = None,
-                 customer: str | None = None) -> None:
-    """Exit 2 naming every `--order`/`--customer` id the store does not hold.
+                 customer: str | None = None, owner: str | None = None) -> None:
+    """Exit 2 naming every `--order`/`--customer`/`--owner` value that matches nothing in the store,
+    with the closest known values (or a few of them).
 
-    An unknown id is almost always a typo; an empty report for it would look like "no revenue".
-    A known id with no rows still gives an empty report.
+    An unknown value is almost always a typo; an empty report for it would look like "no revenue".
+    A known one with no rows (in the range asked) still gives an empty report.
     """
+    import difflib
+
     from sqlalchemy import select
 
     from connector.store import schema as t
 
-    asked = [("--order", t.orders.c.id, o) for o in ([order] if isinstance(order, str) else order or [])]
-    if customer is not None:
-        asked.append(("--customer", t.accounts.c.id, customer))
-    if not asked:
+    problems, hints = [], []
+
+    def unknown(option: str, value: str, what: str, known: dict[str, str | None], listing: str) -> None:
+        """`known`: {value to give: a name to show beside it, or None}; the closest values by either."""
+        show = {key: key if name in (None, "", key) else f"{key} ({name})" for key, name in known.items()}
+        by_text = {(name or key).lower(): key for key, name in known.items()} | {key.lower(): key for key in known}
+        close = list(dict.fromkeys(by_text[c] for c in difflib.get_close_matches(
+            value.lower(), list(by_text), n=3, cutoff=0.6)))
+        problems.append(Problem(f"{option} {value}", f"no {what} {value!r} in the store" + (
+            f" (did you mean {', '.join(repr(c) + show[c].removeprefix(c) for c in close)}?)" if close else "")))
+        shown = sorted(show.values())
+        hints.append(f"{listing}: " + (", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+                                      if shown else "none yet"))
+
+    orders = [order] if isinstance(order, str) else order or []
+    if not (orders or customer is not None or owner is not None):
         return
-    problems = []
     with _app(ctx).store.connect() as conn:
-        for option, column, value in asked:
-            if conn.execute(select(column).where(column == value)).first() is None:
-                kind = "order" if option == "--order" else "account"
-                problems.append(Problem(option, f"no {kind} {value!r} in the store"))
+        for value in orders:
+            if conn.execute(select(t.orders.c.id).where(t.orders.c.id == value)).first() is None:
+                known = dict.fromkeys(conn.execute(select(t.orders.c.id).order_by(t.orders.c.seq)).scalars())
+                unknown("--order", value, "order", known, "order ids in the store (case-sensitive; `revsync report order-metrics`)")
+        if customer is not None and conn.execute(
+                select(t.accounts.c.id).where(t.accounts.c.id == customer)).first() is None:
+            known = {a.id: a.name for a in conn.execute(select(t.accounts.c.id, t.accounts.c.name))}
+            unknown("--customer", customer, "account", known, "account ids in the store (case-sensitive; `revsync report accounts`)")
+        if owner is not None:
+            matched = reports.owner_names(conn, owner)
+            if not matched:
+                known = dict.fromkeys(reports.owner_names(conn).values())
+                unknown("--owner", owner, "order owner", known,
+                        "order owners in the store (give a name, one word of it, or a Salesforce User Id)")
+            elif len(set(matched.values())) > 1:
+                err_console.print(f"--owner {owner}: the orders of {', '.join(sorted(set(matched.values())))}",
+                                  markup=False, highlight=False, style="dim")
     if problems:
-        raise ValidationFailed(command, problems, hint="check the id (ids are case-sensitive): "
-                               "`revsync report order-metrics` lists orders, `revsync report accounts` accounts")
+        raise ValidationFailed(command, problems, hint="; ".join(hints))
 
 
 def _check_objects(the_app: App, objects: list[str]) -> None:
@@ -269,7 +294,7 @@ def jobs_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--failed
     _app(ctx).read_only = True
     with _app(ctx).store.connect() as conn:
         rows = reports.jobs(conn, failed_only=failed)
-    print_rows(rows, _fmt(ctx, fmt), title="jobs")
+    print_rows(rows, _fmt(ctx, fmt), title="jobs", header=reports.COLUMNS["jobs"])
 
 
 @jobs_app.command("retry")
@@ -318,11 +343,11 @@ def report_arr_by_period(ctx: typer.Context, order: Annotated[Optional[str], typ
                          owner: Annotated[Optional[str], typer.Option(help="order owner")] = None,
                          fmt: FormatOpt = None) -> None:
     """ARR-by-period rows: one per order line and fiscal month."""
-    _check_known(ctx, "report arr-by-period", order=order, customer=customer)
+    _check_known(ctx, "report arr-by-period", order=order, customer=customer, owner=owner)
     _app(ctx).check_arr_rows_current()
     with _app(ctx).store.connect() as conn:
         rows = reports.arr_by_period(conn, order=order, customer=customer, owner=owner)
-    print_rows(rows, _fmt(ctx, fmt), title="ARR by period")
+    print_rows(rows, _fmt(ctx, fmt), title="ARR by period", header=reports.COLUMNS["arr-by-period"])
 
 
 CurrencyOpt = Annotated[Optional[str], typer.Option("--currency", help="only the orders in this ISO currency "
@@ -349,7 +374,7 @@ def _check_currency(ctx: typer.Context, command: str, currency: str | None) -> s
 def _arr_report(ctx: typer.Context, command: str, by: "By", owner: str | None, customer: str | None,
                 date_from: dt.datetime | None, date_to: dt.datetime | None, currency: str | None, build) -> list:
     _check_range(command, ("--from", date_from), ("--to", date_to), inclusive=True)
-    _check_known(ctx, command, customer=customer)
+    _check_known(ctx, command, customer=customer, owner=owner)
     code = _check_currency(ctx, command, currency)
     the_app = _app(ctx)
     the_app.check_arr_rows_current()
@@ -381,7 +406,10 @@ def report_arr(ctx: typer.Context, by: ByOpt = By.quarter, owner: OwnerOpt = Non
     rows = _arr_report(ctx, "report arr", by, owner, customer, date_from, date_to, currency, reports.arr_summary)
     if chart:
         return chart_module.print_arr(console, rows)
-    print_rows(rows, _fmt(ctx, fmt), title=f"ARR by {by.value}")
+    style = _fmt(ctx, fmt)
+    # CSV: a changes.<category> column for every category, in a fixed order, 0 where there is no change
+    print_rows(reports.every_category(rows) if style == "csv" else rows, style, title=f"ARR by {by.value}",
+               header=reports.COLUMNS["arr"])
 
 
 @report_app.command("arr-movements")
@@ -396,7 +424,8 @@ def report_arr_movements(ctx: typer.Context, by: ByOpt = By.quarter, owner: Owne
         return reports.arr_movements(conn, calendar, per_customer=per_customer, **kw)
 
     rows = _arr_report(ctx, "report arr-movements", by, owner, customer, date_from, date_to, currency, build)
-    print_rows(rows, _fmt(ctx, fmt), title=f"ARR movements by {by.value}")
+    print_rows(rows, _fmt(ctx, fmt), title=f"ARR movements by {by.value}",
+               header=reports.COLUMNS["arr-movements per customer" if per_customer else "arr-movements"])
 
 
 class Kind(str, Enum):
@@ -418,7 +447,8 @@ def report_subscriptions(ctx: typer.Context, as_of: AsOfOpt = None,
     with _app(ctx).store.connect() as conn:
         rows = reports.subscriptions(conn, _as_of(as_of, ctx), customer=customer,
                                      kind=None if kind is Kind.all else kind.value)
-    print_rows(rows, _fmt(ctx, fmt), title="subscriptions" if kind is Kind.subscription else f"items ({kind.value})")
+    print_rows(rows, _fmt(ctx, fmt), title="subscriptions" if kind is Kind.subscription else f"items ({kind.value})",
+               header=reports.COLUMNS["subscriptions"])
 
 
 @report_app.command("accounts")
@@ -426,7 +456,7 @@ def report_accounts(ctx: typer.Context, as_of: AccountsAsOfOpt = None, fmt: Form
     """Accounts with TCV, customer since and ARR as of a day, one row per currency they buy in."""
     with _app(ctx).store.connect() as conn:
         rows = reports.accounts(conn, _as_of(as_of, ctx))
-    print_rows(rows, _fmt(ctx, fmt), title="accounts")
+    print_rows(rows, _fmt(ctx, fmt), title="accounts", header=reports.COLUMNS["accounts"])
 
 
 @report_app.command("credits")
@@ -438,7 +468,8 @@ def report_credits(ctx: typer.Context, customer: CustomerOpt = None,
     _check_known(ctx, "report credits", customer=customer)
     with _app(ctx).store.connect() as conn:
         rows = reports.credits(conn, customer=customer, entries=entries)
-    print_rows(rows, _fmt(ctx, fmt), title="credit entries" if entries else "credit balances")
+    print_rows(rows, _fmt(ctx, fmt), title="credit entries" if entries else "credit balances",
+               header=reports.COLUMNS["credit entries" if entries else "credits"])
 
 
 @report_app.command("order-metrics")
@@ -448,7 +479,7 @@ def report_order_metrics(ctx: typer.Context, order: Annotated[Optional[str], typ
     _check_known(ctx, "report order-metrics", order=order)
     with _app(ctx).store.connect() as conn:
         rows = reports.order_metrics(conn, order=order)
-    print_rows(rows, _fmt(ctx, fmt), title="order metrics")
+    print_rows(rows, _fmt(ctx, fmt), title="order metrics", header=reports.COLUMNS["order-metrics"])
 
 
 @report_app.command("drafts")
@@ -456,7 +487,7 @@ def report_drafts(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     """Draft orders of primary quotes synced from Salesforce ([engine] sync_draft_orders_with_primary_quotes)."""
     with _app(ctx).store.connect() as conn:
         rows = reports.drafts(conn)
-    print_rows(rows, _fmt(ctx, fmt), title="draft orders")
+    print_rows(rows, _fmt(ctx, fmt), title="draft orders", header=reports.COLUMNS["drafts"])
 
 
 @app.command("quarantine")
@@ -469,7 +500,7 @@ def quarantine_cmd(ctx: typer.Context,
     """
     with _app(ctx).store.connect() as conn:
         rows = reports.quarantined(conn, include_released=all_)
-    print_rows(rows, _fmt(ctx, fmt), title="quarantine")
+    print_rows(rows, _fmt(ctx, fmt), title="quarantine", header=reports.COLUMNS["quarantine"])
 
 
 @app.command("status")
@@ -587,7 +618,7 @@ def outbox_list(ctx: typer.Context, failed: Annotated[bool, typer.Option("--fail
     _app(ctx).read_only = True
     with _app(ctx).store.connect() as conn:
         rows = reports.outbox(conn, failed_only=failed)
-    print_rows(rows, _fmt(ctx, fmt), title="outbox")
+    print_rows(rows, _fmt(ctx, fmt), title="outbox", header=reports.COLUMNS["outbox"])
 
 
 @outbox_app.command("retry")
@@ -779,8 +810,7 @@ def main() -> None:
     try:
         app(prog_name="revsync")
     except RevsyncError as exc:
-        # red "error:" on a terminal; plain text in a pipe or a log, and wherever NO_COLOR is set
-        err_console.print(Text("error:", style="red"), Text(str(exc)), highlight=False)
+        print_error(str(exc), console=err_console)  # red "error:" on a terminal, plain elsewhere and with NO_COLOR
         code = getattr(exc, "exit_code", None)  # e.g. StoreError: 2, the store is unusable
         sys.exit(code or (EXIT_INVALID if isinstance(exc, ValidationFailed) else EXIT_ERROR))
 

@@ -33,6 +33,7 @@ from connector.jobs import JobOutcome, JobRunner
 from connector.sources.poll import ChangeBatch, Checkpoint, FirstRead, is_deleted, modstamp
 from connector.store import repository as repo
 from connector.store import schema as t
+from connector.salesforce.ids import salesforce_id_18 as salesforce_id_18  # its home before reports needed it
 from connector.store.schema import DRAFT
 from connector.writers.outbox import enqueue, enqueue_activation
 
@@ -147,6 +148,8 @@ class Ingestor:
             seen = known.get(record_id)
             if seen is not None and stamp <= seen:
                 result.skipped += 1  # already taken in: the window overlap or a re-run
+                if sobject == "Order" and not is_deleted(record):
+                    self._owner_name_of(conn, record, now)  # a backfill fills names of orders taken before
                 continue
             known[record_id] = stamp
             if record_id in ours and record.get("LastModifiedById") == self.own_user_id:
@@ -175,6 +178,15 @@ class Ingestor:
                 if problem:
                     quarantine(conn, sobject, record_id, stamp, problem, now)
                     result.quarantined.append((record_id, problem))
+
+    def _owner_name_of(self, conn: Connection, record: dict[str, Any], now: dt.datetime) -> None:
+        """Keep the owner's name of an order already taken in (its mapping may give it)."""
+        try:
+            values = self.mappings.read("Order", record)
+        except SkippableError:
+            return
+        if values:
+            remember_owner_name(conn, values.get("owner"), values.get("owner_name"), now)
 
     def _parent_of(self, sobject: str, record: dict[str, Any]) -> str | None:
         """The parent Id of a record that does not map, read from its mapping's parent field alone.
@@ -226,6 +238,7 @@ class Ingestor:
 
     def _take_order(self, conn: Connection, values: dict[str, Any]) -> str | None:
         """An order's own values are checked when it is taken in; its lines when it is activated."""
+        remember_owner_name(conn, values.get("owner"), values.get("owner_name"), self.clock.now())
         try:
             order = order_input(values, [], check=False)
         except SkippableError as exc:
@@ -520,34 +533,24 @@ def _held_uses(conn: Connection, order: dict[str, Any], items: Any) -> str:
     return "\n  because " + "; ".join(found) + ": fix it in Salesforce and the order is tried again"
 
 
+def remember_owner_name(conn: Connection, owner: Any, name: Any, now: dt.datetime) -> None:
+    """Keep the name of the Salesforce user `owner` (an Id) for reports; the latest name read wins."""
+    if not owner or not name or str(name).strip() == "":
+        return
+    owner, name = str(owner), str(name).strip()
+    known = conn.execute(select(t.owner_names.c.name).where(t.owner_names.c.id == owner)).scalar()
+    if known == name:
+        return
+    if known is None:
+        conn.execute(insert(t.owner_names).values(id=owner, name=name, updated_at=now))
+    else:
+        conn.execute(update(t.owner_names).where(t.owner_names.c.id == owner).values(name=name, updated_at=now))
+
+
 def resolve_items(items: Sequence[dict[str, Any]], written: dict[str, str]) -> list[dict[str, Any]]:
     """Lines naming a written record by its Salesforce Id name the engine's item instead."""
     return [i | {"subscription": written[str(i["subscription"])]} if str(i.get("subscription")) in written else i
             for i in items]
-
-
-_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
-
-
-def salesforce_id_18(value: str) -> str | None:
-    """The 18-character form of a Salesforce Id (15 or 18 characters), or None for anything else.
-
-    The 15-character form is case-sensitive; the 3 characters added encode which characters of each
-    group of 5 are capitals, as the CASESAFEID() formula function does
-    (https://gammone.com/en/programming/how-to-convert-salesforce-id-from-15-to-18-chars: a0D30000001n7Pi
-    is a0D30000001n7PiEAI). The API returns 18 characters, but a text field filled in by hand may
-    hold the 15 of a Classic URL or a report.
-    """
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        return None
-    if len(value) == 18:
-        return value
-    suffix = ""
-    for chunk in (value[0:5], value[5:10], value[10:15]):
-        bits = sum(1 << n for n, ch in enumerate(chunk) if ch.isupper())
-        suffix += _ID_CHARS[bits]
-    return value + suffix
 
 
 def line_input(item: dict[str, Any]) -> LineInput:

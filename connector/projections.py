@@ -24,8 +24,10 @@ def arr_rows_joined(conn: Connection, *conditions) -> list[dict[str, Any]]:
     query = (select(o.id.label("order"), l.id.label("order_product"), o.account.label("customer"),
                     l.customer_name, o.owner, l.item.label("subscription"), l.product, l.product_name,
                     l.change_category, r.period_start, r.period_end, r.opening_cmrr, r.closing_cmrr,
-                    r.opening_arr, r.closing_arr, l.quantity, o.currency)
-             .select_from(ARR_LINES).where(and_(True, *conditions))
+                    r.opening_arr, r.closing_arr, l.quantity, o.currency,
+                    t.owner_names.c.name.label("owner_name"))
+             .select_from(ARR_LINES.outerjoin(t.owner_names, t.owner_names.c.id == o.owner))
+             .where(and_(True, *conditions))
              .order_by(o.seq, l.seq, r.period_start))
     out = []
     for row in conn.execute(query):
@@ -96,8 +98,10 @@ def accounts(conn: Connection, as_of: dt.date) -> list[dict[str, Any]]:
 
 def arr_rows_of_line(conn: Connection, line_pk: int) -> list[dict[str, Any]]:
     """One line's ARR rows with every field the big objects take (SPEC section 10)."""
-    return [d | {"subscription_number": d["subscription"]}
-            for d in arr_rows_joined(conn, t.arr_rows.c.line_pk == line_pk)]
+    rows = arr_rows_joined(conn, t.arr_rows.c.line_pk == line_pk)
+    for d in rows:
+        del d["owner_name"]  # the big objects take the owner's User Id (`owner`), not its name
+    return [d | {"subscription_number": d["subscription"]} for d in rows]
 
 
 def item_values(conn: Connection, item_ids: list[str], as_of: dt.date) -> list[dict[str, Any]]:

@@ -12,6 +12,15 @@ from typing import Any, Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+
+def print_error(message: str, *, label: str = "error:", console: Console | None = None) -> None:
+    """An error on stderr the way every revsync command prints one: `label` in red on a terminal, plain
+    text in a pipe or a log and wherever NO_COLOR is set; the message never cut nor read as markup."""
+    console = console or Console(stderr=True, soft_wrap=True)
+    console.print(Text(label, style="red"), Text(message), highlight=False)
+    console.file.flush()
 
 
 def _plain(value: Any) -> Any:
@@ -86,8 +95,12 @@ def _table_width(widths: Sequence[int]) -> int:
 
 
 def print_rows(rows: Sequence[dict[str, Any]], fmt: str, *, title: str | None = None,
-               console: Console | None = None, columns: Sequence[str] | None = None) -> None:
+               console: Console | None = None, columns: Sequence[str] | None = None,
+               header: Sequence[str] | None = None) -> None:
     """Print rows in the chosen format.
+
+    `header`: the report's columns, for the CSV header when there are no rows (a CSV file always
+    starts with its header, so a program reading it finds the columns it expects).
 
     A table that fits the terminal (or COLUMNS) is printed as a table; one that does not is printed
     vertically, one record per block (`column  value` lines), so no value (a number, a date) is ever
@@ -98,7 +111,7 @@ def print_rows(rows: Sequence[dict[str, Any]], fmt: str, *, title: str | None = 
         console.file.write(to_json(rows) + "\n")
         return
     if fmt == "csv":
-        console.file.write(to_csv(rows, columns))
+        console.file.write(to_csv(rows, columns or (header if not rows else None)))
         return
     if not rows:
         console.print(f"[dim]{title or 'report'}: no rows[/dim]")

@@ -6,18 +6,22 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, literal, or_, select
 
 from connector.engine.fiscal import FiscalCalendar, FiscalPeriod
 from connector.engine.money import round_money
 from connector.projections import ARR_LINES, arr_rows_joined, committed
 from connector.projections import accounts as accounts  # `report accounts` shows the projection as it is
+from connector.salesforce.ids import salesforce_id_18
 from connector.store import schema as t
 
 ARR_BY_PERIOD_KEYS = ("order", "order_product", "customer", "customer_name", "owner", "subscription",
                       "product", "product_name", "change_category", "period_start", "period_end",
                       "opening_cmrr", "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr",
                       "change_arr", "quantity", "currency")
+#: `report arr-by-period`'s columns: `owner` is the owner's name, `owner_id` its Salesforce User Id
+#: (empty for an order imported from a file, whose owner is a name)
+ARR_BY_PERIOD_REPORT_KEYS = ARR_BY_PERIOD_KEYS[:5] + ("owner_id",) + ARR_BY_PERIOD_KEYS[5:]
 CATEGORIES = ("New Business", "Cross Sell", "Upsell/Expansion", "Downsell/Contraction", "Renewal",
               "Cancel/Churn")
 
@@ -36,14 +40,58 @@ def _filters(order: str | None, customer: str | None, owner: str | None) -> list
     if customer:
         conds.append(t.orders.c.account == customer)
     if owner:
-        conds.append(t.orders.c.owner == owner)
+        conds.append(owner_condition(owner))
     return conds
+
+
+def _is_user_id(value: str | None) -> bool:
+    """A Salesforce User Id (005…, 15 or 18 characters), as Salesforce-origin orders hold their owner."""
+    return bool(value) and value.startswith("005") and salesforce_id_18(value) is not None
+
+
+def _name_matches(column, value: str):
+    """`column` (a name) is `value`, or has it as a whole word: `Chloe` matches `Chloe Ng`. Any case."""
+    wanted = " ".join(value.split()).lower()
+    escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    padded = literal(" ").concat(func.lower(column)).concat(" ")
+    return or_(func.lower(column) == wanted, padded.like(f"% {escaped} %", escape="\\"))
+
+
+def owner_condition(value: str):
+    """Orders owned by `value`: a Salesforce User Id (15 or 18 characters), or a name, whole or one of
+    its words, in any case: the name of a Salesforce user (read with its orders), or the owner an
+    import file gives."""
+    o, n = t.orders.c, t.owner_names.c
+    value = value.strip()
+    if _is_user_id(value):  # Ids are case-sensitive: never matched as a name
+        return o.owner.in_(sorted({value, salesforce_id_18(value)}))
+    return or_(o.owner == value, _name_matches(o.owner, value),
+               o.owner.in_(select(n.id).where(_name_matches(n.name, value)).scalar_subquery()))
+
+
+def owner_names(conn: Connection, value: str | None = None) -> dict[str, str]:
+    """Owners of the store's orders (those `value` matches, when given): {owner as stored: name shown}."""
+    o, n = t.orders.c, t.owner_names.c
+    query = (select(o.owner, n.name).distinct()
+             .select_from(t.orders.outerjoin(t.owner_names, n.id == o.owner)))
+    if value is not None:
+        query = query.where(owner_condition(value))
+    return {owner: name or owner for owner, name in conn.execute(query)}
 
 
 def arr_by_period(conn: Connection, *, order: str | None = None, customer: str | None = None,
                   owner: str | None = None) -> list[dict[str, Any]]:
-    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product."""
-    return [{k: d[k] for k in ARR_BY_PERIOD_KEYS} for d in arr_rows_joined(conn, *_filters(order, customer, owner))]
+    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product.
+
+    `owner` is the owner's name (the User Id until its name has been read), `owner_id` the
+    Salesforce User Id (None for an owner given by name in an import file).
+    """
+    out = []
+    for d in arr_rows_joined(conn, *_filters(order, customer, owner)):
+        d["owner_id"] = d["owner"] if _is_user_id(d["owner"]) else None
+        d["owner"] = d["owner_name"] or d["owner"]
+        out.append({k: d[k] for k in ARR_BY_PERIOD_REPORT_KEYS})
+    return out
 
 
 def _arr_months(conn: Connection, *, customer: str | None, owner: str | None,
@@ -418,3 +466,41 @@ def outbox(conn: Connection, *, failed_only: bool = False, limit: int = 500) -> 
     else:
         query = query.where(o.state != t.OutboxState.SUCCESS)
     return [row._asdict() for row in conn.execute(query)]
+
+
+# -- the columns of each report, for a CSV header when a report has no rows -------------------------
+
+SUMMARY_KEYS = ("period_start", "period_end", "opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr")
+#: `report arr -f csv`: every change category, in this order, whether or not it has data
+ARR_SUMMARY_CSV_COLUMNS = SUMMARY_KEYS + tuple(f"changes.{c}" for c in CATEGORIES)
+COLUMNS = {
+    "arr-by-period": ARR_BY_PERIOD_REPORT_KEYS,
+    "arr": ARR_SUMMARY_CSV_COLUMNS,
+    "arr-movements": ("period_start", "period_end", "currency", "opening_arr", *MOVEMENTS, "closing_arr"),
+    "arr-movements per customer": ("period_start", "period_end", "customer", "currency", "opening_arr",
+                                   *MOVEMENTS, "closing_arr"),
+    "subscriptions": ("subscription", "customer", "product", "start", "end", "quantity", "mrr", "arr", "tcv",
+                      "bill_cycle_day", "status", "kind", "currency"),
+    "accounts": ("account", "name", "tcv", "customer_since", "arr", "currency"),
+    "credits": ("account", "currency", "granted", "drawn", "balance"),
+    "credit entries": ("account", "currency", "entry", "credit", "order", "order_product", "amount",
+                       "line_net_amount", "balance"),
+    "order-metrics": ("order", "order_product", "metric", "amount", "start", "end", "type", "generated_reason"),
+    "drafts": ("order", "account", "quote", "start", "lines", "quantity", "saved"),
+    "jobs": ("id", "order", "kind", "status", "attempts", "error", "updated_at"),
+    "quarantine": ("object", "record_id", "reason", "system_modstamp", "first_seen", "last_seen", "released_at"),
+    "outbox": ("id", "object", "external_id", "kind", "order", "state", "attempts", "last_message", "sf_id",
+               "updated_at"),
+}
+
+
+def every_category(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`report arr` rows with `changes` holding every change category, in CATEGORIES order: a category
+    without data is 0, to the places of the row's other amounts (0.00 in USD, 0 in JPY)."""
+    out = []
+    for row in rows:
+        zero = Decimal(0).quantize(row["opening_cmrr"]) if isinstance(row.get("opening_cmrr"), Decimal) \
+            else Decimal(0)
+        changes = row.get("changes") or {}
+        out.append(row | {"changes": {c: changes.get(c, zero) for c in CATEGORIES}})
+    return out

@@ -16,6 +16,7 @@ from connector.daemon import Daemon
 from connector.errors import FatalError, ValidationFailed
 from connector.ingest import Ingestor
 from connector.jobs import evergreen_daily
+from connector.render import print_error
 from connector.salesforce.client import SalesforceClient
 from connector.sources.poll import PollingSource
 from connector.sync import SyncService
@@ -98,7 +99,7 @@ def run_daemon(app: App, *, once: bool, session=None, summary: bool = False, log
         if not needs_a_person(exc) or isinstance(exc, ValidationFailed):
             raise
         log.error("stopped: Salesforce refused something no wait can fix", extra={"reason": str(exc)})
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(str(exc))
         return EXIT_NEEDS_ACTION
     finally:
         if server is not None:
@@ -156,16 +157,16 @@ def _once_outcome(app: App, result) -> int:
                             .where(t.quarantine.c.released_at.is_(None))).scalar()
     if left or result.unfinished_rounds:
         log.error("changes not yet written back to Salesforce", extra={"left": left})
-        print(f"not done: outbox entries not yet written to Salesforce {left}; run `revsync sync --once` "
-              "again, and see `revsync outbox --failed` for the failed ones", file=sys.stderr)
+        print_error(f"outbox entries not yet written to Salesforce {left}; run `revsync sync --once` again, "
+                    "and see `revsync outbox --failed` for the failed ones", label="not done:")
         return EXIT_LEFT
     if failed_jobs:
-        print(f"not done: {failed_jobs} background job(s) failed, their results are not in Salesforce; "
-              "see `revsync jobs --failed`, then `revsync jobs retry`", file=sys.stderr)
+        print_error(f"{failed_jobs} background job(s) failed, their results are not in Salesforce; "
+                    "see `revsync jobs --failed`, then `revsync jobs retry`", label="not done:")
         return EXIT_JOBS_FAILED
     if held:
-        print(f"not done: {held} Salesforce record(s) are held in the quarantine; see `revsync quarantine` "
-              "for the reasons, fix them in Salesforce, and sync again", file=sys.stderr)
+        print_error(f"{held} Salesforce record(s) are held in the quarantine; see `revsync quarantine` "
+                    "for the reasons, fix them in Salesforce, and sync again", label="not done:")
         return EXIT_HELD
     return 0
 

@@ -188,7 +188,8 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
     with app.store.connect() as conn:
         lines = reports.arr_by_period(conn)
         customers = sorted({(r["customer"], r["customer_name"] or "") for r in lines})
-        owners = sorted({r["owner"] for r in lines if r["owner"]})
+        # (value to filter by: the User Id, or the name an import file gave; the name shown)
+        owners = sorted({(r["owner_id"] or r["owner"], r["owner"]) for r in lines if r["owner"]}, key=lambda o: o[::-1])
         calendar = _calendar(app)
         problem = None
         rows: list[dict[str, Any]] = []
@@ -210,12 +211,13 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
     by_options = "".join(f'<option{" selected" if b == by else ""}>{b}</option>' for b in ("month", "quarter", "year"))
     form = (f'<form method="get" action="/console/arr">By <select name="by" id="filter-by">{by_options}</select> '
             + options("customer", [(c, f"{n} ({c})" if n else c) for c, n in customers], customer) + " "
-            + options("owner", [(o, o) for o in owners], owner)
+            + options("owner", owners, owner)
             + f' from <input type="date" name="from" id="filter-from" value="{esc(dates["from"] or "")}">'
             + f' to <input type="date" name="to" id="filter-to" value="{esc(dates["to"] or "")}">'
             + ' <button type="submit">Show</button></form>')
     scope = " · ".join(x for x in (f"customer {esc(customer)}" if customer else "",
-                                   f"owner {esc(owner)}" if owner else "") if x) or "all customers and owners"
+                                   f"owner {esc(dict(owners).get(owner, owner))}" if owner else "") if x) \
+        or "all customers and owners"
     if dates["from"] or dates["to"]:
         scope += f", {esc(dates['from'] or 'the first period')} to {esc(dates['to'] or 'the last period')}"
     body = form + f"<p class=muted id=arr-scope>By {esc(by)}, {scope}.</p>"
@@ -245,7 +247,7 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
         links.append(f'<a href="/console/arr?{esc(urlencode({"by": by, "customer": c}))}">{esc(n or c)}</a>')
     body += "<h2>Per customer</h2><p id=per-customer>" + " · ".join(links) + "</p>"
     body += "<h2>Per owner</h2><p id=per-owner>" + " · ".join(
-        f'<a href="/console/arr?{esc(urlencode({"by": by, "owner": o}))}">{esc(o)}</a>' for o in owners) + "</p>"
+        f'<a href="/console/arr?{esc(urlencode({"by": by, "owner": o}))}">{esc(name)}</a>' for o, name in owners) + "</p>"
     return "200 OK", layout("ARR by period", body, "arr")
 
 

@@ -84,9 +84,10 @@ READ_RECORDS: dict[str, EngineRecord] = {r.name: r for r in (
                  "a catalogue product"),
     EngineRecord("OrderInput", _from_dataclass(
         model.OrderInput, exclude=("lines",), status="string", start="date", opportunity="string",
-        quote="string", number="string", name="string"),
+        quote="string", number="string", name="string", owner_name="string"),
         frozenset({"id", "account", "status", "start"}),
-        "an order; `status` decides activation, `start` stands in for `booked_on` when that is blank"),
+        "an order; `status` decides activation, `start` stands in for `booked_on` when that is blank; "
+        "`owner_name` is the name reports show for the owner"),
     EngineRecord("LineInput", _from_dataclass(
         model.LineInput, order="string", quote="string", line_number="string", subscription="string",
         product_name="string", quote_line="string"),

@@ -29,3 +29,27 @@ def org_key(org_id: str) -> str:
         raise ValueError(f"{org_id!r} has a wrong checksum (its last 3 characters); "
                          "copy it again from Setup → Company Information")
     return value[:15]
+
+
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+
+
+def salesforce_id_18(value: str) -> str | None:
+    """The 18-character form of a Salesforce Id (15 or 18 characters), or None for anything else.
+
+    The 15-character form is case-sensitive; the 3 characters added encode which characters of each
+    group of 5 are capitals, as the CASESAFEID() formula function does
+    (https://gammone.com/en/programming/how-to-convert-salesforce-id-from-15-to-18-chars: a0D30000001n7Pi
+    is a0D30000001n7PiEAI). The API returns 18 characters, but a text field filled in by hand may
+    hold the 15 of a Classic URL or a report.
+    """
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        return None
+    if len(value) == 18:
+        return value
+    suffix = ""
+    for chunk in (value[0:5], value[5:10], value[10:15]):
+        bits = sum(1 << n for n, ch in enumerate(chunk) if ch.isupper())
+        suffix += _ID_CHARS[bits]
+    return value + suffix

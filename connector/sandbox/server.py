@@ -112,7 +112,9 @@ def _port(text: str) -> int:
 
 
 def _fail(code: int, message: str, hint: str) -> int:
-    print(f"error: revsync sandbox serve: {message}\n  → {hint}", file=sys.stderr, flush=True)
+    from connector.render import print_error  # red "error:" on a terminal, as every revsync command's
+
+    print_error(f"revsync sandbox serve: {message}\n  → {hint}")
     return code
 
 

@@ -259,6 +259,15 @@ quarantine = Table(
     PrimaryKeyConstraint("object", "record_id"),
 )
 
+# The name of each Salesforce user that owns an order (orders keep the User Id, which is written
+# back): read with the orders (`owner_name`, `Owner.Name` in mappings/Order.toml), the latest wins.
+owner_names = Table(
+    "owner_names", metadata,
+    Column("id", String(18), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 fiscal_periods = Table(
     "fiscal_periods", metadata,
     Column("id", String(18), primary_key=True),

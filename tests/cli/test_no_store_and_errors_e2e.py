@@ -49,3 +49,17 @@ def test_errors_red_on_a_terminal_plain_otherwise(tmp_path):
     assert "\x1b[" not in plain.stderr
     assert coloured.stderr.startswith("\x1b[31merror:\x1b[0m no store yet"), repr(coloured.stderr[:40])
     assert "\x1b[" not in no_color.stderr and no_color.stderr.startswith("error: no store yet")
+
+
+def test_sandbox_serve_errors_are_coloured_like_the_others(tmp_path):
+    args = ("sandbox", "serve", "--seed", str(tmp_path / "none.json"), "--port", "0", "--ca-out", str(tmp_path / "ca.pem"))
+    plain, coloured, no_color = run_all([Call(tmp_path, args),
+                                         Call(tmp_path, args, {"FORCE_COLOR": "1", "TERM": "xterm"}),
+                                         Call(tmp_path, args, {"FORCE_COLOR": "1", "TERM": "xterm", "NO_COLOR": "1"})])
+    for result in (plain, coloured, no_color):
+        assert result.code == 2, result.stderr
+        assert "none.json: no such file" in result.stderr and "→ give the path of a JSON seed file" in result.stderr
+    assert plain.stderr.startswith("error: revsync sandbox serve: --seed ") and "\x1b[" not in plain.stderr
+    assert coloured.stderr.startswith("\x1b[31merror:\x1b[0m revsync sandbox serve: --seed "), repr(coloured.stderr[:40])
+    assert no_color.stderr == plain.stderr
+    assert not (tmp_path / "ca.pem").exists()

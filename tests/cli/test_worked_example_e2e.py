@@ -13,8 +13,8 @@ from cli_support import (
 
 pytestmark = pytest.mark.slow
 
-ARR_BY_PERIOD_KEYS = ["order", "order_product", "customer", "customer_name", "owner", "subscription", "product",
-                      "product_name", "change_category", "period_start", "period_end", "opening_cmrr",
+ARR_BY_PERIOD_KEYS = ["order", "order_product", "customer", "customer_name", "owner", "owner_id", "subscription",
+                      "product", "product_name", "change_category", "period_start", "period_end", "opening_cmrr",
                       "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr", "change_arr", "quantity",
                       "currency"]
 ARR_KEYS = ["period_start", "period_end", "opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr", "changes"]

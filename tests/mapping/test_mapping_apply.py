@@ -177,11 +177,13 @@ def test_product_picklists(shipped, record):
 
 def test_order_booking_date_is_the_utc_day_of_activation(shipped):
     record = {"Id": "801000000000001AAA", "OrderNumber": "00000100", "AccountId": "001000000000001AAA",
-              "OwnerId": USER, "OpportunityId": None, "QuoteId": None, "Status": "Activated",
+              "OwnerId": USER, "Owner": {"attributes": {"type": "User"}, "Name": "Chloe Ng"},
+              "OpportunityId": None, "QuoteId": None, "Status": "Activated",
               "EffectiveDate": "2023-01-15", "ActivatedDate": "2023-01-01T23:30:00.000-0200"}
     values = shipped.read("Order", record)
     assert values["booked_on"] == dt.date(2023, 1, 2) and values["start"] == dt.date(2023, 1, 15)
     assert values["currency"] == "USD" and values["status"] == "Activated"
+    assert values["owner"] == USER and values["owner_name"] == "Chloe Ng"
 
 
 # -- writing ---------------------------------------------------------------------------------

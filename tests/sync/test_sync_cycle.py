@@ -40,8 +40,9 @@ def test_first_cycle_gives_the_worked_example(synced):
     assert len(o1) == 13 and o1[0][1:] == (0, 1000) and o1[-1] == (dt.date(2024, 1, 1), 1000, 0)
     assert [x[1:] for x in o2] == [(0, 2000), (2000, 2000), (2000, 0)]
     assert o3[0] == (dt.date(2023, 4, 1), 0, 600) and o3[-1] == (dt.date(2024, 1, 1), 600, 0)
-    # Owner is the Salesforce User, customer the Account, subscription the line that started it.
-    assert {r["owner"] for r in rows} == {c.refs["chloe"]}
+    # Owner is the Salesforce User (its name, and its Id), customer the Account, subscription the line
+    # that started it.
+    assert {(r["owner"], r["owner_id"]) for r in rows} == {("Chloe Ng", c.refs["chloe"])}
     assert {r["customer"] for r in rows} == {c.refs["a"], c.refs["b"]}
     assert {r["subscription"] for r in rows if r["order_product"] == c.refs["op003"]} == {c.refs["op001"]}
     assert {r["change_category"] for r in rows if r["order_product"] == c.refs["op003"]} == {"Upsell/Expansion"}

@@ -1,7 +1,7 @@
 """account metrics per currency: an account's TCV in each currency it buys in
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 
 `accounts.tcv` added every line's TCV whatever its currency; `account_metrics` keeps one TCV per
 (account, currency). Existing stores are filled from the stored lines (an account's TCV is the
