@@ -51,7 +51,7 @@ class App:
         if self.config.fiscal.source == "salesforce":
             from connector.ingest import StoreCalendar
 
-            return StoreCalendar(self.store)
+            return StoreCalendar(self.store, self.config.fiscal.year_named_by)
         return self.config.fiscal_calendar()
 
     def refresh_calendar(self) -> None:

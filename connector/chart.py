@@ -6,10 +6,10 @@ bar (a bar is a picture, the number is the figure).
 
 Reuse: `trend()` and `waterfall()` take plain (label, amount) pairs; `arr_chart()` (and
 `print_arr()`, which sizes it to a rich Console) adapts the rows of `revsync report arr`
-(period_start, period_end, opening_arr, closing_arr, changes by category in CMRR). A report with
-the same keys (such as `report arr-movements`) calls `print_arr(console, rows)` as it is; one with
-other keys builds the pairs and calls `trend()` and `waterfall()`. The web console draws the same
-movements (`arr_movements()`) as SVG.
+(period_start, period_end, period_label, opening_arr, closing_arr, changes by category in CMRR);
+`movements_chart()` (and `print_movements()`) those of `revsync report arr-movements` (opening,
+the six movements, closing). Another report builds the pairs and calls `trend()` and
+`waterfall()`. The web console draws the same movements (`arr_movements()`) as SVG.
 """
 from __future__ import annotations
 
@@ -126,28 +126,76 @@ def arr_movements(rows: Sequence[dict[str, Any]], categories: Iterable[str] | No
     return opening, steps, closing
 
 
+def _period(row: dict[str, Any], key: str = "period_start") -> str:
+    """A period as a chart names it: its label beside the date (`FY2023 Q1 2023-01-01`)."""
+    label = row.get("period_label")
+    return f"{label} {row[key]}" if label else str(row[key])
+
+
+def _ends(rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """The waterfall's first and last bars: the first period's opening, the last one's closing."""
+    last = rows[-1]
+    return f"Opening {_period(rows[0])}", f"Closing {_period(last, 'period_end' if 'period_end' in last else 'period_start')}"
+
+
 def arr_chart(rows: Sequence[dict[str, Any]], *, width: int = 80, color: bool = False,
               categories: Iterable[str] | None = None) -> str:
     """The ARR trend (closing ARR per period) and the waterfall from the first opening to the last
-    closing (`arr_movements`), for `report arr` rows (period_start, period_end, opening_arr,
-    closing_arr, changes)."""
+    closing (`arr_movements`), for `report arr` rows (period_start, period_end, period_label,
+    opening_arr, closing_arr, changes)."""
     if not rows:
         return "No ARR rows to chart.\n"
-    points = [(str(r["period_start"]), Decimal(r["closing_arr"])) for r in rows]
+    points = [(_period(r), Decimal(r["closing_arr"])) for r in rows]
     out = trend(points, width=width, title="Closing ARR per period", color=color)
     opening, steps, closing = arr_movements(rows, categories)
-    first, last = rows[0]["period_start"], rows[-1].get("period_end", rows[-1]["period_start"])
-    out += "\n" + waterfall((f"Opening {first}", opening), steps, (f"Closing {last}", closing), width=width,
+    first, last = _ends(rows)
+    out += "\n" + waterfall((first, opening), steps, (last, closing), width=width,
                             title="ARR movements (change in CMRR × 12)", color=color)
     return out
 
 
-def print_arr(console, rows: Sequence[dict[str, Any]]) -> None:
-    """Write `arr_chart` of `rows` to a rich Console: its width (at most 120), colour only on a
+#: `report arr-movements` keys and their names in the chart, in the report's order
+MOVEMENT_STEPS = (("new_arr", "New"), ("expansion_arr", "Expansion"), ("contraction_arr", "Contraction"),
+                  ("churn_arr", "Churn"), ("reactivation_arr", "Reactivation"),
+                  ("renewal_boundary_arr", "Renewal boundary"))
+
+
+def movements_chart(rows: Sequence[dict[str, Any]], *, width: int = 80, color: bool = False) -> str:
+    """The ARR trend and the movement waterfall for `report arr-movements` rows (totals, one row a
+    period): the first period's opening, each movement summed over the periods (every movement,
+    in the report's order, 0.00 included), the last period's closing. Opening + movements = closing
+    exactly (the report's own property), so no step is left over."""
+    if not rows:
+        return "No ARR movements to chart.\n"
+    points = [(_period(r), Decimal(r["closing_arr"])) for r in rows]
+    out = trend(points, width=width, title="Closing ARR per period", color=color)
+    steps = [(name, sum((Decimal(r[key]) for r in rows), Decimal(0))) for key, name in MOVEMENT_STEPS]
+    first, last = _ends(rows)
+    out += "\n" + waterfall((first, Decimal(rows[0]["opening_arr"])), steps, (last, Decimal(rows[-1]["closing_arr"])),
+                            width=width, title="ARR movements", color=color)
+    return out
+
+
+def _fit(console) -> tuple[int, bool]:
+    """A rich Console's width for a chart (40 to 120 columns), and whether to colour: only on a
     terminal and without NO_COLOR."""
+    return max(40, min(console.width, 120)), console.is_terminal and not console.no_color
+
+
+def _write(console, text: str) -> None:
+    console.file.write(text)
+    console.file.flush()
+
+
+def print_arr(console, rows: Sequence[dict[str, Any]]) -> None:
+    """Write `arr_chart` of `report arr` rows to a rich Console, sized and coloured by `_fit`."""
     from connector.reports import CATEGORIES
 
-    width = max(40, min(console.width, 120))
-    color = console.is_terminal and not console.no_color
-    console.file.write(arr_chart(rows, width=width, color=color, categories=CATEGORIES))
-    console.file.flush()
+    width, color = _fit(console)
+    _write(console, arr_chart(rows, width=width, color=color, categories=CATEGORIES))
+
+
+def print_movements(console, rows: Sequence[dict[str, Any]]) -> None:
+    """Write `movements_chart` of `report arr-movements` rows to a rich Console, sized and coloured by `_fit`."""
+    width, color = _fit(console)
+    _write(console, movements_chart(rows, width=width, color=color))

@@ -346,7 +346,8 @@ def report_arr_by_period(ctx: typer.Context, order: Annotated[Optional[str], typ
     _check_known(ctx, "report arr-by-period", order=order, customer=customer, owner=owner)
     _app(ctx).check_arr_rows_current()
     with _app(ctx).store.connect() as conn:
-        rows = reports.arr_by_period(conn, order=order, customer=customer, owner=owner)
+        rows = reports.arr_by_period(conn, order=order, customer=customer, owner=owner,
+                                     calendar=_app(ctx).calendar)
     print_rows(rows, _fmt(ctx, fmt), title="ARR by period", header=reports.COLUMNS["arr-by-period"])
 
 
@@ -418,12 +419,21 @@ def report_arr_movements(ctx: typer.Context, by: ByOpt = By.quarter, owner: Owne
                          currency: CurrencyOpt = None,
                          per_customer: Annotated[bool, typer.Option("--per-customer",
                                                                     help="one row per customer and period")] = False,
-                         fmt: FormatOpt = None) -> None:
+                         fmt: FormatOpt = None,
+                         chart: Annotated[bool, typer.Option("--chart", help="draw the ARR trend and the movement "
+                                                                             "waterfall")] = False) -> None:
     """Opening ARR, new, expansion, contraction, churn, reactivation and closing ARR per period."""
+    if chart and per_customer:
+        raise ValidationFailed("report arr-movements", [Problem("--chart --per-customer", "the chart draws "
+                                                                "the totals of every customer shown")],
+                               hint="drop --per-customer, or chart one customer with --customer")
+
     def build(conn, calendar, **kw):
         return reports.arr_movements(conn, calendar, per_customer=per_customer, **kw)
 
     rows = _arr_report(ctx, "report arr-movements", by, owner, customer, date_from, date_to, currency, build)
+    if chart:
+        return chart_module.print_movements(console, rows)
     print_rows(rows, _fmt(ctx, fmt), title=f"ARR movements by {by.value}",
                header=reports.COLUMNS["arr-movements per customer" if per_customer else "arr-movements"])
 
@@ -770,7 +780,7 @@ def demo(fmt: FormatOpt = None,
         document["worked_example"].update(orders_activated=len(result.activated),
                                           background_jobs_done=sum(j.ok for j in result.jobs))
         with the_app.store.connect() as conn:
-            rows = reports.arr_by_period(conn)
+            rows = reports.arr_by_period(conn, calendar=the_app.calendar)
             quarters = reports.arr_summary(conn, the_app.calendar, by="quarter", owner="Chloe",
                                            start=dt.date(2023, 1, 1), end=dt.date(2023, 12, 31))
             subs = reports.subscriptions(conn, dt.date(2023, 4, 1))
@@ -781,7 +791,7 @@ def demo(fmt: FormatOpt = None,
         else:
             print_rows(rows, style, title="ARR by period (every order line × fiscal month)",
                        columns=["order", "order_product", "customer", "owner", "subscription",
-                                "change_category", "period_start", "period_end", "opening_cmrr",
+                                "change_category", "period_start", "period_end", "period_label", "opening_cmrr",
                                 "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr"]
                        if style == "table" else None)
             print_rows(quarters, style, title="Chloe's quarters of fiscal 2023")

@@ -64,6 +64,9 @@ class FiscalConfig(_Section):
     source: Literal["config", "salesforce"] = "config"
     start_month: int = Field(default=1, ge=1, le=12)
     periods_file: str | None = None
+    #: how reports name a fiscal year (FY2024): by the calendar year it ends in, or starts in.
+    #: Only names change; a periods file's `fiscal_year` column and Salesforce's labels name their own.
+    year_named_by: Literal["end", "start"] = "end"
 
 
 class EngineConfig(_Section):
@@ -136,15 +139,15 @@ class Config(_Section):
     def fiscal_calendar(self) -> FiscalCalendar:
         """The fiscal calendar this configuration describes."""
         if self.fiscal.periods_file is None:
-            return StandardFiscalCalendar(self.fiscal.start_month)
-        return load_periods_file(self.base_dir / self.fiscal.periods_file)
+            return StandardFiscalCalendar(self.fiscal.start_month, self.fiscal.year_named_by)
+        return load_periods_file(self.base_dir / self.fiscal.periods_file, self.fiscal.year_named_by)
 
     def store_url(self) -> str:
         """The store URL, with a relative SQLite path taken from the working directory."""
         return self.store.url
 
 
-def load_periods_file(path: Path) -> ExplicitFiscalCalendar:
+def load_periods_file(path: Path, year_named_by: str = "end") -> ExplicitFiscalCalendar:
     """Read a CSV of fiscal month periods: `start,end` (inclusive), optional `fiscal_year,quarter`."""
     problems: list[Problem] = []
     rows = []
@@ -178,7 +181,7 @@ def load_periods_file(path: Path) -> ExplicitFiscalCalendar:
                           hint="save the periods file as UTF-8") from None
     try:
         # the rows that could be read are checked too, so a bad row does not hide a gap or overlap
-        calendar = ExplicitFiscalCalendar.from_rows(rows, source=str(path))
+        calendar = ExplicitFiscalCalendar.from_rows(rows, source=str(path), year_named_by=year_named_by)
     except FiscalCalendarError as exc:
         problems.append(Problem(str(path), str(exc).removeprefix(f"{path}: ")))
     if problems:

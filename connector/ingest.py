@@ -283,7 +283,7 @@ class Ingestor:
         conn.execute(delete(t.fiscal_periods).where(t.fiscal_periods.c.id == values["id"]))
         conn.execute(insert(t.fiscal_periods).values(
             id=values["id"], start=values["start"], end=values["end"],
-            fiscal_year=values.get("fiscal_year"), quarter=values.get("quarter")))
+            fiscal_year=values.get("fiscal_year"), quarter=values.get("quarter"), label=values.get("label")))
         return None
 
     # -- orders from won opportunities (orgs without automation of their own) ------------------
@@ -679,8 +679,9 @@ class StoreCalendar(FiscalCalendar):
     arrive, using it is an error that says so, never a silent fallback.
     """
 
-    def __init__(self, store: Engine):
+    def __init__(self, store: Engine, year_named_by: str = "end"):
         self.store = store
+        self.year_named_by = year_named_by
         self._calendar: ExplicitFiscalCalendar | None = None
 
     def refresh(self) -> None:
@@ -688,8 +689,11 @@ class StoreCalendar(FiscalCalendar):
 
     def _get(self) -> ExplicitFiscalCalendar:
         if self._calendar is None:
-            self._calendar = salesforce_calendar(self.store)
+            self._calendar = salesforce_calendar(self.store, self.year_named_by)
         return self._calendar
+
+    def label(self, period, by):
+        return self._get().label(period, by)
 
     def periods_touching(self, start, end_excl):
         return self._get().periods_touching(start, end_excl)
@@ -713,12 +717,13 @@ class StoreCalendar(FiscalCalendar):
         return self._get().group_end(period, by)
 
 
-def salesforce_calendar(store: Engine) -> ExplicitFiscalCalendar:
-    """The fiscal calendar from Salesforce's monthly Period records taken in."""
+def salesforce_calendar(store: Engine, year_named_by: str = "end") -> ExplicitFiscalCalendar:
+    """The fiscal calendar from Salesforce's monthly Period records taken in, with their labels
+    (FullyQualifiedLabel, e.g. "January FY2023": a month's name, and its fiscal year's)."""
     with store.connect() as conn:
-        rows = [(r.start, r.end, r.fiscal_year, r.quarter) for r in conn.execute(select(t.fiscal_periods))]
+        rows = [(r.start, r.end, r.fiscal_year, r.quarter, r.label) for r in conn.execute(select(t.fiscal_periods))]
     if not rows:
         raise FiscalCalendarError("no fiscal periods have been read from Salesforce yet",
                                   hint="check that the org defines fiscal periods (Setup → Fiscal Year) "
                                        "and that Period is in [sync] objects")
-    return ExplicitFiscalCalendar.from_rows(rows, source="Salesforce Period records")
+    return ExplicitFiscalCalendar.from_rows(rows, source="Salesforce Period records", year_named_by=year_named_by)

@@ -17,7 +17,7 @@ from connector.store import schema as t
 
 ARR_BY_PERIOD_KEYS = ("order", "order_product", "customer", "customer_name", "owner", "subscription",
                       "product", "product_name", "change_category", "period_start", "period_end",
-                      "opening_cmrr", "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr",
+                      "period_label", "opening_cmrr", "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr",
                       "change_arr", "quantity", "currency")
 #: `report arr-by-period`'s columns: `owner` is the owner's name, `owner_id` its Salesforce User Id
 #: (empty for an order imported from a file, whose owner is a name)
@@ -80,14 +80,20 @@ def owner_names(conn: Connection, value: str | None = None) -> dict[str, str]:
 
 
 def arr_by_period(conn: Connection, *, order: str | None = None, customer: str | None = None,
-                  owner: str | None = None) -> list[dict[str, Any]]:
-    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product.
+                  owner: str | None = None, calendar: FiscalCalendar | None = None) -> list[dict[str, Any]]:
+    """Every ARR-by-period row, with its line's order, customer, owner, subscription and product, and
+    the fiscal month's label (`period_label`, from `calendar`; None without one).
 
     `owner` is the owner's name (the User Id until its name has been read), `owner_id` the
     Salesforce User Id (None for an owner given by name in an import file).
     """
     out = []
+    labels: dict[dt.date, str] = {}
     for d in arr_rows_joined(conn, *_filters(order, customer, owner)):
+        start = d["period_start"]
+        if calendar is not None and start not in labels:
+            labels[start] = calendar.label(calendar.period_of(start), "month")
+        d["period_label"] = labels.get(start)
         d["owner_id"] = d["owner"] if _is_user_id(d["owner"]) else None
         d["owner"] = d["owner_name"] or d["owner"]
         out.append({k: d[k] for k in ARR_BY_PERIOD_REPORT_KEYS})
@@ -136,7 +142,8 @@ def arr_summary(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarte
                 customer: str | None = None, owner: str | None = None,
                 start: dt.date | None = None, end: dt.date | None = None,
                 currency: str | None = None) -> list[dict[str, Any]]:
-    """Opening and closing CMRR/ARR per fiscal month, quarter or year, and change by category.
+    """Opening and closing CMRR/ARR per fiscal month, quarter or year (named by `period_label`: FY2023
+    Q1), in one currency (`currency`), and change by category.
 
     A group's opening is the opening of its first month, its closing that of its last month;
     `changes` sums change in CMRR over every month of the group, per change category. With
@@ -158,6 +165,7 @@ def arr_summary(conn: Connection, calendar: FiscalCalendar, *, by: str = "quarte
             for category, amount in months.get(p.start, zero)["changes"].items():
                 changes[category] = changes.get(category, Decimal(0)) + amount
         out.append({"period_start": group.start, "period_end": group_end.end,
+                    "period_label": calendar.label(group, by), "currency": currency,
                     "opening_cmrr": round_money(opening["opening_cmrr"], currency),
                     "closing_cmrr": round_money(closing["closing_cmrr"], currency),
                     "opening_arr": round_money(opening["opening_arr"], currency),
@@ -272,7 +280,7 @@ def arr_movements(conn: Connection, calendar: FiscalCalendar, *, by: str = "quar
                     acc[kind] += after - before
     out = []
     for gi, (group, group_end) in enumerate(groups):
-        head = {"period_start": group.start, "period_end": group_end.end}
+        head = {"period_start": group.start, "period_end": group_end.end, "period_label": calendar.label(group, by)}
         if per_customer:
             for c in sorted(by_customer):
                 acc = sums.get((gi, c))
@@ -470,14 +478,16 @@ def outbox(conn: Connection, *, failed_only: bool = False, limit: int = 500) -> 
 
 # -- the columns of each report, for a CSV header when a report has no rows -------------------------
 
-SUMMARY_KEYS = ("period_start", "period_end", "opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr")
+SUMMARY_KEYS = ("period_start", "period_end", "period_label", "currency", "opening_cmrr", "closing_cmrr",
+                "opening_arr", "closing_arr")
 #: `report arr -f csv`: every change category, in this order, whether or not it has data
 ARR_SUMMARY_CSV_COLUMNS = SUMMARY_KEYS + tuple(f"changes.{c}" for c in CATEGORIES)
 COLUMNS = {
     "arr-by-period": ARR_BY_PERIOD_REPORT_KEYS,
     "arr": ARR_SUMMARY_CSV_COLUMNS,
-    "arr-movements": ("period_start", "period_end", "currency", "opening_arr", *MOVEMENTS, "closing_arr"),
-    "arr-movements per customer": ("period_start", "period_end", "customer", "currency", "opening_arr",
+    "arr-movements": ("period_start", "period_end", "period_label", "currency", "opening_arr", *MOVEMENTS,
+                      "closing_arr"),
+    "arr-movements per customer": ("period_start", "period_end", "period_label", "customer", "currency", "opening_arr",
                                    *MOVEMENTS, "closing_arr"),
     "subscriptions": ("subscription", "customer", "product", "start", "end", "quantity", "mrr", "arr", "tcv",
                       "bill_cycle_day", "status", "kind", "currency"),

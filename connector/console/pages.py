@@ -169,10 +169,26 @@ def _calendar(app):
     return calendar_from_store(app.store)
 
 
+def _currencies(lines: Sequence[dict[str, Any]]) -> list[str]:
+    """The currencies of the ARR rows, the one most order lines are in first (then by code): the
+    page's default, figures in different currencies being never added."""
+    count: dict[str, int] = {}
+    for line in {(r["order_product"], r["currency"]) for r in lines}:
+        count[line[1]] = count.get(line[1], 0) + 1
+    return sorted(count, key=lambda c: (-count[c], c))
+
+
+def _currency_select(currencies: list[str], chosen: str | None) -> str:
+    opts = "".join(f'<option value="{esc(c)}"{" selected" if c == chosen else ""}>{esc(c)}</option>'
+                   for c in currencies)
+    return f'in <select name="currency" id="filter-currency">{opts}</select>'
+
+
 def arr(app, params: dict[str, str]) -> tuple[str, str]:
     by = params.get("by", "quarter")
     customer = params.get("customer") or None
     owner = params.get("owner") or None
+    asked_currency = (params.get("currency") or "").strip().upper() or None
     if by not in ("month", "quarter", "year"):
         return "400 Bad Request", layout("ARR", f"<p class=bad>by={esc(by)}: give month, quarter or year.</p>", "arr")
     dates: dict[str, dt.date | None] = {}
@@ -190,16 +206,23 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
         customers = sorted({(r["customer"], r["customer_name"] or "") for r in lines})
         # (value to filter by: the User Id, or the name an import file gave; the name shown)
         owners = sorted({(r["owner_id"] or r["owner"], r["owner"]) for r in lines if r["owner"]}, key=lambda o: o[::-1])
+        # the currencies of the rows shown: a customer's own, when one is chosen
+        currencies = _currencies([r for r in lines if (customer is None or r["customer"] == customer)
+                                  and (owner is None or (r["owner_id"] or r["owner"]) == owner)] or lines)
+        currency = asked_currency or (currencies[0] if currencies else None)
         calendar = _calendar(app)
         problem = None
         rows: list[dict[str, Any]] = []
-        if calendar is None:
+        if asked_currency and asked_currency not in currencies:
+            problem = (f"No ARR row is in {asked_currency}; the rows are in "
+                       f"{', '.join(currencies) or 'no currency yet'}.")
+        elif calendar is None:
             problem = ("The fiscal calendar is not known here: run `revsync console` with the configuration, "
                        "or give the daemon's server the calendar.")
         else:
             try:
                 rows = reports.arr_summary(conn, calendar, by=by, customer=customer, owner=owner,
-                                           start=dates["from"], end=dates["to"])
+                                           start=dates["from"], end=dates["to"], currency=currency)
             except ValueError as exc:
                 problem = str(exc)
 
@@ -211,7 +234,8 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
     by_options = "".join(f'<option{" selected" if b == by else ""}>{b}</option>' for b in ("month", "quarter", "year"))
     form = (f'<form method="get" action="/console/arr">By <select name="by" id="filter-by">{by_options}</select> '
             + options("customer", [(c, f"{n} ({c})" if n else c) for c, n in customers], customer) + " "
-            + options("owner", owners, owner)
+            + options("owner", owners, owner) + " "
+            + _currency_select(currencies, currency)
             + f' from <input type="date" name="from" id="filter-from" value="{esc(dates["from"] or "")}">'
             + f' to <input type="date" name="to" id="filter-to" value="{esc(dates["to"] or "")}">'
             + ' <button type="submit">Show</button></form>')
@@ -220,34 +244,44 @@ def arr(app, params: dict[str, str]) -> tuple[str, str]:
         or "all customers and owners"
     if dates["from"] or dates["to"]:
         scope += f", {esc(dates['from'] or 'the first period')} to {esc(dates['to'] or 'the last period')}"
+    if currency:
+        scope += f"; amounts in <b id=arr-currency>{esc(currency)}</b>"
+        if len(currencies) > 1:
+            scope += (" (the orders are in " + ", ".join(esc(c) for c in currencies)
+                      + ": figures in different currencies are never added)")
     body = form + f"<p class=muted id=arr-scope>By {esc(by)}, {scope}.</p>"
     if problem:
         return "200 OK", layout("ARR by period", body + f"<p class=bad id=arr-problem>{esc(problem)}</p>", "arr")
     if not rows:
         return "200 OK", layout("ARR by period", body + '<p class=muted id="arr-empty">No ARR rows.</p>', "arr")
     body += bar_chart([(r["period_start"].isoformat(), r["closing_arr"]) for r in rows],
-                      title="Closing ARR per period")
+                      title=f"Closing ARR per period ({currency})", unit=currency)
     opening, steps, closing = arr_movements(rows, reports.CATEGORIES)
     body += "<h2>Movements</h2>" + waterfall_chart(
         (f"Opening {rows[0]['period_start']}", opening), steps, (f"Closing {rows[-1]['period_end']}", closing),
-        title="ARR movements over the periods shown (change in CMRR × 12)")
+        title=f"ARR movements over the periods shown (change in CMRR × 12, {currency})", unit=currency)
     categories = [c for c in reports.CATEGORIES if any(c in r["changes"] for r in rows)]
     table_rows = []
     for r in rows:
-        row = {"period_start": r["period_start"], "period_end": r["period_end"], "opening_arr": r["opening_arr"]}
+        row = {"period_label": r["period_label"], "period_start": r["period_start"], "period_end": r["period_end"],
+               "opening_arr": r["opening_arr"]}
         for c in categories:
             row[c] = r["changes"][c] * 12 if c in r["changes"] else None
         row["closing_arr"] = r["closing_arr"]
         table_rows.append(row)
     body += ("<h2>Per period</h2><p class=muted>Changes in ARR by category (change in CMRR × 12).</p>"
-             + table(table_rows, ["period_start", "period_end", "opening_arr", *categories, "closing_arr"],
-                     table_id="arr", headers=["Period start", "Period end", "Opening ARR", *categories, "Closing ARR"]))
+             + table(table_rows, ["period_label", "period_start", "period_end", "opening_arr", *categories,
+                                  "closing_arr"], table_id="arr",
+                     headers=["Period", "Period start", "Period end", f"Opening ARR ({currency})",
+                              *(f"{c} ({currency})" for c in categories), f"Closing ARR ({currency})"]))
     links = []
     for c, n in customers:
-        links.append(f'<a href="/console/arr?{esc(urlencode({"by": by, "customer": c}))}">{esc(n or c)}</a>')
+        links.append(f'<a href="/console/arr?{esc(urlencode({"by": by, "customer": c, "currency": currency}))}">'
+                     f'{esc(n or c)}</a>')
     body += "<h2>Per customer</h2><p id=per-customer>" + " · ".join(links) + "</p>"
     body += "<h2>Per owner</h2><p id=per-owner>" + " · ".join(
-        f'<a href="/console/arr?{esc(urlencode({"by": by, "owner": o}))}">{esc(name)}</a>' for o, name in owners) + "</p>"
+        f'<a href="/console/arr?{esc(urlencode({"by": by, "owner": o, "currency": currency}))}">{esc(name)}</a>'
+        for o, name in owners) + "</p>"
     return "200 OK", layout("ARR by period", body, "arr")
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
 
 from connector.engine.dates import ONE_DAY, days_in_month
 from connector.errors import FiscalCalendarError
@@ -25,14 +26,43 @@ class FiscalPeriod:
     fiscal_year: int
     quarter: int
     number: int
+    #: the period's own name where the calendar gives one (Salesforce's FullyQualifiedLabel,
+    #: e.g. "January FY2023"); not part of the period's identity or of the calendar's fingerprint
+    label: str | None = field(default=None, compare=False)
 
     @property
     def end_excl(self) -> dt.date:
         return self.end + ONE_DAY
 
 
+#: how a fiscal year is named: by the calendar year it ends in (the common usage: a year from
+#: 2023-02-01 to 2024-01-31 is FY2024), or by the one it starts in
+YEAR_NAMING = ("end", "start")
+
+
 class FiscalCalendar:
     """Maps dates to fiscal periods and lists the periods an interval touches."""
+
+    year_named_by: str = "end"
+
+    def year_name(self, period: FiscalPeriod) -> int:
+        """The number in the name of `period`'s fiscal year (FY2023): the calendar year the fiscal
+        year ends in, or starts in (`year_named_by`)."""
+        if self.year_named_by == "start":
+            return self.group_start(period, "year").start.year
+        return self.group_end(period, "year").end.year
+
+    def label(self, period: FiscalPeriod, by: str) -> str:
+        """The name of the month, quarter or year `period` belongs to: `FY2023 P04`, `FY2023 Q1`,
+        `FY2023`; a month the calendar names itself (Salesforce's label) keeps that name."""
+        if by == "month" and period.label:
+            return period.label
+        year = f"FY{self.year_name(period)}"
+        if by == "year":
+            return year
+        if by == "quarter":
+            return f"{year} Q{period.quarter}"
+        return f"{year} P{period.number:02d}"
 
     def periods_touching(self, start: dt.date, end_excl: dt.date) -> list[FiscalPeriod]:
         """Every period that shares at least one day with [start, end_excl)."""
@@ -89,12 +119,19 @@ class FiscalCalendar:
 
 
 class StandardFiscalCalendar(FiscalCalendar):
-    """Calendar months; the fiscal year starts on the first of `start_month` and is named by its start year."""
+    """Calendar months; the fiscal year starts on the first of `start_month`.
 
-    def __init__(self, start_month: int = 1):
+    Its `fiscal_year` (for grouping) is the year it starts in; its name (`label`) follows
+    `year_named_by`: by default the year it ends in (start_month 2: 2023-02-01..2024-01-31 is FY2024).
+    """
+
+    def __init__(self, start_month: int = 1, year_named_by: str = "end"):
         if not 1 <= start_month <= 12:
             raise ValueError(f"fiscal start_month must be 1..12, not {start_month}")
+        if year_named_by not in YEAR_NAMING:
+            raise ValueError(f"fiscal year_named_by must be one of {YEAR_NAMING}, not {year_named_by!r}")
         self.start_month = start_month
+        self.year_named_by = year_named_by
         self._cache: dict[tuple[int, int], FiscalPeriod] = {}
 
     def _period(self, year: int, month: int) -> FiscalPeriod:
@@ -146,9 +183,13 @@ class StandardFiscalCalendar(FiscalCalendar):
 class ExplicitFiscalCalendar(FiscalCalendar):
     """An explicit, gap-free list of periods: 4-4-5 years, 13-period years, Salesforce ``Period`` rows."""
 
-    def __init__(self, periods: Iterable[FiscalPeriod], source: str = "fiscal periods"):
+    def __init__(self, periods: Iterable[FiscalPeriod], source: str = "fiscal periods", *,
+                 year_named_by: str = "end", years_given: bool = False):
         self.periods: list[FiscalPeriod] = sorted(periods)
         self.source = source
+        self.year_named_by = year_named_by
+        #: the fiscal years are numbered by the source (a `fiscal_year` column): they are the names
+        self.years_given = years_given
         if not self.periods:
             raise FiscalCalendarError(f"{source}: no fiscal periods defined",
                                       hint="define at least one period, or use [fiscal] start_month")
@@ -160,27 +201,31 @@ class ExplicitFiscalCalendar(FiscalCalendar):
                     hint="fix the periods so that each starts the day after the previous one ends")
         self._starts = [p.start for p in self.periods]
         self._index = {p: i for i, p in enumerate(self.periods)}
+        self._year_names: dict[int, int] = {}
 
     @classmethod
-    def from_rows(cls, rows: Sequence[tuple[dt.date, dt.date, int | None, int | None]],
-                  source: str = "fiscal periods") -> "ExplicitFiscalCalendar":
-        """Build from (start, end, fiscal_year, quarter) rows; missing years/quarters are counted.
+    def from_rows(cls, rows: Sequence[tuple[Any, ...]], source: str = "fiscal periods", *,
+                  year_named_by: str = "end") -> "ExplicitFiscalCalendar":
+        """Build from (start, end, fiscal_year, quarter[, label]) rows; missing years/quarters are counted.
 
         Without a fiscal_year column, every 12 periods make a year; without a quarter column,
-        every 3 periods of a year make a quarter (13-period years must give both columns).
+        every 3 periods of a year make a quarter (13-period years must give both columns). A
+        given fiscal_year is also the year's name (FY<fiscal_year>); a counted one is named by
+        `year_named_by`.
         """
         ordered = sorted(rows, key=lambda r: r[0])
         periods = []
         number_in_year: dict[int, int] = {}
-        for i, (start, end, year, quarter) in enumerate(ordered):
+        for i, (start, end, year, quarter, *rest) in enumerate(ordered):
             if end < start:
                 raise FiscalCalendarError(f"{source}: period {start}..{end} ends before it starts")
             fiscal_year = year if year is not None else ordered[0][0].year + i // 12
             number = number_in_year.get(fiscal_year, 0) + 1
             number_in_year[fiscal_year] = number
             q = quarter if quarter is not None else min((number - 1) // 3 + 1, 4)
-            periods.append(FiscalPeriod(start, end, fiscal_year, q, number))
-        return cls(periods, source)
+            periods.append(FiscalPeriod(start, end, fiscal_year, q, number, rest[0] if rest else None))
+        return cls(periods, source, year_named_by=year_named_by,
+                   years_given=any(r[2] is not None for r in ordered))
 
     def period_of(self, day: dt.date) -> FiscalPeriod:
         i = bisect.bisect_right(self._starts, day) - 1
@@ -213,9 +258,27 @@ class ExplicitFiscalCalendar(FiscalCalendar):
     def group_end(self, period: FiscalPeriod, by: str) -> FiscalPeriod:
         return self._group(period, by)[-1]
 
+    def year_name(self, period: FiscalPeriod) -> int:
+        if self.years_given:
+            return period.fiscal_year
+        name = self._year_names.get(period.fiscal_year)
+        if name is None:
+            named = _year_in_label(self._group(period, "year")[0].label)
+            # the source's own name for the year ("January FY2023": 2023), else by the naming rule
+            name = named if named is not None else super().year_name(period)
+            self._year_names[period.fiscal_year] = name
+        return name
+
     def fingerprint(self) -> str:
         text = ";".join(f"{p.start}/{p.end}/{p.fiscal_year}/{p.quarter}" for p in self.periods)
         return "explicit:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _year_in_label(label: str | None) -> int | None:
+    """The fiscal year a period's own label names ("January FY2023", "September FY 2016", "FY2024 P01"),
+    when it names exactly one year."""
+    found = set(re.findall(r"(?<!\d)(\d{4})(?!\d)", label or ""))
+    return int(found.pop()) if len(found) == 1 else None
 
 
 def source_span(first: dt.date, last: dt.date) -> str:

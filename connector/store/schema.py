@@ -275,6 +275,7 @@ fiscal_periods = Table(
     Column("end", Date, nullable=False),
     Column("fiscal_year", Integer),
     Column("quarter", Integer),
+    Column("label", String(80)),  # Period.FullyQualifiedLabel: "January FY2023"
 )
 
 backfills = Table(

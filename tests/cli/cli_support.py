@@ -165,7 +165,7 @@ def all_reports(url: str, calendar=None, as_of: str = "2023-06-30") -> dict[str,
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            out = {"arr_by_period": reports.arr_by_period(conn),
+            out = {"arr_by_period": reports.arr_by_period(conn, calendar=calendar),
                    "subscriptions": reports.subscriptions(conn, day),
                    "accounts": reports.accounts(conn, day),
                    "order_metrics": reports.order_metrics(conn)}

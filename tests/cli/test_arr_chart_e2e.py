@@ -16,10 +16,10 @@ def test_chart_shows_the_json_figures_within_80_columns(worked_store):
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
     assert "\x1b[" not in result.stdout
     trend = {line.split(" │")[0]: line.rsplit(" ", 1)[1] for line in lines[1:1 + len(rows)]}
-    assert trend == {r["period_start"]: f"{Decimal(r['closing_arr']):,}" for r in rows}
+    assert trend == {f"{r['period_label']} {r['period_start']}": f"{Decimal(r['closing_arr']):,}" for r in rows}
     fall = result.stdout.split("\n\n")[1].splitlines()[1:]
-    assert fall[0].startswith(f"Opening {rows[0]['period_start']}")
-    assert fall[-1].startswith(f"Closing {rows[-1]['period_end']}")
+    assert fall[0].startswith(f"Opening {rows[0]['period_label']} {rows[0]['period_start']}")
+    assert fall[-1].startswith(f"Closing {rows[-1]['period_label']} {rows[-1]['period_end']}")
     assert fall[-1].endswith(f" {Decimal(rows[-1]['closing_arr']):,}")
     ups = sum(Decimal(v) * 12 for r in rows for v in r["changes"].values() if Decimal(v) > 0)
     shown = sum(Decimal(line.rsplit(" ", 1)[1].replace(",", "")) for line in fall if "↑" in line)

@@ -52,9 +52,9 @@ RUNS = {
     "year": ("report", "arr-movements", "--by", "year", "-f", "json"),
     "csv": ("report", "arr-movements", "--by", "year", "-f", "csv"),
 }
-KEYS = ["period_start", "period_end", "currency", "opening_arr", "new_arr", "expansion_arr", "contraction_arr",
-        "churn_arr", "reactivation_arr", "renewal_boundary_arr", "closing_arr"]
-MOVES = KEYS[3:]
+KEYS = ["period_start", "period_end", "period_label", "currency", "opening_arr", "new_arr", "expansion_arr",
+        "contraction_arr", "churn_arr", "reactivation_arr", "renewal_boundary_arr", "closing_arr"]
+MOVES = KEYS[4:]
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +109,10 @@ def test_opening_and_closing_are_report_arrs(runs):
     moves = runs["quarters"].json()
     assert [(a["period_start"], a["opening_arr"], a["closing_arr"]) for a in arr] == \
         [(m["period_start"], m["opening_arr"], m["closing_arr"]) for m in moves]
-    # report arr itself is unchanged: the literal change categories of SPEC section 7
-    assert list(arr[0]) == ["period_start", "period_end", "opening_cmrr", "closing_cmrr", "opening_arr",
-                            "closing_arr", "changes"]
+    # report arr itself keeps its keys (issue 10 added period_label and currency): the literal
+    # change categories of SPEC section 7
+    assert list(arr[0]) == ["period_start", "period_end", "period_label", "currency", "opening_cmrr", "closing_cmrr",
+                            "opening_arr", "closing_arr", "changes"]
 
 
 def test_per_customer(runs):

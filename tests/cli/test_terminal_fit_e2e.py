@@ -48,7 +48,7 @@ def test_a_table_when_it_fits_one_record_per_block_when_not(worked_store):
                                    Call(wd, ("report", "arr-by-period"))])
     # 8 columns of dates and amounts fit 120 columns as a table (headers broken over lines)...
     assert "┃" in wide.stdout and "record 1 of" not in wide.stdout
-    assert re.search(r"│ 2023-04-01 │ 2023-06-30 │ +3000\.00 │ +1600\.00 │", wide.stdout)
+    assert re.search(r"│ 2023-04-01 │ 2023-06-30 │ FY2023 Q2 │ USD +│ +3000\.00 │ +1600\.00 │", wide.stdout)
     # ...and not 80: one block per quarter, each value beside its column's name
     assert "┃" not in narrow.stdout
     assert "── ARR by quarter: record 2 of 5 " in narrow.stdout

@@ -14,10 +14,12 @@ from cli_support import (
 pytestmark = pytest.mark.slow
 
 ARR_BY_PERIOD_KEYS = ["order", "order_product", "customer", "customer_name", "owner", "owner_id", "subscription",
-                      "product", "product_name", "change_category", "period_start", "period_end", "opening_cmrr",
-                      "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr", "change_arr", "quantity",
+                      "product", "product_name", "change_category", "period_start", "period_end", "period_label",
+                      "opening_cmrr", "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr", "change_arr", "quantity",
                       "currency"]
-ARR_KEYS = ["period_start", "period_end", "opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr", "changes"]
+# issue 10 added period_label (FY2023 Q1) to both, and currency to report arr
+ARR_KEYS = ["period_start", "period_end", "period_label", "currency", "opening_cmrr", "closing_cmrr", "opening_arr",
+            "closing_arr", "changes"]
 SUBSCRIPTION_KEYS = ["subscription", "customer", "product", "start", "end", "quantity", "mrr", "arr", "tcv",
                      "bill_cycle_day", "status", "kind", "currency"]  # issue 9 added kind and currency
 ACCOUNT_KEYS = ["account", "name", "tcv", "customer_since", "arr", "currency"]  # issue 9 added currency

@@ -145,6 +145,11 @@ def test_arr_page_chosen_in_the_form_matches_the_report(browser, served):
     _open(browser, base + "arr", "arr-all")
     everything = _json(wd, "report", "arr", "--by", "quarter")
     assert _column(browser, "arr", "closing_arr") == [r["closing_arr"] for r in everything]
+    assert _column(browser, "arr", "period_label") == [r["period_label"] for r in everything]
+    # the currency the figures are in, as the report gives it, beside the amounts
+    assert browser.find_element(By.ID, "arr-currency").text == everything[0]["currency"] == "USD"
+    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#arr th")]
+    assert "Closing ARR (USD)" in headers and "Opening ARR (USD)" in headers
     # a person picks customer A by its name (as Salesforce spells it) and months, and submits
     Select(browser.find_element(By.ID, "filter-customer")).select_by_visible_text(f"{HOSTILE_NAME} (A)")
     Select(browser.find_element(By.ID, "filter-by")).select_by_visible_text("month")
@@ -153,6 +158,7 @@ def test_arr_page_chosen_in_the_form_matches_the_report(browser, served):
     _open(browser, browser.current_url, "arr")
     rows = _json(wd, "report", "arr", "--by", "month", "--customer", "A")
     assert _column(browser, "arr", "period_start") == [r["period_start"] for r in rows]
+    assert _column(browser, "arr", "period_label") == [r["period_label"] for r in rows]
     assert _column(browser, "arr", "opening_arr") == [r["opening_arr"] for r in rows]
     assert _column(browser, "arr", "closing_arr") == [r["closing_arr"] for r in rows]
     assert _column(browser, "arr", "Upsell/Expansion") == [
@@ -174,6 +180,8 @@ def test_arr_page_over_a_range(browser, served):
     rows = _json(wd, "report", "arr", "--by", "quarter", "--from", "2023-01-01", "--to", "2023-12-31")
     assert _column(browser, "arr", "closing_arr") == [r["closing_arr"] for r in rows]
     steps = browser.find_elements(By.CSS_SELECTOR, "#arr-waterfall rect.step")
+    texts = browser.find_element(By.ID, "arr-waterfall").text  # the figures drawn, with their currency
+    assert f"{Decimal(rows[-1]['closing_arr']):,} {rows[-1]['currency']}" in texts
     assert steps[0].get_attribute("data-value") == rows[0]["opening_arr"]
     assert steps[-1].get_attribute("data-value") == rows[-1]["closing_arr"]
     assert sum(Decimal(s.get_attribute("data-value")) for s in steps[1:-1]) == (

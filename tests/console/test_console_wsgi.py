@@ -204,3 +204,37 @@ def test_the_daemon_server_mounts_the_console(the_app):
         assert arr.status_code == 200 and "36000.00" in arr.text
         assert requests.get(f"{server.url}/health", timeout=10).status_code in (200, 503)
         assert requests.get(f"{server.url}/consolex", timeout=10).status_code == 404
+
+
+def test_arr_page_names_periods_and_shows_each_currency_apart(tmp_path):
+    """Orders in USD and EUR: the page shows the currency most lines are in, with its code beside the
+    amounts; ?currency=EUR shows the EUR figures; never a sum of the two."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    app = App(Config(store=StoreConfig(url=url)), FrozenClock(AT))
+    doc = worked_example_doc()
+    doc["orders"].append({"id": "O-E", "account": "B", "owner": "Chloe", "booked_on": "2023-03-01",
+                          "currency": "EUR", "lines": [{"id": "OP-E", "action": "new", "product": "SEAT",
+                                                        "subscription": "S-E", "quantity": 5, "unit_price": "90",
+                                                        "start": "2023-03-01", "end": "2024-02-29"}]})
+    import_document(app.store, parse(json.dumps(doc), "two currencies"), "two currencies", app.calendar,
+                    app.settings, app.clock, app.runner)
+    try:
+        console = ConsoleApp(app.store, app.clock, calendar=app.calendar)
+        with app.store.connect() as conn:
+            usd = reports.arr_summary(conn, app.calendar, by="quarter", currency="USD")
+            eur = reports.arr_summary(conn, app.calendar, by="quarter", currency="EUR")
+        status, _, body = get(console, "/console/arr")
+        assert status == 200 and 'id=arr-currency>USD<' in body
+        assert cells(body, "arr", "closing_arr") == [str(r["closing_arr"]) for r in usd]
+        assert cells(body, "arr", "period_label") == [r["period_label"] for r in usd]
+        assert cells(body, "arr", "period_label")[:2] == ["FY2023 Q1", "FY2023 Q2"]
+        assert "Closing ARR (USD)" in body and "36,000.00 USD" in body
+        status, _, body = get(console, "/console/arr?currency=eur")
+        assert status == 200 and 'id=arr-currency>EUR<' in body
+        assert cells(body, "arr", "closing_arr") == [str(r["closing_arr"]) for r in eur]
+        assert cells(body, "arr", "closing_arr")[0] == "5400.00"  # 5 seats × 90 × 12, in EUR alone
+        assert "Closing ARR (EUR)" in body and "5,400.00 EUR" in body and "USD" in body  # listed, not added
+        status, _, body = get(console, "/console/arr?currency=GBP")
+        assert status == 200 and "No ARR row is in GBP" in body and "USD, EUR" in body
+    finally:
+        app.store.dispose()

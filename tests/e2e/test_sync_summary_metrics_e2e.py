@@ -194,3 +194,63 @@ def test_once_summary_logs_and_status_formats(sandbox):
     assert "┃" not in as_csv.stdout
     assert f"outbox: SUCCESS {info['outbox']['SUCCESS']};" in as_table.stdout and "{" not in as_table.stdout
     assert f"API usage: {detail['used']} of {detail['limit']} calls" in as_table.stdout
+
+
+def _on_a_terminal(wd: Path, env: dict[str, str], *args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """Run `revsync` with stdout and stderr each on a pseudo-terminal, as in a person's shell:
+    (exit code, stdout, stderr), line ends as the terminal sent them."""
+    import select
+    import time
+
+    masters, slaves = zip(*(os.openpty() for _ in range(2)))
+    proc = subprocess.Popen([sys.executable, "-m", "connector.cli", *args], cwd=wd, env=_env(env),
+                            stdin=subprocess.DEVNULL, stdout=slaves[0], stderr=slaves[1])
+    for fd in slaves:
+        os.close(fd)
+    got = {fd: b"" for fd in masters}
+    open_fds, deadline = set(masters), time.monotonic() + timeout
+    try:
+        while open_fds and time.monotonic() < deadline:
+            for fd in select.select(list(open_fds), [], [], 1)[0]:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: the child closed its side
+                    chunk = b""
+                if chunk:
+                    got[fd] += chunk
+                else:
+                    open_fds.discard(fd)
+        code = proc.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for fd in masters:
+            os.close(fd)
+    out, err = (re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", got[fd].decode()).replace("\r\n", "\n") for fd in masters)
+    return code, out, err
+
+
+@pytest.mark.slow
+def test_once_on_a_terminal_prints_its_summary_and_json_logs_when_asked(sandbox):
+    wd = _workdir(sandbox, "tty")
+    code, out, err = _on_a_terminal(wd, sandbox["env"], "sync", "--once")
+    assert code == 0, err
+    # on a terminal, nothing asked: the short summary, no JSON log lines
+    assert out.startswith("sync --once: read "), out
+    assert re.search(r"activated (\d+) order\(s\)", out) and "API calls: " in out
+    assert int(re.search(r"activated (\d+) order\(s\)", out).group(1)) == _rows(wd, "SELECT count(*) FROM orders")[0][0] > 0
+    assert not any(line.lstrip().startswith("{") for line in (out + err).splitlines()), out + err
+    # asked for JSON logs on a terminal: one JSON object a line on stderr, the summary still on stdout
+    code, out, err = _on_a_terminal(wd, sandbox["env"], "sync", "--once", "--log-format", "json")
+    assert code == 0, err
+    logs = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert logs and all("logger" in entry for entry in logs)
+    assert out.startswith("sync --once: read ")
+    # and asked for no summary: nothing on stdout
+    code, out, _ = _on_a_terminal(wd, sandbox["env"], "sync", "--once", "--no-summary")
+    assert code == 0 and out == ""
+    # the calendar came from the org: its months carry the org's own Period labels
+    months = json.loads(_revsync(wd, {}, "report", "arr", "--by", "month", "-f", "json").stdout)
+    assert [(m["period_start"], m["period_label"]) for m in months[:2]] == [
+        ("2023-01-01", "January FY2023"), ("2023-02-01", "February FY2023")]

@@ -197,3 +197,39 @@ def test_next_period_is_none_after_the_last_one():
     assert StandardFiscalCalendar(1).next_period(dec).start == D("2024-01-01")
     with pytest.raises(FiscalCalendarError, match="2024-12-30"):
         FOUR_FOUR_FIVE.groups(D("2024-01-01"), D("2024-12-30"), "quarter")
+
+
+LABELS = [
+    # start_month, naming, day, by, label
+    (1, "end", "2023-04-17", "month", "FY2023 P04", "jan-month"),
+    (1, "end", "2023-04-17", "quarter", "FY2023 Q2", "jan-quarter"),
+    (1, "start", "2023-04-17", "year", "FY2023", "jan-year-either-naming"),
+    (2, "end", "2023-02-10", "month", "FY2024 P01", "feb-start-named-by-end-year"),
+    (2, "end", "2024-01-31", "quarter", "FY2024 Q4", "feb-start-last-quarter"),
+    (2, "start", "2023-02-10", "quarter", "FY2023 Q1", "feb-start-named-by-start-year"),
+    (10, "end", "2023-10-01", "year", "FY2024", "oct-start-us-federal-style"),
+]
+
+
+@pytest.mark.parametrize("start_month,naming,day,by,label", [s[:5] for s in LABELS], ids=[s[5] for s in LABELS])
+def test_standard_labels(start_month, naming, day, by, label):
+    calendar = StandardFiscalCalendar(start_month, naming)
+    assert calendar.label(calendar.period_of(D(day)), by) == label
+
+
+def test_explicit_labels_given_years_counted_years_and_own_month_labels():
+    rows = [(dt.date(2023, m, 1), dt.date(2023, m + 1, 1) - dt.timedelta(days=1)) for m in range(2, 12)]
+    rows += [(dt.date(2023, 12, 1), dt.date(2023, 12, 31)), (dt.date(2024, 1, 1), dt.date(2024, 1, 31))]
+    given = ExplicitFiscalCalendar.from_rows([(s, e, 2030, None) for s, e in rows])
+    assert given.label(given.period_of(D("2023-05-01")), "quarter") == "FY2030 Q2"  # the file's own number
+    counted = ExplicitFiscalCalendar.from_rows([(s, e, None, None) for s, e in rows])
+    assert counted.label(counted.period_of(D("2023-05-01")), "quarter") == "FY2024 Q2"  # ends in 2024
+    by_start = ExplicitFiscalCalendar.from_rows([(s, e, None, None) for s, e in rows], year_named_by="start")
+    assert by_start.label(by_start.period_of(D("2023-05-01")), "year") == "FY2023"
+    # Salesforce's own labels: the month keeps it; its year names the quarter and the year
+    named = ExplicitFiscalCalendar.from_rows([(s, e, None, None, f"{s:%B} FY 2025") for s, e in rows])
+    may = named.period_of(D("2023-05-01"))
+    assert (named.label(may, "month"), named.label(may, "quarter"), named.label(may, "year")) == \
+        ("May FY 2025", "FY2025 Q2", "FY2025")
+    # a label is a name, not part of the period: same fingerprint with or without labels
+    assert named.fingerprint() == counted.fingerprint()

@@ -115,3 +115,27 @@ def test_a_salesforce_period_calendar_is_reported_to_its_last_period(tmp_path):
         assert starts and starts[-1] <= dt.date(2023, 12, 30)
     finally:
         engine.dispose()
+
+
+def test_migration_0007_labels_the_periods_already_read(tmp_path):
+    """A store that read Period records before labels were kept: 0008 takes each label from the mirror."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = open_store(url)
+    engine.dispose()
+    command.downgrade(_alembic_config(url), "0007")
+    old = open_store(url, migrate=False)
+    stamp = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
+    with old.begin() as conn:
+        for n, (pid, label) in enumerate([("0PP1", "January FY2024"), ("0PP2", "February FY2024")], start=1):
+            conn.execute(text("INSERT INTO fiscal_periods (id, start, \"end\") VALUES (:i, :s, :e)"),
+                         {"i": pid, "s": dt.date(2023, n, 1), "e": dt.date(2023, n + 1, 1) - dt.timedelta(days=1)})
+            conn.execute(insert(t.sf_records).values(object="Period", id=pid, system_modstamp=stamp, is_deleted=False,
+                                                     data=json.dumps({"Id": pid, "FullyQualifiedLabel": label})))
+    old.dispose()
+    engine = open_store(url)
+    try:
+        calendar = StoreCalendar(engine)
+        assert calendar.label(calendar.period_of(dt.date(2023, 2, 10)), "month") == "February FY2024"
+        assert calendar.label(calendar.period_of(dt.date(2023, 2, 10)), "quarter") == "FY2024 Q1"
+    finally:
+        engine.dispose()
