@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from sqlalchemy import Engine, insert, select, update
 

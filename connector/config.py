@@ -21,7 +21,7 @@ from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalCalendar, Stan
 from connector.engine.model import TriggerDate
 from connector.engine.settings import ALL_ORDER_METRICS, EngineSettings
 from connector.errors import ConfigError, FiscalCalendarError, Problem
-from connector.server import ServerSettings
+from connector.server_settings import ServerSettings
 
 DEFAULT_FILE = "config.toml"
 

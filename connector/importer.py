@@ -28,8 +28,9 @@ from connector.engine.model import (
 from connector.engine.money import STORE_SCALE, to_decimal
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
-from connector.jobs import JobContext, JobOutcome, JobRunner, collector_paused
+from connector.jobs import JobOutcome, JobRunner, collector_paused
 from connector.store import repository as repo
+from connector.writers.outbox import enqueue_activation
 
 
 def _decimal(value: Any) -> Any:
@@ -524,9 +525,11 @@ def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calend
                     f"{source}: other orders were activated while this file was being imported; "
                     f"{len(result.activated)} of its orders are activated, the rest are not",
                     hint="import the same file again: activated orders are skipped, the rest are checked anew")
+            now = clock.now()
             stored.update(repo.save_activations(conn, batch, origin="engine", hashes=the_plan.hashes,
-                                                customer_names=accounts, now=clock.now(),
-                                                write_back=runner.ctx.write_back))
+                                                customer_names=accounts, now=now))
+            if runner.ctx.write_back:
+                enqueue_activation(conn, batch, "engine", now)
         expected += len(batch)
         result.activated.extend(a.order.id for a in batch)
         if progress is not None:

@@ -33,12 +33,12 @@ from connector.jobs import JobOutcome, JobRunner
 from connector.sources.poll import ChangeBatch, Checkpoint, FirstRead, is_deleted, modstamp
 from connector.store import repository as repo
 from connector.store import schema as t
+from connector.salesforce.ids import salesforce_id_18 as salesforce_id_18  # its home before reports needed it
+from connector.store.schema import DRAFT
+from connector.writers.outbox import enqueue, enqueue_activation
 
 log = logging.getLogger(__name__)
 
-#: Where synced drafts are kept: the engine's copy of a Salesforce Draft order (mapped order and
-#: lines), beside the mirror, since a draft has no place among the engine's activated orders.
-DRAFT = "DraftOrder"
 #: Where the checkpoint of an unfinished first read is kept (meta key prefix; the object follows).
 FIRST_READ = "first_read:"
 #: Objects whose records are mirrored under their parent, to assemble orders from later.
@@ -297,8 +297,6 @@ class Ingestor:
         the outbox (external ids `quote:<quote id>` and the quote line ids), so a retry or a
         second look never creates a second order.
         """
-        from connector.writers.outbox import enqueue
-
         with self.store.begin() as conn:
             orders = [json.loads(d) for d in conn.execute(select(t.sf_records.c.data).where(
                 t.sf_records.c.object == "Order", t.sf_records.c.is_deleted.is_(False))).scalars()]
@@ -491,7 +489,7 @@ class Ingestor:
             accounts = repo.load_accounts(conn)
             products = repo.load_products(conn)
             ledger = repo.load_ledger(conn)
-            activations, hashes, stamps = [], {}, {}
+            activations, hashes = [], {}
             written = self._written_items(conn, [i for found in items.values() if not isinstance(found, SkippableError)
                                                  for i in found])
             for data in orders:
@@ -510,8 +508,9 @@ class Ingestor:
                 release(conn, "Order", order.id, now)
                 hashes[order.id] = f"salesforce:{_aware(data['_modstamp']).isoformat()}"
             stored = repo.save_activations(conn, activations, origin="salesforce", hashes=hashes,
-                                           customer_names={a.id: a.name for a in accounts.values()}, now=now,
-                                           write_back=self.runner.ctx.write_back)
+                                           customer_names={a.id: a.name for a in accounts.values()}, now=now)
+            if self.runner.ctx.write_back:
+                enqueue_activation(conn, activations, "salesforce", now)
         # Every pending job, not only the new orders': a crash between committing activations and
         # running their jobs leaves jobs that no later activation would pick up.
         return self.runner.run_pending(known=stored)
@@ -552,30 +551,6 @@ def resolve_items(items: Sequence[dict[str, Any]], written: dict[str, str]) -> l
     """Lines naming a written record by its Salesforce Id name the engine's item instead."""
     return [i | {"subscription": written[str(i["subscription"])]} if str(i.get("subscription")) in written else i
             for i in items]
-
-
-_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
-
-
-def salesforce_id_18(value: str) -> str | None:
-    """The 18-character form of a Salesforce Id (15 or 18 characters), or None for anything else.
-
-    The 15-character form is case-sensitive; the 3 characters added encode which characters of each
-    group of 5 are capitals, as the CASESAFEID() formula function does
-    (https://gammone.com/en/programming/how-to-convert-salesforce-id-from-15-to-18-chars: a0D30000001n7Pi
-    is a0D30000001n7PiEAI). The API returns 18 characters, but a text field filled in by hand may
-    hold the 15 of a Classic URL or a report.
-    """
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        return None
-    if len(value) == 18:
-        return value
-    suffix = ""
-    for chunk in (value[0:5], value[5:10], value[10:15]):
-        bits = sum(1 << n for n, ch in enumerate(chunk) if ch.isupper())
-        suffix += _ID_CHARS[bits]
-    return value + suffix
 
 
 def line_input(item: dict[str, Any]) -> LineInput:

@@ -24,7 +24,7 @@ from connector.engine.metrics import order_metrics
 from connector.engine.model import ActivatedLine
 from connector.engine.money import round_money
 from connector.engine.settings import EngineSettings
-from connector.reports import account_values, arr_rows_of_line, item_values
+from connector.projections import account_values, arr_rows_of_line, item_values
 from connector.store import repository as repo
 from connector.writers.outbox import BIG_DELETE, BIG_OBJECTS, RECORD_OBJECTS, enqueue
 from connector.store import schema as t

@@ -18,7 +18,7 @@ from connector.reports import status
 from connector.store import schema as t
 
 #: Outbox states (connector.store.schema.outbox); each is exported, at 0 when empty.
-OUTBOX_STATES = ("NEW", "PENDING", "SUCCESS", "FAILED", "IGNORED")
+OUTBOX_STATES = tuple(state.value for state in t.OutboxState)
 
 
 class Metrics:

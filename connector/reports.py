@@ -10,6 +10,9 @@ from sqlalchemy import Connection, and_, func, literal, or_, select
 
 from connector.engine.fiscal import FiscalCalendar, FiscalPeriod
 from connector.engine.money import round_money
+from connector.projections import ARR_LINES, arr_rows_joined, committed
+from connector.projections import accounts as accounts  # `report accounts` shows the projection as it is
+from connector.salesforce.ids import salesforce_id_18
 from connector.store import schema as t
 
 ARR_BY_PERIOD_KEYS = ("order", "order_product", "customer", "customer_name", "owner", "subscription",
@@ -43,8 +46,6 @@ def _filters(order: str | None, customer: str | None, owner: str | None) -> list
 
 def _is_user_id(value: str | None) -> bool:
     """A Salesforce User Id (005…, 15 or 18 characters), as Salesforce-origin orders hold their owner."""
-    from connector.ingest import salesforce_id_18
-
     return bool(value) and value.startswith("005") and salesforce_id_18(value) is not None
 
 
@@ -60,8 +61,6 @@ def owner_condition(value: str):
     """Orders owned by `value`: a Salesforce User Id (15 or 18 characters), or a name, whole or one of
     its words, in any case: the name of a Salesforce user (read with its orders), or the owner an
     import file gives."""
-    from connector.ingest import salesforce_id_18
-
     o, n = t.orders.c, t.owner_names.c
     value = value.strip()
     if _is_user_id(value):  # Ids are case-sensitive: never matched as a name
@@ -80,32 +79,6 @@ def owner_names(conn: Connection, value: str | None = None) -> dict[str, str]:
     return {owner: name or owner for owner, name in conn.execute(query)}
 
 
-_LINES = t.arr_rows.join(t.order_lines, t.order_lines.c.pk == t.arr_rows.c.line_pk) \
-    .join(t.orders, t.orders.c.id == t.order_lines.c.order_id)
-
-
-def _arr_rows(conn: Connection, *conditions) -> list[dict[str, Any]]:
-    """ARR rows joined with their line and order, money rounded to the currency, changes derived."""
-    r, l, o = t.arr_rows.c, t.order_lines.c, t.orders.c
-    query = (select(o.id.label("order"), l.id.label("order_product"), o.account.label("customer"),
-                    l.customer_name, o.owner, l.item.label("subscription"), l.product, l.product_name,
-                    l.change_category, r.period_start, r.period_end, r.opening_cmrr, r.closing_cmrr,
-                    r.opening_arr, r.closing_arr, l.quantity, o.currency,
-                    t.owner_names.c.name.label("owner_name"))
-             .select_from(_LINES.outerjoin(t.owner_names, t.owner_names.c.id == o.owner))
-             .where(and_(True, *conditions))
-             .order_by(o.seq, l.seq, r.period_start))
-    out = []
-    for row in conn.execute(query):
-        d = row._asdict()
-        for key in ("opening_cmrr", "closing_cmrr", "opening_arr", "closing_arr"):
-            d[key] = round_money(d[key], d["currency"])
-        d["change_cmrr"] = d["closing_cmrr"] - d["opening_cmrr"]
-        d["change_arr"] = d["closing_arr"] - d["opening_arr"]
-        out.append(d)
-    return out
-
-
 def arr_by_period(conn: Connection, *, order: str | None = None, customer: str | None = None,
                   owner: str | None = None, calendar: FiscalCalendar | None = None) -> list[dict[str, Any]]:
     """Every ARR-by-period row, with its line's order, customer, owner, subscription and product, and
@@ -116,7 +89,7 @@ def arr_by_period(conn: Connection, *, order: str | None = None, customer: str |
     """
     out = []
     labels: dict[dt.date, str] = {}
-    for d in _arr_rows(conn, *_filters(order, customer, owner)):
+    for d in arr_rows_joined(conn, *_filters(order, customer, owner)):
         start = d["period_start"]
         if calendar is not None and start not in labels:
             labels[start] = calendar.label(calendar.period_of(start), "month")
@@ -140,7 +113,7 @@ def _arr_months(conn: Connection, *, customer: str | None, owner: str | None,
         conds.append(o.currency == currency)
     query = (select(r.period_start, l.change_category, o.currency, func.sum(r.opening_cmrr),
                     func.sum(r.closing_cmrr), func.sum(r.opening_arr), func.sum(r.closing_arr))
-             .select_from(_LINES).where(and_(True, *conds)).group_by(r.period_start, l.change_category, o.currency))
+             .select_from(ARR_LINES).where(and_(True, *conds)).group_by(r.period_start, l.change_category, o.currency))
     months: dict[dt.date, dict[str, Any]] = {}
     currencies: set[str] = set()
     for period_start, category, cur, o_cmrr, c_cmrr, o_arr, c_arr in conn.execute(query):
@@ -210,10 +183,10 @@ def _boundary_amounts(conn: Connection, conds: list) -> tuple[dict, dict]:
     period's opening) of lines that end on its last day."""
     r, l, o = t.arr_rows.c, t.order_lines.c, t.orders.c
     fresh = {(p, c): amount for p, c, amount in conn.execute(
-        select(r.period_start, o.account, func.sum(r.closing_arr)).select_from(_LINES)
+        select(r.period_start, o.account, func.sum(r.closing_arr)).select_from(ARR_LINES)
         .where(and_(l.start == r.period_start, *conds)).group_by(r.period_start, o.account))}
     ending = {(p, c): amount for p, c, amount in conn.execute(
-        select(r.period_start, o.account, func.sum(r.opening_arr)).select_from(_LINES)
+        select(r.period_start, o.account, func.sum(r.opening_arr)).select_from(ARR_LINES)
         .where(and_(l.end == r.period_end, *conds)).group_by(r.period_start, o.account))}
     return fresh, ending
 
@@ -243,7 +216,7 @@ def arr_movements(conn: Connection, calendar: FiscalCalendar, *, by: str = "quar
     """
     r, o = t.arr_rows.c, t.orders.c
     conds = _filters(None, customer, owner)
-    currencies = set(conn.execute(select(o.currency).distinct().select_from(_LINES).where(and_(True, *conds)))
+    currencies = set(conn.execute(select(o.currency).distinct().select_from(ARR_LINES).where(and_(True, *conds)))
                      .scalars())
     if currency is not None:
         currencies &= {currency}
@@ -254,7 +227,7 @@ def arr_movements(conn: Connection, calendar: FiscalCalendar, *, by: str = "quar
     # only ARR is needed here (no categories, no CMRR): one row per month and customer
     months = {(p, c): {"opening_arr": opening, "closing_arr": closing} for p, c, opening, closing in conn.execute(
         select(r.period_start, o.account, func.sum(r.opening_arr), func.sum(r.closing_arr))
-        .select_from(_LINES).where(and_(True, *conds)).group_by(r.period_start, o.account))}
+        .select_from(ARR_LINES).where(and_(True, *conds)).group_by(r.period_start, o.account))}
     if not months and (start is None or end is None):
         return []
     fresh, ending = _boundary_amounts(conn, conds)
@@ -320,23 +293,6 @@ def arr_movements(conn: Connection, calendar: FiscalCalendar, *, by: str = "quar
     return out
 
 
-def _committed(conn: Connection, as_of: dt.date) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
-    """Committed MRR and quantity of every item on a day: the sums of the pieces active that day."""
-    s, l = t.line_segments.c, t.order_lines.c
-    query = (select(l.item, s.mrr, s.quantity).select_from(t.line_segments.join(t.order_lines, l.pk == s.line_pk))
-             .where(s.start <= as_of, s.end_excl > as_of))
-    mrr_by: dict[str, Decimal] = {}
-    quantity_by: dict[str, Decimal] = {}
-    for item, mrr, quantity in conn.execute(query):
-        mrr_by[item] = mrr_by.get(item, Decimal(0)) + mrr
-        quantity_by[item] = quantity_by.get(item, Decimal(0)) + quantity
-    return mrr_by, quantity_by
-
-
-def _cmrr_by_item(conn: Connection, as_of: dt.date) -> dict[str, Decimal]:
-    return _committed(conn, as_of)[0]
-
-
 def _status(item, as_of: dt.date) -> str:
     if item.status == "cancelled" and as_of > item.end:
         return "cancelled"
@@ -365,7 +321,7 @@ def subscriptions(conn: Connection, as_of: dt.date, *, customer: str | None = No
         query = query.where(i.kind == kind)
     if customer:
         query = query.where(i.account == customer)
-    cmrr, quantity = _committed(conn, as_of)
+    cmrr, quantity = committed(conn, as_of)
     out = []
     for item in conn.execute(query):
         has_metrics = item.tcv is not None
@@ -379,45 +335,6 @@ def subscriptions(conn: Connection, as_of: dt.date, *, customer: str | None = No
                     "tcv": round_money(item.tcv, item.currency) if has_metrics else None,
                     "bill_cycle_day": item.bill_cycle_day, "status": _status(item, as_of),
                     "kind": item.kind, "currency": item.currency})
-    return out
-
-
-def own_currencies(conn: Connection) -> dict[str, str]:
-    """Each account's own currency: that of its first activated order (the one its Account fields hold)."""
-    out: dict[str, str] = {}
-    for account, currency in conn.execute(select(t.orders.c.account, t.orders.c.currency).order_by(t.orders.c.seq)):
-        out.setdefault(account, currency)
-    return out
-
-
-def accounts(conn: Connection, as_of: dt.date) -> list[dict[str, Any]]:
-    """Accounts with TCV, customer since and ARR as of a day: one row per account and currency.
-
-    Figures in different currencies are never added (SPEC section 6). The account's own currency
-    (that of its first order) comes first; an account without orders has one row, currency None.
-    """
-    cmrr = _cmrr_by_item(conn, as_of)
-    arr: dict[tuple[str, str], Decimal] = {}
-    for item_id, account, cur in conn.execute(select(t.items.c.id, t.items.c.account, t.items.c.currency)):
-        arr[(account, cur)] = arr.get((account, cur), Decimal(0)) + cmrr.get(item_id, Decimal(0)) * 12
-    tcv = {(a, c): v for a, c, v in conn.execute(select(t.account_metrics.c.account, t.account_metrics.c.currency,
-                                                        t.account_metrics.c.tcv))}
-    own = own_currencies(conn)
-    currencies: dict[str, set[str]] = {}
-    for account, cur in (*arr, *tcv):
-        currencies.setdefault(account, set()).add(cur)
-    out = []
-    for a in conn.execute(select(t.accounts).order_by(t.accounts.c.id)):
-        mine = currencies.get(a.id)
-        if not mine:
-            out.append({"account": a.id, "name": a.name, "tcv": round_money(Decimal(0), "USD"),
-                        "customer_since": a.customer_since, "arr": round_money(Decimal(0), "USD"), "currency": None})
-            continue
-        first = own.get(a.id)
-        for cur in sorted(mine, key=lambda c: (c != first, c)):
-            out.append({"account": a.id, "name": a.name, "tcv": round_money(tcv.get((a.id, cur), Decimal(0)), cur),
-                        "customer_since": a.customer_since,
-                        "arr": round_money(arr.get((a.id, cur), Decimal(0)), cur), "currency": cur})
     return out
 
 
@@ -495,7 +412,7 @@ def jobs(conn: Connection, *, failed_only: bool = False) -> list[dict[str, Any]]
              .select_from(t.jobs.join(t.orders, t.orders.c.id == j.order_id))
              .order_by(t.orders.c.seq, j.id))
     if failed_only:
-        query = query.where(j.status == "failed")
+        query = query.where(j.status == t.JobStatus.FAILED)
     return [row._asdict() for row in conn.execute(query)]
 
 
@@ -511,12 +428,10 @@ def quarantined(conn: Connection, *, include_released: bool = False) -> list[dic
 
 def drafts(conn: Connection) -> list[dict[str, Any]]:
     """Draft orders of primary quotes synced from Salesforce (not activated), with their lines."""
-    from connector.ingest import DRAFT
-
     activated = select(t.orders.c.id)
     out = []
     for row in conn.execute(select(t.sf_records.c.id, t.sf_records.c.system_modstamp, t.sf_records.c.data)
-                            .where(t.sf_records.c.object == DRAFT, t.sf_records.c.id.not_in(activated))
+                            .where(t.sf_records.c.object == t.DRAFT, t.sf_records.c.id.not_in(activated))
                             .order_by(t.sf_records.c.id)):
         data = json.loads(row.data)
         order = data["order"]
@@ -536,7 +451,8 @@ def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
                         "lag_seconds": round((now - cursor).total_seconds(), 1)})
     outbox = {state: count for state, count in conn.execute(
         select(t.outbox.c.state, func.count()).group_by(t.outbox.c.state))}
-    failed_jobs = conn.execute(select(func.count()).select_from(t.jobs).where(t.jobs.c.status == "failed")).scalar()
+    failed_jobs = conn.execute(select(func.count()).select_from(t.jobs)
+                               .where(t.jobs.c.status == t.JobStatus.FAILED)).scalar()
     held = conn.execute(select(func.count()).select_from(t.quarantine)
                         .where(t.quarantine.c.released_at.is_(None))).scalar()
     usage = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "api_usage")).scalar()
@@ -548,61 +464,15 @@ def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
             "daemon": json.loads(daemon) if daemon else None}
 
 
-def arr_rows_of_line(conn: Connection, line_pk: int) -> list[dict[str, Any]]:
-    """One line's ARR rows with every field the big objects take (SPEC section 10)."""
-    rows = _arr_rows(conn, t.arr_rows.c.line_pk == line_pk)
-    for d in rows:
-        del d["owner_name"]  # the big objects take the owner's User Id (`owner`), not its name
-    return [d | {"subscription_number": d["subscription"]} for d in rows]
-
-
-def item_values(conn: Connection, item_ids: list[str], as_of: dt.date) -> list[dict[str, Any]]:
-    """Subscriptions, assets and entitlements as the write-back sends them: MRR/ARR as of a day, TCV."""
-    cmrr = _cmrr_by_item(conn, as_of)
-    i, m = t.items.c, t.item_metrics.c
-    out = []
-    for chunk in (item_ids[k:k + 500] for k in range(0, len(item_ids), 500)):
-        query = (select(t.items, m.tcv, t.products.c.name.label("product_name"))
-                 .select_from(t.items.outerjoin(t.item_metrics, m.item == i.id)
-                              .join(t.products, t.products.c.id == i.product))
-                 .where(i.id.in_(chunk)))
-        for item in conn.execute(query):
-            values = {"id": item.id, "kind": item.kind, "account": item.account, "product": item.product,
-                      "product_name": item.product_name, "start": item.start, "end": item.end,
-                      "term_start": item.term_start, "quantity": item.quantity, "unit_price": item.unit_price,
-                      "bill_cycle_day": item.bill_cycle_day, "status": item.status}
-            if item.tcv is not None:  # metrics exist once the subscription-metrics job has run
-                mrr = cmrr.get(item.id, Decimal(0))
-                values |= {"mrr": round_money(mrr, item.currency), "arr": round_money(mrr * 12, item.currency),
-                           "tcv": round_money(item.tcv, item.currency)}
-            out.append(values)
-    return out
-
-
-def account_values(conn: Connection, account_ids: list[str], as_of: dt.date) -> list[dict[str, Any]]:
-    """Account metric fields as the write-back sends them."""
-    # An Account holds one set of figures: those in the account's own currency (its first order's),
-    # the first of its rows. Figures in its other currencies are not written (never converted or
-    # added); `revsync report accounts` shows them, and each subscription record carries its own.
-    wanted = set(account_ids)
-    out, done = [], set()
-    for a in accounts(conn, as_of):
-        if a["account"] in wanted and a["account"] not in done:
-            done.add(a["account"])
-            out.append({"id": a["account"], "tcv": a["tcv"], "arr": a["arr"], "customer_since": a["customer_since"],
-                        "currency": a["currency"]})
-    return out
-
-
 def outbox(conn: Connection, *, failed_only: bool = False, limit: int = 500) -> list[dict[str, Any]]:
     """Outbox entries: what is waiting to be written to Salesforce, and what failed, with Salesforce's message."""
     o = t.outbox.c
     query = (select(o.id, o.object, o.external_id, o.kind, o.order_id.label("order"), o.state, o.attempts,
                     o.last_message, o.sf_id, o.updated_at).order_by(o.id.desc()).limit(limit))
     if failed_only:
-        query = query.where(o.state == "FAILED")
+        query = query.where(o.state == t.OutboxState.FAILED)
     else:
-        query = query.where(o.state != "SUCCESS")
+        query = query.where(o.state != t.OutboxState.SUCCESS)
     return [row._asdict() for row in conn.execute(query)]
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,7 +151,8 @@ def _once_outcome(app: App, result) -> int:
 
     left = {k: v for k, v in result.left.items() if v}
     with app.store.connect() as conn:
-        failed_jobs = conn.execute(select(func.count()).select_from(t.jobs).where(t.jobs.c.status == "failed")).scalar()
+        failed_jobs = conn.execute(select(func.count()).select_from(t.jobs)
+                                   .where(t.jobs.c.status == t.JobStatus.FAILED)).scalar()
         held = conn.execute(select(func.count()).select_from(t.quarantine)
                             .where(t.quarantine.c.released_at.is_(None))).scalar()
     if left or result.unfinished_rounds:

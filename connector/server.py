@@ -15,14 +15,12 @@ allow-list; cheroot's own error reports go to the JSON log without tracebacks.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import logging
 import socket
 import ssl
 import threading
 import time
-from pathlib import Path
 from typing import Callable, Iterable
 
 from cheroot import errors as cheroot_errors
@@ -30,16 +28,13 @@ from cheroot import server as cheroot_server
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Engine, text
 
 from connector.clock import Clock
 from connector.errors import FatalError
 from connector.metrics import Metrics
-from connector.sources.outbound import (
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_NOTIFICATIONS, DEFAULT_OBJECTS, Network, OnNotified,
-    OutboundReceiver, org_key, purge_processed, source_allowed,
-)
+from connector.server_settings import Network, ServerSettings
+from connector.sources.outbound import OnNotified, OutboundReceiver, purge_processed, source_allowed
 
 log = logging.getLogger(__name__)
 
@@ -54,72 +49,6 @@ BACKLOG = 1024
 CHUNK_SLACK_BYTES = 64 * 1024
 #: How often the server deletes processed notifications older than the retention.
 PURGE_EVERY = dt.timedelta(hours=1)
-
-
-class ServerSettings(BaseModel):
-    """The `[server]` table: where to listen, which org(s) and objects to take messages for, TLS."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = "127.0.0.1"
-    port: int = Field(8787, ge=0, le=65535)
-    org_ids: list[str] = Field(default_factory=list)
-    objects: list[str] = Field(default_factory=lambda: list(DEFAULT_OBJECTS))
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, gt=0)
-    #: mutual TLS: PEM bundle of the certificate(s) or CA(s) a client certificate must verify against
-    client_ca_file: Path | None = None
-    #: with client_ca_file: the subject CN that a certificate posting to /outbound must have
-    client_cert_cn: str | None = Field(None, min_length=1)
-    #: CIDRs whose (TCP peer) addresses may connect at all; empty = any
-    allowed_sources: list[str] = Field(default_factory=list)
-    max_notifications_per_message: int = Field(DEFAULT_MAX_NOTIFICATIONS, gt=0)
-    #: read by the daemon (connector.daemon): at most this many Outbound-Message-triggered cycles a minute
-    max_triggered_cycles_per_minute: int = Field(6, ge=1)
-    notification_retention_days: int = Field(7, ge=1)
-    threads: int = Field(32, ge=1, le=1024)
-    request_timeout_seconds: float = Field(10.0, gt=0, le=300)
-
-    @field_validator("org_ids")
-    @classmethod
-    def _org_ids_are_ids(cls, value: list[str]) -> list[str]:
-        for org in value:
-            org_key(org)  # raises ValueError naming the bad id
-        return value
-
-    @field_validator("allowed_sources")
-    @classmethod
-    def _sources_are_networks(cls, value: list[str]) -> list[str]:
-        bad = []
-        for source in value:
-            try:
-                ipaddress.ip_network(source, strict=True)
-            except ValueError as exc:
-                bad.append(f"{source!r} ({exc})")
-        if bad:
-            raise ValueError(f"not a CIDR network such as \"13.108.0.0/14\": {'; '.join(bad)}")
-        return value
-
-    @model_validator(mode="after")
-    def _tls_pair(self) -> ServerSettings:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together: set both for HTTPS, or neither")
-        if self.client_ca_file is not None and self.tls_cert is None:
-            raise ValueError("client_ca_file needs HTTPS: set tls_cert and tls_key too")
-        if self.client_cert_cn is not None and self.client_ca_file is None:
-            raise ValueError("client_cert_cn needs client_ca_file: a CN is only trusted from a verified certificate")
-        return self
-
-    @property
-    def source_networks(self) -> list[Network]:
-        """`allowed_sources` parsed."""
-        return [ipaddress.ip_network(source) for source in self.allowed_sources]
-
-    @property
-    def notification_retention(self) -> dt.timedelta:
-        """How long processed notifications are kept."""
-        return dt.timedelta(days=self.notification_retention_days)
 
 
 StartResponse = Callable[[str, list[tuple[str, str]]], object]

@@ -1,7 +1,6 @@
 """One sync cycle: poll → ingest → activate and background jobs (→ write-back, when configured)."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 from decimal import Decimal
-from typing import Mapping
+from typing import Any, Mapping
 
 from connector.engine.dates import ONE_DAY, end_from_term, months_between
 from connector.engine.evergreen import horizon as evergreen_horizon
@@ -18,7 +18,7 @@ from connector.engine.ledger import ZERO, Ledger
 from connector.engine.limits import (
     check_date, check_price, check_quantity, check_term_months, line_amount_problems,
 )
-from connector.engine.money import Exact, exact
+from connector.engine.money import Amount, Exact, exact
 from connector.engine.model import (
     MONTHS_PER_PERIOD,
     Account,
@@ -209,7 +209,7 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
 
     def make(item: Item, action: Action, category: ChangeCategory, begin: dt.date, end: dt.date,
              quantity: Decimal, unit_price: Decimal, segments: list[Segment],
-             one_time: Decimal = ZERO, evergreen: bool = False) -> tuple[ActivatedLine, Item]:
+             one_time: Amount = ZERO, evergreen: bool = False) -> tuple[ActivatedLine, Item]:
         return ActivatedLine(
             order=order.id, id=line.id, seq=seq, action=action, product=product.id,
             product_name=product.name, item=item.id, item_kind=item.kind, quantity=quantity,
@@ -249,7 +249,7 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
                   "evergreen")
     if not line.item:
         raise bad(f"a {line.action.value} line must name the subscription it changes", "subscription")
-    item = ledger.items.get(line.item)
+    item = ledger.items.get(line.item)  # type: ignore[assignment]
     if item is None:
         raise bad(f"subscription {line.item!r} does not exist (it must be created by an earlier order)",
                   "subscription")
@@ -262,9 +262,9 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
         raise bad(f"{item.id!r} is a one-time item; it cannot be changed", "subscription")
     if item.currency != order.currency:
         raise bad(f"subscription {item.id!r} is in {item.currency}, the order in {order.currency}", "currency")
-    if item.status == "cancelled" and line.action is not Action.NEW:
+    if item.status == "cancelled" and line.action is not Action.NEW:  # type: ignore[comparison-overlap]
         raise bad(f"subscription {item.id!r} was cancelled (service ended {item.end})", "subscription")
-    nxt = dict(version=item.version + 1, last_line=line.id)
+    nxt: dict[str, Any] = dict(version=item.version + 1, last_line=line.id)
 
     if line.action is Action.UPDATE:
         if start is None:
@@ -360,7 +360,7 @@ def _activate_line(order: OrderInput, line: LineInput, seq: int, ledger: Ledger,
                 evergreen=item.evergreen)
 
 
-def _to_total(ledger: Ledger, item_id: str, start: dt.date, end_excl: dt.date, mrr: Decimal,
+def _to_total(ledger: Ledger, item_id: str, start: dt.date, end_excl: dt.date, mrr: Amount,
               quantity: Decimal) -> list[Segment]:
     """The pieces that bring the item to `mrr` and `quantity` on every day of [start, end_excl).
 
@@ -403,6 +403,6 @@ def _range_problems(line: LineInput, product: Product) -> list[tuple[str, str]]:
     return out
 
 
-def line_tcv(line: ActivatedLine) -> Decimal:
+def line_tcv(line: ActivatedLine) -> Exact:
     """TCV of a line (SPEC section 5): delta MRR × months of each piece, plus one-time charges. Exact."""
     return line.tcv

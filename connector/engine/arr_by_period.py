@@ -9,7 +9,7 @@ from typing import Iterator
 from connector.engine.dates import ONE_DAY
 from connector.engine.fiscal import FiscalCalendar, FiscalPeriod
 from connector.engine.model import ActivatedLine, ArrRow, Segment
-from connector.engine.money import round_money
+from connector.engine.money import Amount, round_money
 
 _TWELVE = Decimal(12)
 
@@ -29,11 +29,11 @@ def arr_rows(line: ActivatedLine, currency: str, calendar: FiscalCalendar) -> It
     periods = None
     if line.evergreen:
         segments, periods = _evergreen(line, calendar)
-    zero = Decimal(0)
+    zero: Amount = Decimal(0)
     # Rows repeat the same few values; round each distinct exact value once.
-    rounded: dict[Decimal, tuple[Decimal, Decimal]] = {}
+    rounded: dict[Amount, tuple[Decimal, Decimal]] = {}
 
-    def money(value: Decimal) -> tuple[Decimal, Decimal]:
+    def money(value: Amount) -> tuple[Decimal, Decimal]:
         pair = rounded.get(value)
         if pair is None:
             pair = rounded[value] = (round_money(value, currency), round_money(value * _TWELVE, currency))

@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from fractions import Fraction
-from typing import Iterator
+from typing import Callable, Iterator
 
 from connector.engine.dates import ONE_DAY, add_months, days_in_month
 from connector.engine.model import BillingFrequency, BillingPeriod, ActivatedLine, Segment
-from connector.engine.money import Exact, exact, round_money
+from connector.engine.money import Amount, Exact, exact, round_money
 
 _STEP = {BillingFrequency.MONTH: 1, BillingFrequency.QUARTER: 3, BillingFrequency.YEAR: 12}
 
@@ -33,7 +33,7 @@ def cycle_date(year: int, month: int, bill_cycle_day: int) -> dt.date:
     return dt.date(year, month, min(bill_cycle_day, days_in_month(year, month)))
 
 
-def prorated(mrr: Decimal, start: dt.date, end_excl: dt.date) -> Exact:
+def prorated(mrr: Amount, start: dt.date, end_excl: dt.date) -> Exact:
     """MRR over [start, end_excl), each day worth 1/(days of the month it falls in). Exact."""
     dim = days_in_month(start.year, start.month)
     if end_excl <= start + dt.timedelta(days=dim - start.day + 1):  # within one month: the usual case
@@ -52,7 +52,8 @@ def prorated(mrr: Decimal, start: dt.date, end_excl: dt.date) -> Exact:
     return exact(mrr) * months
 
 
-def partial(mrr: Decimal, start: dt.date, end_excl: dt.date, anniversary=None) -> Exact:
+def partial(mrr: Amount, start: dt.date, end_excl: dt.date,
+            anniversary: Callable[[int], dt.date] | None = None) -> Exact:
     """A partial period [start, end_excl): whole months from `start`, then the leftover days prorated.
 
     `anniversary(k)` is the day k months after `start` (default: `add_months`, month-end anchored;
@@ -69,7 +70,7 @@ def partial(mrr: Decimal, start: dt.date, end_excl: dt.date, anniversary=None) -
     return exact(mrr) * whole + rest if whole else rest
 
 
-def _cycle_steps(begin: dt.date, bcd: int):
+def _cycle_steps(begin: dt.date, bcd: int) -> Callable[[int], dt.date]:
     """The bill cycle dates 0, 1, 2 … months after `begin` (itself a bill cycle date)."""
     return lambda k: cycle_date(begin.year, begin.month + k, bcd)
 

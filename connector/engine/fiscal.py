@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from connector.engine.dates import ONE_DAY, days_in_month
 from connector.errors import FiscalCalendarError
@@ -204,7 +204,7 @@ class ExplicitFiscalCalendar(FiscalCalendar):
         self._year_names: dict[int, int] = {}
 
     @classmethod
-    def from_rows(cls, rows: Sequence[tuple], source: str = "fiscal periods", *,
+    def from_rows(cls, rows: Sequence[tuple[Any, ...]], source: str = "fiscal periods", *,
                   year_named_by: str = "end") -> "ExplicitFiscalCalendar":
         """Build from (start, end, fiscal_year, quarter[, label]) rows; missing years/quarters are counted.
 

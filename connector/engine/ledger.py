@@ -9,31 +9,32 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import MutableMapping
+from typing import Any, MutableMapping
 
 from connector.engine.model import Activation, Item, Segment
+from connector.engine.money import Amount
 
 ZERO = Decimal(0)
 
 
-class Layer(dict):
+class Layer(dict):  # type: ignore[type-arg]
     """A dict of changes over a read-only base mapping (a cheaper ChainMap of two: lookups stay in C).
 
     `collections.ChainMap` answers `in` and `get` with a Python-level scan of its maps; an import
     asks the ledger that millions of times.
     """
 
-    def __init__(self, base: MutableMapping):
+    def __init__(self, base: MutableMapping[Any, Any]):
         super().__init__()
         self.base = base
 
-    def __missing__(self, key):
+    def __missing__(self, key: Any) -> Any:
         return self.base[key]
 
-    def __contains__(self, key) -> bool:
+    def __contains__(self, key: object) -> bool:
         return dict.__contains__(self, key) or key in self.base
 
-    def get(self, key, default=None):
+    def get(self, key: Any, default: Any = None) -> Any:
         if dict.__contains__(self, key):
             return dict.__getitem__(self, key)
         return self.base.get(key, default)
@@ -54,7 +55,7 @@ class Ledger:
         self.segments[item.id] = list(segments)
         self.account_items.setdefault(item.account, set()).add(item.id)
 
-    def cmrr_on(self, item_id: str, day: dt.date) -> Decimal:
+    def cmrr_on(self, item_id: str, day: dt.date) -> Amount:
         """The item's committed MRR on `day`: the sum of the contributions active that day."""
         return sum((s.mrr for s in self.segments.get(item_id, ()) if s.start <= day < s.end_excl), ZERO)
 
@@ -62,7 +63,7 @@ class Ledger:
         """The item's committed quantity on `day`."""
         return sum((s.quantity for s in self.segments.get(item_id, ()) if s.start <= day < s.end_excl), ZERO)
 
-    def account_cmrr_on(self, account: str, day: dt.date) -> Decimal:
+    def account_cmrr_on(self, account: str, day: dt.date) -> Amount:
         """The account's committed MRR on `day` over all its items."""
         return sum((self.cmrr_on(i, day) for i in self.account_items.get(account, ())), ZERO)
 

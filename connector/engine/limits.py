@@ -28,7 +28,7 @@ from typing import Iterable
 
 from connector.engine.dates import months_between
 from connector.engine.model import ActivatedLine
-from connector.engine.money import STORE_SCALE, as_decimal
+from connector.engine.money import STORE_SCALE, Amount, as_decimal
 
 #: the largest value of a BIGINT column (SQLite INTEGER and PostgreSQL bigint alike)
 BIGINT_MAX = 2**63 - 1
@@ -58,7 +58,7 @@ MAX_ID_LENGTH = 64
 MAX_TEXT_LENGTH = 1000
 
 
-def _plain(value: Decimal) -> str:
+def _plain(value: Amount) -> str:
     """A number as people write it (1,000,000,000, not 1E+9), to two places when it has a fraction."""
     value = as_decimal(value)
     return f"{value if value == value.to_integral_value() else round(value, 2):,f}"
@@ -145,17 +145,17 @@ def line_amount_problems(line: ActivatedLine) -> list[tuple[str, str]]:
         return problems  # the amounts below grow with the span; one message says it
     fld = "quantity × unit_price"
     for seg in line.segments:
-        if abs(seg.mrr) > MAX_LINE_MRR:
-            problems.append((fld, f"quantity × monthly price is {_plain(abs(seg.mrr))} a month; at most "
+        if abs(seg.mrr) > MAX_LINE_MRR:  # type: ignore[operator]
+            problems.append((fld, f"quantity × monthly price is {_plain(abs(seg.mrr))} a month; at most "  # type: ignore[arg-type]
                                   f"{_plain(MAX_LINE_MRR)} a month per line (see the limits in README.md)"))
             break
     elp_monthly = abs(line.list_price_monthly * line.quantity)
-    if line.recurring and elp_monthly > MAX_LINE_MRR:
-        problems.append(("quantity", f"quantity × monthly list price is {_plain(elp_monthly)} a month; at most "
+    if line.recurring and elp_monthly > MAX_LINE_MRR:  # type: ignore[operator]
+        problems.append(("quantity", f"quantity × monthly list price is {_plain(elp_monthly)} a month; at most "  # type: ignore[arg-type]
                                      f"{_plain(MAX_LINE_MRR)} per line"))
-    if not line.recurring and (abs(line.one_time_amount) > MAX_LINE_AMOUNT
-                               or elp_monthly > MAX_LINE_AMOUNT):
-        problems.append((fld, f"quantity × price is {_plain(max(abs(line.one_time_amount), elp_monthly))}; "
+    if not line.recurring and (abs(line.one_time_amount) > MAX_LINE_AMOUNT  # type: ignore[operator]
+                               or elp_monthly > MAX_LINE_AMOUNT):  # type: ignore[operator]
+        problems.append((fld, f"quantity × price is {_plain(max(abs(line.one_time_amount), elp_monthly))}; "  # type: ignore[call-overload]
                               f"at most {_plain(MAX_LINE_AMOUNT)} per line"))
     if not problems and abs(line.tcv) > MAX_LINE_AMOUNT:
         problems.append((fld, f"the line's TCV is {_plain(abs(line.tcv))}; at most {_plain(MAX_LINE_AMOUNT)}"))

@@ -1,6 +1,7 @@
 """Zuora-style order metrics per line (SPEC section 6): mrr, tcv, tcb, elp and quantity."""
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Iterable
 
@@ -27,7 +28,7 @@ def generated_reason(line: ActivatedLine) -> str:
     return "IncreaseQuantity"
 
 
-def _months(start, end_excl) -> Exact:
+def _months(start: dt.date, end_excl: dt.date) -> Exact:
     return exact(months_between(start, end_excl))
 
 
@@ -37,7 +38,7 @@ def order_metrics(line: ActivatedLine, currency: str, which: Iterable[str]) -> l
     reason = generated_reason(line)
     out: list[OrderMetric] = []
 
-    def add(metric: str, amount: Decimal, start, end) -> None:
+    def add(metric: str, amount: Decimal, start: dt.date, end: dt.date) -> None:
         if metric in wanted:
             out.append(OrderMetric(line.id, metric, amount, start, end, reason))
 

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from connector.engine.dates import months_between
-from connector.engine.money import exact
+from connector.engine.money import Amount, Exact, exact
 
 
 class Provisioning(StrEnum):
@@ -144,7 +144,7 @@ class Segment:
 
     start: dt.date
     end_excl: dt.date
-    mrr: Decimal
+    mrr: Amount
     quantity: Decimal
 
 
@@ -187,14 +187,14 @@ class ActivatedLine:
     quantity: Decimal
     unit_price: Decimal
     price_period: PricePeriod
-    list_price_monthly: Decimal
+    list_price_monthly: Amount
     start: dt.date
     end: dt.date
     billing_frequency: BillingFrequency
     credit_eligible: bool
     change_category: ChangeCategory
     segments: tuple[Segment, ...]
-    one_time_amount: Decimal
+    one_time_amount: Amount
     bill_cycle_day: int
     #: the item's version once this line is applied (each line makes a new version)
     item_version: int = 1
@@ -203,7 +203,7 @@ class ActivatedLine:
     evergreen: bool = False
 
     @cached_property
-    def tcv(self) -> Decimal:
+    def tcv(self) -> Exact:
         """TCV (SPEC section 5): delta MRR × months of each piece, plus one-time charges. Exact.
 
         Cached: activation, account metrics and subscription metrics all ask for it.
@@ -218,7 +218,7 @@ class ActivatedLine:
         return self.price_period is not PricePeriod.ONE_TIME
 
     @property
-    def delta_mrr(self) -> Decimal:
+    def delta_mrr(self) -> Amount:
         """The line's delta MRR on its first day (SPEC section 4).
 
         Summed over every piece active that day: a cancellation after an update removes several
@@ -247,7 +247,7 @@ class Activation:
     lines: tuple[ActivatedLine, ...]
     items: tuple[Item, ...]
     bill_cycle_day: int
-    account_tcv_delta: Decimal
+    account_tcv_delta: Amount
     customer_since: dt.date | None
     links: tuple[tuple[str, str], ...] = field(default=())
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from math import gcd
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 ZERO = Decimal(0)
 
@@ -72,10 +73,32 @@ class Exact(Fraction):
     def __repr__(self) -> str:
         return f"Exact({self.numerator}, {self.denominator})"
 
+    if TYPE_CHECKING:  # the arithmetic is assigned below, on integers; these are its types
+        _numerator: int
+        _denominator: int
+
+        def __add__(self, other: Operand) -> Exact: ...  # type: ignore[override]
+        def __radd__(self, other: Operand) -> Exact: ...  # type: ignore[override]
+        def __mul__(self, other: Operand) -> Exact: ...  # type: ignore[override]
+        def __rmul__(self, other: Operand) -> Exact: ...  # type: ignore[override]
+        def __sub__(self, other: Operand) -> Exact: ...  # type: ignore[override]
+        def __rsub__(self, other: Operand) -> Exact: ...  # type: ignore[override]
+        def __truediv__(self, other: Operand) -> Exact: ...  # type: ignore[override]
+        def __rtruediv__(self, other: Operand) -> Exact: ...  # type: ignore[override]
+        def __neg__(self) -> Exact: ...
+        def __pos__(self) -> Exact: ...
+        def __abs__(self) -> Exact: ...
+
+
+#: What `Exact` arithmetic takes on either side.
+Operand = Union[Decimal, Fraction, int]
+#: An amount the engine computes: a Decimal input, or an exact rational derived from one.
+Amount = Union[Decimal, Exact]
+
 
 def _make(n: int, d: int) -> Exact:
     out = object.__new__(Exact)
-    out._numerator, out._denominator = n, d  # type: ignore[attr-defined]
+    out._numerator, out._denominator = n, d
     return out
 
 
@@ -83,7 +106,7 @@ def _exact(value: Fraction) -> Exact:
     return _make(value.numerator, value.denominator)
 
 
-def _parts(value) -> tuple[int, int] | None:
+def _parts(value: object) -> tuple[int, int] | None:
     """(numerator, denominator) of an int, Fraction or Decimal operand; None for anything else."""
     if type(value) is int:
         return value, 1
@@ -117,8 +140,8 @@ def _div(na: int, da: int, nb: int, db: int) -> Exact:
     return _mul(na, da, db, nb)
 
 
-def _op(fn, reflected: bool = False):
-    def method(self, other):
+def _op(fn: Callable[[int, int, int, int], Exact], reflected: bool = False) -> Callable[..., Any]:
+    def method(self: Exact, other: object) -> Any:
         parts = _parts(other)
         if parts is None:
             return NotImplemented

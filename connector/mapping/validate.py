@@ -135,7 +135,7 @@ def _check_field(m: ObjectMapping, record: EngineRecord | None, target: str, spe
     if has_constant:
         for key in ("default", "map", "skip_when", "reference"):
             if getattr(spec, key):
-                add(target, key, f"makes no sense with `constant`")
+                add(target, key, "makes no sense with `constant`")
     if not reading and spec.skip_when:
         add(target, "skip_when", "is only for reading mappings")
     if reading and spec.create_only:

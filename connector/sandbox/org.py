@@ -615,7 +615,7 @@ class Org:
                     raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
                                    f"{f.label}: id value of incorrect type: {value}", [f.name])
                 if self._find(target, value) is None:
-                    raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id", [f.name])
+                    raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [f.name])
             return value
         raise bad()
 

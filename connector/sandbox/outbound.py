@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import urllib.request
 
-from connector.sources.outbound import id_suffix
+from connector.salesforce.ids import id_suffix
 
 ENVELOPE = """<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">

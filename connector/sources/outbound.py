@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
-import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 from xml.sax.saxutils import escape
@@ -38,6 +37,9 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connector.clock import Clock
+from connector.salesforce.ids import ID_PATTERN, org_key
+from connector.salesforce.ids import id_suffix as id_suffix  # its home until the config needed org_key
+from connector.server_settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_NOTIFICATIONS, DEFAULT_OBJECTS, Network
 from connector.store import schema as t
 
 log = logging.getLogger(__name__)
@@ -47,16 +49,6 @@ OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
 SOBJECT_NS = "urn:sobject.enterprise.soap.sforce.com"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
-DEFAULT_OBJECTS = ("Opportunity", "Order")
-#: 100 notifications of a few dozen fields stay well under this; long text areas are the outlier.
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-#: "A single SOAP message can include up to 100 notifications" (SOAP API Developer Guide,
-#: "Understanding Notifications", https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/
-#: sforce_api_om_outboundmessaging_notifications.htm): more is not Salesforce.
-DEFAULT_MAX_NOTIFICATIONS = 100
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 ACK = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
     f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}">'
@@ -65,9 +57,6 @@ ACK = (
     "</soapenv:Body>"
     "</soapenv:Envelope>"
 ).encode()
-
-_ID = re.compile(r"[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?")
-_SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 OnNotified = Callable[[str, list[str]], None]
 
@@ -81,30 +70,6 @@ class MessageRefused(Exception):
         self.status = status
         self.soap = soap
         self.client = client
-
-
-def id_suffix(id15: str) -> str:
-    """The 3-character case-encoding suffix that turns a 15-character Salesforce Id into 18."""
-    suffix = ""
-    for chunk in (id15[0:5], id15[5:10], id15[10:15]):
-        bits = sum(1 << i for i, char in enumerate(chunk) if "A" <= char <= "Z")
-        suffix += _SUFFIX_ALPHABET[bits]
-    return suffix
-
-
-def org_key(org_id: str) -> str:
-    """The case-sensitive 15-character form of an org id given as 15 or 18 characters.
-
-    The first 15 characters are the Id and are case-sensitive; the 18-character form only adds a
-    checksum of their case, so two ids are the same org exactly when their first 15 match.
-    """
-    value = org_id.strip()
-    if not _ID.fullmatch(value):
-        raise ValueError(f"{org_id!r} is not a 15- or 18-character Salesforce Id")
-    if len(value) == 18 and value[15:].upper() != id_suffix(value[:15]):
-        raise ValueError(f"{org_id!r} has a wrong checksum (its last 3 characters); "
-                         "copy it again from Setup → Company Information")
-    return value[:15]
 
 
 @dataclass(frozen=True)
@@ -183,7 +148,7 @@ def parse_message(body: bytes, max_notifications: int = DEFAULT_MAX_NOTIFICATION
         if not object_type:
             raise MessageRefused(f"{where}: sObject has no xsi:type", status="500 Internal Server Error", soap=True)
         record_id = _text(sobject, f"{{{SOBJECT_NS}}}Id", f"{where}: sObject Id")
-        if not _ID.fullmatch(record_id) or len(notification_id) > 64:
+        if not ID_PATTERN.fullmatch(record_id) or len(notification_id) > 64:
             raise MessageRefused(f"{where}: malformed Id", status="500 Internal Server Error", soap=True)
         notified.append(Notified(notification_id, object_type, record_id))
     if not notified:

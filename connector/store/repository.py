@@ -15,7 +15,7 @@ from sqlalchemy import (
 from connector.engine.activation import line_tcv
 from connector.engine.ledger import Ledger
 from connector.engine.model import (
-    Account, Action, ActivatedLine, Activation, ArrRow, BillingFrequency, BillingPeriod, ChangeCategory,
+    Account, Action, ActivatedLine, Activation, ArrRow, BillingFrequency, ChangeCategory,
     Credit, Drawdown, Item, OrderMetric, PricePeriod, Product, Provisioning, Segment,
 )
 from connector.engine.money import STORE_SCALE, exact_text, round_money
@@ -134,10 +134,12 @@ def next_order_seq(conn: Connection) -> int:
 
 def save_activations(conn: Connection, activations: Sequence[Activation], *, origin: str,
                      hashes: dict[str, str], customer_names: dict[str, str],
-                     now: dt.datetime, write_back: bool = False) -> dict[str, "StoredOrder"]:
+                     now: dt.datetime) -> dict[str, "StoredOrder"]:
     """Write the immediate step of several orders and enqueue their background jobs.
 
     Each order is all-or-nothing because the caller's transaction holds whole orders only.
+    The caller queues their write-back (`connector.writers.outbox.enqueue_activation`) in the
+    same transaction.
     Returns the orders as the background jobs read them, so a caller about to run the jobs
     need not read back what it has just written.
     """
@@ -224,41 +226,8 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     stamp = _stored(conn, t.jobs.c.created_at, now)  # encoded once, not once per job (issue 11)
     _bulk(conn, t.jobs, ("order_id", "kind", "status", "attempts", "created_at", "updated_at"),
           [(a.order.id, kind, "pending", 0, stamp, stamp) for a in activations for kind in JOB_KINDS])
-    if write_back:
-        _enqueue_activation(conn, activations, origin, now)
     return {a.order.id: StoredOrder(a.order.id, a.order.account, a.order.currency,
                                     [(pks[l.id], l) for l in a.lines]) for a in activations}
-
-
-def _enqueue_activation(conn: Connection, activations: Sequence[Activation], origin: str, now: dt.datetime) -> None:
-    """Outbox entries of the immediate step: provisioned items, account metrics, engine-origin orders.
-
-    The metrics job sends the items again with their MRR, ARR and TCV; the writer sends only the
-    latest payload of a record, so that costs no extra call when both are waiting.
-    """
-    from connector.reports import account_values, item_values
-    from connector.writers.outbox import RECORD_OBJECTS, enqueue
-
-    as_of = now.date()
-    items = sorted({i.id for a in activations for i in a.items})
-    accounts = sorted({a.order.account for a in activations})
-    entries = [(RECORD_OBJECTS[v["kind"]], v["id"], "record", None, v) for v in item_values(conn, items, as_of)]
-    entries += [("Account", v["id"], "record", None, v) for v in account_values(conn, accounts, as_of)]
-    if origin == "engine":
-        # SPEC section 2: written as a Draft order with its items; Activated only once the
-        # engine has finished (the writer checks the order's jobs before it sends that).
-        for a in activations:
-            o = a.order
-            entries.append(("Order", o.id, "order", o.id, {"id": o.id, "account": o.account, "owner": o.owner,
-                                                           "start": min(l.start for l in a.lines),
-                                                           "status": "draft"}))
-            entries += [("OrderItem", l.id, "order", o.id, {
-                "id": l.id, "order": o.id, "product": l.product, "quantity": l.quantity,
-                "unit_price": l.unit_price, "start": l.start, "end": None if l.evergreen else l.end,
-                "item": l.item, "action": l.action.value, "billing_frequency": l.billing_frequency.value,
-                "evergreen": l.evergreen}) for l in a.lines]
-            entries.append(("Order", o.id, "activate", o.id, {"id": o.id}))
-    enqueue(conn, entries, now)
 
 
 _LINE_COLUMNS = ("id", "order_id", "seq", "action", "product", "product_name", "customer_name", "item",

@@ -1,6 +1,8 @@
 """Tables of the store. Changes to them go through an Alembic migration (connector/store/migrations)."""
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import (
     Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, PrimaryKeyConstraint,
     String, Table, Text, UniqueConstraint, false,
@@ -227,6 +229,10 @@ sync_cursors = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: `sf_records.object` of synced drafts: the engine's copy of a Salesforce Draft order (mapped order and
+#: lines), kept beside the mirror, since a draft has no place among the engine's activated orders.
+DRAFT = "DraftOrder"
+
 # The last version of every Salesforce record taken in, for deduplication by (Id, SystemModstamp)
 # and as a local mirror of the records orders are assembled from (quotes, lines, opportunities).
 sf_records = Table(
@@ -295,6 +301,24 @@ backfill_progress = Table(
 )
 
 # --- writing Salesforce and receiving changes (issue: write-back, daemon, outbound messages) ---
+
+class OutboxState(StrEnum):
+    """An outbox entry's state, stored and shown (`revsync outbox`, the metrics) as this text."""
+
+    NEW = "NEW"  # to send (again: a transient failure, a reference not written yet)
+    PENDING = "PENDING"  # in flight; after a crash it is sent again
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"  # Salesforce refused it; `revsync outbox retry` makes it NEW again
+    IGNORED = "IGNORED"  # `revsync outbox ignore`: never sent
+
+
+class JobStatus(StrEnum):
+    """A background job's status, stored and shown (`revsync jobs`) as this text."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
 
 # Every write to Salesforce, written in the same transaction as the engine change that causes it.
 outbox = Table(

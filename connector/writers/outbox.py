@@ -35,10 +35,14 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, u
 
 from connector import capacity as cap
 from connector.clock import Clock
-from connector.errors import RevsyncError, SkippableError, TransientError
+from connector.engine.model import Activation
+from connector.errors import SkippableError, TransientError
+from connector.mapping.apply import UnresolvedReference
+from connector.projections import account_values, arr_rows_of_line, item_values
 from connector.salesforce.errors import BulkJobFailed, RequestRejected
 from connector.salesforce.soql import select as soql
 from connector.store import schema as t
+from connector.store.schema import JobStatus, OutboxState
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ OWN_OBJECTS = frozenset(RECORD_OBJECTS.values())
 MAX_BIG_OBJECT_ATTEMPTS = 5
 
 #: entry states still to be sent; every other state is final for the writer
-DUE = ("NEW", "PENDING")
+DUE = (OutboxState.NEW, OutboxState.PENDING)
 COLLECTION_SIZE = 200
 #: external ids per `IN (...)` lookup: keeps the SOQL far below its length limit
 LOOKUP_SIZE = 200
@@ -65,7 +69,7 @@ _SF_ID_LENGTHS = (15, 18)
 
 def _unknown_outcome(entries: Sequence[Any]) -> bool:
     """True when an earlier send of this record may have reached Salesforce without its answer coming back."""
-    return any(e.state == "PENDING" or e.attempts > 0 for e in entries)
+    return any(e.state == OutboxState.PENDING or e.attempts > 0 for e in entries)
 
 
 _REFUSED = re.compile(r"Unable to create/update fields: ([^.]*)\.")
@@ -102,10 +106,38 @@ def enqueue(conn: Connection, entries: Iterable[tuple[str, str, str, str | None,
             now: dt.datetime) -> int:
     """Add outbox entries (object, external id, kind, order id, engine values) in the caller's transaction."""
     rows = [dict(object=o, external_id=x, kind=k, order_id=order, payload=json.dumps(p, default=_default),
-                 state="NEW", attempts=0, created_at=now, updated_at=now) for o, x, k, order, p in entries]
+                 state=OutboxState.NEW, attempts=0, created_at=now, updated_at=now) for o, x, k, order, p in entries]
     if rows:
         conn.execute(insert(t.outbox), rows)
     return len(rows)
+
+
+def enqueue_activation(conn: Connection, activations: Sequence[Activation], origin: str, now: dt.datetime) -> None:
+    """Outbox entries of the immediate step: provisioned items, account metrics, engine-origin orders.
+
+    The metrics job sends the items again with their MRR, ARR and TCV; the writer sends only the
+    latest payload of a record, so that costs no extra call when both are waiting.
+    """
+    as_of = now.date()
+    items = sorted({i.id for a in activations for i in a.items})
+    accounts = sorted({a.order.account for a in activations})
+    entries = [(RECORD_OBJECTS[v["kind"]], v["id"], "record", None, v) for v in item_values(conn, items, as_of)]
+    entries += [("Account", v["id"], "record", None, v) for v in account_values(conn, accounts, as_of)]
+    if origin == "engine":
+        # SPEC section 2: written as a Draft order with its items; Activated only once the
+        # engine has finished (the writer checks the order's jobs before it sends that).
+        for a in activations:
+            o = a.order
+            entries.append(("Order", o.id, "order", o.id, {"id": o.id, "account": o.account, "owner": o.owner,
+                                                           "start": min(l.start for l in a.lines),
+                                                           "status": "draft"}))
+            entries += [("OrderItem", l.id, "order", o.id, {
+                "id": l.id, "order": o.id, "product": l.product, "quantity": l.quantity,
+                "unit_price": l.unit_price, "start": l.start, "end": None if l.evergreen else l.end,
+                "item": l.item, "action": l.action.value, "billing_frequency": l.billing_frequency.value,
+                "evergreen": l.evergreen}) for l in a.lines]
+            entries.append(("Order", o.id, "activate", o.id, {"id": o.id}))
+    enqueue(conn, entries, now)
 
 
 def looks_like_sf_id(value: str | None) -> bool:
@@ -171,7 +203,8 @@ class OutboxWriter:
         with self.store.begin() as conn:
             ids = list(ids)
             conn.execute(update(t.outbox).where(t.outbox.c.id.in_(ids), t.outbox.c.state.in_(DUE)).values(
-                state="PENDING", batch=batch, attempts=t.outbox.c.attempts + 1, updated_at=self.clock.now()))
+                state=OutboxState.PENDING, batch=batch, attempts=t.outbox.c.attempts + 1,
+                updated_at=self.clock.now()))
             return set(conn.execute(select(t.outbox.c.id).where(t.outbox.c.id.in_(ids),
                                                                 t.outbox.c.batch == batch)).scalars())
 
@@ -210,7 +243,8 @@ class OutboxWriter:
         """Entries not yet written, by state (what `sync --once` reports when it cannot finish)."""
         with self.store.connect() as conn:
             return {state: n for state, n in conn.execute(
-                select(t.outbox.c.state, func.count()).where(t.outbox.c.state.in_(("NEW", "PENDING", "FAILED")))
+                select(t.outbox.c.state, func.count())
+                .where(t.outbox.c.state.in_((OutboxState.NEW, OutboxState.PENDING, OutboxState.FAILED)))
                 .group_by(t.outbox.c.state))}
 
     def _records(self, report: FlushReport, kinds: Sequence[str], objects: Sequence[str] | None = None) -> None:
@@ -235,9 +269,10 @@ class OutboxWriter:
                 try:
                     payload = self.mappings.write(sobject, values, resolve=self.resolve, creating=creating)
                 except SkippableError as exc:
-                    waiting = type(exc).__name__ == "UnresolvedReference"
+                    waiting = isinstance(exc, UnresolvedReference)
                     with self.store.begin() as conn:
-                        self._finish(conn, [e.id for e in entries], "NEW" if waiting else "FAILED", str(exc))
+                        self._finish(conn, [e.id for e in entries],
+                                     OutboxState.NEW if waiting else OutboxState.FAILED, str(exc))
                     report.add(report.waiting if waiting else report.failed, sobject, len(entries))
                     continue
                 items.append(_Pending(entries, values, payload, creating))
@@ -281,7 +316,7 @@ class OutboxWriter:
                 for item, result in zip(chunk, results):
                     ids = [e.id for e in item.entries]
                     if result.success:
-                        self._finish(conn, ids, "SUCCESS", None, result.id)
+                        self._finish(conn, ids, OutboxState.SUCCESS, None, result.id)
                         if result.id:
                             self._remember(conn, sobject, item.entries[-1].external_id, result.id)
                         report.add(report.sent, sobject)
@@ -291,7 +326,7 @@ class OutboxWriter:
                         again.append(item)  # stays PENDING until it is sent again below
                     else:
                         message = "; ".join(f"{e.error_code}: {e.message}" for e in result.errors)
-                        self._finish(conn, ids, "NEW" if result.transient else "FAILED", message)
+                        self._finish(conn, ids, OutboxState.NEW if result.transient else OutboxState.FAILED, message)
                         report.add(report.waiting if result.transient else report.failed, sobject)
         return again
 
@@ -345,10 +380,10 @@ class OutboxWriter:
         with self.store.connect() as conn:
             for e in due:
                 jobs_left = conn.execute(select(func.count()).select_from(t.jobs).where(
-                    t.jobs.c.order_id == e.order_id, t.jobs.c.status != "succeeded")).scalar()
+                    t.jobs.c.order_id == e.order_id, t.jobs.c.status != JobStatus.SUCCEEDED)).scalar()
                 parts_left = conn.execute(select(func.count()).select_from(t.outbox).where(
                     t.outbox.c.order_id == e.order_id, t.outbox.c.kind == "order",
-                    t.outbox.c.state != "SUCCESS")).scalar()
+                    t.outbox.c.state != OutboxState.SUCCESS)).scalar()
                 if jobs_left == 0 and parts_left == 0:
                     ready.append(e)
                 else:
@@ -366,13 +401,13 @@ class OutboxWriter:
             with self.store.begin() as conn:
                 for e, result in zip(chunk, results):
                     if result.success:
-                        self._finish(conn, [e.id], "SUCCESS", None, result.id)
+                        self._finish(conn, [e.id], OutboxState.SUCCESS, None, result.id)
                         report.add(report.sent, "Order")
                         if result.id:
                             report.activated_orders.append(result.id)
                     else:
                         message = "; ".join(f"{x.error_code}: {x.message}" for x in result.errors)
-                        self._finish(conn, [e.id], "NEW" if result.transient else "FAILED", message)
+                        self._finish(conn, [e.id], OutboxState.NEW if result.transient else OutboxState.FAILED, message)
 
     def _big_object_deletes(self, report: FlushReport, sobject: str) -> None:
         """Rows of an old fiscal calendar out of a big object (SOAP deleteByExample, by their full index).
@@ -413,12 +448,12 @@ class OutboxWriter:
         with self.store.begin() as conn:
             for n, entry in enumerate(due):
                 if n not in failed:
-                    self._finish(conn, [entry.id], "SUCCESS")
+                    self._finish(conn, [entry.id], OutboxState.SUCCESS)
                     cap.deleted(conn, sobject, line_of[n], owners.count(n))
                     report.add(report.sent, sobject)
                     continue
                 given_up = entry.attempts + 1 >= MAX_BIG_OBJECT_ATTEMPTS
-                self._finish(conn, [entry.id], "FAILED" if given_up else "NEW", failed[n])
+                self._finish(conn, [entry.id], OutboxState.FAILED if given_up else OutboxState.NEW, failed[n])
                 report.add(report.failed if given_up else report.waiting, sobject)
 
     def _capacity(self, report: FlushReport) -> bool:
@@ -462,9 +497,9 @@ class OutboxWriter:
                     made = [self.mappings.write(sobject, self._values(sobject, values), resolve=self.resolve)
                             for values in self._arr_values(int(json.loads(entry.payload)["line_pk"]))]
                 except SkippableError as exc:
-                    waiting = type(exc).__name__ == "UnresolvedReference"
+                    waiting = isinstance(exc, UnresolvedReference)
                     with self.store.begin() as conn:
-                        self._finish(conn, [entry.id], "NEW" if waiting else "FAILED", str(exc))
+                        self._finish(conn, [entry.id], OutboxState.NEW if waiting else OutboxState.FAILED, str(exc))
                     report.add(report.waiting if waiting else report.failed, sobject)
                     continue
                 rows.extend(made)
@@ -496,7 +531,8 @@ class OutboxWriter:
                 given_up = not ok and max(e.attempts for e in entries) + 1 >= MAX_BIG_OBJECT_ATTEMPTS
                 with self.store.begin() as conn:
                     self._finish(conn, [e.id for e in entries],
-                                 "SUCCESS" if ok else "FAILED" if given_up else "NEW", message)
+                                 OutboxState.SUCCESS if ok else OutboxState.FAILED if given_up else OutboxState.NEW,
+                                 message)
                     if ok:  # what the org now holds of these lines (connector.capacity)
                         for e, n in row_entries[start:end]:
                             cap.wrote(conn, sobject, int(json.loads(e.payload)["line_pk"]), n)
@@ -505,24 +541,22 @@ class OutboxWriter:
                 start = end
 
     def _arr_values(self, line_pk: int) -> list[dict[str, Any]]:
-        from connector.reports import arr_rows_of_line
-
         with self.store.connect() as conn:
             return arr_rows_of_line(conn, line_pk)
 
 
 def retry(store: Engine, clock: Clock, entry_id: int | None = None) -> int:
     """Put FAILED entries (one, or all) back to NEW so the writer sends them again."""
-    cond = t.outbox.c.state == "FAILED"
+    cond = t.outbox.c.state == OutboxState.FAILED
     if entry_id is not None:
         cond = and_(cond, t.outbox.c.id == entry_id)
     with store.begin() as conn:
-        return conn.execute(update(t.outbox).where(cond).values(state="NEW", updated_at=clock.now())).rowcount
+        return conn.execute(update(t.outbox).where(cond).values(state=OutboxState.NEW, updated_at=clock.now())).rowcount
 
 
 def ignore(store: Engine, clock: Clock, entry_id: int) -> int:
     """Give up on one entry: it is never sent (it stays listed as IGNORED)."""
     with store.begin() as conn:
-        return conn.execute(update(t.outbox).where(t.outbox.c.id == entry_id,
-                                                   t.outbox.c.state.in_(("NEW", "FAILED", "PENDING")))
-                            .values(state="IGNORED", updated_at=clock.now())).rowcount
+        unsent = (OutboxState.NEW, OutboxState.FAILED, OutboxState.PENDING)
+        return conn.execute(update(t.outbox).where(t.outbox.c.id == entry_id, t.outbox.c.state.in_(unsent))
+                            .values(state=OutboxState.IGNORED, updated_at=clock.now())).rowcount

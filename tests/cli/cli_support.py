@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -86,7 +86,7 @@ def test_the_account_fields_hold_the_accounts_own_currency(runs):
     """What the write-back sends to Account.TCV__c / ARR__c: the figures of the first order's currency."""
     from sqlalchemy import create_engine
 
-    from connector.reports import account_values
+    from connector.projections import account_values
 
     engine = create_engine(store_url(runs["wd"]))
     try:

@@ -33,7 +33,7 @@ def test_filters_that_match_nothing_exit_2_naming_filter_value_and_known_values(
              ("report", "credits", "--customer", "NOPE")]
     results = _run([Call(wd, args, env) for args in calls])
     for args, result in zip(calls, results):
-        option, value = args[2], args[3]
+        option = args[2]
         assert result.code == 2, (args, result.stdout, result.stderr)
         assert result.stdout == "", "nothing printed as if it were an (empty) report"
         assert result.stderr.startswith(f"error: report {args[1]}: 1 problem(s)")

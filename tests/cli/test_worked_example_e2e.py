@@ -4,12 +4,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 import pytest
 
 from cli_support import (
-    Call, all_reports, copy_store, months, revsync, run_all, snapshot, store_url, workdir, worked_example, write_doc,
+    Call, all_reports, copy_store, months, revsync, run_all, snapshot, store_url, workdir,
 )
 
 pytestmark = pytest.mark.slow

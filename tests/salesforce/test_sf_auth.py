@@ -23,7 +23,6 @@ from connector.salesforce.errors import (
     CertificateNotTrusted,
     InsecureUrl,
     LoginUnavailable,
-    ServerUnavailable,
 )
 from connector.salesforce.settings import load_settings
 

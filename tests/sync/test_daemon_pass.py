@@ -111,7 +111,7 @@ def test_an_outage_is_waited_out_with_backoff_and_shown_as_degraded(tmp_path, mo
         metrics = Metrics()
         daemon = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer,
                         metrics=metrics, max_backoff=dt.timedelta(seconds=40))
-        outage = c.org.faults.add(Fault.server_unavailable(times=None))
+        c.org.faults.add(Fault.server_unavailable(times=None))
         waits, seen = [], []
 
         def sleep(seconds):
