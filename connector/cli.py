@@ -794,7 +794,8 @@ def demo(fmt: FormatOpt = None,
                                 "change_category", "period_start", "period_end", "period_label", "opening_cmrr",
                                 "closing_cmrr", "change_cmrr", "opening_arr", "closing_arr"]
                        if style == "table" else None)
-            print_rows(quarters, style, title="Chloe's quarters of fiscal 2023")
+            print_rows(reports.every_category(quarters) if style == "csv" else quarters, style,
+                       title="Chloe's quarters of fiscal 2023")
             print_rows(subs, style, title="Subscriptions as of 2023-04-01")
     if sandbox:
         from connector.showcase import run as showcase

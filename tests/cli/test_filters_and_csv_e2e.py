@@ -153,3 +153,12 @@ def test_arr_csv_has_every_change_category_in_a_fixed_order(worked_store, by):
         assert sum(Decimal(row[f"changes.{c}"]) for c in CATEGORIES) == \
             Decimal(row["closing_cmrr"]) - Decimal(row["opening_cmrr"])
     assert any(r["changes.Cross Sell"] == "0.00" for r in rows)  # a category the example never has
+
+
+def test_demo_csv_quarters_have_every_change_category(tmp_path):
+    wd = workdir(tmp_path, "demo", config=None)
+    [demo] = run_all([Call(wd, ("demo", "--no-sandbox", "-f", "csv"))])
+    assert demo.code == 0, demo.stderr
+    headers = [line for line in demo.stdout.splitlines() if "opening_cmrr" in line and "changes." in line]
+    assert len(headers) == 1, demo.stdout  # Chloe's quarters: the one table with change categories
+    assert [c for c in headers[0].split(",") if c.startswith("changes.")] == [f"changes.{c}" for c in CATEGORIES]
