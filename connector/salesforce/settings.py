@@ -2,10 +2,11 @@
 
 The auth mode is always explicit (`auth = "jwt" | "client_credentials" | "session" | "password"`);
 it is never guessed from which values happen to be set. Secrets come only from the environment
-(`REVSYNC_SF_*`) or from the file named by `secrets_file` (TOML, or `KEY=VALUE` lines, using the
-same variable names); the environment wins over the file. Every problem is collected and reported
-at once, each naming the key and where it was looked for; secret values never appear in messages,
-and every secret found is registered with the process's redactor (connector.logs.REDACTOR).
+(`REVSYNC_SF_*`) or from the file named by `secrets_file` (TOML, or `KEY=VALUE` lines read as a
+.env file by python-dotenv, using the same variable names); the environment wins over the file.
+Every problem is collected and reported at once, each naming the key and where it was looked for;
+secret values never appear in messages, and every secret found is registered with the process's
+redactor (connector.logs.REDACTOR).
 
 `login_url` and `instance_url` must be https:// URLs, with no exception and no opt-out (not even
 for localhost): the token request carries the consumer secret, and every call carries the access
@@ -14,6 +15,7 @@ https://help.salesforce.com/s/articleView?id=xcloud.remoteaccess_oauth_endpoints
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import stat
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from dotenv.parser import parse_stream
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
 from connector.errors import ConfigError, Problem
@@ -186,22 +189,21 @@ def _read_secrets_file(path: Path, problems: list[Problem]) -> dict[str, str]:
 
 
 def _parse_env_lines(text: str, where: str, problems: list[Problem]) -> dict[str, str]:
+    """`KEY=VALUE` lines, read as python-dotenv reads a .env file (no `${VAR}` expansion).
+
+    `export KEY=...` and `# comment` lines are allowed; an unquoted value ends at ` #` (an inline
+    comment), a single- or double-quoted value keeps everything inside its quotes, `#` included.
+    """
     values: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export "):].lstrip()
-        key, sep, value = line.partition("=")
-        if not sep:
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is None and not binding.error:
+            continue  # a blank or comment line
+        if binding.error or binding.value is None:
             # never echo the line: it may be a secret pasted without its name
-            problems.append(Problem(f"{where}: line {number}", "expected KEY=VALUE"))
+            problems.append(Problem(f"{where}: line {binding.original.line}", "expected KEY=VALUE"))
             continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
+        assert binding.key is not None
+        values[binding.key] = binding.value
     return values
 
 

@@ -132,3 +132,28 @@ def test_jwt_key_file_must_exist(tmp_path):
         load_settings({"auth": "jwt", "consumer_key": "k", "username": "u"}, source="c.toml",
                       environ={"REVSYNC_SF_PRIVATE_KEY": str(tmp_path / "missing.pem")})
     assert "not a readable file" in str(info.value)
+
+
+def test_secrets_file_inline_comments_and_quotes(tmp_path):
+    # `KEY=value # comment` is the value alone; a `#` inside quotes, or not after a space, is kept
+    env_file = tmp_path / "sf.env"
+    env_file.write_text("REVSYNC_SF_CONSUMER_SECRET=s3cret # rotated in May\n"
+                        "REVSYNC_SF_PASSWORD=\"pw # with hash\"  # a comment\n"
+                        "REVSYNC_SF_ACCESS_TOKEN=tok#en\n")
+    env_file.chmod(0o600)
+    s = load_settings({"auth": "password", "consumer_key": "k", "username": "u",
+                       "secrets_file": str(env_file)}, source="c.toml", environ={})
+    assert s.secrets.consumer_secret.get_secret_value() == "s3cret"
+    assert s.secrets.password.get_secret_value() == "pw # with hash"
+    assert s.secrets.access_token.get_secret_value() == "tok#en"
+
+
+def test_secrets_file_values_are_not_expanded(tmp_path):
+    # a `$` in a secret is a character, not a variable reference
+    env_file = tmp_path / "sf.env"
+    env_file.write_text("REVSYNC_SF_CONSUMER_SECRET=a${HOME}b\nREVSYNC_SF_PASSWORD='p$w'\n")
+    env_file.chmod(0o600)
+    s = load_settings({"auth": "password", "consumer_key": "k", "username": "u",
+                       "secrets_file": str(env_file)}, source="c.toml", environ={"HOME": "/root"})
+    assert s.secrets.consumer_secret.get_secret_value() == "a${HOME}b"
+    assert s.secrets.password.get_secret_value() == "p$w"
