@@ -306,8 +306,7 @@ def load_settings(table: Mapping[str, Any] | None, *, source: str,
     secrets: SalesforceSecrets | None = None
     if mode in _MODES:
         file_values = _read_secrets_file(secrets_file, problems) if secrets_file else {}
-        secrets = _find_secrets(SECRETS_BY_MODE[mode], environ, file_values, base_dir,
-                                problems, secrets_file)
+        secrets = _find_secrets(mode, environ, file_values, base_dir, problems, secrets_file)
 
     if problems:
         raise ConfigError(source, problems,
@@ -331,16 +330,16 @@ def _message(err: Any, mode: object) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def _find_secrets(model: type[SalesforceSecrets], environ: Mapping[str, str], file_values: Mapping[str, str],
+def _find_secrets(mode: str, environ: Mapping[str, str], file_values: Mapping[str, str],
                   base_dir: Path, problems: list[Problem], secrets_file: Path | None) -> SalesforceSecrets | None:
     """The mode's secrets, the environment winning over the secrets_file (pydantic-settings sources)."""
+    model = SECRETS_BY_MODE[mode]
     sources = (_EnvironmentSource(model, environ, base_dir), _SecretsFileSource(model, file_values, base_dir))
     try:
         # (mypy sees only the fields in the __init__ pydantic synthesises, not BaseSettings' own arguments)
         return model(_build_sources=(sources, {}))  # type: ignore[call-arg]
     except ValidationError as exc:
         env_where = "environment" + (f" or {secrets_file}" if secrets_file else "")
-        mode = next(m for m, cls in SECRETS_BY_MODE.items() if cls is model)
         for err in exc.errors(include_input=False, include_url=False):
             problems.append(Problem(f"{err['loc'][0]} ({env_where})", _message(err, mode)))
         return None
