@@ -446,9 +446,8 @@ def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
     """Cursors and their lag, outbox depth, failed jobs and quarantined records, from the store."""
     cursors = []
     for row in conn.execute(select(t.sync_cursors).order_by(t.sync_cursors.c.object)):
-        cursor = row.cursor if row.cursor.tzinfo else row.cursor.replace(tzinfo=dt.timezone.utc)
-        cursors.append({"object": row.object, "cursor": cursor,
-                        "lag_seconds": round((now - cursor).total_seconds(), 1)})
+        cursors.append({"object": row.object, "cursor": row.cursor,
+                        "lag_seconds": round((now - row.cursor).total_seconds(), 1)})
     outbox = {state: count for state, count in conn.execute(
         select(t.outbox.c.state, func.count()).group_by(t.outbox.c.state))}
     failed_jobs = conn.execute(select(func.count()).select_from(t.jobs)

@@ -544,7 +544,15 @@ def _copy_types(table, columns: tuple[str, ...]) -> list[str] | None:
 def _insert(conn: Connection, table, rows: list[dict]) -> None:
     """Insert rows of Python values (every row with the same keys): COPY on PostgreSQL, else executemany."""
     if _copies(conn) and rows:
-        _bulk(conn, table, tuple(rows[0]), [tuple(row.values()) for row in rows])
+        columns = tuple(rows[0])
+        # COPY takes stored-form values: encode those whose column type has a bind processor
+        # (UtcDateTime's check and conversion), as an INSERT would.
+        process = [table.c[c].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
+        if any(process):
+            _bulk(conn, table, columns, [tuple(v if p is None else p(v) for p, v in zip(process, row.values()))
+                                         for row in rows])
+        else:
+            _bulk(conn, table, columns, [tuple(row.values()) for row in rows])
     else:
         conn.execute(insert(table), rows)
 
