@@ -76,8 +76,7 @@ class Backfill:
                 unfinished = unfinished.where(t.backfills.c.until == until)
             found = conn.execute(unfinished.order_by(t.backfills.c.id.desc())).first()
             if found is not None:
-                end = found.until if found.until.tzinfo else found.until.replace(tzinfo=dt.timezone.utc)
-                return found.id, True, end
+                return found.id, True, found.until
             until = until if until is not None else whole_second_after(self.clock.now())
             backfill_id = conn.execute(insert(t.backfills).values(
                 since=since, until=until, objects=key, state="running",

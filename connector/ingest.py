@@ -361,9 +361,9 @@ class Ingestor:
                     continue
                 if opp and opp.get("synced_quote"):
                     primary.add(opp["synced_quote"])
-            kept = {r.id: _aware(r.system_modstamp) for r in conn.execute(
+            kept = {r.id: r.system_modstamp for r in conn.execute(
                 select(t.sf_records.c.id, t.sf_records.c.system_modstamp).where(t.sf_records.c.object == DRAFT))}
-            held = {r.record_id: _aware(r.system_modstamp) for r in conn.execute(
+            held = {r.record_id: r.system_modstamp for r in conn.execute(
                 select(t.quarantine.c.record_id, t.quarantine.c.system_modstamp)
                 .where(t.quarantine.c.object == "Order", t.quarantine.c.released_at.is_(None)))}
             live = set()
@@ -447,7 +447,7 @@ class Ingestor:
         periods_at = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "periods_taken_at")).scalar()
         if periods_at:
             events.append(dt.datetime.fromisoformat(periods_at))
-        events = [_aware(e) for e in events if e is not None]
+        events = [e for e in events if e is not None]
         released = max(events) if events else None
         out = []
         for row in rows:
@@ -455,8 +455,8 @@ class Ingestor:
                 continue
             if row.id in quarantined:
                 stamp, held_at = quarantined[row.id]
-                if (_aware(stamp) >= _aware(row.system_modstamp)
-                        and (released is None or _aware(released) <= _aware(held_at))):
+                if (stamp >= row.system_modstamp
+                        and (released is None or released <= held_at)):
                     continue  # waits for the record, or one it uses, to change in Salesforce
             raw = json.loads(row.data)
             try:
@@ -501,12 +501,12 @@ class Ingestor:
                     activation = activate(order, ledger, products, accounts, calendar, self.settings)
                 except (OrderRejected, SkippableError, FiscalCalendarError) as exc:
                     reason = str(exc) + _held_uses(conn, data, found)
-                    quarantine(conn, "Order", data["id"], _aware(data["_modstamp"]), reason, now)
+                    quarantine(conn, "Order", data["id"], data["_modstamp"], reason, now)
                     continue
                 ledger.apply(activation)
                 activations.append(activation)
                 release(conn, "Order", order.id, now)
-                hashes[order.id] = f"salesforce:{_aware(data['_modstamp']).isoformat()}"
+                hashes[order.id] = f"salesforce:{data['_modstamp'].isoformat()}"
             stored = repo.save_activations(conn, activations, origin="salesforce", hashes=hashes,
                                            customer_names={a.id: a.name for a in accounts.values()}, now=now)
             if self.runner.ctx.write_back:
@@ -599,10 +599,6 @@ def _dec(value: Any) -> Decimal | None:
     return None if value is None or value == "" else Decimal(str(value))
 
 
-def _aware(stamp: dt.datetime) -> dt.datetime:
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.timezone.utc)
-
-
 def _written_by_us(conn: Connection, sobject: str, ids: Sequence[str]) -> set[str]:
     out: set[str] = set()
     for i in range(0, len(ids), 500):
@@ -616,7 +612,7 @@ def _mirror_stamps(conn: Connection, sobject: str, ids: Sequence[str]) -> dict[s
     for i in range(0, len(ids), 500):
         for r in conn.execute(select(t.sf_records.c.id, t.sf_records.c.system_modstamp)
                               .where(t.sf_records.c.object == sobject, t.sf_records.c.id.in_(ids[i:i + 500]))):
-            out[r.id] = _aware(r.system_modstamp)
+            out[r.id] = r.system_modstamp
     return out
 
 
@@ -668,8 +664,7 @@ def save_cursor(conn: Connection, sobject: str, cursor: dt.datetime, now: dt.dat
 
 def load_cursor(conn: Connection, sobject: str) -> dt.datetime | None:
     """The daemon's saved cursor of one object."""
-    value = conn.execute(select(t.sync_cursors.c.cursor).where(t.sync_cursors.c.object == sobject)).scalar()
-    return None if value is None else _aware(value)
+    return conn.execute(select(t.sync_cursors.c.cursor).where(t.sync_cursors.c.object == sobject)).scalar()
 
 
 class StoreCalendar(FiscalCalendar):

@@ -77,7 +77,7 @@ def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
     if not eligible:
         return  # most orders: nothing to review, no query
     done = repo.orders_with_drawdowns(conn, eligible) | repo.orders_with_job(conn, eligible,
-                                                                             "credit_review", "succeeded")
+                                                                             "credit_review", t.JobStatus.SUCCEEDED)
     todo = [orders[o] for o in eligible if o not in done]
     if not todo:
         return
@@ -222,11 +222,11 @@ class JobRunner:
         `known` holds orders the caller has in hand as stored (from `save_activations`); the
         others are read from the store.
         """
-        return self._run_where(t.jobs.c.status == "pending", order_ids, known or {})
+        return self._run_where(t.jobs.c.status == t.JobStatus.PENDING, order_ids, known or {})
 
     def retry_failed(self, order_ids: Iterable[str] | None = None, *, due_only: bool = False) -> list[JobOutcome]:
         """Run failed jobs again (all of them, or only those whose backoff has passed)."""
-        cond = t.jobs.c.status == "failed"
+        cond = t.jobs.c.status == t.JobStatus.FAILED
         if due_only:
             cond = cond & (t.jobs.c.attempts < self.max_attempts) & (t.jobs.c.next_attempt_at <= self.clock.now())
         return self._run_where(cond, order_ids, {})
@@ -266,7 +266,7 @@ class JobRunner:
             with self.engine.begin() as conn:
                 JOBS[kind](conn, {j.order_id: orders[j.order_id] for j in jobs}, self.ctx)
                 conn.execute(update(t.jobs).where(t.jobs.c.id.in_([j.id for j in jobs])).values(
-                    status="succeeded", attempts=t.jobs.c.attempts + 1, last_error=None,
+                    status=t.JobStatus.SUCCEEDED, attempts=t.jobs.c.attempts + 1, last_error=None,
                     updated_at=self.clock.now(), next_attempt_at=None))
             return [JobOutcome(j.order_id, kind, True) for j in jobs]
         except Exception as exc:  # a failing job never rolls back or blocks the activation
@@ -281,7 +281,7 @@ class JobRunner:
             attempts = conn.execute(select(t.jobs.c.attempts).where(t.jobs.c.id == job.id)).scalar() or 0
             delay = self.backoff_seconds * (2 ** attempts)
             conn.execute(update(t.jobs).where(t.jobs.c.id == job.id).values(
-                status="failed", attempts=attempts + 1, last_error=message[:2000], updated_at=self.clock.now(),
+                status=t.JobStatus.FAILED, attempts=attempts + 1, last_error=message[:2000], updated_at=self.clock.now(),
                 next_attempt_at=self.clock.now() + dt.timedelta(seconds=delay)))
         return JobOutcome(job.order_id, kind, False, message)
 
@@ -327,7 +327,7 @@ def extend_evergreen(engine: Engine, ctx: JobContext, today: dt.date) -> Extensi
         subscription_metrics(conn, extended, ctx)
         order_metrics_job(conn, extended, ctx)
         # new rows only for lines whose ARR job has made their first rows (a pending job makes them all)
-        ready = repo.orders_with_job(conn, list(extended), "arr_by_period", "succeeded")
+        ready = repo.orders_with_job(conn, list(extended), "arr_by_period", t.JobStatus.SUCCEEDED)
         last = repo.last_arr_periods(conn, [pk for o in extended.values() for pk, _ in o.lines])
         new_rows = [(pk, row) for o in extended.values() if o.id in ready for pk, line in o.lines
                     for row in arr_rows(line, o.currency, ctx.calendar)
@@ -398,6 +398,6 @@ def regenerate_arr(engine: Engine, ctx: JobContext, batch_size: int = 500) -> in
                 enqueue(conn, [(big, line.id, "big_object", o.id, {"line_pk": pk})
                                for o, pk, line in lines if line.recurring for big in BIG_OBJECTS], _stamp(ctx))
         conn.execute(update(t.jobs).where(t.jobs.c.kind == "arr_by_period").values(
-            status="succeeded", last_error=None, next_attempt_at=None))
+            status=t.JobStatus.SUCCEEDED, last_error=None, next_attempt_at=None))
         repo.set_meta(conn, "fiscal_calendar", ctx.calendar.fingerprint())
     return count

@@ -404,6 +404,13 @@ def order_metrics(conn: Connection, *, order: str | None = None) -> list[dict[st
     return out
 
 
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A listed row with its timestamps as these lists have always shown them: the UTC wall time
+    without an offset ("2026-01-01T09:30:00"). The store gives aware UTC datetimes (UtcDateTime);
+    SQLite stores used to give them naive, and those lists' text stays what it was."""
+    return {k: v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v for k, v in row.items()}
+
+
 def jobs(conn: Connection, *, failed_only: bool = False) -> list[dict[str, Any]]:
     """Background jobs with status, attempts and last error."""
     j = t.jobs.c
@@ -413,7 +420,7 @@ def jobs(conn: Connection, *, failed_only: bool = False) -> list[dict[str, Any]]
              .order_by(t.orders.c.seq, j.id))
     if failed_only:
         query = query.where(j.status == t.JobStatus.FAILED)
-    return [row._asdict() for row in conn.execute(query)]
+    return [_shown(row._asdict()) for row in conn.execute(query)]
 
 
 def quarantined(conn: Connection, *, include_released: bool = False) -> list[dict[str, Any]]:
@@ -423,7 +430,7 @@ def quarantined(conn: Connection, *, include_released: bool = False) -> list[dic
                    q.released_at).order_by(q.first_seen, q.object, q.record_id)
     if not include_released:
         query = query.where(q.released_at.is_(None))
-    return [row._asdict() for row in conn.execute(query)]
+    return [_shown(row._asdict()) for row in conn.execute(query)]
 
 
 def drafts(conn: Connection) -> list[dict[str, Any]]:
@@ -438,7 +445,7 @@ def drafts(conn: Connection) -> list[dict[str, Any]]:
         out.append({"order": row.id, "account": order.get("account"), "quote": order.get("quote"),
                     "start": order.get("start"), "lines": len(data["lines"]),
                     "quantity": sum(Decimal(str(line.get("quantity") or 0)) for line in data["lines"]),
-                    "saved": row.system_modstamp})
+                    "saved": row.system_modstamp.replace(tzinfo=None)})  # as _shown
     return out
 
 
@@ -446,9 +453,8 @@ def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
     """Cursors and their lag, outbox depth, failed jobs and quarantined records, from the store."""
     cursors = []
     for row in conn.execute(select(t.sync_cursors).order_by(t.sync_cursors.c.object)):
-        cursor = row.cursor if row.cursor.tzinfo else row.cursor.replace(tzinfo=dt.timezone.utc)
-        cursors.append({"object": row.object, "cursor": cursor,
-                        "lag_seconds": round((now - cursor).total_seconds(), 1)})
+        cursors.append({"object": row.object, "cursor": row.cursor,
+                        "lag_seconds": round((now - row.cursor).total_seconds(), 1)})
     outbox = {state: count for state, count in conn.execute(
         select(t.outbox.c.state, func.count()).group_by(t.outbox.c.state))}
     failed_jobs = conn.execute(select(func.count()).select_from(t.jobs)
@@ -473,7 +479,7 @@ def outbox(conn: Connection, *, failed_only: bool = False, limit: int = 500) -> 
         query = query.where(o.state == t.OutboxState.FAILED)
     else:
         query = query.where(o.state != t.OutboxState.SUCCESS)
-    return [row._asdict() for row in conn.execute(query)]
+    return [_shown(row._asdict()) for row in conn.execute(query)]
 
 
 # -- the columns of each report, for a CSV header when a report has no rows -------------------------

@@ -186,7 +186,7 @@ def pending_notifications(conn: Connection, limit: int) -> list[Notification]:
     n = t.notifications.c
     query = (select(n.id, n.notification_id, n.object, n.record_id, n.received_at)
              .where(n.processed_at.is_(None)).order_by(n.id).limit(limit))
-    return [Notification(r.id, r.notification_id, r.object, r.record_id, _aware(r.received_at))
+    return [Notification(r.id, r.notification_id, r.object, r.record_id, r.received_at)
             for r in conn.execute(query)]
 
 
@@ -213,9 +213,6 @@ def purge_processed(conn: Connection, older_than: dt.datetime) -> int:
     return result.rowcount
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    # SQLite hands DateTime(timezone=True) back naive; the store only ever holds UTC.
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def fault(reason: str, *, client: bool = True) -> bytes:

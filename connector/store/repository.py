@@ -225,7 +225,7 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
                                                         order_id=order_id))
     stamp = _stored(conn, t.jobs.c.created_at, now)  # encoded once, not once per job (issue 11)
     _bulk(conn, t.jobs, ("order_id", "kind", "status", "attempts", "created_at", "updated_at"),
-          [(a.order.id, kind, "pending", 0, stamp, stamp) for a in activations for kind in JOB_KINDS])
+          [(a.order.id, kind, t.JobStatus.PENDING.value, 0, stamp, stamp) for a in activations for kind in JOB_KINDS])
     return {a.order.id: StoredOrder(a.order.id, a.order.account, a.order.currency,
                                     [(pks[l.id], l) for l in a.lines]) for a in activations}
 
@@ -317,7 +317,7 @@ def orders_with_drawdowns(conn: Connection, order_ids: Sequence[str]) -> set[str
     return out
 
 
-def orders_with_job(conn: Connection, order_ids: Sequence[str], kind: str, status: str) -> set[str]:
+def orders_with_job(conn: Connection, order_ids: Sequence[str], kind: str, status: t.JobStatus) -> set[str]:
     """Orders among these whose job of this kind has this status."""
     out: set[str] = set()
     for chunk in _chunks(list(order_ids)):
@@ -544,7 +544,15 @@ def _copy_types(table, columns: tuple[str, ...]) -> list[str] | None:
 def _insert(conn: Connection, table, rows: list[dict]) -> None:
     """Insert rows of Python values (every row with the same keys): COPY on PostgreSQL, else executemany."""
     if _copies(conn) and rows:
-        _bulk(conn, table, tuple(rows[0]), [tuple(row.values()) for row in rows])
+        columns = tuple(rows[0])
+        # COPY takes stored-form values: encode those whose column type has a bind processor
+        # (UtcDateTime's check and conversion), as an INSERT would.
+        process = [table.c[c].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
+        if any(process):
+            _bulk(conn, table, columns, [tuple(v if p is None else p(v) for p, v in zip(process, row.values()))
+                                         for row in rows])
+        else:
+            _bulk(conn, table, columns, [tuple(row.values()) for row in rows])
     else:
         conn.execute(insert(table), rows)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 from sqlalchemy import (
-    Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, PrimaryKeyConstraint,
+    Boolean, Column, Date, ForeignKey, Index, Integer, MetaData, PrimaryKeyConstraint,
     String, Table, Text, UniqueConstraint, false,
 )
 
-from connector.store.types import ExactDecimal, Money
+from connector.store.types import ExactDecimal, Money, UtcDateTime
 
 metadata = MetaData()
 
@@ -71,7 +71,7 @@ orders = Table(
     Column("origin", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("content_hash", String(64), nullable=False),
-    Column("activated_at", DateTime(timezone=True), nullable=False),
+    Column("activated_at", UtcDateTime, nullable=False),
 )
 
 order_lines = Table(
@@ -156,9 +156,9 @@ jobs = Table(
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("next_attempt_at", UtcDateTime),
     UniqueConstraint("order_id", "kind"),
     Index("ix_jobs_status", "status"),
 )
@@ -225,8 +225,8 @@ meta = Table(
 sync_cursors = Table(
     "sync_cursors", metadata,
     Column("object", String(64), primary_key=True),
-    Column("cursor", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("cursor", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 #: `sf_records.object` of synced drafts: the engine's copy of a Salesforce Draft order (mapped order and
@@ -239,7 +239,7 @@ sf_records = Table(
     "sf_records", metadata,
     Column("object", String(64), nullable=False),
     Column("id", String(18), nullable=False),
-    Column("system_modstamp", DateTime(timezone=True), nullable=False),
+    Column("system_modstamp", UtcDateTime, nullable=False),
     Column("is_deleted", Boolean, nullable=False),
     Column("parent_id", String(18)),
     Column("data", Text, nullable=False),
@@ -251,11 +251,11 @@ quarantine = Table(
     "quarantine", metadata,
     Column("object", String(64), nullable=False),
     Column("record_id", String(18), nullable=False),
-    Column("system_modstamp", DateTime(timezone=True), nullable=False),
+    Column("system_modstamp", UtcDateTime, nullable=False),
     Column("reason", Text, nullable=False),
-    Column("first_seen", DateTime(timezone=True), nullable=False),
-    Column("last_seen", DateTime(timezone=True), nullable=False),
-    Column("released_at", DateTime(timezone=True)),
+    Column("first_seen", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("released_at", UtcDateTime),
     PrimaryKeyConstraint("object", "record_id"),
 )
 
@@ -265,7 +265,7 @@ owner_names = Table(
     "owner_names", metadata,
     Column("id", String(18), primary_key=True),
     Column("name", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 fiscal_periods = Table(
@@ -281,12 +281,12 @@ fiscal_periods = Table(
 backfills = Table(
     "backfills", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("since", DateTime(timezone=True), nullable=False),
-    Column("until", DateTime(timezone=True), nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("until", UtcDateTime, nullable=False),
     Column("objects", Text, nullable=False),
     Column("state", String(16), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
 )
 
 backfill_progress = Table(
@@ -334,8 +334,8 @@ outbox = Table(
     Column("last_message", Text),
     Column("batch", String(64)),  # the bulk job or collection call it was sent in
     Column("sf_id", String(18)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_outbox_state", "state", "object"),
     Index("ix_outbox_record", "object", "external_id"),
 )
@@ -368,7 +368,7 @@ notifications = Table(
     Column("notification_id", String(64), nullable=False, unique=True),
     Column("object", String(64), nullable=False),
     Column("record_id", String(18), nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("processed_at", DateTime(timezone=True)),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("processed_at", UtcDateTime),
     Index("ix_notifications_pending", "processed_at"),
 )

@@ -1,9 +1,10 @@
-"""Column types that keep money exact on every dialect."""
+"""Column types that keep money exact and points in time UTC on every dialect."""
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, String
+from sqlalchemy import BigInteger, DateTime, String
 from sqlalchemy.types import TypeDecorator
 
 from fractions import Fraction
@@ -57,3 +58,39 @@ class ExactDecimal(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else parse_exact(value)
+
+
+class UtcDateTime(TypeDecorator):
+    """A point in time: aware datetimes in, aware UTC datetimes out, on every dialect.
+
+    Stored as `DateTime(timezone=True)` always was: `timestamp with time zone` on PostgreSQL, and
+    on SQLite the text SQLAlchemy writes for a datetime ("2026-12-01 02:24:28.123456") holding
+    the UTC wall time without an offset, which SQLite hands back naive: read back here as UTC.
+    An aware datetime in another zone is converted to UTC before it is stored (SQLite would
+    otherwise keep its local wall time as if it were UTC).
+
+    A naive datetime is refused (ValueError) rather than guessed: the store cannot tell whether
+    it meant UTC or local time, and every clock and parser of revsync gives aware UTC values.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise ValueError(f"{value!r} is not a datetime; a timestamp column takes an aware datetime")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{value.isoformat()} is a naive datetime; the store keeps timestamps in UTC: "
+                             "give an aware one (datetime.now(timezone.utc), or .replace(tzinfo=timezone.utc) "
+                             "when it is known to be UTC)")
+        utc = value.astimezone(dt.timezone.utc)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite: the UTC wall time, as stored above
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)  # PostgreSQL: in the session's time zone

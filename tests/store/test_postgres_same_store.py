@@ -53,8 +53,8 @@ def _import(url: str, docs: list[dict]) -> dict[str, list[tuple]]:
 
 
 def _value(v):
-    if isinstance(v, dt.datetime):  # SQLite gives naive UTC, PostgreSQL aware
-        return v.astimezone(dt.timezone.utc).replace(tzinfo=None) if v.tzinfo else v
+    if isinstance(v, dt.datetime):  # UtcDateTime: aware UTC from both stores
+        assert v.tzinfo == dt.timezone.utc, v
     return v
 
 

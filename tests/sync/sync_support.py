@@ -114,8 +114,7 @@ def arr_rows(c: Connected) -> list[dict[str, Any]]:
 
 def cursors(c: Connected) -> dict[str, dt.datetime]:
     with c.app.store.connect() as conn:
-        return {r.object: (r.cursor if r.cursor.tzinfo else r.cursor.replace(tzinfo=UTC))
-                for r in conn.execute(select(t.sync_cursors))}
+        return {r.object: r.cursor for r in conn.execute(select(t.sync_cursors))}
 
 
 def mirror(c: Connected, sobject: str, record_id: str) -> tuple[dict[str, Any], bool] | None:
