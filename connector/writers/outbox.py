@@ -456,9 +456,9 @@ class OutboxWriter:
                 self._finish(conn, [entry.id], OutboxState.FAILED if given_up else OutboxState.NEW, failed[n])
                 report.add(report.failed if given_up else report.waiting, sobject)
 
-    def _capacity(self, report: FlushReport) -> bool:
-        """Check that the rows due fit in the org's big objects; False (and recorded) when they do not."""
-        due = [(e.object, int(json.loads(e.payload)["line_pk"])) for e in self._due(("big_object",))]
+    def _capacity(self, report: FlushReport, due: list[tuple[str, int]]) -> bool:
+        """Check that the rows of the due (big object, line) pairs fit in the org's big objects;
+        False (and recorded) when they do not."""
         if not due:
             # rows held back and since given up (`revsync outbox ignore`): status no longer says so
             with self.store.begin() as conn:
@@ -485,17 +485,19 @@ class OutboxWriter:
         """
         for sobject in BIG_OBJECTS:
             self._big_object_deletes(report, sobject)
-        if not self._capacity(report):
+        all_due = self._due(("big_object",))
+        line_of = {e.id: int(json.loads(e.payload)["line_pk"]) for e in all_due}
+        if not self._capacity(report, [(e.object, line_of[e.id]) for e in all_due]):
             return
         for sobject in BIG_OBJECTS:
-            due = [e for e in self._due(("big_object",)) if e.object == sobject]
+            due = [e for e in all_due if e.object == sobject]
             if not due:
                 continue
             rows, row_entries = [], []
             for entry in due:
                 try:
                     made = [self.mappings.write(sobject, self._values(sobject, values), resolve=self.resolve)
-                            for values in self._arr_values(int(json.loads(entry.payload)["line_pk"]))]
+                            for values in self._arr_values(line_of[entry.id])]
                 except SkippableError as exc:
                     waiting = isinstance(exc, UnresolvedReference)
                     with self.store.begin() as conn:
@@ -535,7 +537,7 @@ class OutboxWriter:
                                  message)
                     if ok:  # what the org now holds of these lines (connector.capacity)
                         for e, n in row_entries[start:end]:
-                            cap.wrote(conn, sobject, int(json.loads(e.payload)["line_pk"]), n)
+                            cap.wrote(conn, sobject, line_of[e.id], n)
                 report.add(report.sent if ok else report.failed if given_up else report.waiting, sobject,
                            len(entries))
                 start = end
