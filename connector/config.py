@@ -103,6 +103,20 @@ class SyncConfig(_Section):
     lease_seconds: float = Field(default=300.0, ge=1)
     #: the longest wait between two tries while Salesforce is unreachable or failing
     max_backoff_seconds: float = Field(default=300.0, ge=1)
+    #: how the daemon hears of changes besides polling, which always runs: "push" (Outbound Messages
+    #: to [server]) and "cdc" (Change Data Capture through the Pub/Sub API)
+    source: list[Literal["poll", "push", "cdc"]] = ["poll", "push"]
+    #: one custom channel (e.g. "/data/RevsyncChanges__chn") instead of one channel per object
+    cdc_channel: str = Field(default="", pattern=r"^(/data/\w+)?$")
+    #: while every change event stream is healthy, polling runs this often (the safety net)
+    cdc_poll_interval_seconds: float = Field(default=3600.0, gt=0)
+    #: events a stream asks for at a time (flow control)
+    cdc_batch_size: int = Field(default=100, ge=1, le=1000)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class ReportsConfig(_Section):

@@ -51,6 +51,7 @@ from connector.salesforce.errors import (
     SalesforceRequestFailed,
     UnexpectedResponse,
 )
+from connector.sources.cdc import polls_requested, request_polls
 from connector.sources.outbound import mark_processed, pending_notifications
 from connector.store.repository import set_meta
 from connector.sync import CycleReport, SyncService
@@ -134,7 +135,8 @@ class Daemon:
                  lease_ttl: dt.timedelta = DEFAULT_TTL,
                  max_backoff: dt.timedelta = dt.timedelta(minutes=5),
                  max_triggered_per_minute: int = 6,
-                 after_pass: Callable[[], None] | None = None):
+                 after_pass: Callable[[], None] | None = None,
+                 stream: Any = None, stream_poll_interval: dt.timedelta = dt.timedelta(hours=1)):
         self.service = service
         self.clock = clock
         self.interval = interval
@@ -161,6 +163,13 @@ class Daemon:
         self.written: dict[str, int] = {}
         #: the capacity check of the last pass when it held ARR rows back (connector.capacity)
         self.held_back: Any = None
+        #: Change Data Capture (connector.sources.cdc.ChangeStream): while it is healthy, polling
+        #: runs every `stream_poll_interval` only, and for the objects a gap or overflow names
+        self.stream = stream
+        self.stream_poll_interval = stream_poll_interval
+        self._last_full_poll: float | None = None
+        #: the objects the last pass polled (None: all)
+        self.polled: list[str] | None = None
 
     @property
     def store(self):
@@ -198,7 +207,17 @@ class Daemon:
         self.take_notifications()
         # background jobs that failed are retried with backoff (SPEC section 3)
         self.service.ingestor.runner.retry_failed(due_only=True)
-        report = self.service.cycle(should_stop=lambda: self.stopper.stopping)
+        objects, requested = self._objects_to_poll()
+        try:
+            report = self.service.cycle(should_stop=lambda: self.stopper.stopping, objects=objects)
+        except BaseException:
+            if requested:
+                with self.store.begin() as conn:
+                    request_polls(conn, sorted(requested))  # not met: asked again
+            raise
+        if objects is None:
+            self._last_full_poll = time.monotonic()
+        self.polled = objects
         self._unfinished = False
         self.held_back = None
         for round_no in range(1, MAX_ROUNDS + 1):
@@ -236,6 +255,24 @@ class Daemon:
             "activated": len(report.activated), "failed_jobs": sum(not j.ok for j in report.jobs)})
         return report
 
+    def _objects_to_poll(self) -> tuple[list[str] | None, set[str]]:
+        """What this pass polls: every object (None) without a healthy change event stream or when the
+        slow poll is due; else only the objects a gap, overflow or lost replay id asked for. Returns
+        them with the requests taken (cleared now, stored again if the pass fails)."""
+        if self.stream is None:
+            return None, set()
+        with self.store.begin() as conn:
+            requested = polls_requested(conn)
+            if requested:
+                from connector.sources.cdc import polls_done
+
+                polls_done(conn, sorted(requested))
+        due = self._last_full_poll is None or \
+            time.monotonic() - self._last_full_poll >= self.stream_poll_interval.total_seconds()
+        if due or not self.stream.healthy():
+            return None, requested
+        return sorted(requested), requested
+
     def _record_usage(self) -> None:
         usage = self.service.client.api_usage
         if usage is None:
@@ -261,6 +298,10 @@ class Daemon:
         self.service.client.fence_with(self.lease.check)
         keeper = LeaseKeeper(self.lease)
         keeper.start()
+        streaming = self.stream is not None and not once
+        if streaming:
+            self.stream.on_taken = self.wake.set  # a batch of change events taken in: sync now
+            self.stream.start()  # one reader per org: only while holding the lease
         try:
             while not self.stopper.stopping:
                 self.wake.clear()  # cleared before the pass: a trigger during it starts another
@@ -272,6 +313,8 @@ class Daemon:
                     continue
                 self._wait_for_next()
         finally:
+            if streaming:
+                self.stream.stop()
             keeper.stop()
             if self.lease.held:
                 self.lease.release()
@@ -320,7 +363,8 @@ class Daemon:
         self._failures = 0
         self._last_good = self.clock.now()
         # rows held back for want of big-object capacity: the pass went well, the org needs a person
-        self._trouble(self.held_back.message() if self.held_back is not None else None)
+        stream_problem = getattr(self.stream, "problem", None) if self.stream is not None and not once else None
+        self._trouble(self.held_back.message() if self.held_back is not None else stream_problem)
         if self.after_pass is not None:
             self.after_pass()
         return None

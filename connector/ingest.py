@@ -141,7 +141,7 @@ class Ingestor:
         """Mirror and map records inside the caller's transaction."""
         records = list(records)
         known = _mirror_stamps(conn, sobject, [str(r["Id"]) for r in records])
-        ours = _written_by_us(conn, sobject, [str(r["Id"]) for r in records]) if self.own_user_id else set()
+        ours = repo.written_by_us(conn, sobject, [str(r["Id"]) for r in records]) if self.own_user_id else set()
         for record in records:
             record_id = str(record["Id"])
             stamp = modstamp(record)
@@ -597,14 +597,6 @@ def order_input(order: dict[str, Any], items: Sequence[dict[str, Any]], *, check
 
 def _dec(value: Any) -> Decimal | None:
     return None if value is None or value == "" else Decimal(str(value))
-
-
-def _written_by_us(conn: Connection, sobject: str, ids: Sequence[str]) -> set[str]:
-    out: set[str] = set()
-    for i in range(0, len(ids), 500):
-        out.update(conn.execute(select(t.sf_ids.c.sf_id).where(t.sf_ids.c.object == sobject,
-                                                              t.sf_ids.c.sf_id.in_(ids[i:i + 500]))).scalars())
-    return out
 
 
 def _mirror_stamps(conn: Connection, sobject: str, ids: Sequence[str]) -> dict[str, dt.datetime]:

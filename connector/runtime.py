@@ -18,6 +18,7 @@ from connector.ingest import Ingestor
 from connector.jobs import evergreen_daily
 from connector.render import print_error
 from connector.salesforce.client import SalesforceClient
+from connector.sources.cdc import ChangeStream, StreamCredentials, channels, trusted_roots
 from connector.sources.poll import PollingSource
 from connector.sync import SyncService
 
@@ -58,6 +59,24 @@ def build(app: App, *, session=None) -> Runtime:
     return Runtime(app, client, ingestor, service, writer)
 
 
+def change_stream(app: App, runtime: Runtime) -> ChangeStream | None:
+    """The Change Data Capture subscriptions `[sync] source` asks for (None without "cdc")."""
+    sync = app.config.sync
+    if "cdc" not in sync.source:
+        return None
+    client = runtime.client
+
+    def credentials(renew: bool = False) -> StreamCredentials:
+        return StreamCredentials(*client.stream_credentials(renew=renew))
+
+    credentials()  # no identity URL, no org id: stop at start-up, with what to do
+    return ChangeStream(app.store, app.clock, target=app.salesforce_settings().pubsub_url,
+                        channels=channels(sync.objects, sync.cdc_channel or None), objects=sync.objects,
+                        credentials=credentials, refresh=lambda: credentials(renew=True),
+                        own_user_id=runtime.ingestor.own_user_id, batch=sync.cdc_batch_size,
+                        root_certificates=trusted_roots())
+
+
 def run_daemon(app: App, *, once: bool, session=None, summary: bool = False, log_format: str = "json") -> int:
     """`revsync sync`: returns the exit code (README, "Exit codes").
 
@@ -87,7 +106,9 @@ def run_daemon(app: App, *, once: bool, session=None, summary: bool = False, log
                         after_pass=evergreen_daily(app),
                         lease_ttl=dt.timedelta(seconds=sync.lease_seconds),
                         max_backoff=dt.timedelta(seconds=sync.max_backoff_seconds),
-                        max_triggered_per_minute=getattr(app.config.server, "max_triggered_cycles_per_minute", 6))
+                        max_triggered_per_minute=getattr(app.config.server, "max_triggered_cycles_per_minute", 6),
+                        stream=None if once else change_stream(app, runtime),
+                        stream_poll_interval=dt.timedelta(seconds=sync.cdc_poll_interval_seconds))
         if app.config.server is not None:
             server = Server(app.config.server, store=app.store, clock=app.clock, metrics=metrics,
                             cycle_interval=daemon.interval, on_notified=daemon.notified, calendar=app.calendar)

@@ -124,10 +124,16 @@ class SyncService:
             ready, lambda ids: order_items(self.client, self.mappings, ids))
         return [o["id"] for o in ready], outcomes
 
-    def cycle(self, should_stop: Callable[[], bool] = lambda: False) -> CycleReport:
-        """One full cycle; `should_stop` is asked between objects (warm shutdown finishes the batch)."""
+    def cycle(self, should_stop: Callable[[], bool] = lambda: False,
+              objects: Sequence[str] | None = None) -> CycleReport:
+        """One full cycle; `should_stop` is asked between objects (warm shutdown finishes the batch).
+
+        `objects`: poll only these (in the configured order); None polls every configured object. The
+        rest of the cycle (orders from won quotes, activation, drafts) runs either way.
+        """
         report = CycleReport()
-        for sobject in self.objects:
+        wanted = self.objects if objects is None else [o for o in self.objects if o in set(objects)]
+        for sobject in wanted:
             if should_stop():
                 return report
             report.taken.append(self.poll_object(sobject))

@@ -108,6 +108,9 @@ class Token:
     #: the integration user's Id, from the identity URL (`id`) of the token response, when given;
     #: records it last modified are the connector's own writes coming back (echo suppression)
     user_id: str | None = None
+    #: the org's Id (00D…), from the same identity URL (`…/id/<org id>/<user id>`): the Pub/Sub API's
+    #: `tenantid`
+    org_id: str | None = None
 
 
 class Authenticator:
@@ -254,8 +257,10 @@ class Authenticator:
                 hint=f"Check that [salesforce].login_url in {s.source} is your org's real login or My Domain "
                      "URL, not a proxy or a look-alike.")
         identity = body.get("id")
-        user_id = str(identity).rstrip("/").rsplit("/", 1)[-1] if identity else None
-        return Token(SecretStr(token), instance_url.rstrip("/"), self._clock.now(), user_id)
+        parts = str(identity).rstrip("/").split("/") if identity else []
+        user_id = parts[-1] if parts else None
+        org_id = parts[-2] if len(parts) >= 2 and parts[-2].startswith("00D") else None
+        return Token(SecretStr(token), instance_url.rstrip("/"), self._clock.now(), user_id, org_id)
 
     def _redirected(self, response: requests.Response) -> RevsyncError:
         s = self._settings

@@ -36,6 +36,7 @@ from connector.salesforce.errors import (
     AuthenticationFailed,
     ConnectionFailed,
     InsecureUrl,
+    SalesforceRequestFailed,
     SessionExpired,
     UnexpectedResponse,
     from_response,
@@ -120,6 +121,22 @@ class SalesforceClient:
         """The Id of the user the connector acts as (logging in first if needed), when Salesforce says it."""
         self._connect()
         return self._token.user_id if self._token is not None else None
+
+    def stream_credentials(self, *, renew: bool = False) -> tuple[str, str, str]:
+        """(access token, instance URL, org Id) for the Pub/Sub API's call metadata, logging in (again,
+        with `renew`) as needed. The token is a secret: it goes in call metadata only, never a log."""
+        if renew:
+            self._use(self._auth.refresh())
+        else:
+            self._connect()
+        token = self._token
+        if token is None or not token.org_id:
+            raise SalesforceRequestFailed(
+                "Salesforce's login answer did not name the org (no identity URL), which the Pub/Sub API needs "
+                "to receive change events.",
+                hint="Use [salesforce] auth = \"jwt\" or \"client_credentials\" with [sync] source including \"cdc\", "
+                     "or leave \"cdc\" out of [sync] source.")
+        return token.access_token.get_secret_value(), token.instance_url, token.org_id
 
     @property
     def settings(self) -> SalesforceSettings:

@@ -186,6 +186,8 @@ class SalesforceSettings(BaseModel):
     #: big-object records the org can hold, all big objects together (connector.capacity): a
     #: default org holds 1,000,000; an add-on licence raises it
     big_object_capacity: int = Field(default=1_000_000, ge=0, strict=True)
+    #: the Pub/Sub API's host:port, for Change Data Capture ([sync] source including "cdc")
+    pubsub_url: str = Field(default="api.pubsub.salesforce.com:7443", pattern=r"^[A-Za-z0-9.\-]+:\d{1,5}$")
     secrets_file: Path | None = None
     secrets: SalesforceSecrets = Field(default_factory=SalesforceSecrets, exclude=True)
     #: the configuration file these settings came from, for messages that name it

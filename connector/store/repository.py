@@ -595,6 +595,15 @@ def get_meta(conn: Connection, key: str) -> str | None:
     return conn.execute(select(t.meta.c.value).where(t.meta.c.key == key)).scalar()
 
 
+def written_by_us(conn: Connection, sobject: str, ids: Sequence[str]) -> set[str]:
+    """Of these Salesforce record Ids, those the connector itself created or wrote (echo suppression)."""
+    out: set[str] = set()
+    for i in range(0, len(ids), 500):
+        out.update(conn.execute(select(t.sf_ids.c.sf_id).where(t.sf_ids.c.object == sobject,
+                                                              t.sf_ids.c.sf_id.in_(ids[i:i + 500]))).scalars())
+    return out
+
+
 def set_meta(conn: Connection, key: str, value: str) -> None:
     """Store a setting of the store itself."""
     conn.execute(delete(t.meta).where(t.meta.c.key == key))
