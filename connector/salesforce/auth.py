@@ -257,9 +257,9 @@ class Authenticator:
                 hint=f"Check that [salesforce].login_url in {s.source} is your org's real login or My Domain "
                      "URL, not a proxy or a look-alike.")
         identity = body.get("id")
-        parts = str(identity).rstrip("/").split("/") if identity else []
-        user_id = parts[-1] if parts else None
-        org_id = parts[-2] if len(parts) >= 2 and parts[-2].startswith("00D") else None
+        segments = str(identity).rstrip("/").split("/") if identity else []
+        user_id = segments[-1] if segments else None
+        org_id = segments[-2] if len(segments) >= 2 and segments[-2].startswith("00D") else None
         return Token(SecretStr(token), instance_url.rstrip("/"), self._clock.now(), user_id, org_id)
 
     def _redirected(self, response: requests.Response) -> RevsyncError:
