@@ -1,6 +1,6 @@
 """Benchmark: from an Outbound Message to every result of the deal in Salesforce, with the daemon running.
 
-    .venv/bin/python bench/push_latency.py [--deals 20] [--interval 120]
+    .venv/bin/python bench/push_latency.py [--deals 20] [--interval 120] [--source push|cdc|both]
 
 Serves the sandbox org over HTTPS on loopback, starts `revsync sync` as its own process with
 `interval_seconds = 120` and its Outbound Message endpoint, lets it finish the first sync, then
@@ -13,6 +13,10 @@ ARR-by-period rows (in both big objects) are in the org:
 - ``no-automation`` (`create_orders_from_won_quotes`): the opportunity is Closed Won with a primary
   quote; the message names the Opportunity, and the connector creates, activates, reads back,
   activates in the engine and writes the results, all in one pass.
+
+With `--source cdc` no Outbound Message is posted: the daemon runs with `[sync] source = ["poll",
+"cdc"]` and hears of the deal through Change Data Capture, the sandbox serving the Pub/Sub API over
+gRPC with TLS on loopback (its events are published when the org's transaction commits).
 
 "Done" means: the subscription of the deal's order item exists, both big objects hold rows for it,
 and the store's outbox has nothing left to send (so every ARR row of the line is written). The floor
@@ -135,18 +139,20 @@ def wait(predicate, timeout: float, step: float = 0.05) -> bool:
     return False
 
 
-def run_mode(mode: str, deals: int, interval: float) -> list[float]:
-    with tempfile.TemporaryDirectory(prefix=f"revsync-push-{mode}-") as tmp:
+def run_mode(mode: str, deals: int, interval: float, source: str = "push") -> list[float]:
+    with tempfile.TemporaryDirectory(prefix=f"revsync-{source}-{mode}-") as tmp:
         root = Path(tmp)
         org = Org(OrgConfig(clients={CLIENT_ID: CLIENT_SECRET}))
         refs = load_seed(org, seed(mode))
-        server = serve(org, "127.0.0.1", 0, root / "ca.pem")
+        server = serve(org, "127.0.0.1", 0, root / "ca.pem", pubsub_port=0 if source == "cdc" else None)
+        cdc = ('source = ["poll", "cdc"]\n' if source == "cdc" else "")
         port = free_port()
         db = root / "revsync.db"
         (root / "config.toml").write_text(
             f'[store]\nurl = "sqlite:///{db}"\n[fiscal]\nsource = "salesforce"\n'
             f'[salesforce]\nauth = "client_credentials"\nlogin_url = "{server.url}"\nconsumer_key = "{CLIENT_ID}"\n'
-            f'[sync]\ninterval_seconds = {interval}\n'
+            + (f'pubsub_url = "{server.pubsub_target}"\n' if source == "cdc" else "")
+            + f'[sync]\ninterval_seconds = {interval}\n{cdc}'
             f'create_orders_from_won_quotes = {"true" if mode == "no-automation" else "false"}\n'
             f'[server]\nport = {port}\norg_ids = ["{org.config.org_id[:15]}"]\n')
         env = os.environ | {"REVSYNC_SF_CONSUMER_SECRET": CLIENT_SECRET, "REQUESTS_CA_BUNDLE": str(server.ca_path),
@@ -161,7 +167,8 @@ def run_mode(mode: str, deals: int, interval: float) -> list[float]:
             for n in range(deals):
                 sobject, record, line = make.with_automation() if mode == "automation" else make.won_quote()
                 started = time.monotonic()
-                post(port, org.config.org_id, sobject, record, n + 1 + (1000 if mode == "automation" else 0))
+                if source == "push":
+                    post(port, org.config.org_id, sobject, record, n + 1 + (1000 if mode == "automation" else 0))
                 if not wait(lambda: make.done(line), interval + 60):
                     raise SystemExit(f"{mode}: deal {n + 1} did not reach Salesforce")
                 timings.append(time.monotonic() - started)
@@ -187,13 +194,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, default=20)
     parser.add_argument("--interval", type=float, default=120.0)
+    parser.add_argument("--source", choices=("push", "cdc", "both"), default="both",
+                        help="how the daemon hears of a deal: an Outbound Message, or Change Data Capture")
     args = parser.parse_args()
     print(f"{args.deals} deals per mode, interval_seconds = {args.interval:g}, goal: every deal under 10 s")
-    for mode in ("automation", "no-automation"):
-        timings = run_mode(mode, args.deals, args.interval)
+    sources = ("push", "cdc") if args.source == "both" else (args.source,)
+    for source, mode in ((s, m) for s in sources for m in ("automation", "no-automation")):
+        timings = run_mode(mode, args.deals, args.interval, source)
         ordered = sorted(timings)
         p95 = ordered[max(0, -(-len(ordered) * 95 // 100) - 1)]
-        print(f"{mode:>14}: p50 {statistics.median(ordered):.2f} s  p95 {p95:.2f} s  max {ordered[-1]:.2f} s  "
+        print(f"{source:>4} {mode:>14}: p50 {statistics.median(ordered):.2f} s  p95 {p95:.2f} s  max {ordered[-1]:.2f} s  "
               f"(n={len(ordered)}, over 10 s: {sum(t > 10 for t in ordered)})")
 
 
