@@ -123,7 +123,8 @@ class App:
         finally:
             probe.dispose()
         if missing:
-            raise StoreError(f"no store yet at {place} ({self.config.source}): nothing has been imported or "
+            whose = f" for org {self.config.org}" if self.config.org else ""
+            raise StoreError(f"no store yet{whose} at {place} ({self.config.source}): nothing has been imported or "
                              "synced with this configuration",
                              hint="run `revsync import FILE` or `revsync sync --once` first, or point "
                                   "--config (REVSYNC_CONFIG) at the configuration whose [store] url holds "

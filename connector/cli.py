@@ -239,6 +239,9 @@ READ_ONLY = {"report", "status", "quarantine"}
 def main_callback(ctx: typer.Context,
                   config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="REVSYNC_CONFIG",
                                                                  help="configuration file (TOML)")] = None,
+                  org: Annotated[Optional[str], typer.Option("--org", envvar="REVSYNC_ORG",
+                                                             help="the org to work on, when the configuration "
+                                                                  "names several ([orgs.NAME])")] = None,
                   verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False,
                   version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_show_version,
                                                         help="print the version and exit")] = False) -> None:
@@ -248,7 +251,8 @@ def main_callback(ctx: typer.Context,
     if ctx.invoked_subcommand == "demo":
         ctx.obj = None
         return
-    ctx.obj = App(load_config(str(config) if config else None), read_only=ctx.invoked_subcommand in READ_ONLY)
+    ctx.obj = App(load_config(str(config) if config else None, org=org),
+                  read_only=ctx.invoked_subcommand in READ_ONLY)
 
 
 #: what the import's progress bar says in each phase

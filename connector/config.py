@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -139,6 +140,9 @@ class Config(_Section):
     #: validated by connector.salesforce.settings.load_settings when a command needs the org
     salesforce: dict[str, Any] | None = None
 
+    #: the org this configuration is for, when the file names several (`[orgs.NAME]`, `--org NAME`):
+    #: its data lives apart in the shared store (connector.store.db.org_store)
+    org: str | None = Field(default=None, exclude=True)
     #: where the configuration came from, for messages ("built-in defaults" when no file)
     source: str = Field(default="built-in defaults", exclude=True)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -157,8 +161,13 @@ class Config(_Section):
         return load_periods_file(self.base_dir / self.fiscal.periods_file, self.fiscal.year_named_by)
 
     def store_url(self) -> str:
-        """The store URL, with a relative SQLite path taken from the working directory."""
-        return self.store.url
+        """The store URL, with a relative SQLite path taken from the working directory; with an org,
+        that org's part of the store (its own PostgreSQL schema, or its own SQLite file)."""
+        if self.org is None:
+            return self.store.url
+        from connector.store.db import org_store_url
+
+        return org_store_url(self.store.url, self.org)
 
 
 def load_periods_file(path: Path, year_named_by: str = "end") -> ExplicitFiscalCalendar:
@@ -225,10 +234,66 @@ def find_config_path(explicit: str | None) -> Path | None:
     return default if default.exists() else None
 
 
-def load_config(explicit: str | None = None) -> Config:
-    """Load and validate the configuration; raise ConfigError listing every problem."""
+#: an org's name in `[orgs.NAME]` and `--org`: it names a PostgreSQL schema and a file suffix
+ORG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+#: the sections an `[orgs.NAME]` table may override (the store is shared by every org)
+ORG_SECTIONS = ("fiscal", "engine", "jobs", "reports", "sync", "server", "salesforce")
+
+
+def _for_org(data: dict[str, Any], org: str | None, source: str) -> dict[str, Any]:
+    """The configuration of one org: the top-level tables, with its `[orgs.NAME]` tables laid over them."""
+    orgs = data.pop("orgs", None)
+    if orgs is None:
+        if org is not None:
+            raise ConfigError(source, [Problem(source, f"--org {org}: this file names no orgs (no [orgs.{org}] table)")],
+                              hint=f"add an [orgs.{org}] table, or leave out --org (REVSYNC_ORG) for a one-org "
+                                   "configuration")
+        return data
+    problems = []
+    if not isinstance(orgs, dict) or not orgs:
+        problems.append(Problem(f"{source}: orgs", "must hold one [orgs.NAME] table per org"))
+    else:
+        for name, table in orgs.items():
+            if not ORG_NAME.match(name):
+                problems.append(Problem(f"{source}: orgs.{name}", "an org's name is lower-case letters, digits and _ "
+                                                                  "(at most 31, starting with a letter)"))
+            elif not isinstance(table, dict):
+                problems.append(Problem(f"{source}: orgs.{name}", "must be a table"))
+            else:
+                problems += [Problem(f"{source}: orgs.{name}.{key}",
+                                     "not a section an org can have; the store is shared by every org"
+                                     if key == "store" else "unknown section (check its spelling against "
+                                     "config.example.toml)")
+                             for key in table if key not in ORG_SECTIONS]
+    if problems:
+        raise ConfigError(source, problems, hint="see \"Many orgs\" in config.example.toml")
+    names = sorted(orgs)
+    if org is None:
+        if len(names) > 1:
+            raise ConfigError(source, [Problem(source, f"this file configures {len(names)} orgs ({', '.join(names)}): "
+                                                       "say which one")],
+                              hint=f"run with --org NAME (or set REVSYNC_ORG), e.g. --org {names[0]}")
+        org = names[0]
+    if org not in orgs:
+        raise ConfigError(source, [Problem(source, f"--org {org}: no [orgs.{org}] table; the orgs are "
+                                                   f"{', '.join(names)}")],
+                          hint="use one of those names, or add the table")
+    merged = dict(data)
+    for key, table in orgs[org].items():
+        base = data.get(key)
+        merged[key] = {**base, **table} if isinstance(base, dict) and isinstance(table, dict) else table
+    merged["org"] = org
+    return merged
+
+
+def load_config(explicit: str | None = None, org: str | None = None) -> Config:
+    """Load and validate the configuration (of `org`, when the file names several); raise ConfigError
+    listing every problem."""
     path = find_config_path(explicit)
     if path is None:
+        if org is not None:
+            raise ConfigError("--org", [Problem("--org", f"--org {org} needs a configuration file with [orgs.{org}]")],
+                              hint="pass --config FILE (or REVSYNC_CONFIG), or leave out --org")
         return Config()
     source = str(path)
     try:
@@ -246,6 +311,7 @@ def load_config(explicit: str | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [Problem(source, f"not valid TOML: {exc}")],
                           hint="fix the file (config.example.toml shows every key)") from None
+    data = _for_org(data, org, source)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -158,6 +159,35 @@ def _handle_error(context) -> BaseException | None:
     if engine is None:
         return None
     return explain(engine, context.original_exception)
+
+
+# -- many orgs in one store ------------------------------------------------------------------------------
+#: the PostgreSQL schema that holds one org's tables: revsync_<org>
+ORG_SCHEMA_PREFIX = "revsync_"
+_SEARCH_PATH = re.compile(r"-c\s*search_path\s*=\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def org_store_url(url: str, org: str) -> str:
+    """One org's part of the store at `url`: its own schema (`revsync_<org>`, created at first open) on
+    PostgreSQL, its own file beside the named one on SQLite (`revsync.db` → `revsync.<org>.db`). Each
+    org's records, cursors, lease, outbox and jobs are apart; the server, its backups and the workers
+    are shared."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        options = str(parsed.query.get("options", "")).strip()
+        options = (_SEARCH_PATH.sub("", options).strip() + f" -csearch_path={ORG_SCHEMA_PREFIX}{org}").strip()
+        return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    if parsed.database in (None, "", ":memory:"):
+        return url
+    path = Path(parsed.database)
+    return parsed.set(database=str(path.with_name(f"{path.stem}.{org}{path.suffix or '.db'}"))) \
+        .render_as_string(hide_password=False)
+
+
+def _search_path_schema(engine: Engine) -> str | None:
+    """The schema a PostgreSQL URL's `options=-csearch_path=NAME` puts first, if any."""
+    found = _SEARCH_PATH.search(str(engine.url.query.get("options", "")))
+    return found.group(1) if found else None
 
 
 # -- opening --------------------------------------------------------------------------------------------
@@ -328,6 +358,9 @@ def upgrade(engine: Engine) -> None:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+                schema = _search_path_schema(engine)
+                if schema is not None:  # an org's own schema (org_store_url), made at its first open
+                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             _migrate(engine, conn, head)
 
 
