@@ -527,6 +527,10 @@ def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     with the_app.store.connect() as conn:
         info = reports.status(conn, the_app.clock.now())
         info["big_objects"] = _big_objects_status(the_app, conn)
+        from connector.sources.cdc import stream_status
+
+        # Change Data Capture ([sync] source "cdc"): where each channel's stream will resume
+        info["change_events"] = stream_status(conn)
     info["store_integrity"] = integrity
     # `api_usage` stays the text it always was (a public key); the same figures, typed, beside it
     info["api_usage_detail"] = _api_usage_detail(info.get("api_usage"))
@@ -551,6 +555,12 @@ def status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
                       + (f"; next try {daemon['next_attempt_at']}" if daemon.get("next_attempt_at") else "")
                       + f"; last good cycle {daemon.get('last_good_cycle_at') or 'none yet'}", markup=False)
     console.print(capacity.status_line(info["big_objects"]), markup=False, highlight=False)
+    for channel in info["change_events"]["channels"]:
+        console.print(f"change events {channel['channel']}: resume after replay id {channel['replay_id'] or '(the tip)'}"
+                      f"; last event taken in {channel['last_event_at'] or 'none yet'}", markup=False, highlight=False)
+    if info["change_events"]["polls_requested"]:
+        console.print("polls asked for by gap or overflow events: "
+                      + ", ".join(info["change_events"]["polls_requested"]), markup=False, highlight=False)
 
 
 def _api_usage_detail(text: str | None) -> dict | None:
@@ -576,6 +586,9 @@ def _status_figures(info: dict) -> list[dict]:
     for key, value in (info.get("api_usage_detail") or {}).items():
         rows.append({"figure": f"api_usage.{key}", "value": value})
     rows.append({"figure": "store_integrity", "value": info["store_integrity"]})
+    for channel in info["change_events"]["channels"]:
+        rows.append({"figure": f"change_events.{channel['channel']}.replay_id", "value": channel["replay_id"]})
+        rows.append({"figure": f"change_events.{channel['channel']}.last_event_at", "value": channel["last_event_at"]})
     for key, value in (info.get("daemon") or {}).items():
         rows.append({"figure": f"daemon.{key}", "value": value})
     rows.extend(_big_objects_figures(info.get("big_objects")))

@@ -69,6 +69,7 @@ MAX_RETRY_SECONDS = 60.0
 #: store keys
 REPLAY_KEY = "cdc_replay:"
 POLL_KEY = "cdc_poll_requests"
+LAST_EVENT_KEY = "cdc_last_event:"
 
 
 def channel_of(sobject: str) -> str:
@@ -192,7 +193,26 @@ def take_batch(conn: Connection, channel: str, events: Sequence[ChangeEvent], en
         request_polls(conn, sorted(taken.polls))
     if end is not None:
         set_meta(conn, REPLAY_KEY + channel, end.hex())
+    if events:
+        set_meta(conn, LAST_EVENT_KEY + channel, at.isoformat())
     return taken
+
+
+def stream_status(conn: Connection) -> dict[str, Any]:
+    """For `revsync status`: per channel the replay id the last batch ended at and when the last
+    event was taken in; and the objects waiting for a poll a gap, overflow or lost replay asked for."""
+    from sqlalchemy import select
+
+    from connector.store import schema as t
+
+    rows = conn.execute(select(t.meta.c.key, t.meta.c.value).where(
+        t.meta.c.key.like("cdc_%"))).all()
+    values = {key: value for key, value in rows}
+    names = sorted({k.removeprefix(REPLAY_KEY) for k in values if k.startswith(REPLAY_KEY)}
+                   | {k.removeprefix(LAST_EVENT_KEY) for k in values if k.startswith(LAST_EVENT_KEY)})
+    return {"channels": [{"channel": name, "replay_id": values.get(REPLAY_KEY + name) or None,
+                          "last_event_at": values.get(LAST_EVENT_KEY + name)} for name in names],
+            "polls_requested": sorted(json.loads(values.get(POLL_KEY) or "[]"))}
 
 
 # --- the streams --------------------------------------------------------------------------------------

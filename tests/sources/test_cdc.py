@@ -158,3 +158,19 @@ def test_a_change_event_is_decoded_from_avro_with_the_schema_fetched_once():
 def test_channels_cover_the_objects_with_change_events_or_one_custom_channel():
     assert channels(["Period", "Opportunity", "Order"]) == ["/data/OpportunityChangeEvent", "/data/OrderChangeEvent"]
     assert channels(["Period", "Opportunity"], "/data/Revsync__chn") == ["/data/Revsync__chn"]
+
+
+def test_status_shows_where_each_channel_resumes_and_the_polls_waiting(store):
+    from connector.sources.cdc import stream_status
+
+    with store.begin() as conn:
+        assert stream_status(conn) == {"channels": [], "polls_requested": []}
+        take_batch(conn, "/data/OrderChangeEvent", [event("Order", ("801000000000001AAA",), n=7),
+                                                    event("Order", (), "GAP_OVERFLOW", n=8)],
+                   (8).to_bytes(8, "big"), OWN, AT, OBJECTS)
+        take_batch(conn, "/data/OpportunityChangeEvent", [], b"\x05", OWN, AT, OBJECTS)
+        assert stream_status(conn) == {
+            "channels": [{"channel": "/data/OpportunityChangeEvent", "replay_id": "05", "last_event_at": None},
+                         {"channel": "/data/OrderChangeEvent", "replay_id": "0000000000000008",
+                          "last_event_at": AT.isoformat()}],
+            "polls_requested": ["Order"]}
