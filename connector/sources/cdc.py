@@ -21,6 +21,11 @@ replay id Salesforce no longer keeps (older than the 72-hour retention, error co
 `…replayid.corrupted`) falls back to a poll of every subscribed object from its cursor, then the
 stream starts again at the tip.
 
+A stream started at the tip (the first start, or after a lost replay id) misses what committed
+before Salesforce set it up: its first answer (an event, or the keep-alive Salesforce sends within
+270 s) asks, in the same transaction, for a poll of its objects, which reads everything up to then
+from their cursors; until that answer the stream is not healthy and polling keeps its interval.
+
 Flow control: each stream asks for `batch` events, and for as many more as it has taken in once a
 batch is committed. A stream that fails (reset, Salesforce unavailable, an expired token) is
 opened again after a backoff (1 s doubling to 60 s, with jitter), from the stored replay id; a
@@ -389,19 +394,26 @@ class ChangeStream:
         call = stub.Subscribe(_requests(asks, self._stop), metadata=creds.metadata())
         with self._lock:
             self._calls[name] = call
+        # A stream started at the tip misses what committed before Salesforce set it up: its first
+        # answer proves it is set up, and asks (in the same transaction) for a poll of its objects,
+        # which reads everything up to then from their cursors. Until then it is not healthy, and
+        # the daemon polls on its interval.
+        gap_unread = replay is None
         try:
             for response in call:
-                self._heard[name] = self.clock.now()
-                self.problem = None
                 events = [decode(e.event.payload, schemas.get(e.event.schema_id), e.replay_id, e.event.id)
                           for e in response.events]
                 end = events[-1].replay_id if events else (
                     response.latest_replay_id if response.pending_num_requested > 0 else None)
-                if not events and end is None:
-                    continue
                 with self.store.begin() as conn:
                     taken = take_batch(conn, name, events, end or None, self.own_user_id, self.clock.now(),
                                        self.objects)
+                    if gap_unread:
+                        request_polls(conn, self._objects_of(name))
+                        taken.polls.update(self._objects_of(name))
+                        gap_unread = False
+                self._heard[name] = self.clock.now()
+                self.problem = None
                 self.events += len(events)
                 if taken.notified or taken.polls:
                     self.on_taken()

@@ -52,18 +52,22 @@ class Site:
     """A sandbox org served over HTTPS plus a working directory whose config.toml points the daemon at it."""
 
     def __init__(self, root: Path, seed: dict[str, Any], *, sync: str = "", extra: str = "",
-                 store_url: str | None = None):
+                 store_url: str | None = None, pubsub_keepalive: float | None = None):
+        """`pubsub_keepalive`: also serve the Pub/Sub API (Change Data Capture), with keep-alives this
+        many seconds apart; the configuration then names it (`[salesforce] pubsub_url`)."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.org = Org(OrgConfig(clients={CLIENT_ID: CLIENT_SECRET}))
         self.refs = load_seed(self.org, seed)
-        self.server: SandboxServer = serve(self.org, "127.0.0.1", 0, root / "sandbox-ca.pem")
+        pubsub = {} if pubsub_keepalive is None else {"pubsub_port": 0, "pubsub_keepalive": pubsub_keepalive}
+        self.server: SandboxServer = serve(self.org, "127.0.0.1", 0, root / "sandbox-ca.pem", **pubsub)
         self.db = root / "revsync.db"
         self.store_url = store_url or f"sqlite:///{self.db}"
+        pubsub_url = f'pubsub_url = "{self.server.pubsub_target}"\n' if pubsub else ""
         (root / "config.toml").write_text(
             f'[store]\nurl = "{self.store_url}"\n\n[fiscal]\nsource = "salesforce"\n\n'
             f'[salesforce]\nauth = "client_credentials"\nlogin_url = "{self.server.url}"\n'
-            f'consumer_key = "{CLIENT_ID}"\n\n[sync]\n{sync}\n{extra}')
+            f'consumer_key = "{CLIENT_ID}"\n{pubsub_url}\n[sync]\n{sync}\n{extra}')
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("REVSYNC_CONFIG", "COLUMNS")}
