@@ -41,7 +41,7 @@ REPLAY_CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corr
 TOPIC_NOT_FOUND = "sfdc.platform.eventbus.grpc.service.topic.notfound"
 SCHEMA_NOT_FOUND = "sfdc.platform.eventbus.grpc.schema.notfound"
 STREAM_RESET = "sfdc.platform.eventbus.grpc.service.unavailable"
-#: the most events one FetchRequest may ask for; more is served as this many
+#: the most events one FetchRequest may ask for (more counts as this many), and one FetchResponse holds
 MAX_REQUESTED = 100
 
 
@@ -138,7 +138,7 @@ def make_servicer(org: Org, keepalive: float):
                     while True:
                         if state.closed or not context.is_active():
                             return
-                        events, pos = bus.read(entities, pos, bus.allowance(state.requested))
+                        events, pos = bus.read(entities, pos, bus.allowance(min(state.requested, MAX_REQUESTED)))
                         if events:
                             break
                         left = last_sent + keepalive - time.monotonic()
@@ -188,9 +188,12 @@ class PubSubServer:
 
 
 def serve_pubsub(org: Org, key_pem: bytes, cert_chain_pem: bytes, host: str = "127.0.0.1", port: int = 0, *,
-                 keepalive: float | None = None, threads: int = 8) -> PubSubServer:
+                 keepalive: float | None = None, threads: int = 32) -> PubSubServer:
     """Serve ``org``'s Pub/Sub API over TLS (this key and certificate chain) on ``host:port`` (0: a free
-    port); returns the running server (``target`` = ``localhost:PORT``)."""
+    port); returns the running server (``target`` = ``localhost:PORT``).
+
+    Each open Subscribe stream holds one of the ``threads`` for its life (gRPC's synchronous server),
+    so there are enough for a stream per CDC channel, reconnects and the unary calls besides."""
     _, pb2_grpc = api()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sandbox-pubsub"))
     pb2_grpc.add_PubSubServicer_to_server(

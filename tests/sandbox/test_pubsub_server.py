@@ -358,3 +358,17 @@ def test_cli_serves_pubsub_and_prints_pubsub_url(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_cascade_deletes_and_which_objects_publish(clock):
+    org = Org(OrgConfig(cdc_entities=("Opportunity", "Quote", "QuoteLineItem")), clock=clock)
+    acct = org.create("Account", {"Name": "Not published"})
+    opp = org.create("Opportunity", {"Name": "D", "StageName": "Prospecting", "CloseDate": "2027-01-31",
+                                     "AccountId": acct})
+    quote = org.create("Quote", {"Name": "Q", "OpportunityId": opp})
+    tip = org.events.tip
+    org.delete("Opportunity", opp)   # master-detail: its quote goes with it
+    kinds = [(e.entity, e.change_type, e.record_ids) for e in org.events.events() if e.replay > tip]
+    assert kinds == [("Quote", "DELETE", [quote]), ("Opportunity", "DELETE", [opp])]
+    assert {e.entity for e in org.events.events()} == {"Opportunity", "Quote"}
+    assert "/data/AccountChangeEvent" not in org.events.channels
