@@ -5,7 +5,9 @@ Pub/Sub API developer guide describes it:
 
 - every call is authenticated by its metadata: ``accesstoken`` (a token the org issued),
   ``instanceurl`` and ``tenantid`` (the org id); otherwise UNAUTHENTICATED, with the custom error
-  code in the trailing metadata key ``error-code`` ("Handle Errors");
+  code in the trailing metadata key ``error-code`` ("Handle Errors"). A stream whose token stops
+  being valid (``org.expire_sessions()``, ``Fault.session_expired``) ends UNAUTHENTICATED at its
+  next response (events or keep-alive);
 - ``Subscribe`` is a bidirectional stream: the client's FetchRequests add ``num_requested``
   (at most 100 each) to what the server may send; each FetchResponse says what is still
   ``pending_num_requested``. Only the first request's ``replay_preset`` counts: LATEST starts after
@@ -65,7 +67,8 @@ def make_servicer(org: Org, keepalive: float):
     bus = org.events
 
     class PubSubServicer(pb2_grpc.PubSubServicer):
-        def _auth(self, context) -> None:
+        def _auth(self, context) -> str:
+            """Check the call's metadata; returns its token."""
             meta = {k.lower(): v for k, v in context.invocation_metadata()}
             token, tenant, instance = meta.get("accesstoken"), meta.get("tenantid"), meta.get("instanceurl")
             org_id = org.config.org_id
@@ -75,6 +78,7 @@ def make_servicer(org: Org, keepalive: float):
                 _abort(context, grpc.StatusCode.UNAUTHENTICATED, AUTH_ERROR, "The tenantid is not this org's id.")
             if not instance:
                 _abort(context, grpc.StatusCode.UNAUTHENTICATED, AUTH_ERROR, "The instanceurl header is missing.")
+            return token
 
         def GetTopic(self, request, context):
             self._auth(context)
@@ -93,7 +97,7 @@ def make_servicer(org: Org, keepalive: float):
             return pb2.SchemaInfo(schema_json=schema.json, schema_id=schema.schema_id, rpc_id=str(uuid.uuid4()))
 
         def Subscribe(self, request_iterator, context):
-            self._auth(context)
+            token = self._auth(context)
             try:
                 first = next(request_iterator)
             except StopIteration:
@@ -148,6 +152,9 @@ def make_servicer(org: Org, keepalive: float):
                     state.requested -= len(events)
                     pending = state.requested
                 last_sent = time.monotonic()
+                if not org.check_token(token):  # the session ended (expired, revoked) under the stream
+                    _abort(context, grpc.StatusCode.UNAUTHENTICATED, AUTH_ERROR,
+                           "The session of this subscription has expired or was revoked.")
                 if not events:
                     yield pb2.FetchResponse(latest_replay_id=encode_replay(pos), rpc_id=str(uuid.uuid4()),
                                             pending_num_requested=pending)

@@ -372,3 +372,14 @@ def test_cascade_deletes_and_which_objects_publish(clock):
     assert kinds == [("Quote", "DELETE", [quote]), ("Opportunity", "DELETE", [opp])]
     assert {e.entity for e in org.events.events()} == {"Opportunity", "Quote"}
     assert "/data/AccountChangeEvent" not in org.events.channels
+
+
+def test_a_stream_whose_session_expires_ends_unauthenticated(org, subscribe):
+    sub = subscribe("/data/AccountChangeEvent", first=5)
+    sub.ready()
+    org.expire_sessions()
+    org.create("Account", {"Name": "After the session"})
+    assert sub.next() is None
+    assert sub.error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_code(sub.error) == "sfdc.platform.eventbus.grpc.service.auth.error"
+    assert org.events.delivered() == 0
