@@ -5,7 +5,15 @@ Modules: ``org`` (state, DML, queries, sessions, limits), ``soql`` (the strict S
 ``ids`` (18-character Ids), ``bulk`` (Bulk API 2.0 jobs), ``auth`` (OAuth token endpoint),
 ``faults`` (fault rules), ``soap`` (the SOAP endpoint: ``deleteByExample`` of big-object rows),
 ``app`` (the WSGI app), ``transport`` (in-process ``requests`` adapter),
-``server`` (HTTPS on loopback with cheroot + trustme), ``seed`` (loading a JSON seed file).
+``server`` (HTTPS on loopback with cheroot + trustme), ``seed`` (loading a JSON seed file),
+``events`` (the Change Data Capture event log, ``org.events``, and its stream faults),
+``pubsub`` (the Pub/Sub API over gRPC + TLS).
+
+Besides REST, Bulk API 2.0 and SOAP over HTTPS, ``server.serve(org, pubsub_port=0)`` (``revsync
+sandbox serve --pubsub-port N``) serves Salesforce's Pub/Sub API at ``SandboxServer.pubsub_target``
+(``localhost:PORT``, TLS from the same test CA): every committed create, update and delete of an
+object in ``OrgConfig.cdc_entities`` is a change event on ``/data/<Object>ChangeEvent`` and
+``/data/ChangeEvents``, Avro-encoded, replayable for ``OrgConfig.event_retention`` (72 hours).
 
 Typical in-process use::
 

@@ -37,6 +37,7 @@ from connector.clock import Clock, SystemClock
 
 from . import ids, soql
 from .errors import ApiError, not_found
+from .events import CDC_ENTITIES, NOT_IN_EVENTS, ChangeEvent, EventBus
 from .faults import FaultPlan
 from .schema import FieldDef, ObjectDef, Schema, load_schema
 
@@ -74,6 +75,12 @@ class OrgConfig:
     #: that row, STORAGE_LIMIT_EXCEEDED (the code Salesforce gives for a full storage; the
     #: documentation does not say which one a full big-object allocation gives)
     big_object_capacity: int | None = None
+    #: objects whose changes publish Change Data Capture events (``org.events``; Pub/Sub API)
+    cdc_entities: tuple[str, ...] = CDC_ENTITIES
+    #: how long change events are kept for replay (Salesforce: 72 hours)
+    event_retention: dt.timedelta = dt.timedelta(hours=72)
+    #: seconds of silence after which the Pub/Sub server sends a keep-alive (Salesforce: within 270 s)
+    pubsub_keepalive: float = 270.0
 
 
 @dataclass
@@ -118,6 +125,12 @@ class Org:
         self.request_log: list[LogEntry] = []
         self.bulk_jobs: dict[str, object] = {}
         self._journal: list[tuple] | None = None
+        #: Change Data Capture: the log the Pub/Sub server serves, and the events of the write or
+        #: transaction in progress (published when it commits)
+        self.events = EventBus(self.schema, self.clock, entities=self.config.cdc_entities,
+                               retention=self.config.event_retention)
+        self._pending_events: list[ChangeEvent] = []
+        self._write_depth = 0
         # The integration user creates itself: its CreatedById is its own Id, like an org's first admin.
         self.user_id = self.ids.new("005")
         self.add_user(self.config.username, "Integration", "User", user_id=self.user_id)
@@ -306,9 +319,11 @@ class Org:
         with self.lock:
             outer = self._journal
             self._journal = []
+            mark = len(self._pending_events)
             try:
                 yield
             except BaseException:
+                del self._pending_events[mark:]
                 for kind, key, sub, before in reversed(self._journal):
                     store = self._records[key] if kind == "rec" else self._big[key]
                     if before is None:
@@ -321,6 +336,40 @@ class Org:
                 if outer is not None:
                     outer.extend(self._journal)
                 self._journal = outer
+                self._publish_if_committed()
+
+    @contextmanager
+    def _writing(self):
+        """Around one DML call: its change events publish when it ends, unless a transaction is open.
+        (A failed call outside a transaction publishes what it did write: nothing undoes it.)"""
+        self._write_depth += 1
+        try:
+            yield
+        finally:
+            self._write_depth -= 1
+            self._publish_if_committed()
+
+    def _publish_if_committed(self) -> None:
+        if self._write_depth == 0 and self._journal is None and self._pending_events:
+            events, self._pending_events = self._pending_events, []
+            self.events.publish(events)
+
+    def _changed(self, obj_name: str, change_type: str, new: dict, old: dict | None) -> None:
+        """Record the change event of one record write (published when the write commits)."""
+        if not self.events.publishes(obj_name):
+            return
+        fields: dict = {}
+        changed: list[str] = []
+        nulled: list[str] = []
+        if change_type == "CREATE":
+            fields = {k: v for k, v in new.items() if v is not None and k not in NOT_IN_EVENTS}
+        elif change_type == "UPDATE" and old is not None:
+            changed = [k for k, v in new.items() if k not in NOT_IN_EVENTS and v != old.get(k)]
+            fields = {k: new[k] for k in changed if new[k] is not None}
+            nulled = [k for k in changed if new[k] is None]
+        # the sandbox has one user acting through its APIs: the integration user
+        self._pending_events.append(ChangeEvent(obj_name, change_type, [new["Id"]], fields, changed, nulled,
+                                                commit_user=self.user_id))
 
     def _remember(self, kind: str, key: str, sub, before: dict | None) -> None:
         if self._journal is not None:
@@ -329,7 +378,7 @@ class Org:
     # --- writes --------------------------------------------------------------------------------
     def create(self, obj_name: str, values: dict, *, seed: bool = False) -> str:
         """Insert a record; returns its 18-character Id. ``seed`` bypasses field-level write checks."""
-        with self.lock:
+        with self.lock, self._writing():
             obj = self.object(obj_name)
             if obj.is_big:
                 self.insert_big(obj.name, values)
@@ -367,12 +416,13 @@ class Org:
             self._automation(obj, rec, None, seed=seed)
             self._remember("rec", obj.name, rec_id, None)
             self._records[obj.name][rec_id] = rec
+            self._changed(obj.name, "CREATE", rec, None)
             self._after_write(obj, rec, None)
             return rec_id
 
     def update(self, obj_name: str, rec_id: str, values: dict, *, seed: bool = False) -> None:
         """Update fields of an existing record (``PATCH /sobjects/{type}/{id}``); ``seed`` bypasses write checks."""
-        with self.lock:
+        with self.lock, self._writing():
             obj = self.object(obj_name)
             if obj.is_big or not (obj.updateable or seed):
                 raise ApiError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be updated: {obj.name}")
@@ -398,6 +448,7 @@ class Org:
             new.update({"LastModifiedDate": now, "SystemModstamp": now, "LastModifiedById": self.user_id})
             self._remember("rec", obj.name, rec["Id"], old)
             self._records[obj.name][rec["Id"]] = new
+            self._changed(obj.name, "UPDATE", new, old)
             self._after_write(obj, new, old)
 
     def upsert(self, obj_name: str, field_name: str, value, values: dict) -> tuple[str, bool]:
@@ -430,7 +481,7 @@ class Org:
 
     def delete(self, obj_name: str, rec_id: str) -> None:
         """Soft-delete a record (it stays visible to ``queryAll`` with ``IsDeleted = true``)."""
-        with self.lock:
+        with self.lock, self._writing():
             obj = self.object(obj_name)
             if obj.is_big or not obj.deletable:
                 raise ApiError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be deleted: {obj.name}")
@@ -457,6 +508,7 @@ class Org:
         new.update({"IsDeleted": True, "LastModifiedDate": now, "SystemModstamp": now, "LastModifiedById": self.user_id})
         self._remember("rec", obj.name, rec["Id"], old)
         self._records[obj.name][rec["Id"]] = new
+        self._changed(obj.name, "DELETE", new, old)
 
     def insert_big(self, obj_name: str, values: dict) -> bool:
         """Write a big object row; a row with the same index values is replaced. Returns True if new."""
@@ -742,6 +794,7 @@ class Org:
         new.update({"LastModifiedDate": now, "SystemModstamp": now})
         self._remember("rec", obj_name, rec["Id"], old)
         self._records[obj_name][rec["Id"]] = new
+        self._changed(obj_name, "UPDATE", new, old)
 
     def add_user(self, username: str, first: str, last: str, *, user_id: str | None = None) -> str:
         """Add an active user (an owner for records); returns its Id."""

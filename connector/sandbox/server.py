@@ -11,7 +11,8 @@ Options: ``--seed FILE``, ``--host`` (127.0.0.1), ``--port`` (8443; 0 picks a fr
 ``--ca-out PATH`` (required), ``--client-id``/``--client-secret`` (default: the obviously fake
 ``revsync-test-client``/``revsync-test-secret``; also ``REVSYNC_SANDBOX_CLIENT_ID``/``_SECRET``),
 ``--username``, ``--jwt-cert PEM`` (verify JWT bearer assertions), ``--daily-api-limit``,
-``--batch-size``. It prints the instance URL, a ``[salesforce]`` table and the environment a revsync
+``--batch-size``, ``--pubsub-port N`` (also serve the Pub/Sub API, gRPC over TLS, with the org's
+Change Data Capture events; 0 picks a free port). It prints the instance URL, a ``[salesforce]`` table and the environment a revsync
 configuration needs to sync with it, and serves until interrupted.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from .app import SandboxApp
 from .org import Org, OrgConfig
+from .pubsub import PubSubBindError, PubSubServer, serve_pubsub
 from .seed import SeedError, load_seed
 
 
@@ -40,16 +42,21 @@ class SandboxServer:
     """A running HTTPS server for one org; stop it with :meth:`stop` or use it as a context manager."""
 
     def __init__(self, org: Org, server: wsgi.Server, thread: threading.Thread, url: str, ca_path: Path,
-                 tmpdir: tempfile.TemporaryDirectory):
+                 tmpdir: tempfile.TemporaryDirectory, pubsub: PubSubServer | None = None):
         self.org = org
         self.url = url
         self.ca_path = ca_path
+        #: the Pub/Sub API's gRPC target, ``localhost:PORT`` (None unless served: ``serve(pubsub_port=...)``)
+        self.pubsub_target = pubsub.target if pubsub else None
+        self._pubsub = pubsub
         self._server = server
         self._thread = thread
         self._tmpdir = tmpdir
 
     def stop(self) -> None:
         """Stop serving and remove the server's key files."""
+        if self._pubsub is not None:
+            self._pubsub.stop()
         self._server.stop()
         self._thread.join(timeout=10)
         self._tmpdir.cleanup()
@@ -62,8 +69,12 @@ class SandboxServer:
 
 
 def serve(org: Org, host: str = "127.0.0.1", port: int = 0, ca_path: str | Path = "sandbox-ca.pem", *,
-          threads: int = 4) -> SandboxServer:
-    """Start serving ``org`` over HTTPS in a background thread; sets ``org.config.instance_url`` to the URL."""
+          threads: int = 4, pubsub_port: int | None = None, pubsub_keepalive: float | None = None) -> SandboxServer:
+    """Start serving ``org`` over HTTPS in a background thread; sets ``org.config.instance_url`` to the URL.
+
+    With ``pubsub_port`` (0: a free port) it also serves the org's Pub/Sub API (gRPC, TLS with a
+    certificate of the same test CA) at ``SandboxServer.pubsub_target``; ``pubsub_keepalive``
+    overrides ``org.config.pubsub_keepalive`` (seconds between keep-alives on an idle stream)."""
     ca = trustme.CA()
     names = sorted({host, "localhost", "127.0.0.1"})
     cert = ca.issue_cert(*names)
@@ -80,9 +91,19 @@ def serve(org: Org, host: str = "127.0.0.1", port: int = 0, ca_path: str | Path 
     url_host = "localhost" if host in ("127.0.0.1", "localhost") else host
     url = f"https://{url_host}:{bound_port}"
     org.config.instance_url = url
+    pubsub = None
+    if pubsub_port is not None:
+        chain = b"".join(pem.bytes() for pem in cert.cert_chain_pems)
+        try:
+            pubsub = serve_pubsub(org, cert.private_key_pem.bytes(), chain, host, pubsub_port,
+                                  keepalive=pubsub_keepalive)
+        except BaseException:
+            server.stop()
+            tmpdir.cleanup()
+            raise
     thread = threading.Thread(target=server.serve, name="sandbox-https", daemon=True)
     thread.start()
-    return SandboxServer(org, server, thread, url, ca_path, tmpdir)
+    return SandboxServer(org, server, thread, url, ca_path, tmpdir, pubsub)
 
 
 #: exit codes, as the `revsync` command's: 2 = bad arguments or seed file (fix them), 1 = the server
@@ -138,6 +159,9 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--jwt-cert", type=Path, help="PEM certificate or public key that signs JWT bearer assertions")
     parser.add_argument("--daily-api-limit", type=_positive, default=15000)
     parser.add_argument("--batch-size", type=_positive, default=2000, help="REST query page size")
+    parser.add_argument("--pubsub-port", type=_port, default=None,
+                        help="also serve the Pub/Sub API (gRPC over TLS, Change Data Capture events) on this port "
+                             "(0 picks a free one)")
     parser.add_argument("--big-object-capacity", type=_positive, default=None,
                         help="big-object records the org holds, all big objects together (default: no limit); "
                              "a new row past it fails with STORAGE_LIMIT_EXCEEDED")
@@ -169,11 +193,16 @@ def _main(argv: list[str] | None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        server = serve(org, args.host, args.port, args.ca_out)
+        server = serve(org, args.host, args.port, args.ca_out, pubsub_port=args.pubsub_port)
+    except PubSubBindError:
+        return _fail(EXIT_ERROR, f"cannot serve the Pub/Sub API on {args.host}:{args.pubsub_port} (in use?)",
+                     "stop whatever listens there, or pick another --pubsub-port (0 picks a free one)")
     except OSError as exc:
         return _serve_failed(exc, args)
     print(f"sandbox org at {server.url} (CA certificate: {args.ca_out}; set REQUESTS_CA_BUNDLE to it)", flush=True)
-    print(config_for(server.url, args.client_id, args.client_secret, args.ca_out), flush=True)
+    if server.pubsub_target:
+        print(f"Pub/Sub API (Change Data Capture) at {server.pubsub_target}", flush=True)
+    print(config_for(server.url, args.client_id, args.client_secret, args.ca_out, server.pubsub_target), flush=True)
     try:
         stop.wait()
     finally:
@@ -185,7 +214,7 @@ def _main(argv: list[str] | None) -> int:
 FAKE_CLIENT_ID, FAKE_CLIENT_SECRET = "revsync-test-client", "revsync-test-secret"
 
 
-def config_for(url: str, client_id: str, client_secret: str, ca_path: Path) -> str:
+def config_for(url: str, client_id: str, client_secret: str, ca_path: Path, pubsub_target: str | None = None) -> str:
     """What a revsync configuration needs to sync with this org: a `[salesforce]` table to paste and
     the environment to set. The secret is printed only when it is the public fake one; a secret given
     with --client-secret (or REVSYNC_SANDBOX_CLIENT_SECRET) is the user's and is never echoed."""
@@ -197,6 +226,7 @@ def config_for(url: str, client_id: str, client_secret: str, ca_path: Path) -> s
         'auth = "client_credentials"',
         f'login_url = "{url}"',
         f'consumer_key = "{client_id}"',
+        *([f'pubsub_url = "{pubsub_target}"'] if pubsub_target else []),
         "",
         "# and in the environment of `revsync sync` (the secret never goes in the file):",
         f"export REVSYNC_SF_CONSUMER_SECRET={secret}",

@@ -16,6 +16,19 @@ PROTO = "connector/salesforce/pubsub/pubsub_api.proto"
 @functools.cache
 def api() -> tuple[Any, Any]:
     """(messages, services): the modules protoc would generate (`pubsub_api_pb2`, `…_pb2_grpc`)."""
+    import sys
+    from pathlib import Path
+
     import grpc
 
-    return grpc.protos_and_services(PROTO)
+    # protoc finds the proto on sys.path; an editable install (or running from another directory)
+    # puts no entry there that holds ``connector/``, so the package's root goes on for the call.
+    root = str(Path(__file__).resolve().parents[3])
+    added = root not in sys.path
+    if added:
+        sys.path.append(root)
+    try:
+        return grpc.protos_and_services(PROTO)
+    finally:
+        if added:
+            sys.path.remove(root)
