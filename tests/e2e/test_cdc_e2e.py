@@ -32,8 +32,9 @@ class Daemon:
 
     def __init__(self, site: Site, name: str = "daemon"):
         self.log = site.root / f"{name}.log"
-        self.proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "sync"], cwd=site.root, env=site.env(),
-                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        with open(self.log, "w") as out:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "sync"], cwd=site.root,
+                                         env=site.env(), stdout=subprocess.DEVNULL, stderr=out)
 
     def text(self) -> str:
         return self.log.read_text()
@@ -59,6 +60,7 @@ def deal(site: Site, n: int) -> tuple[str, str]:
                                     "Quantity": n, "UnitPrice": 100, "ServiceDate": start,
                                     "EndDate": f"2024-{1 + n % 12:02d}-01", "LineAction__c": "Add New Product"},
                       seed=True)
+    refs[f"deal{n}"], refs[f"deal{n}-item"] = order, item  # named alike in every org's state
     return order, item
 
 
