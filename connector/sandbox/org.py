@@ -361,7 +361,7 @@ class Org:
         fields: dict = {}
         changed: list[str] = []
         nulled: list[str] = []
-        if change_type == "CREATE":
+        if change_type in ("CREATE", "UNDELETE"):  # an undeleted record comes back whole, as created
             fields = {k: v for k, v in new.items() if v is not None and k not in NOT_IN_EVENTS}
         elif change_type == "UPDATE" and old is not None:
             changed = [k for k, v in new.items() if k not in NOT_IN_EVENTS and v != old.get(k)]
@@ -500,6 +500,33 @@ class Org:
                             self._soft_delete(self.schema.get(child), c)
             self._soft_delete(obj, rec)
             self._after_write(obj, self._records[obj.name][rec["Id"]], rec)
+
+    def undelete(self, obj_name: str, rec_id: str) -> None:
+        """Restore a deleted record from the Recycle Bin (SOAP ``undelete()``; a user in the UI), with
+        the master-detail children deleted with it; publishes UNDELETE change events."""
+        with self.lock, self._writing():
+            obj = self.object(obj_name)
+            rec = self._find(obj, rec_id, deleted=True)
+            if rec is None:
+                raise not_found()
+            if not rec["IsDeleted"]:
+                raise ApiError(400, "UNDELETE_FAILED", "Entity is not in the recycle bin")
+            for child, parent_field in (("OrderItem", "OrderId"), ("QuoteLineItem", "QuoteId"), ("Quote", "OpportunityId")):
+                if parent_field.removesuffix("Id") == obj.name:
+                    for c in list(self._records[child].values()):
+                        if c.get(parent_field) == rec["Id"] and c["IsDeleted"]:
+                            self._restore(self.schema.get(child), c)
+            self._restore(obj, rec)
+            self._after_write(obj, self._records[obj.name][rec["Id"]], rec)
+
+    def _restore(self, obj: ObjectDef, rec: dict) -> None:
+        old = dict(rec)
+        new = dict(rec)
+        now = self.stamp()
+        new.update({"IsDeleted": False, "LastModifiedDate": now, "SystemModstamp": now, "LastModifiedById": self.user_id})
+        self._remember("rec", obj.name, rec["Id"], old)
+        self._records[obj.name][rec["Id"]] = new
+        self._changed(obj.name, "UNDELETE", new, old)
 
     def _soft_delete(self, obj: ObjectDef, rec: dict) -> None:
         old = dict(rec)

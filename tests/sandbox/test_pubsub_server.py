@@ -374,6 +374,22 @@ def test_cascade_deletes_and_which_objects_publish(clock):
     assert "/data/AccountChangeEvent" not in org.events.channels
 
 
+def test_undelete_restores_the_record_and_its_children_and_publishes_undelete(clock):
+    org = Org(OrgConfig(cdc_entities=("Opportunity", "Quote")), clock=clock)
+    opp = org.create("Opportunity", {"Name": "D", "StageName": "Prospecting", "CloseDate": "2027-01-31"})
+    quote = org.create("Quote", {"Name": "Q", "OpportunityId": opp})
+    org.delete("Opportunity", opp)
+    tip = org.events.tip
+    org.undelete("Opportunity", opp)
+    kinds = [(e.entity, e.change_type, e.record_ids) for e in org.events.events() if e.replay > tip]
+    assert kinds == [("Quote", "UNDELETE", [quote]), ("Opportunity", "UNDELETE", [opp])]
+    undeleted = [e for e in org.events.events() if e.replay > tip][1]
+    assert undeleted.fields["Name"] == "D"  # an undeleted record's event carries it whole
+    assert not org.get("Opportunity", opp)["IsDeleted"] and not org.get("Quote", quote)["IsDeleted"]
+    with pytest.raises(Exception, match="not in the recycle bin"):
+        org.undelete("Opportunity", opp)
+
+
 def test_a_stream_whose_session_expires_ends_unauthenticated(org, subscribe):
     sub = subscribe("/data/AccountChangeEvent", first=5)
     sub.ready()
