@@ -149,6 +149,9 @@ class Daemon:
         self.max_triggered_per_minute = max(1, max_triggered_per_minute)
         self.stopper = Stopper()
         self.wake = threading.Event()
+        #: set with `wake` by a source that cannot be forged (Change Data Capture, which Salesforce
+        #: authenticates): such a pass is never held back by the rate limit
+        self._trusted_wake = threading.Event()
         #: start times of recent triggered passes that took nothing in (the rate limit counts these)
         self._triggered: collections.deque[float] = collections.deque()
         self._trigger_at: float | None = None
@@ -174,6 +177,12 @@ class Daemon:
     @property
     def store(self):
         return self.service.ingestor.store
+
+    def changes_stored(self) -> None:
+        """Called by the change event stream after it stored a batch: sync now, never rate-limited
+        (Salesforce's own authenticated events cannot be forged or replayed at will)."""
+        self._trusted_wake.set()
+        self.wake.set()
 
     def notified(self, sobject: str, record_ids: list[str]) -> None:
         """Called by the Outbound Message receiver after it stored notifications: sync now."""
@@ -300,11 +309,12 @@ class Daemon:
         keeper.start()
         streaming = self.stream is not None and not once
         if streaming:
-            self.stream.on_taken = self.wake.set  # a batch of change events taken in: sync now
+            self.stream.on_taken = self.changes_stored  # a batch of change events taken in: sync now
             self.stream.start()  # one reader per org: only while holding the lease
         try:
             while not self.stopper.stopping:
                 self.wake.clear()  # cleared before the pass: a trigger during it starts another
+                self._trusted_wake.clear()
                 wait = self._one_pass(result, once=once)
                 if once or self.stopper.stopping:
                     break
@@ -403,12 +413,14 @@ class Daemon:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
+            if self._trusted_wake.is_set():
+                return  # change events: no rate limit, they are Salesforce's own
             if self.wake.is_set():
                 hold = self._trigger_hold()
                 if hold <= 0:
                     self._trigger_at = time.monotonic()
                     return
-                self.stopper.event.wait(min(hold, left))
+                self._trusted_wake.wait(min(hold, left, 0.5))  # held back, but change events go at once
                 continue
             self.wake.wait(min(left, 0.5))
 

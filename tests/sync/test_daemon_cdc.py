@@ -79,3 +79,26 @@ def test_a_pass_that_fails_keeps_the_poll_requests_it_took(tmp_path, monkeypatch
             assert polls_requested(conn) == {"Order"}
     finally:
         close(c)
+
+
+def test_change_events_are_never_held_back_by_the_notification_rate_limit(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    c = connect(tmp_path, monkeypatch)
+    try:
+        daemon = Daemon(c.service, c.clock, interval=dt.timedelta(seconds=120), writer=c.runtime.writer,
+                        stream=Stream(), max_triggered_per_minute=2)
+        now = time.monotonic()
+        daemon._triggered.extend([now, now])  # two passes woken for nothing this minute: the limit
+        daemon.notified("Opportunity", ["006000000000001AAA"])  # a notification: held for about a minute
+        waiter = threading.Thread(target=daemon._wait_for_next)
+        waiter.start()
+        waiter.join(1.0)
+        assert waiter.is_alive()  # held back by the rate limit
+        started = time.monotonic()
+        daemon.changes_stored()  # a batch of change events stored: the pass starts now
+        waiter.join(5)
+        assert not waiter.is_alive() and time.monotonic() - started < 2
+    finally:
+        close(c)
