@@ -6,6 +6,7 @@ through the change event stream. Each test looks at the org the way a user would
 subscription and its ARR rows in both big objects, and nothing left in the outbox."""
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -203,6 +204,25 @@ def test_an_expired_replay_id_falls_back_to_polling_and_catches_up(tmp_path):
         daemon.stop()
         assert daemon.proc.returncode == 0, daemon.text()
         assert salesforce_state(site.org, site.refs) == polling_state(tmp_path / "poll", [8, 9])
+    finally:
+        daemon.stop()
+        site.stop()
+
+
+def test_one_channel_for_every_object(tmp_path):
+    """`[sync] cdc_channel`: one subscription carries every object's change events."""
+    site = Site(tmp_path / "cdc", worked_seed(), sync=CDC + 'cdc_channel = "/data/ChangeEvents"\n',
+                pubsub_keepalive=0.5)
+    daemon = Daemon(site)
+    try:
+        wait_for(lambda: list(meta(site, "cdc_replay:%")) == ["cdc_replay:/data/ChangeEvents"]
+                 and all(done(site, site.refs[i]) for i in ("op001", "op002")), 60, "the first sync and the stream")
+        _order, item = deal(site, 10)
+        wait_for(lambda: done(site, item), 20, "the deal through the one channel")
+        status = site.revsync("status", "-f", "json")
+        assert status.code == 0, status
+        channels = json.loads(status.stdout)["change_events"]["channels"]
+        assert [c["channel"] for c in channels] == ["/data/ChangeEvents"] and channels[0]["last_event_at"]
     finally:
         daemon.stop()
         site.stop()
