@@ -520,22 +520,18 @@ class Org:
             self._after_write(obj, self._records[obj.name][rec["Id"]], rec)
 
     def _restore(self, obj: ObjectDef, rec: dict) -> None:
-        old = dict(rec)
-        new = dict(rec)
-        now = self.stamp()
-        new.update({"IsDeleted": False, "LastModifiedDate": now, "SystemModstamp": now, "LastModifiedById": self.user_id})
-        self._remember("rec", obj.name, rec["Id"], old)
-        self._records[obj.name][rec["Id"]] = new
-        self._changed(obj.name, "UNDELETE", new, old)
+        self._soft_delete(obj, rec, deleted=False)
 
-    def _soft_delete(self, obj: ObjectDef, rec: dict) -> None:
+    def _soft_delete(self, obj: ObjectDef, rec: dict, *, deleted: bool = True) -> None:
+        """Move a record to the Recycle Bin (or, `deleted=False`, back out of it)."""
         old = dict(rec)
         new = dict(rec)
         now = self.stamp()
-        new.update({"IsDeleted": True, "LastModifiedDate": now, "SystemModstamp": now, "LastModifiedById": self.user_id})
+        new.update({"IsDeleted": deleted, "LastModifiedDate": now, "SystemModstamp": now,
+                    "LastModifiedById": self.user_id})
         self._remember("rec", obj.name, rec["Id"], old)
         self._records[obj.name][rec["Id"]] = new
-        self._changed(obj.name, "DELETE", new, old)
+        self._changed(obj.name, "DELETE" if deleted else "UNDELETE", new, old)
 
     def insert_big(self, obj_name: str, values: dict) -> bool:
         """Write a big object row; a row with the same index values is replaced. Returns True if new."""

@@ -273,11 +273,11 @@ def test_overflow_and_gap_injection(org, stub, meta, subscribe):
         org.events.inject_overflow("Period")
 
 
-def test_avro_create_update_delete_and_automation(org, clock, stub, meta, subscribe, catalog_ids):
+def test_avro_create_update_delete_and_automation(org, clock, stub, meta, subscribe, catalog):
     sub = subscribe("/data/ChangeEvents", first=20)
     sub.ready()
     opp = org.create("Opportunity", {"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2027-01-31",
-                                     "Amount": 1200.5, "Probability": 10, "AccountId": catalog_ids["account"]})
+                                     "Amount": 1200.5, "Probability": 10, "AccountId": catalog["account"]})
     clock.advance(dt.timedelta(seconds=5))
     org.update("Opportunity", opp, {"StageName": "Closed Won", "Probability": None, "Amount": 99})
     org.delete("Opportunity", opp)
@@ -286,7 +286,7 @@ def test_avro_create_update_delete_and_automation(org, clock, stub, meta, subscr
     assert ch["changeType"] == "CREATE" and ch["recordIds"] == [opp] and ch["changedFields"] == []
     assert ch["commitUser"] == org.user_id and ch["commitTimestamp"] == int(START.timestamp() * 1000)
     assert created["Name"] == "Deal" and created["Amount"] == 1200.5 and created["CloseDate"] == dt.date(2027, 1, 31)
-    assert created["AccountId"] == catalog_ids["account"] and "Id" not in created and "IsDeleted" not in created
+    assert created["AccountId"] == catalog["account"] and "Id" not in created and "IsDeleted" not in created
     uh = updated["ChangeEventHeader"]
     assert uh["changeType"] == "UPDATE"
     assert set(uh["changedFields"]) == {"StageName", "IsClosed", "IsWon", "Amount", "Probability",
@@ -298,9 +298,9 @@ def test_avro_create_update_delete_and_automation(org, clock, stub, meta, subscr
     dh = deleted["ChangeEventHeader"]
     assert dh["changeType"] == "DELETE" and dh["recordIds"] == [opp] and deleted["Name"] is None
     # automation: an order product's roll-up touches its order (an UPDATE of Order.TotalAmount)
-    order = org.create("Order", {"AccountId": catalog_ids["account"], "EffectiveDate": "2027-01-01",
-                                 "Status": "Draft", "Pricebook2Id": catalog_ids["pb"]})
-    org.create("OrderItem", {"OrderId": order, "PricebookEntryId": catalog_ids["pbe"], "Quantity": 2,
+    order = org.create("Order", {"AccountId": catalog["account"], "EffectiveDate": "2027-01-01",
+                                 "Status": "Draft", "Pricebook2Id": catalog["pb"]})
+    org.create("OrderItem", {"OrderId": order, "PricebookEntryId": catalog["pbe"], "Quantity": 2,
                              "UnitPrice": 100})
     kinds = [(h["entityName"], h["changeType"]) for h in (header(stub, meta, e) for e in sub.events(3))]
     assert kinds == [("Order", "CREATE"), ("OrderItem", "CREATE"), ("Order", "UPDATE")]
@@ -309,16 +309,6 @@ def test_avro_create_update_delete_and_automation(org, clock, stub, meta, subscr
     org.update("Order", order, {"Description": None})
     nulled = decode(stub, meta, sub.events(2)[1])["ChangeEventHeader"]
     assert nulled["nulledFields"] == ["Description"]
-
-
-@pytest.fixture
-def catalog_ids(org):
-    pb = org.create("Pricebook2", {"Name": "Standard", "IsActive": True})
-    prod = org.create("Product2", {"Name": "Seat", "IsActive": True, "ProvisioningType__c": "Subscription",
-                                   "PricePeriod__c": "Month"})
-    pbe = org.create("PricebookEntry", {"Pricebook2Id": pb, "Product2Id": prod, "UnitPrice": 100, "IsActive": True})
-    acct = org.create("Account", {"Name": "Acme"})
-    return {"pb": pb, "product": prod, "pbe": pbe, "account": acct}
 
 
 def test_cli_serves_pubsub_and_prints_pubsub_url(tmp_path):
