@@ -317,11 +317,6 @@ def load_config(explicit: str | None = None, org: str | None = None) -> Config:
     except ValidationError as exc:
         raise ConfigError(source, _problems(exc, source),
                           hint="see config.example.toml for every key and its default") from None
-    if config.salesforce is not None:
-        from connector.salesforce.settings import check_table
-
-        # every key checked now, for every command (the secrets when a command needs the org)
-        check_table(config.salesforce, source=source)
     config.source = source
     config.base_dir = path.resolve().parent
     if config.fiscal.periods_file is not None:

@@ -86,18 +86,3 @@ def test_a_postgresql_org_gets_its_own_schema_and_keeps_the_other_options():
     got = org_store_url(url, "east")
     assert got.startswith("postgresql+psycopg://revsync@db/revsync?options=")
     assert "statement_timeout%3D5000" in got and "search_path%3Drevsync_east" in got and "old" not in got
-
-
-def test_the_salesforce_table_is_checked_when_the_configuration_is_loaded(tmp_path):
-    """A misspelt or missing [salesforce] key is named by every command, not first by a sync."""
-    path = write(tmp_path, '[salesforce]\nauth = "jwt"\nconsumer_key = "k"\nbulk_treshold = 5\n')
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    text = problems(exc)
-    assert "[salesforce].bulk_treshold" in text and "unknown key" in text
-    assert "[salesforce].username" in text and 'required when auth = "jwt"' in text
-    # its secrets are not needed to load it (only a command that talks to the org needs them)
-    ok = load_config(write(tmp_path, '[salesforce]\nauth = "client_credentials"\nconsumer_key = "k"\n'
-                           'login_url = "https://acme.my.salesforce.com"\n'))
-    assert ok.salesforce == {"auth": "client_credentials", "consumer_key": "k",
-                             "login_url": "https://acme.my.salesforce.com"}

@@ -264,44 +264,12 @@ def load_settings(table: Mapping[str, Any] | None, *, source: str,
     """Validate the `[salesforce]` table and find its secrets; raise ConfigError listing every problem."""
     environ = os.environ if environ is None else environ
     base_dir = Path.cwd() if base_dir is None else base_dir
+    problems: list[Problem] = []
     if table is None:
         raise ConfigError(source, [Problem("[salesforce]", "the table is missing; set at least "
                                                            "`auth` (jwt, client_credentials, session or password)")])
-    raw, mode, settings, bad, problems = _check_keys(table)
-
-    secrets_file: Path | None = None
-    if isinstance(raw.get("secrets_file"), str) and "secrets_file" not in bad:
-        secrets_file = Path(raw["secrets_file"])
-        if not secrets_file.is_absolute():
-            secrets_file = base_dir / secrets_file
-    secrets: SalesforceSecrets | None = None
-    if mode in _MODES:
-        file_values = _read_secrets_file(secrets_file, problems) if secrets_file else {}
-        secrets = _find_secrets(mode, environ, file_values, base_dir, problems, secrets_file)
-
-    if problems:
-        raise ConfigError(source, problems,
-                          hint="Fix every key listed; secrets go in the environment or the secrets_file.")
-    assert settings is not None and secrets is not None
-    settings = settings.model_copy(update={"secrets_file": secrets_file, "secrets": secrets})
-    settings._source = source
-    return settings
-
-
-def check_table(table: Mapping[str, Any], *, source: str) -> None:
-    """Check the `[salesforce]` table's keys and values, not its secrets (when the configuration is
-    loaded, for every command: a misspelt key is named at once, not when a sync first needs it)."""
-    problems = _check_keys(table)[4]
-    if problems:
-        raise ConfigError(source, problems,
-                          hint="Fix every key listed; secrets go in the environment or the secrets_file.")
-
-
-def _check_keys(table: Mapping[str, Any]) -> tuple[dict[str, Any], Any, SalesforceSettings | None, set[str],
-                                                   list[Problem]]:
-    """(the table without secrets, its auth mode, the settings when valid, the keys in error, the problems)."""
-    problems: list[Problem] = []
     raw = dict(table)
+
     for key in sorted(raw):
         if key.lower() in SECRET_KEYS:
             env = SECRET_KEYS_ENV[key.lower()]
@@ -331,7 +299,24 @@ def _check_keys(table: Mapping[str, Any]) -> tuple[dict[str, Any], Any, Salesfor
                 for err in exc.errors(include_input=False, include_url=False):
                     problems.append(Problem("[salesforce]" + "".join(f".{p}" for p in err["loc"]),
                                             _message(err, None)))
-    return raw, mode, settings, bad, problems
+
+    secrets_file: Path | None = None
+    if isinstance(raw.get("secrets_file"), str) and "secrets_file" not in bad:
+        secrets_file = Path(raw["secrets_file"])
+        if not secrets_file.is_absolute():
+            secrets_file = base_dir / secrets_file
+    secrets: SalesforceSecrets | None = None
+    if mode in _MODES:
+        file_values = _read_secrets_file(secrets_file, problems) if secrets_file else {}
+        secrets = _find_secrets(mode, environ, file_values, base_dir, problems, secrets_file)
+
+    if problems:
+        raise ConfigError(source, problems,
+                          hint="Fix every key listed; secrets go in the environment or the secrets_file.")
+    assert settings is not None and secrets is not None
+    settings = settings.model_copy(update={"secrets_file": secrets_file, "secrets": secrets})
+    settings._source = source
+    return settings
 
 
 _TAG_ERRORS = {"union_tag_invalid", "union_tag_not_found"}
