@@ -717,6 +717,27 @@ def sync_cmd(ctx: typer.Context,
     raise typer.Exit(code)
 
 
+@app.command("worker")
+def worker_cmd(ctx: typer.Context,
+               until_idle: Annotated[bool, typer.Option(
+                   "--until-idle", help="exit once no job is left to run (jobs other workers hold count as "
+                                        "left: their claims may expire and need taking over)")] = False,
+               log_format: Annotated[LogFormat, typer.Option(
+                   "--log-format", help="json: one object a line, info and up; text: warnings and errors only")
+                                     ] = LogFormat.json) -> None:
+    """Run a worker on a PostgreSQL store: it takes background jobs (credit review, subscription and order
+    metrics, ARR by period) of activated orders, a batch of whole accounts at a time claimed with
+    SELECT … FOR UPDATE SKIP LOCKED, so each account's orders stay in activation order. Run any number,
+    on any number of machines, sharing only the store; set `workers.enabled = true` in the configuration so that `revsync sync`
+    leaves the jobs to them (it keeps reading and writing Salesforce). A worker killed mid-job loses nothing:
+    its claim expires after `workers.claim_seconds` and another worker takes the accounts over. SIGTERM stops
+    it after the accounts in hand. On SQLite it exits 2: SQLite keeps the single-process mode. Exit code 3:
+    jobs it ran failed (they are retried with backoff)."""
+    from connector.runtime import run_worker
+
+    raise typer.Exit(run_worker(_app(ctx), until_idle=until_idle, log_format=log_format.value))
+
+
 @app.command("console")
 def console_cmd(ctx: typer.Context,
                 host: Annotated[str, typer.Option("--host", help="address to listen on; off loopback it needs "

@@ -163,6 +163,18 @@ jobs = Table(
     Index("ix_jobs_status", "status"),
 )
 
+# Engine work taken by `revsync worker` processes on PostgreSQL (connector.workers): one row per
+# account that has had background jobs, the partition a worker claims whole, so that one account's
+# orders are processed in activation order by one worker at a time. A claim names its worker and a
+# fresh token, and lapses at `expires_at` unless renewed: the claim of a killed worker is taken over.
+work_claims = Table(
+    "work_claims", metadata,
+    Column("account", String(64), primary_key=True),
+    Column("claimed_by", String(255)),
+    Column("token", String(32)),
+    Column("expires_at", UtcDateTime),
+)
+
 line_metrics = Table(
     "line_metrics", metadata,
     Column("line_pk", Integer, ForeignKey("order_lines.pk"), primary_key=True),
