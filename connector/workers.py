@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import Connection, Engine, distinct, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 
@@ -115,8 +115,8 @@ class Worker:
         return or_(t.jobs.c.status == t.JobStatus.PENDING, self.runner.failed_condition(due_only=True))
 
     def _accounts_with_work(self):
-        return (select(distinct(t.orders.c.account)).join(t.jobs, t.jobs.c.order_id == t.orders.c.id)
-                .where(self._work()))
+        return (select(t.orders.c.account).join(t.jobs, t.jobs.c.order_id == t.orders.c.id)
+                .where(self._work()).distinct())
 
     def work_left(self) -> bool:
         """Whether any job is there to run now, claimed or not."""
