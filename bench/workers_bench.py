@@ -110,7 +110,8 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=50_000)
     parser.add_argument("--workers", type=int, action="append", default=None,
                         help="a number of worker processes (repeatable; default 1, 2 and 4)")
-    parser.add_argument("--accounts-per-claim", type=int, default=50)
+    parser.add_argument("--accounts-per-claim", type=int, default=200,
+                        help="[workers] accounts_per_claim (default: its default, 200)")
     parser.add_argument("--no-single", action="store_true", help="skip the single-process reference run")
     args = parser.parse_args()
     doc_json = generate(args.lines)

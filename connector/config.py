@@ -113,7 +113,7 @@ class WorkersConfig(_Section):
     #: a worker silent this long (killed, frozen, cut off) loses its accounts to another worker
     claim_seconds: float = Field(default=60.0, ge=1)
     #: accounts a worker claims at a time (each processed whole, its orders in activation order)
-    accounts_per_claim: int = Field(default=50, ge=1, le=10_000)
+    accounts_per_claim: int = Field(default=200, ge=1, le=10_000)
     #: how long an idle worker waits before looking for work again
     poll_seconds: float = Field(default=2.0, gt=0)
 

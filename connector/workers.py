@@ -95,7 +95,7 @@ class Worker:
     """Claims accounts with engine work, runs their jobs, releases them; see the module's notes."""
 
     def __init__(self, store: Engine, runner: JobRunner, *, claim_seconds: float = 60.0,
-                 accounts_per_claim: int = 50, poll_seconds: float = 2.0, name: str | None = None,
+                 accounts_per_claim: int = 200, poll_seconds: float = 2.0, name: str | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         require_postgresql(store)
         self.store = store
