@@ -276,7 +276,9 @@ def import_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="im
                                  the_app.runner, progress=lambda n: progress.advance(task, n), phase=phase)
     console.print(f"{source}: {len(result.activated)} order(s) activated, "
                   f"{len(result.already_imported)} already imported; "
-                  f"{sum(j.ok for j in result.jobs)} background job(s) done.")
+                  f"{sum(j.ok for j in result.jobs)} background job(s) done"
+                  + (" (the rest are left to `revsync worker`: [workers] enabled)." if the_app.runner.deferred
+                     else "."), markup=False)
     if result.failed_jobs:
         for job in result.failed_jobs:
             err_console.print(f"[red]job {job.kind} for order {job.order_id} failed:[/red] {job.error}")

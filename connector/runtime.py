@@ -217,9 +217,13 @@ def run_worker(app: App, *, until_idle: bool, log_format: str = "json") -> int:
     settings = app.config.workers
     stopper = Stopper()
     stopper.install()
+    # activation of the orders the daemon leaves in the queue; the write mappings say which
+    # Salesforce records are the engine's items (an order may name one by its Salesforce Id)
+    activator = Ingestor(app.store, app.mappings if app.config.salesforce is not None else None, app.settings,
+                         app.clock, app.runner, lambda: app.calendar)
     worker = Worker(app.store, app.runner, claim_seconds=settings.claim_seconds,
                     accounts_per_claim=settings.accounts_per_claim, poll_seconds=settings.poll_seconds,
-                    sleep=lambda seconds: stopper.event.wait(seconds) and None)
+                    sleep=lambda seconds: stopper.event.wait(seconds) and None, activate=activator.activate_staged)
     worker.before_claim = app.refresh_calendar
     log.info("worker %s started", worker.name)
     report = worker.run(until_idle=until_idle, stopping=lambda: stopper.stopping)

@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import Connection, Engine, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, exists, func, or_, select, union, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 
@@ -96,7 +96,8 @@ class Worker:
 
     def __init__(self, store: Engine, runner: JobRunner, *, claim_seconds: float = 60.0,
                  accounts_per_claim: int = 200, poll_seconds: float = 2.0, name: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 activate: Callable[[list[str], Callable[[Connection], None]], int] | None = None):
         require_postgresql(store)
         self.store = store
         self.runner = runner
@@ -105,6 +106,8 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._sleep = sleep
+        #: activates the queued orders of claimed accounts, fenced (connector.ingest.Ingestor.activate_staged)
+        self.activate = activate
         #: called before each claim (e.g. the app's calendar refresh: Period records the daemon took in)
         self.before_claim: Callable[[], None] = lambda: None
 
@@ -115,12 +118,16 @@ class Worker:
         return or_(t.jobs.c.status == t.JobStatus.PENDING, self.runner.failed_condition(due_only=True))
 
     def _accounts_with_work(self):
-        return (select(t.orders.c.account).join(t.jobs, t.jobs.c.order_id == t.orders.c.id)
-                .where(self._work()).distinct())
+        with_jobs = select(t.orders.c.account).join(t.jobs, t.jobs.c.order_id == t.orders.c.id).where(self._work())
+        if self.activate is None:
+            return with_jobs.distinct()
+        return union(with_jobs, select(t.activation_queue.c.account))  # UNION: distinct
 
     def work_left(self) -> bool:
-        """Whether any job is there to run now, claimed or not."""
+        """Whether any order is left to activate or job to run now, claimed or not."""
         with self.store.connect() as conn:
+            if self.activate is not None and conn.execute(select(t.activation_queue.c.order_id).limit(1)).first():
+                return True
             return bool(conn.execute(select(exists().where(self._work()))).scalar())
 
     # -- claims ------------------------------------------------------------------------------------
@@ -131,8 +138,9 @@ class Worker:
         if claim is None:
             # accounts with new work get their row (rows stay: an account's next orders reuse it)
             with self.store.begin() as conn:
+                work = self._accounts_with_work().subquery()
                 conn.execute(pg_insert(t.work_claims).from_select(
-                    ["account"], self._accounts_with_work().order_by(t.orders.c.account))
+                    ["account"], select(work.c.account).order_by(work.c.account))
                     .on_conflict_do_nothing(index_elements=["account"]))
             claim = self._take()
         return claim
@@ -168,6 +176,8 @@ class Worker:
 
     def process(self, claim: Claim) -> list[JobOutcome]:
         """Run the claimed accounts' jobs, every commit fenced by the claim; FenceLost if taken over."""
+        if self.activate is not None:
+            self.activate(claim.accounts, claim.fence)  # first: their jobs are run below
         runner = JobRunner(self.runner.engine, self.runner.ctx, self.runner.clock,
                            max_attempts=self.runner.max_attempts, backoff_seconds=self.runner.backoff_seconds,
                            batch_size=self.runner.batch_size, fence=claim.fence)

@@ -175,6 +175,22 @@ work_claims = Table(
     Column("expires_at", UtcDateTime),
 )
 
+# Salesforce-activated orders the daemon has read (with their items, fresh from Salesforce) and left
+# for the workers to activate (`[workers] enabled`, PostgreSQL). Each keeps the activation sequence
+# number the daemon gave it (`orders.seq` once activated, so the activation order is the daemon's
+# whoever activates it); activating or quarantining an order removes its row.
+activation_queue = Table(
+    "activation_queue", metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("account", String(64), nullable=False, index=True),
+    Column("seq", Integer, nullable=False, unique=True),
+    Column("system_modstamp", UtcDateTime, nullable=False),
+    Column("data", Text, nullable=False),  # the mapped order (JSON)
+    Column("items", Text),  # its mapped items (JSON list); null when they cannot be mapped:
+    Column("error", Text),  # then why, and the order is quarantined by the worker
+    Column("staged_at", UtcDateTime, nullable=False),
+)
+
 line_metrics = Table(
     "line_metrics", metadata,
     Column("line_pk", Integer, ForeignKey("order_lines.pk"), primary_key=True),

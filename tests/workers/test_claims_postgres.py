@@ -93,3 +93,73 @@ def test_workers_refuse_sqlite(tmp_path):
 
     with pytest.raises(ConfigError, match="needs a PostgreSQL store"):
         require_postgresql(f"sqlite:///{tmp_path / 'x.db'}")
+
+
+class _Mappings:
+    """Mapped Salesforce orders: the mirror's JSON is already the mapped values here."""
+
+    def read(self, sobject, record):
+        return {**record, "booked_on": dt.date.fromisoformat(record["booked_on"])}
+
+
+def _mirror_order(engine, order_id: str, account: str, stamp: dt.datetime) -> None:
+    from sqlalchemy import delete, insert
+
+    with engine.begin() as conn:
+        conn.execute(delete(t.sf_records).where(t.sf_records.c.id == order_id))
+        conn.execute(insert(t.sf_records).values(
+            object="Order", id=order_id, system_modstamp=stamp, is_deleted=False, parent_id=account,
+            data=json.dumps({"id": order_id, "account": account, "owner": "U1", "booked_on": "2024-01-01",
+                             "currency": "USD", "status": "Activated", "ActivatedDate": "2024-01-01T00:00:00Z"})))
+
+
+def test_the_daemon_leaves_activations_to_the_workers_once_each(store):
+    from connector.ingest import Ingestor
+    from connector.store import repository as repo
+
+    engine, runner = store
+    deferred = JobRunner(engine, runner.ctx, runner.clock, deferred=True)
+    ingestor = Ingestor(engine, _Mappings(), EngineSettings(), runner.clock, deferred, lambda: runner.ctx.calendar)
+    stamp = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    with engine.connect() as conn:
+        account = conn.execute(select(t.accounts.c.id).order_by(t.accounts.c.id)).scalars().first()
+        before = repo.next_order_seq(conn)
+    item = [{"id": "SF-L1", "action": "new", "product": "P1", "quantity": "2", "start": dt.date(2024, 1, 1),
+             "term_months": 12}]
+    for order_id in ("SF-O1", "SF-O2"):
+        _mirror_order(engine, order_id, account, stamp)
+    with engine.connect() as conn:
+        ready = ingestor.ready_orders(conn)
+    assert [o["id"] for o in ready] == ["SF-O1", "SF-O2"]
+    asked = []
+
+    def items_of(ids):
+        asked.extend(ids)
+        return {i: [{**item[0], "id": f"{i}-L1"}] for i in ids}
+
+    assert ingestor.activate_orders(ready, items_of) == []  # staged, not activated: no jobs ran
+    with engine.connect() as conn:
+        queued = dict(conn.execute(select(t.activation_queue.c.order_id, t.activation_queue.c.seq)).all())
+        assert queued == {"SF-O1": before, "SF-O2": before + 1}
+        assert repo.next_order_seq(conn) == before + 2, "an import after them must not take their numbers"
+        assert ingestor.ready_orders(conn) == [], "the next cycle does not queue them again"
+        assert conn.execute(select(t.orders.c.id).where(t.orders.c.id.like("SF-%"))).all() == []
+    # changed in Salesforce while it waits: queued again with its new values, in the same place
+    _mirror_order(engine, "SF-O2", account, stamp + dt.timedelta(minutes=1))
+    with engine.connect() as conn:
+        again = ingestor.ready_orders(conn)
+    assert [o["id"] for o in again] == ["SF-O2"]
+    ingestor.activate_orders(again, items_of)
+    with engine.connect() as conn:
+        row = conn.execute(select(t.activation_queue).where(t.activation_queue.c.order_id == "SF-O2")).one()
+    assert row.seq == before + 1 and row.system_modstamp == stamp + dt.timedelta(minutes=1)
+    # a worker activates them in that order, with those numbers, and runs their jobs
+    worker = Worker(engine, runner, accounts_per_claim=100_000, name="w",
+                    activate=Ingestor(engine, None, EngineSettings(), runner.clock, runner,
+                                      lambda: runner.ctx.calendar).activate_staged)
+    worker.run(until_idle=True)
+    with engine.connect() as conn:
+        seqs = dict(conn.execute(select(t.orders.c.id, t.orders.c.seq).where(t.orders.c.id.like("SF-%"))).all())
+        assert conn.execute(select(t.activation_queue.c.order_id)).all() == []
+    assert seqs == {"SF-O1": before, "SF-O2": before + 1}
+    assert set(_statuses(engine, [account])) == {("succeeded", 1)}

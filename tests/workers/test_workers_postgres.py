@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from connector.store import schema as t
-from workers_support import (content, document, import_file, job_counts, postgres_schema,
-                             start_worker, write_config)
+from workers_support import (activate_through_ingest, content, document, import_file, job_counts,
+                             postgres_schema, start_worker, write_config)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -41,10 +41,21 @@ def _finish(workers, timeout: float = 50) -> list[int]:
     return codes
 
 
-def _workers_run(tmp_path, url, doc, count: int) -> dict:
-    config = write_config(tmp_path, url, workers=True)
-    import_file(tmp_path, config, doc)
-    assert set(job_counts(url)) == {"pending"}, "with [workers] enabled, the import leaves the jobs pending"
+def _prepare(tmp_path, url, doc, source: str, claim_seconds: float = 3.0):
+    """The orders activated by `revsync import` with their jobs pending, or ("queue") left by the
+    daemon's ingest path in the activation queue: the workers activate them, then run the jobs."""
+    config = write_config(tmp_path, url, workers=True, claim_seconds=claim_seconds)
+    if source == "import":
+        import_file(tmp_path, config, doc)
+        assert set(job_counts(url)) == {"pending"}, "with [workers] enabled, the import leaves the jobs pending"
+    else:
+        activate_through_ingest(url, doc, workers=True)
+        assert job_counts(url) == {}, "with [workers] enabled, the daemon leaves the activations to the workers"
+    return config
+
+
+def _workers_run(tmp_path, url, doc, count: int, source: str = "import") -> dict:
+    config = _prepare(tmp_path, url, doc, source)
     workers = [start_worker(config, tmp_path / f"worker{i}.log") for i in range(count)]
     codes = _finish(workers)
     logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(count)]
@@ -62,18 +73,27 @@ def _assert_each_job_ran_once(url: str) -> None:
     assert jobs and {(status, attempts) for status, attempts in jobs} == {("succeeded", 1)}
 
 
-def test_four_workers_leave_the_rows_of_one(tmp_path, doc):
+SOURCES = ["import", "queue"]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_four_workers_leave_the_rows_of_one(tmp_path, doc, source):
     (tmp_path / "one").mkdir()
     (tmp_path / "four").mkdir()
     (tmp_path / "single").mkdir()
     with postgres_schema() as one, postgres_schema() as four, postgres_schema() as single:
-        by_one = _workers_run(tmp_path / "one", one, doc, 1)
-        by_four = _workers_run(tmp_path / "four", four, doc, 4)
+        by_one = _workers_run(tmp_path / "one", one, doc, 1, source)
+        by_four = _workers_run(tmp_path / "four", four, doc, 4, source)
         _assert_each_job_ran_once(four)
-        # the single-process mode: `revsync import` runs the jobs itself
-        import_file(tmp_path / "single", write_config(tmp_path / "single", single, workers=False), doc)
+        # the single-process mode: `revsync import`, or the daemon's activation, runs the jobs itself
+        if source == "import":
+            import_file(tmp_path / "single", write_config(tmp_path / "single", single, workers=False), doc)
+        else:
+            activate_through_ingest(single, doc, workers=False)
         by_import = content(single)
     assert by_one["arr_rows"] and by_one["credit_drawdowns"] and by_one["outbox"]
+    assert len(by_one["orders"]) == len(doc["orders"]) and not by_one["activation_queue"]
+    assert not by_one["quarantine"]
     assert by_four.keys() == by_one.keys()
     for table in by_one:
         assert by_four[table] == by_one[table], f"{table}: 4 workers differ from 1"
@@ -81,17 +101,17 @@ def test_four_workers_leave_the_rows_of_one(tmp_path, doc):
     # before the account's later orders change them, then again: what is sent (the latest payload of
     # each record) is the same, and every other row
     for table in by_one:
-        if table != "outbox":
+        if table not in ("outbox", "outbox, latest per record"):
             assert by_import[table] == by_one[table], f"{table}: workers differ from the single-process mode"
 
 
-def test_a_worker_killed_mid_job_loses_nothing_and_nothing_runs_twice(tmp_path, doc):
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_worker_killed_mid_job_loses_nothing_and_nothing_runs_twice(tmp_path, doc, source):
     (tmp_path / "one").mkdir()
     (tmp_path / "killed").mkdir()
     with postgres_schema() as one, postgres_schema() as killed:
-        by_one = _workers_run(tmp_path / "one", one, doc, 1)
-        config = write_config(tmp_path / "killed", killed, workers=True, claim_seconds=3)
-        import_file(tmp_path / "killed", config, doc)
+        by_one = _workers_run(tmp_path / "one", one, doc, 1, source)
+        config = _prepare(tmp_path / "killed", killed, doc, source, claim_seconds=3)
         logs = [tmp_path / "killed" / f"worker{i}.log" for i in range(4)]
         workers = [start_worker(config, log) for log in logs]
         victim = workers[0]

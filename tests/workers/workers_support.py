@@ -91,25 +91,41 @@ def _plain(value):
     return value
 
 
+#: surrogate keys, numbered in the order rows were written (which workers activating accounts in
+#: parallel interleave): left out, and the line keys other tables hold are given as the line's id
+SURROGATE = {("order_lines", "pk"), ("jobs", "id"), ("outbox", "id")}
+
+
 def content(url: str) -> dict[str, list[tuple]]:
-    """Every row of every table, timestamps and the outbox's own ids left out, sorted: what the
-    engine computed, whichever process computed it and in whatever order."""
+    """Every row of every table, timestamps and surrogate keys left out (a line's key given as its
+    id), sorted: what the engine computed, whichever process computed it and in whatever order."""
     engine = create_engine(url)
     out: dict[str, list[tuple]] = {}
     try:
         with engine.connect() as conn:
+            line_id = dict(conn.execute(select(t.order_lines.c.pk, t.order_lines.c.id)).all())
+
+            def natural(name: str, value):
+                if name == "line_pk":
+                    return line_id.get(value, f"unknown line key {value}")
+                if name == "payload" and isinstance(value, str) and '"line_pk"' in value:
+                    payload = json.loads(value)
+                    payload["line_pk"] = line_id.get(payload["line_pk"], "unknown")
+                    return json.dumps(payload, sort_keys=True)
+                return _plain(value)
+
             for table in t.metadata.sorted_tables:
                 if table.name in NOT_COMPARED:
                     continue
                 columns = [c for c in table.columns if not isinstance(c.type, UtcDateTime)
-                           and not (table.name == "outbox" and c.name == "id")]
-                rows = [tuple(_plain(v) for v in r) for r in conn.execute(select(*columns))]
+                           and (table.name, c.name) not in SURROGATE]
+                rows = [tuple(natural(c.name, v) for c, v in zip(columns, r)) for r in conn.execute(select(*columns))]
                 out[table.name] = sorted(rows, key=repr)
             # what the writer sends: the latest payload of each record (it sends no other)
             latest: dict = {}
             for r in conn.execute(select(t.outbox.c.object, t.outbox.c.external_id, t.outbox.c.kind,
                                          t.outbox.c.payload).order_by(t.outbox.c.id)):
-                latest[(r.object, r.external_id, r.kind)] = r.payload
+                latest[(r.object, r.external_id, r.kind)] = natural("payload", r.payload)
             out["outbox, latest per record"] = sorted(latest.items())
     finally:
         engine.dispose()
@@ -122,5 +138,50 @@ def job_counts(url: str) -> dict[str, int]:
         with engine.connect() as conn:
             return {status: count for status, count in conn.execute(
                 select(t.jobs.c.status, func.count()).group_by(t.jobs.c.status))}
+    finally:
+        engine.dispose()
+
+
+def _day(value):
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def mapped_orders(doc: dict) -> tuple[list[dict], dict[str, list[dict]]]:
+    """The document's orders as the daemon holds Salesforce-activated orders after mapping (in
+    activation order), and their items as `items_of` returns them."""
+    stamp = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    orders, items = [], {}
+    for n, o in enumerate(doc["orders"]):
+        orders.append({"id": o["id"], "account": o["account"], "owner": o["owner"],
+                       "booked_on": _day(o["booked_on"]), "currency": o["currency"], "status": "activated",
+                       "_modstamp": stamp + dt.timedelta(seconds=n), "_activated": f"2026-01-01T{n:08d}"})
+        items[o["id"]] = [{**line, "line_number": f"{i:04d}", "start": _day(line.get("start")),
+                           "quantity": str(line["quantity"]) if "quantity" in line else None}
+                          for i, line in enumerate(o["lines"])]
+    return orders, items
+
+
+def activate_through_ingest(url: str, doc: dict, *, workers: bool) -> None:
+    """Accounts, products and credits by import; then the orders as the daemon activates
+    Salesforce-origin ones: left to the workers (`workers`), or activated with their jobs at once."""
+    from connector.clock import FrozenClock
+    from connector.engine.fiscal import StandardFiscalCalendar
+    from connector.engine.settings import EngineSettings
+    from connector.importer import ImportDoc, import_document
+    from connector.ingest import Ingestor
+    from connector.jobs import JobContext, JobRunner
+    from connector.store.db import open_store
+
+    engine = open_store(url)
+    try:
+        calendar, settings = StandardFiscalCalendar(1), EngineSettings()
+        clock = FrozenClock(dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))
+        runner = JobRunner(engine, JobContext(calendar, settings), clock, deferred=workers)
+        import_document(engine, ImportDoc.model_validate({**doc, "orders": []}), "test", calendar, settings,
+                        clock, runner)
+        orders, items = mapped_orders(doc)
+        ingestor = Ingestor(engine, None, settings, clock, runner, lambda: calendar)
+        outcomes = ingestor.activate_orders(orders, lambda ids: {i: items[i] for i in ids})
+        assert all(o.ok for o in outcomes)
     finally:
         engine.dispose()
