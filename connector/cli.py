@@ -727,11 +727,12 @@ def worker_cmd(ctx: typer.Context,
                log_format: Annotated[LogFormat, typer.Option(
                    "--log-format", help="json: one object a line, info and up; text: warnings and errors only")
                                      ] = LogFormat.json) -> None:
-    """Run a worker on a PostgreSQL store: it takes background jobs (credit review, subscription and order
-    metrics, ARR by period) of activated orders, a batch of whole accounts at a time claimed with
-    SELECT … FOR UPDATE SKIP LOCKED, so each account's orders stay in activation order. Run any number,
-    on any number of machines, sharing only the store; set `workers.enabled = true` in the configuration so that `revsync sync`
-    leaves the jobs to them (it keeps reading and writing Salesforce). A worker killed mid-job loses nothing:
+    """Run a worker on a PostgreSQL store: it activates the orders `revsync sync` leaves to the workers and
+    runs the background jobs (credit review, subscription and order metrics, ARR by period), a batch of
+    whole accounts at a time claimed with SELECT … FOR UPDATE SKIP LOCKED, so each account's orders stay in
+    activation order. Run any number, on any number of machines, sharing only the store; set
+    `workers.enabled = true` in the configuration so that `revsync sync` leaves that work to them (it keeps
+    reading and writing Salesforce). A worker killed mid-job loses nothing:
     its claim expires after `workers.claim_seconds` and another worker takes the accounts over. SIGTERM stops
     it after the accounts in hand. On SQLite it exits 2: SQLite keeps the single-process mode. Exit code 3:
     jobs it ran failed (they are retried with backoff)."""

@@ -585,9 +585,12 @@ class Ingestor:
                     continue
                 ledger.apply(activation)
                 activations.append(activation)
-                release(conn, "Order", order.id, now)
                 hashes[order.id] = f"salesforce:{row.system_modstamp.isoformat()}"
                 seqs[order.id] = row.seq
+            # released from the quarantine in one statement (`release`, for every order at once)
+            conn.execute(update(t.quarantine).where(t.quarantine.c.object == "Order",
+                                                    t.quarantine.c.record_id.in_(list(seqs)),
+                                                    t.quarantine.c.released_at.is_(None)).values(released_at=now))
             repo.save_activations(conn, activations, origin="salesforce", hashes=hashes,
                                   customer_names={a.id: a.name for a in all_accounts.values()}, now=now, seqs=seqs)
             if self.runner.ctx.write_back:

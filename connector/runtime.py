@@ -130,8 +130,10 @@ def _summary(daemon: Daemon, runtime: Runtime, result) -> str:
     left = {k: v for k, v in result.left.items() if v}
     usage = runtime.client.api_usage
     lines = [f"read {counts(read, 'record(s) from Salesforce')}",
-             f"activated {len(report.activated) if report else 0} order(s); "
-             f"background jobs: {sum(j.ok for j in jobs)} done, {sum(not j.ok for j in jobs)} failed",
+             (f"left {len(report.activated) if report else 0} order(s) to the workers to activate; background "
+              "jobs: left to the workers ([workers] enabled)" if runtime.app.runner.deferred else
+              f"activated {len(report.activated) if report else 0} order(s); "
+              f"background jobs: {sum(j.ok for j in jobs)} done, {sum(not j.ok for j in jobs)} failed"),
              # the writer counts outbox entries: one record each, but one order line's rows for the
              # ARR big objects (ArrByPeriod__b, ArrByPeriodByCustomer__b)
              f"written {counts(daemon.written, 'outbox entries to Salesforce')}",

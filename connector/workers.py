@@ -1,28 +1,32 @@
 """`revsync worker`: engine work taken from a PostgreSQL store by any number of processes.
 
-The work is the background jobs of activated orders (credit review, subscription metrics, order
-metrics, ARR by period: connector.jobs), pending or failed and due again. It is partitioned by
-account: a worker claims a batch of whole accounts, runs every job of their orders in activation
-order (credit review draws an account's credit order by order), and releases them. Two workers
-never hold the same account, so one account's orders stay in activation order; different accounts
-share nothing the jobs write (lines, items and account figures all belong to one account).
+The work is the activation of the Salesforce-activated orders the daemon leaves in the activation
+queue (`[workers] enabled`: connector.ingest.Ingestor.stage_activations, each with the activation
+number the daemon gave it), and the background jobs of activated orders (credit review,
+subscription metrics, order metrics, ARR by period: connector.jobs), pending or failed and due
+again. It is partitioned by account: a worker claims a batch of whole accounts, activates their
+queued orders in the daemon's order, runs every job of their orders in activation order, and
+releases them. Two workers never hold the same account, so one account's orders stay in
+activation order (an update needs the subscription its account's earlier order made; credit
+review draws an account's credit order by order); different accounts share nothing the
+activation or the jobs write (lines, items and account figures all belong to one account).
 
 A claim is a row of `work_claims` per account, taken with SELECT … FOR UPDATE SKIP LOCKED (workers
 never wait for each other's claims) and stamped with the worker, a fresh token and an expiry on
 the database's clock (workers on other machines need not agree on the time). Every transaction
-that records jobs ends with the fence (`Claim.fence`): it renews the claim's expiry only where the
+that records work ends with the fence (`Claim.fence`): it renews the claim's expiry only where the
 token is still this worker's, and rolls the transaction back otherwise. So:
 
 - a worker killed mid-job loses nothing: its open transaction dies with its connection, what it
-  had committed is done (jobs are recorded done in the transaction that writes their results),
-  and its claim expires after `[workers] claim_seconds`, when another worker takes it over;
+  had committed is done (an activation takes its orders off the queue, and a job is recorded done,
+  in the transaction that writes their results), and its claim expires after
+  `[workers] claim_seconds`, when another worker takes it over;
 - a worker paused past its expiry whose accounts were taken over writes nothing more for them:
-  its fence finds another token, and its transaction rolls back. No job is done twice.
+  its fence finds another token, and its transaction rolls back. Nothing is done twice.
 
-The sync daemon keeps the one Salesforce reader and the one writer per org (connector.lease), and
-activation itself (it allocates the store's global activation order); with `[workers] enabled`
-it leaves the jobs to the workers. Jobs that write back put their results in the outbox, which
-the daemon sends. SQLite keeps the single-process mode: there the daemon runs the jobs itself.
+The sync daemon keeps the one Salesforce reader and the one writer per org (connector.lease):
+it reads the orders to activate and their items, and sends what the workers put in the outbox.
+SQLite keeps the single-process mode: there the daemon activates and runs the jobs itself.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO / "tests" / "store"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from engine_bench import generate  # noqa: E402
+from workers_bench import prepare  # noqa: E402
 from store_support import postgres_schema  # noqa: E402,F401
 
 from connector.store import schema as t  # noqa: E402
@@ -142,46 +143,15 @@ def job_counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def _day(value):
-    return dt.date.fromisoformat(value) if isinstance(value, str) else value
-
-
-def mapped_orders(doc: dict) -> tuple[list[dict], dict[str, list[dict]]]:
-    """The document's orders as the daemon holds Salesforce-activated orders after mapping (in
-    activation order), and their items as `items_of` returns them."""
-    stamp = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-    orders, items = [], {}
-    for n, o in enumerate(doc["orders"]):
-        orders.append({"id": o["id"], "account": o["account"], "owner": o["owner"],
-                       "booked_on": _day(o["booked_on"]), "currency": o["currency"], "status": "activated",
-                       "_modstamp": stamp + dt.timedelta(seconds=n), "_activated": f"2026-01-01T{n:08d}"})
-        items[o["id"]] = [{**line, "line_number": f"{i:04d}", "start": _day(line.get("start")),
-                           "quantity": str(line["quantity"]) if "quantity" in line else None}
-                          for i, line in enumerate(o["lines"])]
-    return orders, items
-
-
 def activate_through_ingest(url: str, doc: dict, *, workers: bool) -> None:
     """Accounts, products and credits by import; then the orders as the daemon activates
     Salesforce-origin ones: left to the workers (`workers`), or activated with their jobs at once."""
     from connector.clock import FrozenClock
-    from connector.engine.fiscal import StandardFiscalCalendar
-    from connector.engine.settings import EngineSettings
-    from connector.importer import ImportDoc, import_document
-    from connector.ingest import Ingestor
-    from connector.jobs import JobContext, JobRunner
     from connector.store.db import open_store
 
     engine = open_store(url)
     try:
-        calendar, settings = StandardFiscalCalendar(1), EngineSettings()
-        clock = FrozenClock(dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))
-        runner = JobRunner(engine, JobContext(calendar, settings), clock, deferred=workers)
-        import_document(engine, ImportDoc.model_validate({**doc, "orders": []}), "test", calendar, settings,
-                        clock, runner)
-        orders, items = mapped_orders(doc)
-        ingestor = Ingestor(engine, None, settings, clock, runner, lambda: calendar)
-        outcomes = ingestor.activate_orders(orders, lambda ids: {i: items[i] for i in ids})
-        assert all(o.ok for o in outcomes)
+        prepare(engine, doc, "queue", deferred=workers,
+                clock=FrozenClock(dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)))
     finally:
         engine.dispose()
