@@ -70,7 +70,9 @@ class App:
                                                 write_back=self.config.salesforce is not None,
                                                 clock=self.clock), self.clock,
                          max_attempts=self.config.jobs.max_attempts,
-                         backoff_seconds=self.config.jobs.backoff_seconds)
+                         backoff_seconds=self.config.jobs.backoff_seconds,
+                         # `revsync worker` processes run the jobs (PostgreSQL only: Config checks it)
+                         deferred=self.config.workers.enabled)
 
     def salesforce_settings(self):
         """The validated [salesforce] settings with their secrets (ConfigError when missing or wrong)."""

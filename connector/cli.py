@@ -280,7 +280,9 @@ def import_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="im
                                  the_app.runner, progress=lambda n: progress.advance(task, n), phase=phase)
     console.print(f"{source}: {len(result.activated)} order(s) activated, "
                   f"{len(result.already_imported)} already imported; "
-                  f"{sum(j.ok for j in result.jobs)} background job(s) done.")
+                  f"{sum(j.ok for j in result.jobs)} background job(s) done"
+                  + (" (the rest are left to `revsync worker`: [workers] enabled)." if the_app.runner.deferred
+                     else "."), markup=False)
     if result.failed_jobs:
         for job in result.failed_jobs:
             err_console.print(f"[red]job {job.kind} for order {job.order_id} failed:[/red] {job.error}")
@@ -732,6 +734,28 @@ def sync_cmd(ctx: typer.Context,
         summary = sys.stdout.isatty()
     code = run_daemon(_app(ctx), once=once, summary=summary and once, log_format=log_format.value)
     raise typer.Exit(code)
+
+
+@app.command("worker")
+def worker_cmd(ctx: typer.Context,
+               until_idle: Annotated[bool, typer.Option(
+                   "--until-idle", help="exit once no job is left to run (jobs other workers hold count as "
+                                        "left: their claims may expire and need taking over)")] = False,
+               log_format: Annotated[LogFormat, typer.Option(
+                   "--log-format", help="json: one object a line, info and up; text: warnings and errors only")
+                                     ] = LogFormat.json) -> None:
+    """Run a worker on a PostgreSQL store: it activates the orders `revsync sync` leaves to the workers and
+    runs the background jobs (credit review, subscription and order metrics, ARR by period), a batch of
+    whole accounts at a time claimed with SELECT … FOR UPDATE SKIP LOCKED, so each account's orders stay in
+    activation order. Run any number, on any number of machines, sharing only the store; set
+    `workers.enabled = true` in the configuration so that `revsync sync` leaves that work to them (it keeps
+    reading and writing Salesforce). A worker killed mid-job loses nothing:
+    its claim expires after `workers.claim_seconds` and another worker takes the accounts over. SIGTERM stops
+    it after the accounts in hand. On SQLite it exits 2: SQLite keeps the single-process mode. Exit code 3:
+    jobs it ran failed (they are retried with backoff)."""
+    from connector.runtime import run_worker
+
+    raise typer.Exit(run_worker(_app(ctx), until_idle=until_idle, log_format=log_format.value))
 
 
 @app.command("console")

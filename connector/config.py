@@ -120,6 +120,19 @@ class SyncConfig(_Section):
         return [value] if isinstance(value, str) else value
 
 
+class WorkersConfig(_Section):
+    """[workers]: `revsync worker` processes on a PostgreSQL store (connector.workers)."""
+
+    #: the daemon (and `revsync import`) leave background jobs to the workers; PostgreSQL only
+    enabled: bool = False
+    #: a worker silent this long (killed, frozen, cut off) loses its accounts to another worker
+    claim_seconds: float = Field(default=60.0, ge=1)
+    #: accounts a worker claims at a time (each processed whole, its orders in activation order)
+    accounts_per_claim: int = Field(default=200, ge=1, le=10_000)
+    #: how long an idle worker waits before looking for work again
+    poll_seconds: float = Field(default=2.0, gt=0)
+
+
 class ReportsConfig(_Section):
     """[reports]: defaults for report commands."""
 
@@ -135,6 +148,7 @@ class Config(_Section):
     jobs: JobsConfig = JobsConfig()
     reports: ReportsConfig = ReportsConfig()
     sync: SyncConfig = SyncConfig()
+    workers: WorkersConfig = WorkersConfig()
     #: the health, metrics and Outbound Message endpoint of `revsync sync`; off without the table
     server: ServerSettings | None = None
     #: validated by connector.salesforce.settings.load_settings when a command needs the org
@@ -319,6 +333,11 @@ def load_config(explicit: str | None = None, org: str | None = None) -> Config:
                           hint="see config.example.toml for every key and its default") from None
     config.source = source
     config.base_dir = path.resolve().parent
+    if config.workers.enabled and make_url(config.store.url).get_backend_name() != "postgresql":
+        raise ConfigError(source, [Problem(f"{source}: workers.enabled", "workers share a PostgreSQL store; "
+                                           "this [store] url is SQLite, which keeps the single-process mode")],
+                          hint="set [workers] enabled = false (the daemon then runs the background jobs "
+                               "itself), or move the store to PostgreSQL")
     if config.fiscal.periods_file is not None:
         config.fiscal_calendar()  # a broken periods file fails at start-up, not half-way
     return config

@@ -430,6 +430,9 @@ class Ingestor:
         rows = conn.execute(select(t.sf_records.c.id, t.sf_records.c.data, t.sf_records.c.system_modstamp)
                             .where(t.sf_records.c.object == "Order", t.sf_records.c.is_deleted.is_(False))).all()
         taken = set(conn.execute(select(t.orders.c.id)).scalars())
+        # Orders left to the workers, as they were when left (a later change is taken again)
+        staged = dict(conn.execute(select(t.activation_queue.c.order_id, t.activation_queue.c.system_modstamp)).all())
+        taken |= {r.id for r in rows if r.id in staged and staged[r.id] >= r.system_modstamp}
         # Orders the connector wrote (engine-origin) come back through polling: never take them
         # for Salesforce-origin orders (echo suppression).
         taken |= set(conn.execute(select(t.sf_ids.c.sf_id).join(t.orders, t.orders.c.id == t.sf_ids.c.external_id)
@@ -480,6 +483,8 @@ class Ingestor:
         caller, so an order is never activated with items that had not yet been polled), or the
         error of an item that cannot be mapped.
         """
+        if self.runner.deferred:
+            return self.stage_activations(orders, items_of)
         if not orders:
             return self.runner.run_pending()  # jobs a crash left behind
         items = items_of([o["id"] for o in orders])
@@ -514,6 +519,101 @@ class Ingestor:
         # Every pending job, not only the new orders': a crash between committing activations and
         # running their jobs leaves jobs that no later activation would pick up.
         return self.runner.run_pending(known=stored)
+
+
+    # -- activation by workers (`[workers] enabled`, PostgreSQL: connector.workers) ------------------
+
+    def stage_activations(self, orders: Sequence[dict[str, Any]],
+                          items_of: Callable[[list[str]], dict[str, list[dict[str, Any]] | SkippableError]]
+                          ) -> list[JobOutcome]:
+        """Leave these orders (in activation order), with their items read fresh by the caller, to the
+        workers: each keeps the activation sequence number given here, whoever activates it."""
+        if not orders:
+            return []
+        items = items_of([o["id"] for o in orders])
+        now = self.clock.now()
+        with self.store.begin() as conn:
+            queued = dict(conn.execute(select(t.activation_queue.c.order_id, t.activation_queue.c.seq).where(
+                t.activation_queue.c.order_id.in_([o["id"] for o in orders]))).all())
+            seq = repo.next_order_seq(conn)
+            for data in orders:
+                found = items.get(data["id"], [])
+                values = dict(system_modstamp=data["_modstamp"], account=str(data["account"]),
+                              data=json.dumps(data, default=_json_default), staged_at=now,
+                              items=None if isinstance(found, SkippableError) else json.dumps(found, default=_json_default),
+                              error=str(found) if isinstance(found, SkippableError) else None)
+                if data["id"] in queued:  # changed in Salesforce since it was left: its newer values, same place
+                    conn.execute(update(t.activation_queue).where(t.activation_queue.c.order_id == data["id"])
+                                 .values(**values))
+                else:
+                    conn.execute(insert(t.activation_queue).values(order_id=data["id"], seq=seq, **values))
+                    seq += 1
+        log.info("%d order(s) left to the workers to activate", len(orders))
+        return []
+
+    def activate_staged(self, accounts: Sequence[str], fence: Callable[[Connection], None] | None = None) -> int:
+        """Activate the queued orders of these accounts, in the daemon's order, in one transaction that
+        ends with `fence` (a worker's claim); returns how many were taken off the queue.
+
+        The same steps as `activate_orders`, against a ledger of these accounts' items only: a
+        claim holds whole accounts, and an order changes only its own account's subscriptions.
+        """
+        with self.store.begin() as conn:
+            rows = conn.execute(select(t.activation_queue).where(t.activation_queue.c.account.in_(list(accounts)))
+                                .order_by(t.activation_queue.c.seq)).all()
+            if not rows:
+                return 0
+            now = self.clock.now()
+            calendar = self.calendar()
+            all_accounts = repo.load_accounts(conn)
+            products = repo.load_products(conn)
+            ledger = repo.load_ledger(conn, accounts)
+            staged = [(r, _revive(json.loads(r.data)),
+                       SkippableError(r.error) if r.items is None else [_revive(i) for i in json.loads(r.items)])
+                      for r in rows]
+            written = self._written_items(conn, [i for _, _, found in staged if isinstance(found, list) for i in found])
+            activations, hashes, seqs = [], {}, {}
+            for row, data, found in staged:
+                try:
+                    if isinstance(found, SkippableError):
+                        raise found
+                    order = order_input(data, resolve_items(found, written))
+                    activation = activate(order, ledger, products, all_accounts, calendar, self.settings)
+                except (OrderRejected, SkippableError, FiscalCalendarError) as exc:
+                    quarantine(conn, "Order", data["id"], row.system_modstamp, str(exc) + _held_uses(conn, data, found),
+                               now)
+                    continue
+                ledger.apply(activation)
+                activations.append(activation)
+                hashes[order.id] = f"salesforce:{row.system_modstamp.isoformat()}"
+                seqs[order.id] = row.seq
+            # released from the quarantine in one statement (`release`, for every order at once)
+            conn.execute(update(t.quarantine).where(t.quarantine.c.object == "Order",
+                                                    t.quarantine.c.record_id.in_(list(seqs)),
+                                                    t.quarantine.c.released_at.is_(None)).values(released_at=now))
+            repo.save_activations(conn, activations, origin="salesforce", hashes=hashes,
+                                  customer_names={a.id: a.name for a in all_accounts.values()}, now=now, seqs=seqs)
+            if self.runner.ctx.write_back:
+                enqueue_activation(conn, activations, "salesforce", now)
+            conn.execute(delete(t.activation_queue).where(t.activation_queue.c.order_id.in_([r.order_id for r in rows])))
+            if fence is not None:
+                fence(conn)
+        return len(rows)
+
+
+#: mapped values that are days or times, written to the activation queue as ISO text
+_DAYS = ("booked_on", "start", "end", "contract_effective", "service_activation", "customer_acceptance")
+
+
+def _revive(values: dict[str, Any]) -> dict[str, Any]:
+    """Mapped values read back from the activation queue's JSON: days and times as they were mapped."""
+    out = dict(values)
+    for key in _DAYS:
+        if isinstance(out.get(key), str) and len(out[key]) == 10:
+            out[key] = dt.date.fromisoformat(out[key])
+    if isinstance(out.get("_modstamp"), str):
+        out["_modstamp"] = dt.datetime.fromisoformat(out["_modstamp"])
+    return out
 
 
 def _held_uses(conn: Connection, order: dict[str, Any], items: Any) -> str:

@@ -188,6 +188,11 @@ JOBS: dict[str, Callable[[Connection, Orders, JobContext], None]] = {
 assert tuple(JOBS) == repo.JOB_KINDS
 
 
+class FenceLost(Exception):
+    """Raised by a runner's fence inside a job's transaction: the work is no longer this process's
+    (a worker's claim was taken over), so the transaction rolls back and nothing is recorded."""
+
+
 @dataclass
 class JobOutcome:
     """How one job ended."""
@@ -204,32 +209,57 @@ class JobRunner:
     Jobs of one kind for a batch of orders share a transaction; if that transaction fails, each
     job of the batch runs again in a transaction of its own, so a failing order never blocks
     the others and its failure is recorded against it alone.
+
+    `deferred` (`[workers] enabled`, PostgreSQL): pending jobs, and the daemon's retries of failed
+    ones, are left to `revsync worker` processes (connector.workers); `revsync jobs retry` still
+    runs them here. `fence(conn)` is called inside every transaction that records a job, before it
+    commits; it raises FenceLost when the work is no longer this process's.
     """
 
     def __init__(self, engine: Engine, ctx: JobContext, clock: Clock, *, max_attempts: int = 5,
-                 backoff_seconds: float = 30.0, batch_size: int = 500):
+                 backoff_seconds: float = 30.0, batch_size: int = 500, deferred: bool = False,
+                 fence: Callable[[Connection], None] | None = None):
         self.engine = engine
         self.ctx = ctx
         self.clock = clock
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.batch_size = batch_size
+        self.deferred = deferred
+        self.fence = fence
 
     def run_pending(self, order_ids: Iterable[str] | None = None, *,
                     known: Orders | None = None) -> list[JobOutcome]:
         """Run every pending job (of these orders), in activation order and job order.
 
         `known` holds orders the caller has in hand as stored (from `save_activations`); the
-        others are read from the store.
+        others are read from the store. A deferred runner runs none: the workers do.
         """
+        if self.deferred:
+            return []
         return self._run_where(t.jobs.c.status == t.JobStatus.PENDING, order_ids, known or {})
 
     def retry_failed(self, order_ids: Iterable[str] | None = None, *, due_only: bool = False) -> list[JobOutcome]:
-        """Run failed jobs again (all of them, or only those whose backoff has passed)."""
+        """Run failed jobs again (all of them, or only those whose backoff has passed; a deferred
+        runner leaves the latter to the workers)."""
+        if due_only and self.deferred:
+            return []
+        return self._run_where(self.failed_condition(due_only), order_ids, {})
+
+    def failed_condition(self, due_only: bool):
+        """The jobs `retry_failed` runs: failed ones (whose backoff has passed, with `due_only`)."""
         cond = t.jobs.c.status == t.JobStatus.FAILED
         if due_only:
             cond = cond & (t.jobs.c.attempts < self.max_attempts) & (t.jobs.c.next_attempt_at <= self.clock.now())
-        return self._run_where(cond, order_ids, {})
+        return cond
+
+    def run_accounts(self, accounts: Iterable[str]) -> list[JobOutcome]:
+        """Run the pending jobs of these accounts' orders, then their failed jobs whose backoff has
+        passed, in activation order (a worker's claim: connector.workers)."""
+        wanted = sorted(set(accounts))
+        account_cond = t.orders.c.account.in_(wanted)
+        outcomes = self._run_where((t.jobs.c.status == t.JobStatus.PENDING) & account_cond, None, {})
+        return outcomes + self._run_where(self.failed_condition(True) & account_cond, None, {})
 
     @collector_paused()
     def _run_where(self, cond, order_ids: Iterable[str] | None, known: Orders) -> list[JobOutcome]:
@@ -268,7 +298,11 @@ class JobRunner:
                 conn.execute(update(t.jobs).where(t.jobs.c.id.in_([j.id for j in jobs])).values(
                     status=t.JobStatus.SUCCEEDED, attempts=t.jobs.c.attempts + 1, last_error=None,
                     updated_at=self.clock.now(), next_attempt_at=None))
+                if self.fence is not None:
+                    self.fence(conn)
             return [JobOutcome(j.order_id, kind, True) for j in jobs]
+        except FenceLost:
+            raise  # not a failure of the job: the work is another process's now
         except Exception as exc:  # a failing job never rolls back or blocks the activation
             if len(jobs) > 1:
                 return [o for j in jobs for o in self._run_batch(kind, [j], orders)]
@@ -283,6 +317,8 @@ class JobRunner:
             conn.execute(update(t.jobs).where(t.jobs.c.id == job.id).values(
                 status=t.JobStatus.FAILED, attempts=attempts + 1, last_error=message[:2000], updated_at=self.clock.now(),
                 next_attempt_at=self.clock.now() + dt.timedelta(seconds=delay)))
+            if self.fence is not None:
+                self.fence(conn)
         return JobOutcome(job.order_id, kind, False, message)
 
 

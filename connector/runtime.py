@@ -151,8 +151,10 @@ def _summary(daemon: Daemon, runtime: Runtime, result) -> str:
     left = {k: v for k, v in result.left.items() if v}
     usage = runtime.client.api_usage
     lines = [f"read {counts(read, 'record(s) from Salesforce')}",
-             f"activated {len(report.activated) if report else 0} order(s); "
-             f"background jobs: {sum(j.ok for j in jobs)} done, {sum(not j.ok for j in jobs)} failed",
+             (f"left {len(report.activated) if report else 0} order(s) to the workers to activate; background "
+              "jobs: left to the workers ([workers] enabled)" if runtime.app.runner.deferred else
+              f"activated {len(report.activated) if report else 0} order(s); "
+              f"background jobs: {sum(j.ok for j in jobs)} done, {sum(not j.ok for j in jobs)} failed"),
              # the writer counts outbox entries: one record each, but one order line's rows for the
              # ARR big objects (ArrByPeriod__b, ArrByPeriodByCustomer__b)
              f"written {counts(daemon.written, 'outbox entries to Salesforce')}",
@@ -220,3 +222,35 @@ def run_backfill(app: App, since: dt.datetime, until: dt.datetime | None, object
         console.print(f"{len(failed)} background job(s) failed; see `revsync jobs --failed`.")
         return 3
     return 0
+
+
+def run_worker(app: App, *, until_idle: bool, log_format: str = "json") -> int:
+    """`revsync worker`: take background jobs from the PostgreSQL store until stopped (or idle).
+
+    Returns EXIT_JOBS_FAILED when jobs it ran failed (they are retried with backoff), else 0.
+    The first SIGTERM/SIGINT stops it after the accounts in hand; the second at once (the claim
+    then expires and another worker takes the accounts over: nothing is lost).
+    """
+    from connector import logs
+    from connector.daemon import Stopper
+    from connector.workers import Worker, require_postgresql
+
+    require_postgresql(app.config.store_url())  # before the store is opened (a SQLite file would be made)
+    logs.setup(json_lines=log_format == "json", verbose=False)
+    settings = app.config.workers
+    stopper = Stopper()
+    stopper.install()
+    # activation of the orders the daemon leaves in the queue; the write mappings say which
+    # Salesforce records are the engine's items (an order may name one by its Salesforce Id)
+    activator = Ingestor(app.store, app.mappings if app.config.salesforce is not None else None, app.settings,
+                         app.clock, app.runner, lambda: app.calendar)
+    worker = Worker(app.store, app.runner, claim_seconds=settings.claim_seconds,
+                    accounts_per_claim=settings.accounts_per_claim, poll_seconds=settings.poll_seconds,
+                    sleep=lambda seconds: stopper.event.wait(seconds) and None, activate=activator.activate_staged)
+    worker.before_claim = app.refresh_calendar
+    log.info("worker %s started", worker.name)
+    report = worker.run(until_idle=until_idle, stopping=lambda: stopper.stopping)
+    log.info("worker %s stopped", worker.name, extra={
+        "claims": report.claims, "accounts": report.accounts, "jobs": report.jobs, "failed": report.failed,
+        "claims_lost": report.lost})
+    return EXIT_JOBS_FAILED if report.failed else 0

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 
 from connector.config import (Config, EngineConfig, FiscalConfig, JobsConfig, ReportsConfig, StoreConfig,
-                              SyncConfig)
+                              SyncConfig, WorkersConfig)
 from connector.salesforce.settings import SalesforceSettings
 from connector.server import ServerSettings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
 TABLES = {"store": StoreConfig, "fiscal": FiscalConfig, "engine": EngineConfig, "jobs": JobsConfig,
-          "reports": ReportsConfig, "sync": SyncConfig, "server": ServerSettings, "salesforce": SalesforceSettings}
+          "reports": ReportsConfig, "sync": SyncConfig, "workers": WorkersConfig, "server": ServerSettings, "salesforce": SalesforceSettings}
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))

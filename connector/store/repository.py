@@ -113,28 +113,39 @@ def _item(r) -> Item:
                 created_by=r.created_by, last_line=r.last_line, evergreen=r.evergreen)
 
 
-def load_ledger(conn: Connection) -> Ledger:
-    """The whole ledger: every item with the contribution segments of its lines."""
+def load_ledger(conn: Connection, accounts: Sequence[str] | None = None) -> Ledger:
+    """The whole ledger: every item with the contribution segments of its lines (or only the
+    items of these accounts, and their orders: a worker's claim, connector.workers)."""
     ledger = Ledger()
-    for r in conn.execute(select(t.items)):
-        ledger.add_item(_item(r), [])
+    items = select(t.items)
     query = (select(t.order_lines.c.item, t.line_segments)
              .join(t.line_segments, t.line_segments.c.line_pk == t.order_lines.c.pk)
              .order_by(t.order_lines.c.pk, t.line_segments.c.seq))
+    orders = select(t.orders.c.id)
+    if accounts is not None:
+        items = items.where(t.items.c.account.in_(list(accounts)))
+        query = query.join(t.items, t.items.c.id == t.order_lines.c.item).where(t.items.c.account.in_(list(accounts)))
+        orders = orders.where(t.orders.c.account.in_(list(accounts)))
+    for r in conn.execute(items):
+        ledger.add_item(_item(r), [])
     for r in conn.execute(query):
         ledger.segments[r.item].append(Segment(r.start, r.end_excl, r.mrr, r.quantity))
-    ledger.activated_orders.update(conn.execute(select(t.orders.c.id)).scalars())
+    ledger.activated_orders.update(conn.execute(orders).scalars())
     return ledger
 
 
 def next_order_seq(conn: Connection) -> int:
-    """The activation sequence number of the next order (activation order is replayed by regenerate)."""
-    return (conn.execute(select(func.max(t.orders.c.seq))).scalar() or 0) + 1
+    """The activation sequence number of the next order (activation order is replayed by regenerate).
+
+    Numbers given to orders waiting in the activation queue (for the workers) are taken too.
+    """
+    return max(conn.execute(select(func.max(t.orders.c.seq))).scalar() or 0,
+               conn.execute(select(func.max(t.activation_queue.c.seq))).scalar() or 0) + 1
 
 
 def save_activations(conn: Connection, activations: Sequence[Activation], *, origin: str,
                      hashes: dict[str, str], customer_names: dict[str, str],
-                     now: dt.datetime) -> dict[str, "StoredOrder"]:
+                     now: dt.datetime, seqs: dict[str, int] | None = None) -> dict[str, "StoredOrder"]:
     """Write the immediate step of several orders and enqueue their background jobs.
 
     Each order is all-or-nothing because the caller's transaction holds whole orders only.
@@ -145,12 +156,14 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     """
     if not activations:
         return {}
-    seq = next_order_seq(conn)
+    if seqs is None:  # `seqs`: numbers the daemon gave queued orders (activate_staged)
+        first = next_order_seq(conn)
+        seqs = {a.order.id: first + i for i, a in enumerate(activations)}
     _insert(conn, t.orders, [dict(
-        id=a.order.id, seq=seq + i, account=a.order.account, owner=a.order.owner, booked_on=a.order.booked_on,
+        id=a.order.id, seq=seqs[a.order.id], account=a.order.account, owner=a.order.owner, booked_on=a.order.booked_on,
         currency=a.order.currency, bill_cycle_day=a.bill_cycle_day, bill_to=a.order.bill_to,
         sold_to=a.order.sold_to, origin=origin, status="activated", content_hash=hashes[a.order.id],
-        activated_at=now) for i, a in enumerate(activations)])
+        activated_at=now) for a in activations])
     units, day = _Units(), _day(conn)
     line_tcvs = {l.id: round_money(line_tcv(l), a.order.currency) for a in activations for l in a.lines}
     line_rows = [(

@@ -163,6 +163,34 @@ jobs = Table(
     Index("ix_jobs_status", "status"),
 )
 
+# Engine work taken by `revsync worker` processes on PostgreSQL (connector.workers): one row per
+# account that has had background jobs, the partition a worker claims whole, so that one account's
+# orders are processed in activation order by one worker at a time. A claim names its worker and a
+# fresh token, and lapses at `expires_at` unless renewed: the claim of a killed worker is taken over.
+work_claims = Table(
+    "work_claims", metadata,
+    Column("account", String(64), primary_key=True),
+    Column("claimed_by", String(255)),
+    Column("token", String(32)),
+    Column("expires_at", UtcDateTime),
+)
+
+# Salesforce-activated orders the daemon has read (with their items, fresh from Salesforce) and left
+# for the workers to activate (`[workers] enabled`, PostgreSQL). Each keeps the activation sequence
+# number the daemon gave it (`orders.seq` once activated, so the activation order is the daemon's
+# whoever activates it); activating or quarantining an order removes its row.
+activation_queue = Table(
+    "activation_queue", metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("account", String(64), nullable=False, index=True),
+    Column("seq", Integer, nullable=False, unique=True),
+    Column("system_modstamp", UtcDateTime, nullable=False),
+    Column("data", Text, nullable=False),  # the mapped order (JSON)
+    Column("items", Text),  # its mapped items (JSON list); null when they cannot be mapped:
+    Column("error", Text),  # then why, and the order is quarantined by the worker
+    Column("staged_at", UtcDateTime, nullable=False),
+)
+
 line_metrics = Table(
     "line_metrics", metadata,
     Column("line_pk", Integer, ForeignKey("order_lines.pk"), primary_key=True),
