@@ -18,8 +18,8 @@ from connector import chart as chart_module
 from connector import reports
 from connector.app import App
 from connector.clock import SystemClock
-from connector.config import Config, StoreConfig, load_config
-from connector.errors import Problem, RevsyncError, ValidationFailed
+from connector.config import Config, StoreConfig, load_config, org_names
+from connector.errors import ConfigError, Problem, RevsyncError, ValidationFailed
 from connector.importer import import_document, load_file, parse, read
 from connector.jobs import extend_evergreen, regenerate_arr
 from connector.render import object_to_json, print_error, print_rows
@@ -187,8 +187,6 @@ def _check_objects(the_app: App, objects: list[str]) -> None:
 
 def _require_salesforce(the_app: App, command: str) -> None:
     """Exit 2, before the store is opened, when the configuration has no [salesforce] table."""
-    from connector.errors import ConfigError
-
     if the_app.config.salesforce is not None:
         return
     where = the_app.config.source
@@ -251,8 +249,16 @@ def main_callback(ctx: typer.Context,
     if ctx.invoked_subcommand == "demo":
         ctx.obj = None
         return
-    ctx.obj = App(load_config(str(config) if config else None, org=org),
-                  read_only=ctx.invoked_subcommand in READ_ONLY)
+    ctx.meta["config_path"] = str(config) if config else None
+    try:
+        ctx.obj = App(load_config(str(config) if config else None, org=org),
+                      read_only=ctx.invoked_subcommand in READ_ONLY)
+    except ConfigError as exc:
+        if ctx.invoked_subcommand != "worker" or org is not None:
+            raise
+        # `worker --all-orgs` needs no single org: the command decides
+        ctx.obj = None
+        ctx.meta["config_error"] = exc
 
 
 #: what the import's progress bar says in each phase
@@ -743,7 +749,10 @@ def worker_cmd(ctx: typer.Context,
                                         "left: their claims may expire and need taking over)")] = False,
                log_format: Annotated[LogFormat, typer.Option(
                    "--log-format", help="json: one object a line, info and up; text: warnings and errors only")
-                                     ] = LogFormat.json) -> None:
+                                     ] = LogFormat.json,
+               all_orgs: Annotated[bool, typer.Option(
+                   "--all-orgs", help="work for every org of the configuration ([orgs.NAME]), a claim of each "
+                                      "in turn: one shared pool of workers for many orgs")] = False) -> None:
     """Run a worker on a PostgreSQL store: it activates the orders `revsync sync` leaves to the workers and
     runs the background jobs (credit review, subscription and order metrics, ARR by period), a batch of
     whole accounts at a time claimed with SELECT … FOR UPDATE SKIP LOCKED, so each account's orders stay in
@@ -755,6 +764,15 @@ def worker_cmd(ctx: typer.Context,
     jobs it ran failed (they are retried with backoff)."""
     from connector.runtime import run_worker
 
+    if all_orgs:
+        names = org_names(ctx.meta["config_path"])
+        if not names:
+            raise ConfigError("--all-orgs", [Problem("--all-orgs", "the configuration names no orgs ([orgs.NAME])")],
+                              hint="leave out --all-orgs for a one-org configuration")
+        apps = [App(load_config(ctx.meta["config_path"], org=name)) for name in names]
+        raise typer.Exit(run_worker(apps, until_idle=until_idle, log_format=log_format.value))
+    if ctx.obj is None:
+        raise ctx.meta["config_error"]
     raise typer.Exit(run_worker(_app(ctx), until_idle=until_idle, log_format=log_format.value))
 
 

@@ -300,6 +300,20 @@ def _for_org(data: dict[str, Any], org: str | None, source: str) -> dict[str, An
     return merged
 
 
+def org_names(explicit: str | None = None) -> list[str]:
+    """The orgs a configuration file names (`[orgs.NAME]`), sorted; [] for a one-org file or none."""
+    path = find_config_path(explicit)
+    if path is None:
+        return []
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        load_config(explicit)  # raises the same ConfigError every command gives
+        return []
+    orgs = data.get("orgs")
+    return sorted(orgs) if isinstance(orgs, dict) else []
+
+
 def load_config(explicit: str | None = None, org: str | None = None) -> Config:
     """Load and validate the configuration (of `org`, when the file names several); raise ConfigError
     listing every problem."""

@@ -5,7 +5,7 @@ import datetime as dt
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -224,22 +224,50 @@ def run_backfill(app: App, since: dt.datetime, until: dt.datetime | None, object
     return 0
 
 
-def run_worker(app: App, *, until_idle: bool, log_format: str = "json") -> int:
-    """`revsync worker`: take background jobs from the PostgreSQL store until stopped (or idle).
+def run_worker(app: App | Sequence[App], *, until_idle: bool, log_format: str = "json") -> int:
+    """`revsync worker`: take engine work from the PostgreSQL store until stopped (or idle).
 
+    Given several apps (`--all-orgs`: one per org of the configuration), it takes one claim of each
+    org in turn, so one pool of workers serves every org fairly.
     Returns EXIT_JOBS_FAILED when jobs it ran failed (they are retried with backoff), else 0.
     The first SIGTERM/SIGINT stops it after the accounts in hand; the second at once (the claim
     then expires and another worker takes the accounts over: nothing is lost).
     """
     from connector import logs
     from connector.daemon import Stopper
-    from connector.workers import Worker, require_postgresql
+    from connector.workers import WorkerReport, require_postgresql
 
-    require_postgresql(app.config.store_url())  # before the store is opened (a SQLite file would be made)
+    apps = [app] if isinstance(app, App) else list(app)
+    for one in apps:
+        require_postgresql(one.config.store_url())  # before the store is opened (a SQLite file would be made)
     logs.setup(json_lines=log_format == "json", verbose=False)
-    settings = app.config.workers
     stopper = Stopper()
     stopper.install()
+    workers = [_worker(one, stopper) for one in apps]
+    report = WorkerReport()
+    for worker in workers:
+        log.info("worker %s started", worker.name, extra={"org": worker.org})
+    if len(workers) == 1:
+        report = workers[0].run(until_idle=until_idle, stopping=lambda: stopper.stopping)
+    else:
+        while not stopper.stopping:
+            took = [w.run_once(report) for w in workers if not stopper.stopping]
+            if any(took):
+                continue
+            if until_idle and not any(w.work_left() for w in workers):
+                break
+            stopper.event.wait(min(w.poll_seconds for w in workers))
+    log.info("worker stopped", extra={
+        "orgs": [w.org for w in workers], "claims": report.claims, "accounts": report.accounts,
+        "jobs": report.jobs, "failed": report.failed, "claims_lost": report.lost})
+    return EXIT_JOBS_FAILED if report.failed else 0
+
+
+def _worker(app: App, stopper: Any) -> Any:
+    """A worker on one org's part of the store."""
+    from connector.workers import Worker
+
+    settings = app.config.workers
     # activation of the orders the daemon leaves in the queue; the write mappings say which
     # Salesforce records are the engine's items (an order may name one by its Salesforce Id)
     activator = Ingestor(app.store, app.mappings if app.config.salesforce is not None else None, app.settings,
@@ -248,9 +276,5 @@ def run_worker(app: App, *, until_idle: bool, log_format: str = "json") -> int:
                     accounts_per_claim=settings.accounts_per_claim, poll_seconds=settings.poll_seconds,
                     sleep=lambda seconds: stopper.event.wait(seconds) and None, activate=activator.activate_staged)
     worker.before_claim = app.refresh_calendar
-    log.info("worker %s started", worker.name)
-    report = worker.run(until_idle=until_idle, stopping=lambda: stopper.stopping)
-    log.info("worker %s stopped", worker.name, extra={
-        "claims": report.claims, "accounts": report.accounts, "jobs": report.jobs, "failed": report.failed,
-        "claims_lost": report.lost})
-    return EXIT_JOBS_FAILED if report.failed else 0
+    worker.org = app.config.org
+    return worker

@@ -108,6 +108,8 @@ class Worker:
         self.claim_seconds = claim_seconds
         self.accounts_per_claim = accounts_per_claim
         self.poll_seconds = poll_seconds
+        #: the org whose part of the store this worker serves (None: a one-org configuration)
+        self.org: str | None = None
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._sleep = sleep
         #: activates the queued orders of claimed accounts, fenced (connector.ingest.Ingestor.activate_staged)
