@@ -251,7 +251,7 @@ def find_config_path(explicit: str | None) -> Path | None:
 #: an org's name in `[orgs.NAME]` and `--org`: it names a PostgreSQL schema and a file suffix
 ORG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 #: the sections an `[orgs.NAME]` table may override (the store is shared by every org)
-ORG_SECTIONS = ("fiscal", "engine", "jobs", "reports", "sync", "server", "salesforce")
+ORG_SECTIONS = ("fiscal", "engine", "jobs", "reports", "sync", "server", "salesforce", "workers")
 
 
 def _for_org(data: dict[str, Any], org: str | None, source: str) -> dict[str, Any]:
