@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import codecs
+from array import array
 import gc
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from connector.clock import Clock
 from connector.engine import limits
 from connector.engine.activation import OrderRejected, activate
 from connector.engine.fiscal import FiscalCalendar
+from connector.engine.ledger import Ledger
 from connector.engine.model import (
     Account, Activation, Action, BillingFrequency, Credit, LineInput, OrderInput, PricePeriod, Product, Provisioning,
 )
@@ -36,9 +38,16 @@ from connector.store import repository as repo
 from connector.writers.outbox import enqueue_activation
 
 
+#: Decimals of the small integers the files hold (quantities): one object each, not one per line
+#: (a Decimal is immutable, and Decimal(n) of the same n is the same to its exponent)
+_SMALL_DECIMALS = {n: Decimal(n) for n in range(-1000, 10_001)}
+
+
 def _decimal(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
+    if type(value) is int and value in _SMALL_DECIMALS:
+        return _SMALL_DECIMALS[value]
     try:
         return to_decimal(value)
     except (ArithmeticError, TypeError, ValueError):
@@ -60,7 +69,20 @@ Amount = Annotated[Decimal, BeforeValidator(_decimal)]
 Quantity = Annotated[Amount, AfterValidator(_limited(limits.check_quantity))]
 Price = Annotated[Amount, AfterValidator(_limited(limits.check_price))]
 CreditAmount = Annotated[Amount, AfterValidator(_limited(limits.check_credit))]
-Day = Annotated[dt.date, AfterValidator(_limited(limits.check_date))]
+#: the days the files name, one object per day (a large file names few distinct days); bounded
+_DAYS: dict[dt.date, dt.date] = {}
+
+
+def _shared_day(value: dt.date) -> dt.date:
+    day = _DAYS.get(value)
+    if day is not None and type(value) is dt.date:
+        return day
+    if type(value) is dt.date and len(_DAYS) < 100_000:
+        _DAYS[value] = value
+    return value
+
+
+Day = Annotated[dt.date, AfterValidator(_limited(limits.check_date)), AfterValidator(_shared_day)]
 Id = Annotated[str, Field(min_length=1), AfterValidator(_limited(limits.check_id))]
 Text = Annotated[str, AfterValidator(_limited(limits.check_text))]
 Name = Annotated[str, Field(min_length=1), AfterValidator(_limited(limits.check_text))]
@@ -731,6 +753,21 @@ def _chunked(orders: Iterator[OrderDoc], size: int) -> Iterator[list[OrderDoc]]:
         yield chunk
 
 
+class _StoredOrders(set[str]):
+    """A ledger's activated orders during a streamed import: those stored before it. The file's
+    own are not added as they are activated (one string fewer per order held): an order id that
+    appears twice in the file is found by the ids' hashes, and sends the file the whole way."""
+
+    def add(self, value: str) -> None:
+        pass
+
+
+def _ledger(conn: Any) -> Ledger:
+    ledger = repo.load_ledger(conn)
+    ledger.activated_orders = _StoredOrders(ledger.activated_orders)
+    return ledger
+
+
 @dataclass
 class _StreamPlan:
     accounts: list[Account]
@@ -742,6 +779,8 @@ class _StreamPlan:
     skipped: list[str]
     activations: int
     next_seq: int
+    order_ids: array
+    line_ids: array
 
 
 def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar,
@@ -750,7 +789,9 @@ def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
     accounts, and which orders are already imported. Raises _NotStreamable at the first problem."""
     accounts_in = [Account(a.id, a.name, a.bill_cycle_day) for a in streamed.accounts]
     products_in = [Product(p.id, p.name, p.provisioning, p.list_price, p.price_period) for p in streamed.products]
-    for ids in ([a.id for a in streamed.accounts], [p.id for p in streamed.products],
+    streamed.accounts = []  # consumed: the validated documents are not kept beside what is made of them
+    streamed.products = []
+    for ids in ([a.id for a in accounts_in], [p.id for p in products_in],
                 [c.id or f"{c.account}:{c.currency}" for c in streamed.credits]):
         if len(set(ids)) < len(ids):
             raise _NotStreamable("an id twice")
@@ -769,23 +810,18 @@ def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
                 credits.append(credit)
             elif stored != credit:
                 raise _NotStreamable("a credit changed")
-        ledger = repo.load_ledger(conn)
+        ledger = _ledger(conn)
         next_seq = repo.next_order_seq(conn)
         account_tcv = _account_tcvs(conn)
-        order_ids: set[str] = set()
-        line_ids: set[str] = set()
+        # ids seen, by their 64-bit hash: checked for repeats once the ledger is gone (a collision
+        # of two different ids only sends the file the whole-document way)
+        order_ids, line_ids = array("q"), array("q")
         skipped: list[str] = []
         activations = 0
         for orders in _chunked(_orders(streamed), chunk):
             new_line_ids = [l.id for o in orders for l in o.lines]
-            for o in orders:
-                if o.id in order_ids:
-                    raise _NotStreamable("an order id twice")
-                order_ids.add(o.id)
-            for i in new_line_ids:
-                if i in line_ids:
-                    raise _NotStreamable("a line id twice")
-                line_ids.add(i)
+            order_ids.extend(hash(o.id) for o in orders)
+            line_ids.extend(hash(i) for i in new_line_ids)
             taken = repo.line_ids_taken(conn, new_line_ids)
             stored_hashes = repo.order_hashes(conn, [o.id for o in orders])
             for order in orders:
@@ -807,7 +843,13 @@ def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
                 account_tcv[order.account] = total
                 ledger.apply(activation)
                 activations += 1
-    return _StreamPlan(accounts_in, products_in, credits, accounts, products, skipped, activations, next_seq)
+    return _StreamPlan(accounts_in, products_in, credits, accounts, products, skipped, activations, next_seq,
+                       order_ids, line_ids)
+
+
+def _repeats(hashes: array) -> bool:
+    ordered = sorted(hashes)
+    return any(a == b for a, b in zip(ordered, ordered[1:]))
 
 
 @collector_paused()
@@ -825,16 +867,18 @@ def import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar
         phase("validating", None)
     try:
         the_plan = _stream_plan(engine, streamed, calendar, settings, batch_size)
+        gc.collect()  # the validating pass's ledger is garbage now (the collector is paused)
+        if _repeats(the_plan.order_ids) or _repeats(the_plan.line_ids):
+            raise _NotStreamable("an id twice")
+        the_plan.order_ids = the_plan.line_ids = array("q")
     except _NotStreamable:
         gc.collect()  # what the streamed pass held, before the whole file is read
         text, source = load_file(streamed.path)
         return import_document(engine, read(text, source), source, calendar, settings, clock, runner,
                                progress=progress, batch_size=batch_size, phase=phase)
-    gc.collect()  # the validating pass's ledger is garbage now (the collector is paused)
     if phase is not None:
         phase("activating", the_plan.activations)
     result = ImportResult(already_imported=the_plan.skipped)
-    accounts = {a.id: a.name for a in the_plan.accounts}
     with engine.begin() as conn:
         repo.upsert_accounts(conn, the_plan.accounts)
         repo.upsert_products(conn, the_plan.products)
@@ -842,9 +886,12 @@ def import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar
             repo.add_credit(conn, credit)
         if repo.get_meta(conn, "fiscal_calendar") is None:
             repo.set_meta(conn, "fiscal_calendar", calendar.fingerprint())
-        accounts.update((a.id, a.name) for a in repo.load_accounts(conn).values())
-        ledger = repo.load_ledger(conn)
+        ledger = _ledger(conn)
     products, all_accounts = the_plan.all_products, the_plan.all_accounts
+    the_plan.accounts = the_plan.products = []
+    # every account's name as stored now: the stored ones, and the file's as just written (the
+    # strings shared with the accounts, not read back)
+    accounts = {a.id: a.name for a in all_accounts.values()}
     if _stamp(streamed.path) != streamed.stamp:
         raise TransientError(f"{source}: the file changed while it was being imported; nothing of it is activated",
                              hint="import it again once it is written")
