@@ -601,9 +601,12 @@ class _NotStreamable(Exception):
     """The streamed path cannot vouch for this file: the whole-document path takes it."""
 
 
-#: `\uD800`-`\uDFFF` escapes: Python's reader keeps a lone surrogate, the streaming parser replaces
-#: it, so such files take the whole-document path (a lone surrogate is no valid id anyway)
-_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+#: What the streaming parser reads otherwise than Python's reader, so such files take the
+#: whole-document path: `\uD800`-`\uDFFF` escapes (Python's reader keeps a lone surrogate, the
+#: streaming parser replaces it; no valid id has one anyway), and runs of more than 100 digits
+#: (`read` makes such an integer a Decimal; the C parser cannot take one of over 4,300 digits,
+#: and crashes the process on it)
+_OTHERWISE = re.compile(rb"\\u[dD][89abcdefABCDEF]|[0-9]{101}")
 
 
 class _CheckedReader:
@@ -628,9 +631,9 @@ class _CheckedReader:
             self._decoder.decode(data, final=not data)
         except UnicodeDecodeError:
             raise _NotStreamable("not UTF-8") from None
-        if _SURROGATE.search(self._tail + data):
-            raise _NotStreamable("a surrogate escape")
-        self._tail = data[-6:]
+        if _OTHERWISE.search(self._tail + data):
+            raise _NotStreamable("a surrogate escape or a long number")
+        self._tail = data[-100:]
         return data
 
     def close(self) -> None:

@@ -183,10 +183,20 @@ def test_a_bad_file_lists_the_same_problems_and_imports_nothing(stores, tmp_path
 
 @pytest.mark.parametrize("text", [
     '{"orders": [NaN]}', '{"accounts": [{"id": "\\ud800", "name": "x"}]}', '{"orders": []} trailing', "",
-    '{"orders": [], "orders": []}', '[]'])
+    '{"orders": [], "orders": []}', '[]', '{"orders": [' + "7" * 5001 + "]}", '{"orders": [' + "7" * 101 + "]}"])
 def test_files_the_streaming_parser_would_read_otherwise_take_the_whole_path(tmp_path, text):
     path = tmp_path / "f.json"
     path.write_text(text)
+    assert scan_file(path) is None
+
+
+def test_a_long_number_across_two_reads_takes_the_whole_path(tmp_path):
+    """More than 100 digits (a Decimal for `read`; over 4,300 crash the C parser), however the file's
+    reads cut it."""
+    path = tmp_path / "f.json"
+    head = '{"accounts": [], "products": [{"id": "' + "x" * (65536 - 80) + '", "list_price": '
+    path.write_text(head + "9" * 5001 + "}]}")
+    assert len(head) < 65536 < len(head) + 5001
     assert scan_file(path) is None
 
 
