@@ -14,6 +14,7 @@ import codecs
 from array import array
 import gc
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -771,6 +772,37 @@ def _ledger(conn: Any) -> Ledger:
     return ledger
 
 
+class _Names(dict[str, str]):
+    """Account names by id, read from the accounts as asked (not a second dict of every account)."""
+
+    def __init__(self, accounts: dict[str, Account]) -> None:
+        super().__init__()
+        self._accounts = accounts
+
+    def __missing__(self, key: str) -> str:
+        return self._accounts[key].name
+
+
+#: the SQLite page cache of the connection writing a streamed import's orders (KiB)
+WRITING_CACHE_KIB = 16_384
+
+
+@contextmanager
+def _small_cache(conn: Any) -> Iterator[None]:
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{WRITING_CACHE_KIB}")
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
+        conn.commit()
+
+
 @dataclass
 class _StreamPlan:
     accounts: list[Account]
@@ -892,9 +924,9 @@ def import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar
         ledger = _ledger(conn)
     products, all_accounts = the_plan.all_products, the_plan.all_accounts
     the_plan.accounts = the_plan.products = []
-    # every account's name as stored now: the stored ones, and the file's as just written (the
-    # strings shared with the accounts, not read back)
-    accounts = {a.id: a.name for a in all_accounts.values()}
+    # every account's name as stored now: the stored ones, and the file's as just written (read
+    # from the accounts in hand, not from the store, nor copied)
+    accounts = _Names(all_accounts)
     if _stamp(streamed.path) != streamed.stamp:
         raise TransientError(f"{source}: the file changed while it was being imported; nothing of it is activated",
                              hint="import it again once it is written")
@@ -904,7 +936,7 @@ def import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar
 
     def write(batch: list[Activation], hashes: dict[str, str]) -> None:
         nonlocal expected, lines
-        with engine.begin() as conn:
+        with conn.begin():
             if repo.next_order_seq(conn) != expected:
                 raise TransientError(
                     f"{source}: other orders were activated while this file was being imported; "
@@ -922,19 +954,22 @@ def import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar
 
     batch: list[Activation] = []
     hashes: dict[str, str] = {}
-    for order in _orders(streamed):
-        if order.id in skipped:
-            continue
-        # the validating pass activated this order against the same ledger: it is not refused now
-        activation = activate(_order_input(order), ledger, products, all_accounts, calendar, settings)
-        ledger.apply(activation)
-        batch.append(activation)
-        hashes[order.id] = content_hash(order)
-        if len(batch) == batch_size:
+    # one connection writes every batch, each batch a transaction of its own; on SQLite its page
+    # cache is kept small while the ledger is held (the jobs, after, have the store's full cache)
+    with engine.connect() as conn, _small_cache(conn):
+        for order in _orders(streamed):
+            if order.id in skipped:
+                continue
+            # the validating pass activated this order against the same ledger: it is not refused now
+            activation = activate(_order_input(order), ledger, products, all_accounts, calendar, settings)
+            ledger.apply(activation)
+            batch.append(activation)
+            hashes[order.id] = content_hash(order)
+            if len(batch) == batch_size:
+                write(batch, hashes)
+                batch, hashes = [], {}
+        if batch:
             write(batch, hashes)
-            batch, hashes = [], {}
-    if batch:
-        write(batch, hashes)
     del ledger, batch, hashes
     gc.collect()
     if phase is not None:
