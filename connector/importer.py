@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator, Sequence
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from connector.clock import Clock
 from connector.engine import limits
@@ -783,24 +783,38 @@ class _Names(dict[str, str]):
         return self._accounts[key].name
 
 
-#: the SQLite page cache of the connection writing a streamed import's orders (KiB)
-WRITING_CACHE_KIB = 16_384
+#: the SQLite page cache of each connection while a streamed import runs (KiB): the store's own
+#: (connector.store.db) is larger, and would be allocated beside the memory the ledger held
+IMPORT_CACHE_KIB = 16_384
 
 
 @contextmanager
-def _small_cache(conn: Any) -> Iterator[None]:
-    if conn.dialect.name != "sqlite":
+def _small_cache(engine: Engine) -> Iterator[None]:
+    """On SQLite, connections checked out meanwhile have a smaller page cache; their own after."""
+    if engine.dialect.name != "sqlite":
         yield
         return
-    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size=-{WRITING_CACHE_KIB}")
-    conn.commit()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if "cache_size" not in record.info:
+            record.info["cache_size"] = cursor.execute("PRAGMA cache_size").fetchone()[0]
+        cursor.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+        cursor.close()
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is not None and "cache_size" in record.info:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA cache_size={int(record.info.pop('cache_size'))}")
+            cursor.close()
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
     try:
         yield
     finally:
-        conn.rollback()
-        conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
-        conn.commit()
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "checkin", checkin)
 
 
 @dataclass
@@ -897,6 +911,12 @@ def import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar
     A file with any problem goes the whole-document way (`read`, `import_document`), which raises
     ValidationFailed listing every problem, nothing imported.
     """
+    with _small_cache(engine):
+        return _import_file(engine, streamed, calendar, settings, clock, runner, progress, batch_size, phase)
+
+
+def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar, settings: EngineSettings,
+                 clock: Clock, runner: JobRunner, progress: Any, batch_size: int, phase: Any) -> ImportResult:
     source = streamed.source
     if phase is not None:
         phase("validating", None)
@@ -954,9 +974,8 @@ def import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar
 
     batch: list[Activation] = []
     hashes: dict[str, str] = {}
-    # one connection writes every batch, each batch a transaction of its own; on SQLite its page
-    # cache is kept small while the ledger is held (the jobs, after, have the store's full cache)
-    with engine.connect() as conn, _small_cache(conn):
+    # one connection writes every batch, each batch a transaction of its own
+    with engine.connect() as conn:
         for order in _orders(streamed):
             if order.id in skipped:
                 continue

@@ -238,6 +238,26 @@ def test_an_interrupted_streamed_import_is_finished_by_importing_again(tmp_path,
     store.dispose()
 
 
+def test_the_smaller_page_cache_is_the_import_s_only(tmp_path, monkeypatch):
+    """While a streamed import runs, SQLite connections have a smaller page cache; after it, the store's."""
+    engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    with engine.connect() as conn:
+        own = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    seen = []
+    real = repo.save_activations
+
+    def looks(conn, *args, **kwargs):
+        seen.append(conn.exec_driver_sql("PRAGMA cache_size").scalar())
+        return real(conn, *args, **kwargs)
+
+    monkeypatch.setattr(repo, "save_activations", looks)
+    _streamed(engine, _write(tmp_path, engine_bench.generate(20, 2)), StandardFiscalCalendar(1), monkeypatch)
+    assert seen and set(seen) == {-importer.IMPORT_CACHE_KIB} != {own}
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == own
+    engine.dispose()
+
+
 def test_outcomes_read_back_as_a_list():
     given_ = [JobOutcome("O1", "credit_review", True), JobOutcome("O2", "credit_review", False, "boom"),
               JobOutcome("O1", "arr_by_period", True), JobOutcome("O2", "arr_by_period", True)]
