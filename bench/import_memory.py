@@ -6,9 +6,9 @@ For each size it writes the engine benchmark's document (`engine_bench.parts`: n
 month terms, then updates, renewals and cancellations of them) to a file in bench/out without
 holding it, then runs `revsync import FILE` on a fresh SQLite store in a process of its own, the
 sizes one after another, and prints the child's peak RSS (`os.wait4`'s rusage: that process
-alone), its wall time and CPU time, and both per line. `--whole` imports through the
-whole-document path instead (`read` and `import_document`, what `revsync import` did before issue
-12), for the "before" figures.
+alone, in MiB), its wall time and CPU time, and both per line. `--whole` imports through the
+whole-document path instead (`read` and `import_document`, what `revsync import` did before it
+streamed files), for the "before" figures.
 """
 from __future__ import annotations
 
@@ -96,11 +96,11 @@ def measure(lines: int, out: Path, whole: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, action="append", default=None)
-    parser.add_argument("--whole", action="store_true", help="the whole-document path (before issue 12)")
+    parser.add_argument("--whole", action="store_true", help="the whole-document path (before streaming)")
     args = parser.parse_args()
     sizes = sorted(args.lines or [10_000, 100_000, 300_000, 1_000_000])
     out = ROOT / "bench" / "out"
-    print(f"{'lines':>10} {'orders':>8} {'file MB':>8} {'peak RSS MB':>12} {'wall s':>8} {'CPU s':>8} "
+    print(f"{'lines':>10} {'orders':>8} {'file MiB':>8} {'peak RSS MiB':>12} {'wall s':>8} {'CPU s':>8} "
           f"{'KB/line':>8} {'ms/line CPU':>11}", flush=True)
     for lines in sizes:
         m = measure(lines, out, args.whole)
