@@ -25,6 +25,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.schema import CreateTable
@@ -47,17 +48,27 @@ from connector.store import schema as t  # noqa: E402
 
 def generate(lines: int, seed: int = 7) -> dict:
     """An import document with about `lines` order lines over many accounts."""
+    doc: dict[str, list] = {"accounts": [], "products": [], "orders": []}
+    for key, part in parts(lines, seed):
+        doc[key].append(part)
+    return doc
+
+
+def parts(lines: int, seed: int = 7) -> Iterator[tuple[str, dict]]:
+    """`generate`'s document a part at a time ("products", "accounts" or "orders", and the part),
+    for a file of any size written without holding it."""
     rng = random.Random(seed)
-    accounts, orders = [], []
     products = [{"id": f"P{i}", "name": f"Product {i}", "provisioning": "subscription",
                  "list_price": str(rng.choice([50, 100, 250, 1200])), "price_period": rng.choice(["month", "year"])}
                 for i in range(20)]
+    for product in products:
+        yield "products", product
     made = 0
     account_no = 0
     while made < lines:
         account_no += 1
         acct = f"A{account_no}"
-        accounts.append({"id": acct, "name": f"Customer {account_no}", "bill_cycle_day": rng.randint(1, 28)})
+        yield "accounts", {"id": acct, "name": f"Customer {account_no}", "bill_cycle_day": rng.randint(1, 28)}
         start = dt.date(2021, 1, 1) + dt.timedelta(days=rng.randint(0, 900))
         subs = []
         new_lines = []
@@ -69,8 +80,8 @@ def generate(lines: int, seed: int = 7) -> dict:
             new_lines.append({"id": f"L{made}", "action": "new", "product": product["id"], "subscription": sub,
                               "quantity": rng.randint(1, 50), "start": start.isoformat(), "term_months": term})
             made += 1
-        orders.append({"id": f"O{account_no}-1", "account": acct, "owner": f"U{account_no % 25}",
-                       "booked_on": start.isoformat(), "currency": "USD", "lines": new_lines})
+        yield "orders", {"id": f"O{account_no}-1", "account": acct, "owner": f"U{account_no % 25}",
+                         "booked_on": start.isoformat(), "currency": "USD", "lines": new_lines}
         changes = []
         for sub, product, s, e in subs:
             if made >= lines:
@@ -91,9 +102,8 @@ def generate(lines: int, seed: int = 7) -> dict:
                 continue
             made += 1
         if changes:
-            orders.append({"id": f"O{account_no}-2", "account": acct, "owner": f"U{account_no % 25}",
-                           "booked_on": start.isoformat(), "currency": "USD", "lines": changes})
-    return {"accounts": accounts, "products": products, "orders": orders}
+            yield "orders", {"id": f"O{account_no}-2", "account": acct, "owner": f"U{account_no % 25}",
+                             "booked_on": start.isoformat(), "currency": "USD", "lines": changes}
 
 
 #: the PostgreSQL server `--store postgresql` uses (the tests' server; trust auth)

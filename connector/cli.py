@@ -20,7 +20,7 @@ from connector.app import App
 from connector.clock import SystemClock
 from connector.config import Config, StoreConfig, load_config, org_names
 from connector.errors import ConfigError, Problem, RevsyncError, ValidationFailed
-from connector.importer import import_document, load_file, parse, read
+from connector.importer import Parsed, import_document, import_file, load_file, parse, read, scan_file
 from connector.jobs import extend_evergreen, regenerate_arr
 from connector.render import object_to_json, print_error, print_rows
 
@@ -270,20 +270,34 @@ IMPORT_PHASES = {"validating": "1/3 validating {n} order(s)", "activating": "2/3
 def import_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="import document (JSON)")]) -> None:
     """Validate a JSON file of accounts, products, credits and orders; activate its orders; run their jobs."""
     the_app = _app(ctx)
-    text, source = load_file(file)
-    doc = read(text, source)
+    # a file without problems is streamed (memory bounded whatever its size); any other is read
+    # whole, and every problem in it listed at once
+    streamed = scan_file(file)
+    if streamed is None:
+        text, source = load_file(file)
+        doc: Parsed | None = read(text, source)
+    else:
+        source, doc = streamed.source, None
+    orders = streamed.orders if doc is None else len(doc.doc.orders)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
-        task = progress.add_task(IMPORT_PHASES["validating"].format(n=len(doc.doc.orders)), total=None)
+        task = progress.add_task(IMPORT_PHASES["validating"].format(n=orders), total=None)
 
         def phase(name: str, total: int | None) -> None:
             # validating and jobs have no count to show: the bar pulses; activating counts orders
-            progress.update(task, description=IMPORT_PHASES[name].format(n=len(doc.doc.orders)),
-                            total=total, completed=0)
+            progress.update(task, description=IMPORT_PHASES[name].format(n=orders), total=total, completed=0)
             progress.refresh()  # each phase is shown as it starts, however short
 
-        result = import_document(the_app.store, doc, source, the_app.calendar, the_app.settings, the_app.clock,
-                                 the_app.runner, progress=lambda n: progress.advance(task, n), phase=phase)
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        if doc is None:
+            assert streamed is not None
+            result = import_file(the_app.store, streamed, the_app.calendar, the_app.settings, the_app.clock,
+                                 the_app.runner, progress=advance, phase=phase)
+        else:
+            result = import_document(the_app.store, doc, source, the_app.calendar, the_app.settings, the_app.clock,
+                                     the_app.runner, progress=advance, phase=phase)
     console.print(f"{source}: {len(result.activated)} order(s) activated, "
                   f"{len(result.already_imported)} already imported; "
                   f"{sum(j.ok for j in result.jobs)} background job(s) done"

@@ -10,32 +10,45 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import codecs
+from array import array
+import gc
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Iterator, Sequence
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from connector.clock import Clock
 from connector.engine import limits
 from connector.engine.activation import OrderRejected, activate
 from connector.engine.fiscal import FiscalCalendar
+from connector.engine.ledger import Ledger
 from connector.engine.model import (
     Account, Activation, Action, BillingFrequency, Credit, LineInput, OrderInput, PricePeriod, Product, Provisioning,
 )
 from connector.engine.money import STORE_SCALE, to_decimal
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
-from connector.jobs import JobOutcome, JobRunner, collector_paused
+from connector.jobs import JobOutcome, JobRunner, Outcomes, collector_paused
 from connector.store import repository as repo
 from connector.writers.outbox import enqueue_activation
+
+
+#: Decimals of the small integers the files hold (quantities): one object each, not one per line
+#: (a Decimal is immutable, and Decimal(n) of the same n is the same to its exponent)
+_SMALL_DECIMALS = {n: Decimal(n) for n in range(-1000, 10_001)}
 
 
 def _decimal(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
+    if type(value) is int and value in _SMALL_DECIMALS:
+        return _SMALL_DECIMALS[value]
     try:
         return to_decimal(value)
     except (ArithmeticError, TypeError, ValueError):
@@ -57,7 +70,20 @@ Amount = Annotated[Decimal, BeforeValidator(_decimal)]
 Quantity = Annotated[Amount, AfterValidator(_limited(limits.check_quantity))]
 Price = Annotated[Amount, AfterValidator(_limited(limits.check_price))]
 CreditAmount = Annotated[Amount, AfterValidator(_limited(limits.check_credit))]
-Day = Annotated[dt.date, AfterValidator(_limited(limits.check_date))]
+#: the days the files name, one object per day (a large file names few distinct days); bounded
+_DAYS: dict[dt.date, dt.date] = {}
+
+
+def _shared_day(value: dt.date) -> dt.date:
+    day = _DAYS.get(value)
+    if day is not None and type(value) is dt.date:
+        return day
+    if type(value) is dt.date and len(_DAYS) < 100_000:
+        _DAYS[value] = value
+    return value
+
+
+Day = Annotated[dt.date, AfterValidator(_limited(limits.check_date)), AfterValidator(_shared_day)]
 Id = Annotated[str, Field(min_length=1), AfterValidator(_limited(limits.check_id))]
 Text = Annotated[str, AfterValidator(_limited(limits.check_text))]
 Name = Annotated[str, Field(min_length=1), AfterValidator(_limited(limits.check_text))]
@@ -361,7 +387,7 @@ class ImportResult:
 
     activated: list[str] = field(default_factory=list)
     already_imported: list[str] = field(default_factory=list)
-    jobs: list[JobOutcome] = field(default_factory=list)
+    jobs: Sequence[JobOutcome] = field(default_factory=list)
 
     @property
     def failed_jobs(self) -> list[JobOutcome]:
@@ -558,3 +584,416 @@ def load_file(path: Path) -> tuple[str, str]:
             f"byte {exc.start} (line {line}, column {column})",
             f"not UTF-8: byte 0x{data[exc.start]:02x} cannot start or continue a UTF-8 character ({exc.reason})")],
             hint="save the file as UTF-8 (JSON files are UTF-8) and import it again") from None
+
+
+# --- large files, streamed ------------------------------------------------------------------------
+#
+# `import_file` imports a file in memory bounded by what validation must know (the ledger, the ids
+# seen, the accounts), not by the file: the orders are parsed one at a time, twice (a validating
+# pass, then a writing pass that activates them again: activation is deterministic), the written
+# orders are not held, and their background jobs run afterwards as `import_document` runs them.
+# The streamed path handles only files in which it finds nothing wrong: at the first problem of
+# any kind (not JSON, not UTF-8, a shape or store problem, a refused order) it hands the file to
+# the whole-document path (`load_file`, `read`, `import_document`), which lists every problem of
+# the file at once as it always has. Results are identical either way.
+
+
+class _NotStreamable(Exception):
+    """The streamed path cannot vouch for this file: the whole-document path takes it."""
+
+
+#: What the streaming parser reads otherwise than Python's reader, so such files take the
+#: whole-document path: `\uD800`-`\uDFFF` escapes (Python's reader keeps a lone surrogate, the
+#: streaming parser replaces it; no valid id has one anyway), and runs of more than 100 digits
+#: (`read` makes such an integer a Decimal; the C parser cannot take one of over 4,300 digits,
+#: and crashes the process on it)
+_OTHERWISE = re.compile(rb"\\u[dD][89abcdefABCDEF]|[0-9]{101}")
+
+
+class _CheckedReader:
+    """A binary file as the streaming parser reads it, checked on the way as `load_file` checks it:
+    UTF-8 (a leading BOM skipped, as utf-8-sig does), and no surrogate escape."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb")
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._tail = b""
+        self._first = True
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:  # the parser asks what kind of file it reads
+            return b""
+        data = self._file.read(size)
+        if self._first:
+            self._first = False
+            if data.startswith(codecs.BOM_UTF8):
+                data = data[len(codecs.BOM_UTF8):]
+        try:
+            self._decoder.decode(data, final=not data)
+        except UnicodeDecodeError:
+            raise _NotStreamable("not UTF-8") from None
+        if _OTHERWISE.search(self._tail + data):
+            raise _NotStreamable("a surrogate escape or a long number")
+        self._tail = data[-100:]
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _stream(path: Path, prefix: str) -> Iterator[Any]:
+    """The items of an array of the file, parsed one at a time (numbers as `read` makes them:
+    decimals as Decimal; NaN, Infinity or an unparsable number make the file not streamable)."""
+    import ijson  # the C backend (yajl2_c) when available
+
+    reader = _CheckedReader(path)
+    try:
+        yield from ijson.items(reader, prefix, use_float=False)
+    except ijson.JSONError:
+        raise _NotStreamable("not JSON") from None
+    finally:
+        reader.close()
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
+
+
+_SECTIONS = {"accounts": AccountDoc, "products": ProductDoc, "credits": CreditDoc}
+
+
+@dataclass
+class StreamedFile:
+    """An import file checked in one streamed pass: its shape at the top, its accounts, products and
+    credits read and validated, its orders counted (not held)."""
+
+    path: Path
+    source: str
+    orders: int
+    #: size and modification time when scanned: the writing pass reads the same file again
+    stamp: tuple[int, int]
+    accounts: list[AccountDoc]
+    products: list[ProductDoc]
+    credits: list[CreditDoc]
+
+
+@collector_paused()
+def scan_file(path: Path) -> StreamedFile | None:
+    """The file ready for `import_file`, or None for the whole-document path (an unreadable or
+    malformed file, a shape problem in its accounts, products or credits, a top-level key twice)."""
+    import ijson
+
+    try:
+        stamp = _stamp(path)
+        reader = _CheckedReader(path)
+    except OSError:
+        return None
+    sections: dict[str, list[Any]] = {key: [] for key in _SECTIONS}
+    seen: set[str] = set()
+    orders = 0
+    builder: Any = None
+    item_prefix = ""
+    try:
+        events = ijson.parse(reader, use_float=False)
+        first = next(events, None)
+        if first is None or first[:2] != ("", "start_map"):
+            return None
+        for prefix, event, value in events:
+            if prefix.startswith("orders"):
+                if prefix == "orders.item":
+                    if event == "start_map":
+                        orders += 1
+                    elif event not in ("map_key", "end_map"):
+                        return None  # an order that is not an object
+                elif prefix == "orders" and event not in ("start_array", "end_array"):
+                    return None
+                continue
+            if builder is not None:
+                builder.event(event, value)
+                if prefix == item_prefix and event == "end_map":
+                    key = item_prefix.split(".")[0]
+                    sections[key].append(_SECTIONS[key].model_validate(builder.value))
+                    builder = None
+                continue
+            if prefix == "":
+                if event == "map_key":
+                    if value not in ImportDoc.model_fields or value in seen:
+                        return None
+                    seen.add(value)
+                continue
+            key, _, rest = prefix.partition(".")
+            if rest == "":
+                if event not in ("start_array", "end_array"):
+                    return None
+            elif rest == "item" and event == "start_map":
+                builder, item_prefix = ijson.ObjectBuilder(), prefix
+                builder.event(event, value)
+            else:
+                return None  # an account, product or credit that is not an object
+    except (ijson.JSONError, _NotStreamable, ValidationError, ValueError, RecursionError, OSError):
+        return None
+    finally:
+        reader.close()
+    return StreamedFile(path, str(path), orders, stamp, sections["accounts"], sections["products"], sections["credits"])
+
+
+def _orders(streamed: StreamedFile) -> Iterator[OrderDoc]:
+    for node in _stream(streamed.path, "orders.item"):
+        try:
+            yield OrderDoc.model_validate(node)
+        except ValidationError:
+            raise _NotStreamable("an order's shape") from None
+
+
+def _chunked(orders: Iterator[OrderDoc], size: int) -> Iterator[list[OrderDoc]]:
+    chunk: list[OrderDoc] = []
+    for order in orders:
+        chunk.append(order)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _StoredOrders(set[str]):
+    """A ledger's activated orders during a streamed import: those stored before it. The file's
+    own are not added as they are activated (one string fewer per order held): an order id that
+    appears twice in the file is found by the ids' hashes, and sends the file the whole way."""
+
+    def add(self, value: str) -> None:
+        pass
+
+
+def _ledger(conn: Any) -> Ledger:
+    ledger = repo.load_ledger(conn)
+    ledger.activated_orders = _StoredOrders(ledger.activated_orders)
+    return ledger
+
+
+class _Names(dict[str, str]):
+    """Account names by id, read from the accounts as asked (not a second dict of every account)."""
+
+    def __init__(self, accounts: dict[str, Account]) -> None:
+        super().__init__()
+        self._accounts = accounts
+
+    def __missing__(self, key: str) -> str:
+        return self._accounts[key].name
+
+
+#: the SQLite page cache of each connection while a streamed import runs (KiB): the store's own
+#: (connector.store.db) is larger, and would be allocated beside the memory the ledger held
+IMPORT_CACHE_KIB = 16_384
+
+
+@contextmanager
+def _small_cache(engine: Engine) -> Iterator[None]:
+    """On SQLite, connections checked out meanwhile have a smaller page cache; their own after."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if "cache_size" not in record.info:
+            record.info["cache_size"] = cursor.execute("PRAGMA cache_size").fetchone()[0]
+        cursor.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+        cursor.close()
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is not None and "cache_size" in record.info:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA cache_size={int(record.info.pop('cache_size'))}")
+            cursor.close()
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
+    try:
+        yield
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "checkin", checkin)
+
+
+@dataclass
+class _StreamPlan:
+    accounts: list[Account]
+    products: list[Product]
+    credits: list[Credit]
+    #: every account and product as the orders are activated against them (as `plan` has them)
+    all_accounts: dict[str, Account]
+    all_products: dict[str, Product]
+    skipped: list[str]
+    activations: int
+    next_seq: int
+    order_ids: array
+    line_ids: array
+
+
+def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar,
+                 settings: EngineSettings, chunk: int) -> _StreamPlan:
+    """`plan` for a file without problems, streamed: keeps the ids seen, the ledger, the TCV of the
+    accounts, and which orders are already imported. Raises _NotStreamable at the first problem."""
+    accounts_in = [Account(a.id, a.name, a.bill_cycle_day) for a in streamed.accounts]
+    products_in = [Product(p.id, p.name, p.provisioning, p.list_price, p.price_period) for p in streamed.products]
+    streamed.accounts = []  # consumed: the validated documents are not kept beside what is made of them
+    streamed.products = []
+    for ids in ([a.id for a in accounts_in], [p.id for p in products_in],
+                [c.id or f"{c.account}:{c.currency}" for c in streamed.credits]):
+        if len(set(ids)) < len(ids):
+            raise _NotStreamable("an id twice")
+    with engine.connect() as conn:
+        accounts = repo.load_accounts(conn)
+        products = repo.load_products(conn)
+        accounts.update({a.id: a for a in accounts_in})
+        products.update({p.id: p for p in products_in})
+        credits = []
+        for c in streamed.credits:
+            credit = Credit(c.id or f"{c.account}:{c.currency}", c.account, c.currency, c.amount)
+            if c.account not in accounts:
+                raise _NotStreamable("an unknown account")
+            stored = repo.credit_by_id(conn, credit.id)
+            if stored is None:
+                credits.append(credit)
+            elif stored != credit:
+                raise _NotStreamable("a credit changed")
+        ledger = _ledger(conn)
+        next_seq = repo.next_order_seq(conn)
+        account_tcv = _account_tcvs(conn)
+        # ids seen, by their 64-bit hash: checked for repeats once the ledger is gone (a collision
+        # of two different ids only sends the file the whole-document way)
+        order_ids, line_ids = array("q"), array("q")
+        skipped: list[str] = []
+        activations = 0
+        for orders in _chunked(_orders(streamed), chunk):
+            new_line_ids = [l.id for o in orders for l in o.lines]
+            order_ids.extend(hash(o.id) for o in orders)
+            line_ids.extend(hash(i) for i in new_line_ids)
+            taken = repo.line_ids_taken(conn, new_line_ids)
+            stored_hashes = repo.order_hashes(conn, [o.id for o in orders])
+            for order in orders:
+                stored_hash = stored_hashes.get(order.id)
+                if stored_hash is not None:
+                    if stored_hash != content_hash(order):
+                        raise _NotStreamable("an order changed")
+                    skipped.append(order.id)
+                    continue
+                if any(l.id in taken for l in order.lines):
+                    raise _NotStreamable("a line id taken")
+                try:
+                    activation = activate(_order_input(order), ledger, products, accounts, calendar, settings)
+                except OrderRejected:
+                    raise _NotStreamable("an order refused") from None
+                total = account_tcv.get(order.account, Decimal(0)) + activation.account_tcv_delta
+                if limits.total_problem([total], f"the TCV of account {order.account}"):
+                    raise _NotStreamable("a TCV too big")
+                account_tcv[order.account] = total
+                ledger.apply(activation)
+                activations += 1
+    return _StreamPlan(accounts_in, products_in, credits, accounts, products, skipped, activations, next_seq,
+                       order_ids, line_ids)
+
+
+def _repeats(hashes: array) -> bool:
+    ordered = sorted(hashes)
+    return any(a == b for a, b in zip(ordered, ordered[1:]))
+
+
+@collector_paused()
+def import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar, settings: EngineSettings,
+                clock: Clock, runner: JobRunner, progress: Any = None, batch_size: int = 500,
+                phase: Any = None) -> ImportResult:
+    """`import_document` for a file from `scan_file`, streamed: the same writes, jobs, result,
+    phases and progress, in memory bounded by what validation keeps rather than by the file.
+
+    A file with any problem goes the whole-document way (`read`, `import_document`), which raises
+    ValidationFailed listing every problem, nothing imported.
+    """
+    with _small_cache(engine):
+        return _import_file(engine, streamed, calendar, settings, clock, runner, progress, batch_size, phase)
+
+
+def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar, settings: EngineSettings,
+                 clock: Clock, runner: JobRunner, progress: Any, batch_size: int, phase: Any) -> ImportResult:
+    source = streamed.source
+    if phase is not None:
+        phase("validating", None)
+    try:
+        the_plan = _stream_plan(engine, streamed, calendar, settings, batch_size)
+        gc.collect()  # the validating pass's ledger is garbage now (the collector is paused)
+        if _repeats(the_plan.order_ids) or _repeats(the_plan.line_ids):
+            raise _NotStreamable("an id twice")
+        the_plan.order_ids = the_plan.line_ids = array("q")
+    except _NotStreamable:
+        gc.collect()  # what the streamed pass held, before the whole file is read
+        text, source = load_file(streamed.path)
+        return import_document(engine, read(text, source), source, calendar, settings, clock, runner,
+                               progress=progress, batch_size=batch_size, phase=phase)
+    if phase is not None:
+        phase("activating", the_plan.activations)
+    result = ImportResult(already_imported=the_plan.skipped)
+    with engine.begin() as conn:
+        repo.upsert_accounts(conn, the_plan.accounts)
+        repo.upsert_products(conn, the_plan.products)
+        for credit in the_plan.credits:
+            repo.add_credit(conn, credit)
+        if repo.get_meta(conn, "fiscal_calendar") is None:
+            repo.set_meta(conn, "fiscal_calendar", calendar.fingerprint())
+        ledger = _ledger(conn)
+    products, all_accounts = the_plan.all_products, the_plan.all_accounts
+    the_plan.accounts = the_plan.products = []
+    # every account's name as stored now: the stored ones, and the file's as just written (read
+    # from the accounts in hand, not from the store, nor copied)
+    accounts = _Names(all_accounts)
+    if _stamp(streamed.path) != streamed.stamp:
+        raise TransientError(f"{source}: the file changed while it was being imported; nothing of it is activated",
+                             hint="import it again once it is written")
+    skipped = set(the_plan.skipped)
+    expected = the_plan.next_seq
+    lines = 0
+
+    def write(batch: list[Activation], hashes: dict[str, str]) -> None:
+        nonlocal expected, lines
+        with conn.begin():
+            if repo.next_order_seq(conn) != expected:
+                raise TransientError(
+                    f"{source}: other orders were activated while this file was being imported; "
+                    f"{len(result.activated)} of its orders are activated, the rest are not",
+                    hint="import the same file again: activated orders are skipped, the rest are checked anew")
+            now = clock.now()
+            repo.save_activations(conn, batch, origin="engine", hashes=hashes, customer_names=accounts, now=now)
+            if runner.ctx.write_back:
+                enqueue_activation(conn, batch, "engine", now)
+        expected += len(batch)
+        lines += sum(len(a.lines) for a in batch)
+        result.activated.extend(a.order.id for a in batch)
+        if progress is not None:
+            progress(len(batch))
+
+    batch: list[Activation] = []
+    hashes: dict[str, str] = {}
+    # one connection writes every batch, each batch a transaction of its own
+    with engine.connect() as conn:
+        for order in _orders(streamed):
+            if order.id in skipped:
+                continue
+            # the validating pass activated this order against the same ledger: it is not refused now
+            activation = activate(_order_input(order), ledger, products, all_accounts, calendar, settings)
+            ledger.apply(activation)
+            batch.append(activation)
+            hashes[order.id] = content_hash(order)
+            if len(batch) == batch_size:
+                write(batch, hashes)
+                batch, hashes = [], {}
+        if batch:
+            write(batch, hashes)
+    del ledger, batch, hashes
+    gc.collect()
+    if phase is not None:
+        phase("jobs", None)
+    outcomes: Outcomes = runner.run_pending_paged(set(result.activated) | skipped)
+    result.jobs = outcomes
+    repo.refresh_statistics(engine, lines)
+    return result

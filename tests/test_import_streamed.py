@@ -1,0 +1,270 @@
+"""`revsync import` streams a file (`scan_file`, `import_file`) in bounded memory, with every result
+identical to the whole-document path (`read`, `import_document`): every table of both stores row
+for row, the result (activated, already imported, job outcomes), the problems of a bad file in the
+same words and order, nothing imported; re-imports skip what is already imported; a crash half-way
+is mended by importing the file again."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from sqlalchemy import delete, select
+
+from connector import importer
+from connector.clock import FrozenClock
+from connector.engine.fiscal import StandardFiscalCalendar
+from connector.engine.settings import EngineSettings
+from connector.errors import ValidationFailed
+from connector.importer import import_document, import_file, load_file, read, scan_file
+from connector.jobs import JobContext, JobOutcome, JobRunner, Outcomes
+from connector.store import repository as repo
+from connector.store import schema as t
+from connector.store.db import open_store
+from test_arr_movements_properties import CALENDARS, documents
+
+_spec = importlib.util.spec_from_file_location(
+    "engine_bench", Path(__file__).resolve().parents[1] / "bench" / "engine_bench.py")
+engine_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(engine_bench)
+
+CLOCK = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+SETTINGS = settings(max_examples=12, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("streamed")
+    engines = open_store(f"sqlite:///{folder / 'whole.db'}"), open_store(f"sqlite:///{folder / 'streamed.db'}")
+    yield engines
+    for engine in engines:
+        engine.dispose()
+
+
+def _empty(engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(t.metadata.sorted_tables):
+            if table.name != "meta":
+                conn.execute(delete(table))
+        conn.execute(delete(t.meta).where(t.meta.c.key == "fiscal_calendar"))
+
+
+def _runner(engine, calendar, page: int = 3) -> JobRunner:
+    runner = JobRunner(engine, JobContext(calendar, EngineSettings()), CLOCK, batch_size=7)
+    runner.page_size = page  # several pages, pages ending inside an order's jobs
+    return runner
+
+
+def _whole(engine, path: Path, calendar, batch_size: int = 5):
+    """Today's path, as the command took it before: the file read whole."""
+    text, source = load_file(path)
+    return import_document(engine, read(text, source), source, calendar, EngineSettings(), CLOCK,
+                           _runner(engine, calendar), batch_size=batch_size)
+
+
+def _streamed(engine, path: Path, calendar, monkeypatch, batch_size: int = 5, page: int = 3):
+    streamed = scan_file(path)
+    assert streamed is not None
+    with monkeypatch.context() as m:  # the streamed path itself, not the whole-document fallback
+        m.setattr(importer, "import_document", _no_fallback)
+        return import_file(engine, streamed, calendar, EngineSettings(), CLOCK, _runner(engine, calendar, page),
+                           batch_size=batch_size)
+
+
+def _no_fallback(*args, **kwargs):
+    raise AssertionError("the streamed import fell back to the whole-document path")
+
+
+def _tables(engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {table.name: sorted(tuple(r) for r in conn.execute(select(table)))
+                for table in t.metadata.sorted_tables}
+
+
+def _same_results(a, b) -> None:
+    assert a.activated == b.activated
+    assert a.already_imported == b.already_imported
+    assert list(a.jobs) == list(b.jobs)
+
+
+def _write(tmp_path: Path, doc: dict, name: str = "doc.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32), lines=st.integers(1, 80), batch=st.integers(1, 9), page=st.integers(1, 40))
+def test_the_benchmark_mix_streams_as_it_imports_whole(stores, tmp_path_factory, monkeypatch, seed, lines, batch,
+                                                       page):
+    whole, streamed = stores
+    calendar = StandardFiscalCalendar(1 + seed % 12)
+    path = _write(tmp_path_factory.mktemp("doc"), engine_bench.generate(lines, seed))
+    for engine in stores:
+        _empty(engine)
+    expected = _whole(whole, path, calendar, batch)
+    got = _streamed(streamed, path, calendar, monkeypatch, batch, page)
+    _same_results(got, expected)
+    assert _tables(streamed) == _tables(whole)
+    # importing the same file again: everything already imported, nothing changes
+    expected = _whole(whole, path, calendar, batch)
+    got = _streamed(streamed, path, calendar, monkeypatch, batch, page)
+    assert got.already_imported and not got.activated and not list(got.jobs)
+    _same_results(got, expected)
+    assert _tables(streamed) == _tables(whole)
+
+
+@SETTINGS
+@given(doc=documents(), calendar=st.sampled_from(CALENDARS))
+def test_drawn_documents_stream_as_they_import_whole(stores, tmp_path_factory, monkeypatch, doc, calendar):
+    """Documents the engine may refuse: then both refuse them with the same problems, nothing imported."""
+    whole, streamed = stores
+    path = _write(tmp_path_factory.mktemp("doc"), doc)
+    for engine in stores:
+        _empty(engine)
+    try:
+        expected = _whole(whole, path, calendar)
+    except ValidationFailed as exc:
+        with pytest.raises(ValidationFailed) as got:
+            scanned = scan_file(path)
+            assert scanned is not None
+            import_file(streamed, scanned, calendar, EngineSettings(), CLOCK, _runner(streamed, calendar))
+        assert got.value.problems == exc.problems and got.value.hint == exc.hint
+    else:
+        _same_results(_streamed(streamed, path, calendar, monkeypatch), expected)
+    assert _tables(streamed) == _tables(whole)
+
+
+def _order(oid: str, account: str = "A1", **line) -> dict:
+    return {"id": oid, "account": account, "booked_on": "2023-01-01", "currency": "USD",
+            "lines": [{"id": f"L-{oid}", "action": "new", "product": "P0", "quantity": 1, "start": "2023-01-15",
+                       "term_months": 12, **line}]}
+
+
+GOOD = engine_bench.generate(12, 3)
+BAD_FILES = {
+    "a refused order": {**GOOD, "orders": GOOD["orders"] + [_order("X1", start="2023-03-01", end="2023-02-28",
+                                                                   term_months=None)]},
+    "a shape problem": {**GOOD, "orders": GOOD["orders"] + [_order("X1", quantity="many")]},
+    "an unknown account": {**GOOD, "orders": [_order("X1", account="NOPE")] + GOOD["orders"]},
+    "an order twice": {**GOOD, "orders": GOOD["orders"] + GOOD["orders"][:1]},
+    "a line id twice": {**GOOD, "orders": GOOD["orders"] + [{**_order("X1"), "lines": GOOD["orders"][0]["lines"]}]},
+    "an unknown top-level key": {**GOOD, "colour": "red"},
+    "an account twice": {**GOOD, "accounts": GOOD["accounts"] + GOOD["accounts"][:1]},
+    "orders not a list": {**GOOD, "orders": {"O": 1}},
+    "an order not an object": {**GOOD, "orders": GOOD["orders"] + [7]},
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_a_bad_file_lists_the_same_problems_and_imports_nothing(stores, tmp_path, name):
+    whole, streamed = stores
+    calendar = StandardFiscalCalendar(1)
+    path = _write(tmp_path, BAD_FILES[name])
+    for engine in stores:
+        _empty(engine)
+    with pytest.raises(ValidationFailed) as expected:
+        _whole(whole, path, calendar)
+    scanned = scan_file(path)
+    with pytest.raises(ValidationFailed) as got:
+        if scanned is None:  # what the command does: the whole-document path
+            _whole(streamed, path, calendar)
+        else:
+            import_file(streamed, scanned, calendar, EngineSettings(), CLOCK, _runner(streamed, calendar))
+    assert got.value.problems == expected.value.problems and got.value.hint == expected.value.hint
+    assert got.value.problems
+    assert _tables(streamed) == _tables(whole)
+    assert not _tables(streamed)["orders"]
+
+
+@pytest.mark.parametrize("text", [
+    '{"orders": [NaN]}', '{"accounts": [{"id": "\\ud800", "name": "x"}]}', '{"orders": []} trailing', "",
+    '{"orders": [], "orders": []}', '[]', '{"orders": [' + "7" * 5001 + "]}", '{"orders": [' + "7" * 101 + "]}"])
+def test_files_the_streaming_parser_would_read_otherwise_take_the_whole_path(tmp_path, text):
+    path = tmp_path / "f.json"
+    path.write_text(text)
+    assert scan_file(path) is None
+
+
+def test_a_long_number_across_two_reads_takes_the_whole_path(tmp_path):
+    """More than 100 digits (a Decimal for `read`; over 4,300 crash the C parser), however the file's
+    reads cut it."""
+    path = tmp_path / "f.json"
+    head = '{"accounts": [], "products": [{"id": "' + "x" * (65536 - 80) + '", "list_price": '
+    path.write_text(head + "9" * 5001 + "}]}")
+    assert len(head) < 65536 < len(head) + 5001
+    assert scan_file(path) is None
+
+
+def test_bytes_that_are_not_utf8_take_the_whole_path(tmp_path):
+    path = tmp_path / "f.json"
+    path.write_bytes(b'{"accounts": [{"id": "A\xff", "name": "x"}]}')
+    assert scan_file(path) is None
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode())
+    assert scan_file(bom) is not None and scan_file(bom).orders == len(GOOD["orders"])
+
+
+def test_an_interrupted_streamed_import_is_finished_by_importing_again(tmp_path, monkeypatch):
+    calendar = StandardFiscalCalendar(1)
+    path = _write(tmp_path, engine_bench.generate(60, 5))
+    clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")
+    _whole(clean, path, calendar, 10)
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    real = repo.save_activations
+    calls = {"n": 0}
+
+    def dies_on_the_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("the machine went down")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(repo, "save_activations", dies_on_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _streamed(store, path, calendar, monkeypatch, 10)
+    with store.connect() as conn:
+        assert len(conn.execute(select(t.orders.c.id)).all()) == 10
+        assert not conn.execute(select(t.arr_rows)).first()
+    monkeypatch.setattr(repo, "save_activations", real)
+    result = _streamed(store, path, calendar, monkeypatch, 10)
+    assert len(result.already_imported) == 10 and result.activated and not result.failed_jobs
+    assert _tables(store) == _tables(clean)
+    clean.dispose()
+    store.dispose()
+
+
+def test_the_smaller_page_cache_is_the_import_s_only(tmp_path, monkeypatch):
+    """While a streamed import runs, SQLite connections have a smaller page cache; after it, the store's."""
+    engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    with engine.connect() as conn:
+        own = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    seen = []
+    real = repo.save_activations
+
+    def looks(conn, *args, **kwargs):
+        seen.append(conn.exec_driver_sql("PRAGMA cache_size").scalar())
+        return real(conn, *args, **kwargs)
+
+    monkeypatch.setattr(repo, "save_activations", looks)
+    _streamed(engine, _write(tmp_path, engine_bench.generate(20, 2)), StandardFiscalCalendar(1), monkeypatch)
+    assert seen and set(seen) == {-importer.IMPORT_CACHE_KIB} != {own}
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == own
+    engine.dispose()
+
+
+def test_outcomes_read_back_as_a_list():
+    given_ = [JobOutcome("O1", "credit_review", True), JobOutcome("O2", "credit_review", False, "boom"),
+              JobOutcome("O1", "arr_by_period", True), JobOutcome("O2", "arr_by_period", True)]
+    kept = Outcomes()
+    kept.extend(given_[:2])
+    kept.extend(given_[2:])
+    assert list(kept) == given_ and len(kept) == 4
+    assert kept[-1] == given_[-1] and kept[1:3] == given_[1:3]
+    with pytest.raises(IndexError):
+        kept[4]
