@@ -127,14 +127,14 @@ def fresh_store(store: str, out: Path) -> str:
     return f"{store}{'&' if '?' in store else '?'}options=-csearch_path%3D{PG_SCHEMA}"
 
 
-def _pg_schema(server: str, *, create: bool) -> None:
-    """Drop the benchmark's schema on this PostgreSQL server, and create it again (`create`)."""
+def _pg_schema(server: str, *, create: bool, schema: str = PG_SCHEMA) -> None:
+    """Drop a benchmark's schema on this PostgreSQL server, and create it again (`create`)."""
     admin = create_engine(server)
     try:
         with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{PG_SCHEMA}" CASCADE'))
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
             if create:
-                conn.execute(text(f'CREATE SCHEMA "{PG_SCHEMA}"'))
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     finally:
         admin.dispose()
 

@@ -24,12 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_bench import PG_SERVER, generate  # noqa: E402
+from engine_bench import PG_SERVER, _pg_schema, generate  # noqa: E402
 
 from connector.clock import FrozenClock, SystemClock  # noqa: E402
 from connector.engine.fiscal import StandardFiscalCalendar  # noqa: E402
@@ -45,14 +45,7 @@ REVSYNC = str(Path(sys.executable).with_name("revsync"))
 
 
 def _schema(create: bool) -> str:
-    admin = create_engine(PG_SERVER)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
-            if create:
-                conn.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
-    finally:
-        admin.dispose()
+    _pg_schema(PG_SERVER, create=create, schema=SCHEMA)
     return f"{PG_SERVER}?options=-csearch_path%3D{SCHEMA}"
 
 

@@ -51,7 +51,7 @@ from connector.salesforce.errors import (
     SalesforceRequestFailed,
     UnexpectedResponse,
 )
-from connector.sources.cdc import polls_requested, request_polls
+from connector.sources.cdc import polls_done, polls_requested, request_polls
 from connector.sources.outbound import mark_processed, pending_notifications
 from connector.store.repository import set_meta
 from connector.sync import CycleReport, SyncService
@@ -273,8 +273,6 @@ class Daemon:
         with self.store.begin() as conn:
             requested = polls_requested(conn)
             if requested:
-                from connector.sources.cdc import polls_done
-
                 polls_done(conn, sorted(requested))
         due = self._last_full_poll is None or \
             time.monotonic() - self._last_full_poll >= self.stream_poll_interval.total_seconds()

@@ -407,6 +407,33 @@ class _Plan:
     next_seq: int
 
 
+def _catalogue_in(accounts: Sequence[AccountDoc],
+                  products: Sequence[ProductDoc]) -> tuple[list[Account], list[Product]]:
+    """The file's accounts and products as the engine's."""
+    return ([Account(a.id, a.name, a.bill_cycle_day) for a in accounts],
+            [Product(p.id, p.name, p.provisioning, p.list_price, p.price_period) for p in products])
+
+
+def _catalogue(conn: Any, accounts_in: Sequence[Account],
+               products_in: Sequence[Product]) -> tuple[dict[str, Account], dict[str, Product]]:
+    """The stored accounts and products, with the file's laid over them."""
+    accounts, products = repo.load_accounts(conn), repo.load_products(conn)
+    accounts.update({a.id: a for a in accounts_in})
+    products.update({p.id: p for p in products_in})
+    return accounts, products
+
+
+def _credit_id(c: CreditDoc) -> str:
+    """A credit grant's id: its own, or account:currency for the one grant without."""
+    return c.id or f"{c.account}:{c.currency}"
+
+
+def _credit(conn: Any, c: CreditDoc) -> tuple[Credit, Credit | None]:
+    """The file's credit grant, and the one stored under its id (None: it is new)."""
+    credit = Credit(_credit_id(c), c.account, c.currency, c.amount)
+    return credit, repo.credit_by_id(conn, credit.id)
+
+
 def plan(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalCalendar,
          settings: EngineSettings) -> _Plan:
     """Validate the document against the store and dry-run every order; raise listing every problem.
@@ -418,11 +445,10 @@ def plan(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalC
     doc = parsed.doc
     problems: list[Problem] = list(parsed.problems)
     unsure_items = set(parsed.unsure_items)
-    accounts_in = [Account(a.id, a.name, a.bill_cycle_day) for a in doc.accounts]
-    products_in = [Product(p.id, p.name, p.provisioning, p.list_price, p.price_period) for p in doc.products]
+    accounts_in, products_in = _catalogue_in(doc.accounts, doc.products)
     for kind, ids in (("account", [a.id for a in doc.accounts]), ("product", [p.id for p in doc.products]),
                       ("order", [o.id for o in doc.orders]),
-                      ("credit", [c.id or f"{c.account}:{c.currency}" for c in doc.credits]),
+                      ("credit", [_credit_id(c) for c in doc.credits]),
                       ("line", [l.id for o in doc.orders for l in o.lines])):
         seen: set[str] = set()
         for i in ids:
@@ -430,17 +456,13 @@ def plan(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalC
                 problems.append(Problem(f"{kind} {i}", f"the {kind} id {i!r} appears more than once in the file"))
             seen.add(i)
     with engine.connect() as conn:
-        accounts = repo.load_accounts(conn)
-        products = repo.load_products(conn)
-        accounts.update({a.id: a for a in accounts_in})
-        products.update({p.id: p for p in products_in})
+        accounts, products = _catalogue(conn, accounts_in, products_in)
         credits = []
         for c in doc.credits:
-            credit = Credit(c.id or f"{c.account}:{c.currency}", c.account, c.currency, c.amount)
+            credit, stored = _credit(conn, c)
             where = f"credit {credit.id}"
             if c.account not in accounts and c.account not in parsed.unsure_accounts:
                 problems.append(Problem(f"{where}, field account", f"unknown account {c.account!r}"))
-            stored = repo.credit_by_id(conn, credit.id)
             if stored is None:
                 credits.append(credit)
             elif stored != credit:
@@ -836,25 +858,20 @@ def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
                  settings: EngineSettings, chunk: int) -> _StreamPlan:
     """`plan` for a file without problems, streamed: keeps the ids seen, the ledger, the TCV of the
     accounts, and which orders are already imported. Raises _NotStreamable at the first problem."""
-    accounts_in = [Account(a.id, a.name, a.bill_cycle_day) for a in streamed.accounts]
-    products_in = [Product(p.id, p.name, p.provisioning, p.list_price, p.price_period) for p in streamed.products]
+    accounts_in, products_in = _catalogue_in(streamed.accounts, streamed.products)
     streamed.accounts = []  # consumed: the validated documents are not kept beside what is made of them
     streamed.products = []
     for ids in ([a.id for a in accounts_in], [p.id for p in products_in],
-                [c.id or f"{c.account}:{c.currency}" for c in streamed.credits]):
+                [_credit_id(c) for c in streamed.credits]):
         if len(set(ids)) < len(ids):
             raise _NotStreamable("an id twice")
     with engine.connect() as conn:
-        accounts = repo.load_accounts(conn)
-        products = repo.load_products(conn)
-        accounts.update({a.id: a for a in accounts_in})
-        products.update({p.id: p for p in products_in})
+        accounts, products = _catalogue(conn, accounts_in, products_in)
         credits = []
         for c in streamed.credits:
-            credit = Credit(c.id or f"{c.account}:{c.currency}", c.account, c.currency, c.amount)
+            credit, stored = _credit(conn, c)
             if c.account not in accounts:
                 raise _NotStreamable("an unknown account")
-            stored = repo.credit_by_id(conn, credit.id)
             if stored is None:
                 credits.append(credit)
             elif stored != credit:

@@ -78,10 +78,6 @@ def test_two_orgs_on_one_postgresql_store_stay_apart(tmp_path):
         finally:
             for s in (east, west, alone_east, alone_west):
                 s.stop()
-            from sqlalchemy import create_engine, text
+            from store_support import drop_org_schemas  # on the path once postgres_store() ran
 
-            admin = create_engine(url.split("?")[0])
-            with admin.begin() as conn:
-                for name in (east_name, west_name):
-                    conn.execute(text(f'DROP SCHEMA IF EXISTS "revsync_{name}" CASCADE'))
-            admin.dispose()
+            drop_org_schemas(url, (east_name, west_name))

@@ -31,6 +31,17 @@ def postgres_schema() -> Iterator[str]:
         admin.dispose()
 
 
+def drop_org_schemas(url: str, orgs) -> None:
+    """Drop the schemas `--org NAME` made on the server of `url` (revsync_NAME)."""
+    admin = create_engine(url.split("?")[0])
+    try:
+        with admin.begin() as conn:
+            for name in orgs:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "revsync_{name}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
 def sqlite_content(path) -> list[str]:
     """Every schema object and row of a SQLite file, as SQL text (compares by content, not size)."""
     import sqlite3

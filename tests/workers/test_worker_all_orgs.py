@@ -9,10 +9,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
-from store_support import postgres_schema  # noqa: E402
+from store_support import drop_org_schemas, postgres_schema  # noqa: E402
 
 REVSYNC = str(Path(sys.executable).with_name("revsync"))
 WORKED = Path(__file__).resolve().parents[2] / "connector" / "demo" / "worked_example.json"
@@ -63,8 +61,4 @@ def test_one_worker_pool_serves_every_org(tmp_path):
                 assert report(tmp_path, "--org", name) == report(single)
             assert report(tmp_path, "--org", east) != report(tmp_path, "--org", west)
         finally:
-            admin = create_engine(url.split("?")[0])
-            with admin.begin() as conn:
-                for name in (east, west):
-                    conn.execute(text(f'DROP SCHEMA IF EXISTS "revsync_{name}" CASCADE'))
-            admin.dispose()
+            drop_org_schemas(url, (east, west))
