@@ -62,15 +62,16 @@ def test_bad_outbound_messages_cost_no_api_call_and_a_genuine_one_is_synced(tmp_
         try:
             url = f"http://127.0.0.1:{port}"
 
-            def first_cycle_done() -> bool:
+            def last_cycle_at() -> float:
+                """When the daemon's last pass ended (0: none yet, or the server not up)."""
                 try:
                     text = requests.get(f"{url}/metrics", timeout=2).text
                 except requests.ConnectionError:
-                    return False
-                return any(line.startswith("revsync_last_successful_cycle_timestamp_seconds ")
-                           and float(line.split()[-1]) > 0 for line in text.splitlines())
+                    return 0.0
+                return max((float(line.split()[-1]) for line in text.splitlines()
+                            if line.startswith("revsync_last_successful_cycle_timestamp_seconds ")), default=0.0)
 
-            wait_for(first_cycle_done, 90, "the daemon's first cycle", step=0.2)
+            wait_for(lambda: last_cycle_at() > 0, 90, "the daemon's first cycle", step=0.2)
             time.sleep(0.5)
             calls_before = s.org.api_usage
 
@@ -101,9 +102,13 @@ def test_bad_outbound_messages_cost_no_api_call_and_a_genuine_one_is_synced(tmp_
 
             # A genuine message for a real Order is stored, acked and synced at once.
             genuine = sandbox(order_message(1)).replace(b"801000000000000001", order_id.encode())
+            sent_at = time.time()
             assert raw_request(port, post_request(genuine)).body.endswith(b"</soapenv:Envelope>")
             wait_for(lambda: s.store_rows("SELECT count(*) FROM notifications WHERE processed_at IS NOT NULL")
                      == [(1,)], 60, "the notification processed", step=0.2)
+            # the pass it woke goes on after the notification is marked (polling, write-back): count
+            # the calls once that pass has ended
+            wait_for(lambda: last_cycle_at() > sent_at, 60, "the woken pass to end", step=0.2)
             calls_after_genuine = s.org.api_usage
             assert calls_after_genuine > calls_before
             # Its resends are acked and start nothing.
