@@ -2,21 +2,25 @@
 
     .venv/bin/python bench/sync_bench.py [--lines 10000]
 
-Seeds the in-process sandbox org with accounts, products and activated orders (4 lines each,
+Seeds the sandbox org (in a process of its own, served over HTTPS) with accounts, products and activated orders (4 lines each,
 12–36 month terms), runs sync cycles and write-back until idle, and counts the API calls the org
 served, by kind, against the minimum batching allows:
 
 - reads: per object, one COUNT plus one call per 2,000-record page (REST), or a bulk job;
 - collections: ceil(records / 200) per object written;
 - Bulk API 2.0 ingest: 5 calls per job (create, upload, close, one status check, failed results).
+
+It also prints the connector process's peak resident memory (the org's is not in it).
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import math
+import multiprocessing
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -31,7 +35,7 @@ from connector.engine.dates import end_from_term  # noqa: E402
 from connector.runtime import build  # noqa: E402
 from connector.sandbox.org import Org, OrgConfig  # noqa: E402
 from connector.sandbox.seed import load_seed  # noqa: E402
-from connector.sandbox.transport import sandbox_session  # noqa: E402
+from connector.sandbox.server import serve  # noqa: E402
 
 
 def seed(lines: int, rng: random.Random) -> dict:
@@ -77,56 +81,102 @@ def kind(method: str, path: str) -> str:
     return f"{method} other"
 
 
+def sandbox_process(lines: int, conn) -> None:
+    """The sandbox org in a process of its own, served over HTTPS, so the connector's peak memory is
+    measured alone; answers "mark" (the requests served so far) and "stats" (what the org holds and
+    the calls since the mark), and stops on "stop"."""
+    org = Org(OrgConfig(daily_api_limit=1_000_000))
+    started = time.perf_counter()
+    load_seed(org, seed(lines, random.Random(11)))
+    seeded = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        server = serve(org, ca_path=Path(tmp) / "sandbox-ca.pem", threads=4)
+        conn.send((server.url, str(server.ca_path), seeded))
+        before = 0
+        while True:
+            message = conn.recv()
+            if message == "mark":
+                before = len(org.request_log)
+                conn.send(before)
+            elif message == "stats":
+                log = org.request_log[before:]
+                conn.send({
+                    "calls": Counter(kind(e.method, e.path) for e in log if "/oauth2/" not in e.path),
+                    "bulk_jobs": sum(1 for e in log if e.method == "POST" and e.path.endswith("/jobs/ingest")),
+                    "subs": len(org.records("Subscription__c")), "accounts": len(org.records("Account")),
+                    "big": {b: len(org.records(b)) for b in ("ArrByPeriod__b", "ArrByPeriodByCustomer__b")},
+                    "reads": {o: len(org.records(o, include_deleted=True))
+                              for o in ("Period", "Product2", "Account", "Opportunity", "Quote",
+                                        "QuoteLineItem", "Order", "OrderItem")}})
+            else:
+                server.stop()
+                return
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=10_000)
     args = parser.parse_args()
-    rng = random.Random(11)
-    org = Org(OrgConfig(daily_api_limit=1_000_000))
-    started = time.perf_counter()
-    load_seed(org, seed(args.lines, rng))
-    seeded = time.perf_counter()
+    ours, theirs = multiprocessing.Pipe()
+    org_process = multiprocessing.get_context("spawn").Process(target=sandbox_process, args=(args.lines, theirs),
+                                                               daemon=True)
+    org_process.start()
+    url, ca_path, seed_seconds = ours.recv()
     os.environ["REVSYNC_SF_CONSUMER_SECRET"] = "revsync-test-secret"
-    with tempfile.TemporaryDirectory() as tmp:
-        app = App(Config.model_validate({
-            "store": {"url": f"sqlite:///{Path(tmp) / 'bench.db'}"}, "fiscal": {"source": "salesforce"},
-            "salesforce": {"auth": "client_credentials", "login_url": "https://sandbox.revsync.test",
-                           "consumer_key": "revsync-test-client", "bulk_threshold": 10_000}}))
-        runtime = build(app, session=sandbox_session(org))
-        before = len(org.request_log)
-        cycles = 0
-        while True:
-            cycles += 1
-            runtime.service.cycle()
-            runtime.writer.flush()
-            if not runtime.writer.left() and cycles > 1:
-                break
-        elapsed = time.perf_counter() - seeded
-        calls = Counter(kind(e.method, e.path) for e in org.request_log[before:] if "/oauth2/" not in e.path)
-        subs = len(org.records("Subscription__c"))
-        accounts = len(org.records("Account"))
-        big = {b: len(org.records(b)) for b in ("ArrByPeriod__b", "ArrByPeriodByCustomer__b")}
-        bulk_jobs = sum(1 for e in org.request_log[before:] if e.method == "POST" and e.path.endswith("/jobs/ingest"))
-        reads = {o: len(org.records(o, include_deleted=True)) for o in ("Period", "Product2", "Account", "Opportunity", "Quote",
-                                                  "QuoteLineItem", "Order", "OrderItem")}
-        # the minimum: first read of each object (COUNT + pages of 2,000, or a 5-call bulk query),
-        # the order items fetched for activation (ceil(orders / 200)), one empty poll per object in
-        # the second (idle) cycle, collections at 200 records, 5 calls per bulk ingest job
-        min_reads = sum(1 + (5 if n > 10_000 else max(1, math.ceil(n / 2000))) for n in reads.values())
-        min_reads += math.ceil(reads["Order"] / 200) + len(reads) * (cycles - 1)
-        min_writes = math.ceil(subs / 200) + math.ceil(accounts / 200) + 5 * bulk_jobs
-        used = sum(calls.values())
-        minimum = min_reads + min_writes
-        print(f"order lines            {args.lines:,} ({reads['Order']:,} orders, {accounts:,} accounts)")
-        print(f"written                {subs:,} Subscription__c, {accounts:,} Account, "
-              f"{big['ArrByPeriod__b']:,} + {big['ArrByPeriodByCustomer__b']:,} big-object rows in {bulk_jobs} bulk jobs")
-        print(f"sync cycles            {cycles} (the last one idle)")
-        print(f"API calls by kind      {dict(calls)}")
-        print(f"API calls used         {used:,}")
-        print(f"batching minimum       {minimum:,}  (reads {min_reads}, writes {min_writes})")
-        print(f"over the minimum       {100 * (used - minimum) / minimum:.1f} %")
-        print(f"time                   seed {seeded - started:.1f} s, sync {elapsed:.1f} s")
-        app.store.dispose()
+    os.environ["REQUESTS_CA_BUNDLE"] = ca_path
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            app = App(Config.model_validate({
+                "store": {"url": f"sqlite:///{Path(tmp) / 'bench.db'}"}, "fiscal": {"source": "salesforce"},
+                "salesforce": {"auth": "client_credentials", "login_url": url,
+                               "consumer_key": "revsync-test-client", "bulk_threshold": 10_000}}))
+            runtime = build(app)
+            ours.send("mark")
+            ours.recv()
+            floor = peak_rss_mib()  # the connector loaded, nothing read yet
+            started = time.perf_counter()
+            cycles = 0
+            while True:
+                cycles += 1
+                runtime.service.cycle()
+                runtime.writer.flush()
+                if not runtime.writer.left() and cycles > 1:
+                    break
+            elapsed = time.perf_counter() - started
+            peak = peak_rss_mib()
+            ours.send("stats")
+            stats = ours.recv()
+            app.store.dispose()
+    finally:
+        ours.send("stop")
+        org_process.join(timeout=30)
+    calls, reads, subs, accounts, big = (stats["calls"], stats["reads"], stats["subs"], stats["accounts"],
+                                         stats["big"])
+    bulk_jobs = stats["bulk_jobs"]
+    # the minimum: first read of each object (COUNT + pages of 2,000, or a 5-call bulk query),
+    # the order items fetched for activation (ceil(orders / 200)), one empty poll per object in
+    # the second (idle) cycle, collections at 200 records, 5 calls per bulk ingest job
+    min_reads = sum(1 + (5 if n > 10_000 else max(1, math.ceil(n / 2000))) for n in reads.values())
+    min_reads += math.ceil(reads["Order"] / 200) + len(reads) * (cycles - 1)
+    min_writes = math.ceil(subs / 200) + math.ceil(accounts / 200) + 5 * bulk_jobs
+    used = sum(calls.values())
+    minimum = min_reads + min_writes
+    print(f"order lines            {args.lines:,} ({reads['Order']:,} orders, {accounts:,} accounts)")
+    print(f"written                {subs:,} Subscription__c, {accounts:,} Account, "
+          f"{big['ArrByPeriod__b']:,} + {big['ArrByPeriodByCustomer__b']:,} big-object rows in {bulk_jobs} bulk jobs")
+    print(f"sync cycles            {cycles} (the last one idle)")
+    print(f"API calls by kind      {dict(calls)}")
+    print(f"API calls used         {used:,}")
+    print(f"batching minimum       {minimum:,}  (reads {min_reads}, writes {min_writes})")
+    print(f"over the minimum       {100 * (used - minimum) / minimum:.1f} %")
+    print(f"time                   seed {seed_seconds:.1f} s (the org's process), sync {elapsed:.1f} s")
+    print(f"peak RSS               {peak:,.0f} MiB (the connector's process; {floor:,.0f} MiB loaded, "
+          f"before the first read; the sandbox org runs in a process of its own)")
 
 
 if __name__ == "__main__":

@@ -18,14 +18,15 @@ ARR_LINES = t.arr_rows.join(t.order_lines, t.order_lines.c.pk == t.arr_rows.c.li
     .join(t.orders, t.orders.c.id == t.order_lines.c.order_id)
 
 
-def arr_rows_joined(conn: Connection, *conditions) -> list[dict[str, Any]]:
-    """ARR rows joined with their line and order, money rounded to the currency, changes derived."""
+def arr_rows_joined(conn: Connection, *conditions, extra: tuple = ()) -> list[dict[str, Any]]:
+    """ARR rows joined with their line and order, money rounded to the currency, changes derived
+    (`extra`: more columns to select, for callers that group the rows)."""
     r, l, o = t.arr_rows.c, t.order_lines.c, t.orders.c
     query = (select(o.id.label("order"), l.id.label("order_product"), o.account.label("customer"),
                     l.customer_name, o.owner, l.item.label("subscription"), l.product, l.product_name,
                     l.change_category, r.period_start, r.period_end, r.opening_cmrr, r.closing_cmrr,
                     r.opening_arr, r.closing_arr, l.quantity, o.currency,
-                    t.owner_names.c.name.label("owner_name"))
+                    t.owner_names.c.name.label("owner_name"), *extra)
              .select_from(ARR_LINES.outerjoin(t.owner_names, t.owner_names.c.id == o.owner))
              .where(and_(True, *conditions))
              .order_by(o.seq, l.seq, r.period_start))
@@ -98,10 +99,20 @@ def accounts(conn: Connection, as_of: dt.date) -> list[dict[str, Any]]:
 
 def arr_rows_of_line(conn: Connection, line_pk: int) -> list[dict[str, Any]]:
     """One line's ARR rows with every field the big objects take (SPEC section 10)."""
-    rows = arr_rows_joined(conn, t.arr_rows.c.line_pk == line_pk)
-    for d in rows:
-        del d["owner_name"]  # the big objects take the owner's User Id (`owner`), not its name
-    return [d | {"subscription_number": d["subscription"]} for d in rows]
+    return arr_rows_of_lines(conn, [line_pk]).get(line_pk, [])
+
+
+def arr_rows_of_lines(conn: Connection, line_pks: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The ARR rows of several lines (one query per 500), by line, each as `arr_rows_of_line` gives it."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for k in range(0, len(line_pks), 500):
+        rows = arr_rows_joined(conn, t.arr_rows.c.line_pk.in_(line_pks[k:k + 500]),
+                               extra=(t.arr_rows.c.line_pk.label("line_pk"),))
+        for d in rows:
+            del d["owner_name"]  # the big objects take the owner's User Id (`owner`), not its name
+            d["subscription_number"] = d["subscription"]
+            out.setdefault(d.pop("line_pk"), []).append(d)
+    return out
 
 
 def item_values(conn: Connection, item_ids: list[str], as_of: dt.date) -> list[dict[str, Any]]:

@@ -143,13 +143,13 @@ def _csv_value(value: Any) -> str:
 
 def to_csv(records: Iterable[Mapping[str, Any]]) -> tuple[str, int]:
     """(CSV text with LF line endings, record count) for a Bulk API 2.0 upload."""
-    rows = [dict(r) for r in records]
+    rows = records if isinstance(records, list) else list(records)  # not copied: a job may be 100,000 rows
     columns: dict[str, None] = {}
     for row in rows:
-        row.pop("attributes", None)
-        check_fields(row)
         for key in row:
-            columns.setdefault(key, None)
+            if key not in columns and key != "attributes":
+                identifier(key)  # each column checked once
+                columns[key] = None
     if not rows or not columns:
         raise ValueError("no records (or no fields) to upload")
     out = io.StringIO()

@@ -38,7 +38,7 @@ from connector.clock import Clock
 from connector.engine.model import Activation
 from connector.errors import SkippableError, TransientError
 from connector.mapping.apply import UnresolvedReference
-from connector.projections import account_values, arr_rows_of_line, item_values
+from connector.projections import account_values, arr_rows_of_line, arr_rows_of_lines, item_values
 from connector.salesforce.errors import BulkJobFailed, RequestRejected
 from connector.salesforce.soql import select as soql
 from connector.store import schema as t
@@ -491,56 +491,62 @@ class OutboxWriter:
             return
         for sobject in BIG_OBJECTS:
             due = [e for e in all_due if e.object == sobject]
-            if not due:
-                continue
-            rows, row_entries = [], []
-            for entry in due:
-                try:
-                    made = [self.mappings.write(sobject, self._values(sobject, values), resolve=self.resolve)
-                            for values in self._arr_values(line_of[entry.id])]
-                except SkippableError as exc:
-                    waiting = isinstance(exc, UnresolvedReference)
-                    with self.store.begin() as conn:
-                        self._finish(conn, [entry.id], OutboxState.NEW if waiting else OutboxState.FAILED, str(exc))
-                    report.add(report.waiting if waiting else report.failed, sobject)
-                    continue
-                rows.extend(made)
-                row_entries.append((entry, len(made)))
-            start = 0
-            while start < len(row_entries):
-                # whole lines per job, up to BULK_ROWS rows
-                end, count = start, 0
-                while end < len(row_entries) and (count == 0 or count + row_entries[end][1] <= BULK_ROWS):
-                    count += row_entries[end][1]
-                    end += 1
-                entries = [e for e, _ in row_entries[start:end]]
-                first = sum(n for _, n in row_entries[:start])
-                payload = [{k: v for k, v in r.items() if k != "attributes"} for r in rows[first:first + count]]
-                self._claim([e.id for e in entries])
-                try:
-                    result = self.client.bulk_ingest(sobject, "insert", payload, fetch_successful=False)
-                    report.calls += 1
-                    ok = result.records_failed == 0 and not result.unprocessed
-                    message = None if ok else (f"{result.records_failed} of {len(payload)} rows failed "
-                                               f"(e.g. {result.failed[0].error if result.failed else 'unprocessed'}); "
-                                               "the job is sent again whole")
-                except (TransientError, BulkJobFailed, RequestRejected) as exc:
-                    # a job whose answers were lost (its close repeated on a closed job, a job
-                    # aborted with nothing written): the lines are sent again in a new job
-                    ok, message = False, str(exc)
-                # a job failing again and again (a permanent row error) stops being resent: FAILED,
-                # listed by `revsync outbox --failed`, sent again after `revsync outbox retry`
-                given_up = not ok and max(e.attempts for e in entries) + 1 >= MAX_BIG_OBJECT_ATTEMPTS
-                with self.store.begin() as conn:
-                    self._finish(conn, [e.id for e in entries],
-                                 OutboxState.SUCCESS if ok else OutboxState.FAILED if given_up else OutboxState.NEW,
-                                 message)
-                    if ok:  # what the org now holds of these lines (connector.capacity)
-                        for e, n in row_entries[start:end]:
-                            cap.wrote(conn, sobject, line_of[e.id], n)
-                report.add(report.sent if ok else report.failed if given_up else report.waiting, sobject,
-                           len(entries))
-                start = end
+            # whole lines per job, up to BULK_ROWS rows: one job's rows are held at a time, the
+            # lines' ARR rows read LOOKUP_SIZE lines a query
+            rows: list[dict[str, Any]] = []
+            row_entries: list[tuple[Any, int]] = []
+            for first in range(0, len(due), LOOKUP_SIZE):
+                chunk = due[first:first + LOOKUP_SIZE]
+                with self.store.connect() as conn:
+                    arr = arr_rows_of_lines(conn, [line_of[e.id] for e in chunk])
+                for entry in chunk:
+                    try:
+                        made = [self.mappings.write(sobject, self._values(sobject, values), resolve=self.resolve)
+                                for values in arr.pop(line_of[entry.id], [])]
+                    except SkippableError as exc:
+                        waiting = isinstance(exc, UnresolvedReference)
+                        with self.store.begin() as conn:
+                            self._finish(conn, [entry.id], OutboxState.NEW if waiting else OutboxState.FAILED,
+                                         str(exc))
+                        report.add(report.waiting if waiting else report.failed, sobject)
+                        continue
+                    if row_entries and len(rows) + len(made) > BULK_ROWS:
+                        self._bulk_job(report, sobject, rows, row_entries, line_of)
+                        rows, row_entries = [], []
+                    for record in made:
+                        record.pop("attributes", None)
+                    rows.extend(made)
+                    row_entries.append((entry, len(made)))
+            if row_entries:
+                self._bulk_job(report, sobject, rows, row_entries, line_of)
+
+    def _bulk_job(self, report: FlushReport, sobject: str, rows: list[dict[str, Any]],
+                  row_entries: list[tuple[Any, int]], line_of: dict[int, int]) -> None:
+        """Insert these lines' rows into a big object in one Bulk API 2.0 job, and record the outcome."""
+        entries = [e for e, _ in row_entries]
+        self._claim([e.id for e in entries])
+        try:
+            result = self.client.bulk_ingest(sobject, "insert", rows, fetch_successful=False)
+            report.calls += 1
+            ok = result.records_failed == 0 and not result.unprocessed
+            message = None if ok else (f"{result.records_failed} of {len(rows)} rows failed "
+                                       f"(e.g. {result.failed[0].error if result.failed else 'unprocessed'}); "
+                                       "the job is sent again whole")
+        except (TransientError, BulkJobFailed, RequestRejected) as exc:
+            # a job whose answers were lost (its close repeated on a closed job, a job
+            # aborted with nothing written): the lines are sent again in a new job
+            ok, message = False, str(exc)
+        # a job failing again and again (a permanent row error) stops being resent: FAILED,
+        # listed by `revsync outbox --failed`, sent again after `revsync outbox retry`
+        given_up = not ok and max(e.attempts for e in entries) + 1 >= MAX_BIG_OBJECT_ATTEMPTS
+        with self.store.begin() as conn:
+            self._finish(conn, [e.id for e in entries],
+                         OutboxState.SUCCESS if ok else OutboxState.FAILED if given_up else OutboxState.NEW,
+                         message)
+            if ok:  # what the org now holds of these lines (connector.capacity)
+                for e, n in row_entries:
+                    cap.wrote(conn, sobject, line_of[e.id], n)
+        report.add(report.sent if ok else report.failed if given_up else report.waiting, sobject, len(entries))
 
     def _arr_values(self, line_pk: int) -> list[dict[str, Any]]:
         with self.store.connect() as conn:
