@@ -657,8 +657,8 @@ def resolve_items(items: Sequence[dict[str, Any]], written: dict[str, str]) -> l
 
 #: Where a Salesforce order gets its currency, for the message of an order without one.
 CURRENCY_HINT = ("map the order's currency in mappings/Order.toml: `currency = \"CurrencyIsoCode\"` in a "
-                 "multi-currency org, or a constant `currency = { constant = \"USD\" }` (your org's currency) "
-                 "in a single-currency one; the order is taken again when it changes")
+                 "multi-currency org, or `currency = { constant = \"USD\" }` with your org's currency in a "
+                 "single-currency one; the order is taken again when it changes in Salesforce")
 
 
 def _given(values: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
