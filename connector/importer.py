@@ -7,7 +7,6 @@ file again changes nothing; a crash half-way is mended by importing the file aga
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import codecs
@@ -18,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Sequence
+from typing import Annotated, Any, Iterator, Sequence
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 from sqlalchemy import Engine, event
 
 from connector.clock import Clock
@@ -28,80 +27,28 @@ from connector.engine import limits
 from connector.engine.activation import OrderRejected, activate
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.ledger import Ledger
-from connector.engine.model import (
-    Account, Activation, Action, BillingFrequency, Credit, LineInput, OrderInput, PricePeriod, Product, Provisioning,
-)
-from connector.engine.money import STORE_SCALE, to_decimal
+from connector.engine.model import Account, Activation, Credit, PricePeriod, Product, Provisioning
+from connector.engine.money import STORE_SCALE
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
 from connector.jobs import JobOutcome, JobRunner, Outcomes, collector_paused
+# the one order model, shared with Salesforce ingest
+from connector.orders import Amount, Currency, Id, LineDoc, Name, OrderDoc, Price, Doc, limited, order_input
+from connector.orders import problems as _problems
 from connector.store import repository as repo
 from connector.writers.outbox import enqueue_activation
 
 
-#: Decimals of the small integers the files hold (quantities): one object each, not one per line
-#: (a Decimal is immutable, and Decimal(n) of the same n is the same to its exponent)
-_SMALL_DECIMALS = {n: Decimal(n) for n in range(-1000, 10_001)}
+CreditAmount = Annotated[Amount, AfterValidator(limited(limits.check_credit))]
 
 
-def _decimal(value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
-        return value
-    if type(value) is int and value in _SMALL_DECIMALS:
-        return _SMALL_DECIMALS[value]
-    try:
-        return to_decimal(value)
-    except (ArithmeticError, TypeError, ValueError):
-        raise ValueError(f"not a decimal number: {value!r}") from None
-
-
-def _limited(check: Callable[..., str | None]) -> Callable[[Any], Any]:
-    """A pydantic after-validator from a `connector.engine.limits` check (None passes)."""
-    def validate(value: Any) -> Any:
-        if value is not None:
-            problem = check(value)
-            if problem:
-                raise ValueError(problem)
-        return value
-    return validate
-
-
-Amount = Annotated[Decimal, BeforeValidator(_decimal)]
-Quantity = Annotated[Amount, AfterValidator(_limited(limits.check_quantity))]
-Price = Annotated[Amount, AfterValidator(_limited(limits.check_price))]
-CreditAmount = Annotated[Amount, AfterValidator(_limited(limits.check_credit))]
-#: the days the files name, one object per day (a large file names few distinct days); bounded
-_DAYS: dict[dt.date, dt.date] = {}
-
-
-def _shared_day(value: dt.date) -> dt.date:
-    day = _DAYS.get(value)
-    if day is not None and type(value) is dt.date:
-        return day
-    if type(value) is dt.date and len(_DAYS) < 100_000:
-        _DAYS[value] = value
-    return value
-
-
-Day = Annotated[dt.date, AfterValidator(_limited(limits.check_date)), AfterValidator(_shared_day)]
-Id = Annotated[str, Field(min_length=1), AfterValidator(_limited(limits.check_id))]
-Text = Annotated[str, AfterValidator(_limited(limits.check_text))]
-Name = Annotated[str, Field(min_length=1), AfterValidator(_limited(limits.check_text))]
-Term = Annotated[int, AfterValidator(_limited(limits.check_term_months))]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-
-
-class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AccountDoc(_Doc):
+class AccountDoc(Doc):
     id: Id
     name: Name
     bill_cycle_day: int | None = Field(default=None, ge=1, le=31)
 
 
-class ProductDoc(_Doc):
+class ProductDoc(Doc):
     id: Id
     name: Name
     provisioning: Provisioning
@@ -109,8 +56,8 @@ class ProductDoc(_Doc):
     price_period: PricePeriod
 
 
-class CreditDoc(_Doc):
-    id: Annotated[str, AfterValidator(_limited(limits.check_text))] | None = Field(default=None, max_length=128)
+class CreditDoc(Doc):
+    id: Annotated[str, AfterValidator(limited(limits.check_text))] | None = Field(default=None, max_length=128)
     account: Id
     currency: Currency
     amount: CreditAmount = Field(gt=0)
@@ -126,117 +73,11 @@ class CreditDoc(_Doc):
         return value
 
 
-class LineDoc(_Doc):
-    id: Id
-    action: Action
-    product: Id
-    subscription: Id | None = Field(default=None, validate_default=True)
-    quantity: Quantity | None = None
-    unit_price: Price | None = None
-    price_period: PricePeriod | None = None
-    start: Day | None = None
-    end: Day | None = None
-    term_months: Term | None = None
-    billing_frequency: BillingFrequency = BillingFrequency.MONTH
-    credit_eligible: bool = False
-    contract_effective: Day | None = None
-    service_activation: Day | None = None
-    customer_acceptance: Day | None = None
-    #: a `new` line with no `end` nor `term_months` that runs until cancelled (README); a line that
-    #: simply lacks an end is an error, never evergreen by default
-    evergreen: bool = False
-
-    # field validators, not a model validator: they name the field, and they run even when other
-    # fields of the same line are wrong, so every problem of the file is listed at once
-    @field_validator("subscription")
-    @classmethod
-    def _needs_subscription(cls, value: str | None, info: ValidationInfo) -> str | None:
-        action = info.data.get("action")
-        if action is not None and action is not Action.NEW and not value:
-            raise ValueError(f"`subscription` is required for a {action.value} line "
-                             "(the subscription it changes)")
-        return value
-
-    @field_validator("evergreen")
-    @classmethod
-    def _evergreen_has_no_end(cls, value: bool, info: ValidationInfo) -> bool:
-        if not value:
-            return value
-        action = info.data.get("action")
-        if action is not None and action is not Action.NEW:
-            raise ValueError(f"only a `new` line can be evergreen, not a {action.value} line (changes to an "
-                             "evergreen subscription follow it)")
-        given = [k for k in ("end", "term_months") if info.data.get(k) is not None]
-        if given:
-            raise ValueError(f"an evergreen line runs until cancelled: remove {' and '.join(f'`{k}`' for k in given)},"
-                             " or `evergreen`")
-        return value
-
-    @field_validator("end")
-    @classmethod
-    def _end_after_start(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
-        start = info.data.get("start")
-        if start and value and value < start:
-            raise ValueError(f"end {value} is before start {start}")
-        return value
-
-
-class OrderDoc(_Doc):
-    id: Id
-    account: Id
-    owner: Text = ""
-    booked_on: Day
-    currency: Currency
-    lines: list[LineDoc] = Field(min_length=1)
-    bill_cycle_day: int | None = Field(default=None, ge=1, le=31)
-    bill_to: Id | None = None
-    sold_to: Id | None = None
-
-
-class ImportDoc(_Doc):
+class ImportDoc(Doc):
     accounts: list[AccountDoc] = []
     products: list[ProductDoc] = []
     credits: list[CreditDoc] = []
     orders: list[OrderDoc] = []
-
-
-_LABELS = {"orders": "order", "lines": "line", "accounts": "account", "products": "product", "credits": "credit"}
-
-
-def _where(data: Any, loc: tuple) -> str:
-    """Turn a pydantic error location into `order O-1, line OP-001, field quantity`."""
-    parts: list[str] = []
-    node = data
-    i = 0
-    while i < len(loc):
-        key = loc[i]
-        if key in _LABELS and i + 1 < len(loc) and isinstance(loc[i + 1], int):
-            index = loc[i + 1]
-            try:
-                node = node[key][index]
-                label = node.get("id") if isinstance(node, dict) else None
-            except (KeyError, IndexError, TypeError):
-                label = None
-            name = _LABELS[key]
-            parts.append(f"{name} {label}" if isinstance(label, str) and label else f"{name} #{index + 1}")
-            i += 2
-            continue
-        if isinstance(key, str) and not key.startswith(("function-", "_")):
-            parts.append(f"field {key}")
-        i += 1
-    return ", ".join(parts) or "document"
-
-
-def _problems(data: Any, exc: ValidationError, prefix: tuple = ()) -> list[Problem]:
-    out = []
-    for err in exc.errors():
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field (see the import format in README.md)"
-        elif err["type"] == "finite_number":
-            message = f"must be a finite number, not {err.get('input')}"
-        out.append(Problem(_where(data, prefix + tuple(err["loc"])), message))
-    return out
 
 
 @dataclass
@@ -353,20 +194,6 @@ def parse(text: str, source: str) -> ImportDoc:
     if parsed.problems:
         raise ValidationFailed(source, parsed.problems)
     return parsed.doc
-
-
-def _order_input(doc: OrderDoc) -> OrderInput:
-    return OrderInput(
-        id=doc.id, account=doc.account, owner=doc.owner, booked_on=doc.booked_on, currency=doc.currency,
-        bill_cycle_day=doc.bill_cycle_day, bill_to=doc.bill_to, sold_to=doc.sold_to,
-        lines=tuple(LineInput(
-            id=l.id, action=l.action, product=l.product, item=l.subscription, quantity=l.quantity,
-            unit_price=l.unit_price, price_period=l.price_period, start=l.start, end=l.end,
-            term_months=l.term_months, billing_frequency=l.billing_frequency,
-            credit_eligible=l.credit_eligible, contract_effective=l.contract_effective,
-            service_activation=l.service_activation, customer_acceptance=l.customer_acceptance,
-            evergreen=l.evergreen)
-            for l in doc.lines))
 
 
 def content_hash(doc: OrderDoc) -> str:
@@ -507,7 +334,7 @@ def plan(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalC
             if len(checkable.lines) < len(order.lines):
                 unsure_items |= touched
             try:
-                activation = activate(_order_input(checkable), ledger, products, accounts, calendar, settings)
+                activation = activate(order_input(checkable), ledger, products, accounts, calendar, settings)
             except OrderRejected as exc:
                 problems.extend(exc.problems)
                 # later lines on what this order would have changed are not checked against a guess
@@ -900,7 +727,7 @@ def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
                 if any(l.id in taken for l in order.lines):
                     raise _NotStreamable("a line id taken")
                 try:
-                    activation = activate(_order_input(order), ledger, products, accounts, calendar, settings)
+                    activation = activate(order_input(order), ledger, products, accounts, calendar, settings)
                 except OrderRejected:
                     raise _NotStreamable("an order refused") from None
                 total = account_tcv.get(order.account, Decimal(0)) + activation.account_tcv_delta
@@ -997,7 +824,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
             if order.id in skipped:
                 continue
             # the validating pass activated this order against the same ledger: it is not refused now
-            activation = activate(_order_input(order), ledger, products, all_accounts, calendar, settings)
+            activation = activate(order_input(order), ledger, products, all_accounts, calendar, settings)
             ledger.apply(activation)
             batch.append(activation)
             hashes[order.id] = content_hash(order)

@@ -18,18 +18,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
 from connector.clock import Clock
 from connector.engine import checks
 from connector.engine.activation import OrderRejected, activate
 from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalCalendar
-from connector.engine.model import (
-    Account, Action, BillingFrequency, LineInput, OrderInput, PricePeriod, Product, Provisioning,
-)
+from connector.engine.model import Account, Action, OrderInput, PricePeriod, Product, Provisioning
 from connector.engine.settings import EngineSettings
 from connector.errors import FiscalCalendarError, Problem, SkippableError
 from connector.jobs import JobOutcome, JobRunner
+from connector import orders
+from connector.orders import LineDoc, OrderDoc
 from connector.sources.poll import ChangeBatch, Checkpoint, FirstRead, is_deleted, modstamp
 from connector.store import repository as repo
 from connector.store import schema as t
@@ -240,20 +241,21 @@ class Ingestor:
         """An order's own values are checked when it is taken in; its lines when it is activated."""
         remember_owner_name(conn, values.get("owner"), values.get("owner_name"), self.clock.now())
         try:
-            order = order_input(values, [], check=False)
+            _, problems = checked_order(values, [])
         except SkippableError as exc:
             return str(exc)
-        return self._reason("Order", checks.order_problems(order)) or None
+        return self._reason("Order", problems) or None
 
     def _take_orderitem(self, conn: Connection, values: dict[str, Any]) -> str | None:
+        """An order item's own values, through the order model's line (its order is checked whole when activated)."""
+        given = line_values(values)
         try:
-            line = line_input(values)
-        except SkippableError as exc:
-            return str(exc)
-        problems = checks.line_problems(line)
+            line = orders.line_input(LineDoc.model_validate(given))
+        except ValidationError as exc:
+            return self._reason("OrderItem", model_problems(given, exc)) or None
         # the place is the record itself: drop the `line <id>` its order's reason would start with
         problems = [Problem(p.where.removeprefix(f"line {line.id}").lstrip(", ") or "record", p.message)
-                    for p in problems]
+                    for p in checks.line_problems(line)]
         return self._reason("OrderItem", problems) or None
 
     def _take_period(self, conn: Connection, values: dict[str, Any]) -> str | None:
@@ -653,50 +655,80 @@ def resolve_items(items: Sequence[dict[str, Any]], written: dict[str, str]) -> l
             for i in items]
 
 
-def line_input(item: dict[str, Any]) -> LineInput:
-    """An engine line from a mapped Salesforce order item; raises SkippableError naming the item."""
+#: Where a Salesforce order gets its currency, for the message of an order without one.
+CURRENCY_HINT = ("map the order's currency in mappings/Order.toml: `currency = \"CurrencyIsoCode\"` in a "
+                 "multi-currency org, or `currency = { constant = \"USD\" }` with your org's currency in a "
+                 "single-currency one; the order is taken again when it changes in Salesforce")
+
+
+def _given(values: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The mapped values the order model has fields for; a blank Salesforce field is a value not given."""
+    return {k: values[k] for k in names if k != "lines" and values.get(k) is not None and values.get(k) != ""}
+
+
+def line_values(item: dict[str, Any]) -> dict[str, Any]:
+    """A mapped Salesforce order item as the order model's line (connector.orders.LineDoc) takes it."""
+    values = _given(item, LineDoc.model_fields)
+    # a blank quote action is Add New Product (mappings/OrderItem.toml gives it as the default too)
+    values.setdefault("action", Action.NEW.value)
+    return values
+
+
+def order_values(order: dict[str, Any], items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A mapped Salesforce Order and its mapped items as the order model (connector.orders.OrderDoc) takes them,
+    lines in Salesforce's order; a draft has no booking date yet, and takes its start instead."""
+    values = _given(order, OrderDoc.model_fields)
+    if "booked_on" not in values and order.get("start") not in (None, ""):
+        values["booked_on"] = order["start"]
+    values["lines"] = [line_values(i) for i in sorted(items, key=lambda i: (str(i.get("line_number") or ""), i["id"]))]
+    return values
+
+
+#: the line an order taken in before its items is checked with (the model needs one); never kept
+_NO_LINE = LineDoc.model_construct(id="-", action=Action.NEW, product="-")
+
+
+def checked_order(order: dict[str, Any], items: Sequence[dict[str, Any]], *,
+                  check: bool = True) -> tuple[OrderInput | None, list[Problem]]:
+    """An engine order from a mapped Salesforce Order and its mapped items through the order model, as an
+    import file's orders are (connector.orders), or None and every problem of it (each placed `line <id>,
+    field <name>` or `field <name>`). `check` adds the engine's record checks (connector.engine.checks).
+
+    An order without items is checked without them (it is taken in before its items; activating it
+    is refused). Raises SkippableError for an order whose mapping gives no currency: no currency is
+    assumed for an order, and the mapping is what to fix."""
+    values = order_values(order, items)
+    if "currency" not in values:
+        raise SkippableError(f"order {order.get('id')}: no currency: the mapping gives the order none, and "
+                             "none is assumed", hint=CURRENCY_HINT)
     try:
-        action = Action(item.get("action") or "new")
-        return LineInput(
-            id=item["id"], action=action, product=item["product"],
-            item=item.get("subscription") or (item["id"] if action is Action.NEW else None),
-            quantity=_dec(item.get("quantity")), unit_price=_dec(item.get("unit_price")),
-            price_period=PricePeriod(item["price_period"]) if item.get("price_period") else None,
-            start=item.get("start"), end=item.get("end"), term_months=item.get("term_months"),
-            billing_frequency=BillingFrequency(item.get("billing_frequency") or "month"),
-            credit_eligible=bool(item.get("credit_eligible", False)),
-            contract_effective=item.get("contract_effective"),
-            service_activation=item.get("service_activation"),
-            customer_acceptance=item.get("customer_acceptance"),
-            evergreen=bool(item.get("evergreen", False)))
-    except (KeyError, ValueError, ArithmeticError) as exc:
-        raise SkippableError(f"order item {item.get('id')}: {exc}") from exc
+        if values["lines"]:
+            doc = OrderDoc.model_validate(values)
+        else:
+            doc = OrderDoc.model_validate({**values, "lines": [_NO_LINE]}).model_copy(update={"lines": []})
+    except ValidationError as exc:
+        return None, model_problems(values, exc)
+    built = orders.order_input(doc)
+    return built, checks.order_problems(built) if check else []
 
 
 def order_input(order: dict[str, Any], items: Sequence[dict[str, Any]], *, check: bool = True) -> OrderInput:
     """An engine order from a mapped Salesforce Order and its mapped items; Load Original Product lines are gone.
 
-    The order passes the checks an import file passes (connector.engine.checks): a value the
-    import would refuse raises SkippableError listing every problem, and the order is held.
+    The order passes the model and the checks an import file's orders pass (`checked_order`): a value
+    the import would refuse raises SkippableError listing every problem, and the order is held.
     """
-    lines = [line_input(item) for item in sorted(items, key=lambda i: (str(i.get("line_number") or ""), i["id"]))]
-    try:
-        built = OrderInput(id=order["id"], account=order["account"], owner=order.get("owner") or "",
-                           booked_on=order.get("booked_on") or order.get("start"),
-                           currency=order.get("currency") or "USD", lines=tuple(lines),
-                           bill_cycle_day=order.get("bill_cycle_day"), bill_to=order.get("bill_to"),
-                           sold_to=order.get("sold_to"))
-    except KeyError as exc:
-        raise SkippableError(f"order {order.get('id')}: the mapping gives no {exc}") from exc
-    problems = checks.order_problems(built) if check else []
-    if problems:
-        raise SkippableError(f"order {built.id}: {checks.describe(problems)}",
+    built, problems = checked_order(order, items, check=check)
+    if problems or built is None:
+        raise SkippableError(f"order {order.get('id')}: {checks.describe(problems)}",
                              hint="fix the values in Salesforce (the order is taken again when it changes)")
     return built
 
 
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None or value == "" else Decimal(str(value))
+def model_problems(values: dict[str, Any], exc: ValidationError) -> list[Problem]:
+    """The order model's problems with mapped values; a required field is one the mapping gives no value."""
+    return [Problem(p.where, "the mapping gives no value" if e["type"] == "missing" else p.message)
+            for e, p in zip(exc.errors(), orders.problems(values, exc))]
 
 
 def _mirror_stamps(conn: Connection, sobject: str, ids: Sequence[str]) -> dict[str, dt.datetime]:

@@ -92,8 +92,9 @@ def test_each_bad_record_is_held_with_its_reason_and_the_good_ones_go_through(ch
     assert "is in quarantine" in listed[("Order", ref["o4"])]
     assert ("field currency (Order.CurrencyIsoCode): currency 'XYZ' is not an ISO 4217 currency code"
             in listed[("Order", ref["o5"])])
-    assert ("field quantity (OrderItem.Quantity): quantity 2000000000 is more than the largest the store holds"
-            in listed[("OrderItem", ref["op006"])])
+    # the order model's check (connector.orders), in the words an import file's line gets
+    assert ("field quantity (OrderItem.Quantity): quantity 2000000000 is larger than the store can hold: at most "
+            "1,000,000,000" in listed[("OrderItem", ref["op006"])])
     assert f"line {ref['op006']}, field quantity: quantity 2000000000" in listed[("Order", ref["o6"])]
     assert "quantity 1000000 × unit price 99999999 = 99,999,999,000,000 is more than the largest line amount" \
         in listed[("OrderItem", ref["op007"])]
