@@ -385,6 +385,15 @@ def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequenc
 def lines_with_arr_rows(conn: Connection, pks: Sequence[int]) -> set[int]:
     """Which of these lines already have ARR rows (rows are written once, never changed)."""
     out: set[int] = set()
+    if conn.dialect.name == "postgresql":
+        # one probe of the key's index per line, whatever the planner believes of a table an import
+        # is filling (a DISTINCT over `= ANY` was planned as a scan of every row: 5 s per 100,000 lines)
+        probe = text("SELECT v FROM unnest(CAST(:pks AS INTEGER[])) AS v WHERE EXISTS "
+                     "(SELECT 1 FROM arr_rows WHERE arr_rows.line_pk = v)").bindparams(
+            bindparam("pks", type_=ARRAY(Integer)))
+        for chunk in _chunks(list(pks)):
+            out.update(conn.execute(probe, {"pks": chunk}).scalars())
+        return out
     for chunk in _chunks(list(pks)):
         out.update(conn.execute(select(t.arr_rows.c.line_pk).where(_in(conn, t.arr_rows.c.line_pk, chunk))
                                 .distinct()).scalars())
