@@ -349,8 +349,7 @@ def save_drawdowns(conn: Connection, drawdowns: Sequence[Drawdown], pks: dict[st
 
 def replace_line_metrics(conn: Connection, rows: Sequence[tuple[int, Decimal, Decimal]]) -> None:
     """Write subscription metrics of lines as (line key, mrr, tcv), replacing earlier ones."""
-    for chunk in _chunks([r[0] for r in rows]):
-        conn.execute(delete(t.line_metrics).where(_in(conn, t.line_metrics.c.line_pk, chunk)))
+    _delete_lines(conn, t.line_metrics, [r[0] for r in rows])
     units = _Units()
     _bulk(conn, t.line_metrics, ("line_pk", "mrr", "tcv"), [(pk, units[m], units[v]) for pk, m, v in rows])
 
@@ -369,8 +368,7 @@ def refresh_item_metrics(conn: Connection, item_ids: Iterable[str]) -> None:
 
 def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequence[tuple[int, OrderMetric]]) -> None:
     """Write order metrics of these lines, replacing earlier ones."""
-    for chunk in _chunks(list(pks)):
-        conn.execute(delete(t.order_metrics).where(_in(conn, t.order_metrics.c.line_pk, chunk)))
+    _delete_lines(conn, t.order_metrics, pks)
     counter: dict[tuple[int, str], int] = {}
     units, day = _Units(), _day(conn)
     rows = []
@@ -384,20 +382,35 @@ def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequenc
 
 def lines_with_arr_rows(conn: Connection, pks: Sequence[int]) -> set[int]:
     """Which of these lines already have ARR rows (rows are written once, never changed)."""
+    return _lines_having(conn, t.arr_rows, pks)
+
+
+def _lines_having(conn: Connection, table, pks: Sequence[int]) -> set[int]:
+    """Which of these lines have rows in `table` (keyed by `line_pk` first)."""
     out: set[int] = set()
     if conn.dialect.name == "postgresql":
         # one probe of the key's index per line, whatever the planner believes of a table an import
         # is filling (a DISTINCT over `= ANY` was planned as a scan of every row: 5 s per 100,000 lines)
-        probe = text("SELECT v FROM unnest(CAST(:pks AS INTEGER[])) AS v WHERE EXISTS "
-                     "(SELECT 1 FROM arr_rows WHERE arr_rows.line_pk = v)").bindparams(
-            bindparam("pks", type_=ARRAY(Integer)))
+        probe = text(f"SELECT v FROM unnest(CAST(:pks AS INTEGER[])) AS v WHERE EXISTS "
+                     f"(SELECT 1 FROM {conn.dialect.identifier_preparer.format_table(table)} AS r "
+                     "WHERE r.line_pk = v)").bindparams(bindparam("pks", type_=ARRAY(Integer)))
         for chunk in _chunks(list(pks)):
             out.update(conn.execute(probe, {"pks": chunk}).scalars())
         return out
     for chunk in _chunks(list(pks)):
-        out.update(conn.execute(select(t.arr_rows.c.line_pk).where(_in(conn, t.arr_rows.c.line_pk, chunk))
+        out.update(conn.execute(select(table.c.line_pk).where(_in(conn, table.c.line_pk, chunk))
                                 .distinct()).scalars())
     return out
+
+
+def _delete_lines(conn: Connection, table, pks: Sequence[int]) -> None:
+    """Delete the rows of these lines from `table`. On PostgreSQL only the lines that have rows are
+    named (found by index probes): a `DELETE … = ANY` of new lines, which have none, cost 17 ms per
+    500 lines on a table an import is filling."""
+    if conn.dialect.name == "postgresql":
+        pks = sorted(_lines_having(conn, table, pks))
+    for chunk in _chunks(list(pks)):
+        conn.execute(delete(table).where(_in(conn, table.c.line_pk, chunk)))
 
 
 def _add_account_tcv(conn: Connection, activations, line_tcvs: dict[str, Decimal]) -> None:
