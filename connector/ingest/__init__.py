@@ -19,24 +19,36 @@ from decimal import Decimal
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from connector.clock import Clock
 from connector.engine import checks
 from connector.engine.activation import OrderRejected, activate
-from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalCalendar
-from connector.engine.model import Account, Action, OrderInput, PricePeriod, Product, Provisioning
+from connector.engine.fiscal import FiscalCalendar
+from connector.engine.model import Account, PricePeriod, Product, Provisioning
 from connector.engine.settings import EngineSettings
 from connector.errors import FiscalCalendarError, Problem, SkippableError
 from connector.jobs import JobOutcome, JobRunner
 from connector import orders
-from connector.orders import LineDoc, OrderDoc
+from connector.orders import LineDoc
 from connector.sources.poll import ChangeBatch, Checkpoint, FirstRead, is_deleted, modstamp
 from connector.store import repository as repo
 from connector.store import schema as t
 from connector.salesforce.ids import salesforce_id_18 as salesforce_id_18  # its home before reports needed it
 from connector.store.schema import DRAFT
 from connector.writers.outbox import enqueue, enqueue_activation
+from connector.ingest.calendar import StoreCalendar, salesforce_calendar
+from connector.ingest.records import (_json_default, _mirror, _mirror_stamps, load_cursor, mirrored, quarantine,
+                                      release, remember_owner_name, save_cursor)
+from connector.ingest.salesforce_orders import (CURRENCY_HINT, _held_uses, _revive, checked_order, line_values,
+                                                model_problems, order_input, order_values, resolve_items)
+
+__all__ = [
+    "CURRENCY_HINT", "FIRST_READ", "PARENT_FIELD", "Ingestor", "Mappings", "StoreCalendar", "TakeResult",
+    "checked_order", "line_values", "load_cursor", "mirrored", "model_problems", "order_input", "order_values",
+    "quarantine", "release", "remember_owner_name", "resolve_items", "salesforce_calendar", "salesforce_id_18",
+    "save_cursor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +64,6 @@ class Mappings(Protocol):
     def fields(self, sobject: str) -> list[str]: ...
 
     def read(self, sobject: str, record: dict[str, Any]) -> dict[str, Any] | None: ...
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} in the record mirror")
 
 
 @dataclass
@@ -601,248 +605,3 @@ class Ingestor:
             if fence is not None:
                 fence(conn)
         return len(rows)
-
-
-#: mapped values that are days or times, written to the activation queue as ISO text
-_DAYS = ("booked_on", "start", "end", "contract_effective", "service_activation", "customer_acceptance")
-
-
-def _revive(values: dict[str, Any]) -> dict[str, Any]:
-    """Mapped values read back from the activation queue's JSON: days and times as they were mapped."""
-    out = dict(values)
-    for key in _DAYS:
-        if isinstance(out.get(key), str) and len(out[key]) == 10:
-            out[key] = dt.date.fromisoformat(out[key])
-    if isinstance(out.get("_modstamp"), str):
-        out["_modstamp"] = dt.datetime.fromisoformat(out["_modstamp"])
-    return out
-
-
-def _held_uses(conn: Connection, order: dict[str, Any], items: Any) -> str:
-    """What an order uses that is itself in quarantine (its account, its products), for its reason."""
-    used = [("Account", order.get("account"))]
-    if isinstance(items, list):
-        used += [("Product2", i.get("product")) for i in items]
-    found = []
-    for sobject, record_id in dict.fromkeys(u for u in used if u[1]):
-        reason = conn.execute(select(t.quarantine.c.reason).where(
-            t.quarantine.c.object == sobject, t.quarantine.c.record_id == str(record_id),
-            t.quarantine.c.released_at.is_(None))).scalar()
-        if reason is not None:
-            found.append(f"{sobject} {record_id} is in quarantine ({reason.splitlines()[0]})")
-    if not found:
-        return ""
-    return "\n  because " + "; ".join(found) + ": fix it in Salesforce and the order is tried again"
-
-
-def remember_owner_name(conn: Connection, owner: Any, name: Any, now: dt.datetime) -> None:
-    """Keep the name of the Salesforce user `owner` (an Id) for reports; the latest name read wins."""
-    if not owner or not name or str(name).strip() == "":
-        return
-    owner, name = str(owner), str(name).strip()
-    known = conn.execute(select(t.owner_names.c.name).where(t.owner_names.c.id == owner)).scalar()
-    if known == name:
-        return
-    if known is None:
-        conn.execute(insert(t.owner_names).values(id=owner, name=name, updated_at=now))
-    else:
-        conn.execute(update(t.owner_names).where(t.owner_names.c.id == owner).values(name=name, updated_at=now))
-
-
-def resolve_items(items: Sequence[dict[str, Any]], written: dict[str, str]) -> list[dict[str, Any]]:
-    """Lines naming a written record by its Salesforce Id name the engine's item instead."""
-    return [i | {"subscription": written[str(i["subscription"])]} if str(i.get("subscription")) in written else i
-            for i in items]
-
-
-#: Where a Salesforce order gets its currency, for the message of an order without one.
-CURRENCY_HINT = ("map the order's currency in mappings/Order.toml: `currency = \"CurrencyIsoCode\"` in a "
-                 "multi-currency org, or `currency = { constant = \"USD\" }` with your org's currency in a "
-                 "single-currency one; the order is taken again when it changes in Salesforce")
-
-
-def _given(values: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """The mapped values the order model has fields for; a blank Salesforce field is a value not given."""
-    return {k: values[k] for k in names if k != "lines" and values.get(k) is not None and values.get(k) != ""}
-
-
-def line_values(item: dict[str, Any]) -> dict[str, Any]:
-    """A mapped Salesforce order item as the order model's line (connector.orders.LineDoc) takes it."""
-    values = _given(item, LineDoc.model_fields)
-    # a blank quote action is Add New Product (mappings/OrderItem.toml gives it as the default too)
-    values.setdefault("action", Action.NEW.value)
-    return values
-
-
-def order_values(order: dict[str, Any], items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """A mapped Salesforce Order and its mapped items as the order model (connector.orders.OrderDoc) takes them,
-    lines in Salesforce's order; a draft has no booking date yet, and takes its start instead."""
-    values = _given(order, OrderDoc.model_fields)
-    if "booked_on" not in values and order.get("start") not in (None, ""):
-        values["booked_on"] = order["start"]
-    values["lines"] = [line_values(i) for i in sorted(items, key=lambda i: (str(i.get("line_number") or ""), i["id"]))]
-    return values
-
-
-#: the line an order taken in before its items is checked with (the model needs one); never kept
-_NO_LINE = LineDoc.model_construct(id="-", action=Action.NEW, product="-")
-
-
-def checked_order(order: dict[str, Any], items: Sequence[dict[str, Any]], *,
-                  check: bool = True) -> tuple[OrderInput | None, list[Problem]]:
-    """An engine order from a mapped Salesforce Order and its mapped items through the order model, as an
-    import file's orders are (connector.orders), or None and every problem of it (each placed `line <id>,
-    field <name>` or `field <name>`). `check` adds the engine's record checks (connector.engine.checks).
-
-    An order without items is checked without them (it is taken in before its items; activating it
-    is refused). Raises SkippableError for an order whose mapping gives no currency: no currency is
-    assumed for an order, and the mapping is what to fix."""
-    values = order_values(order, items)
-    if "currency" not in values:
-        raise SkippableError(f"order {order.get('id')}: no currency: the mapping gives the order none, and "
-                             "none is assumed", hint=CURRENCY_HINT)
-    try:
-        if values["lines"]:
-            doc = OrderDoc.model_validate(values)
-        else:
-            doc = OrderDoc.model_validate({**values, "lines": [_NO_LINE]}).model_copy(update={"lines": []})
-    except ValidationError as exc:
-        return None, model_problems(values, exc)
-    built = orders.order_input(doc)
-    return built, checks.order_problems(built) if check else []
-
-
-def order_input(order: dict[str, Any], items: Sequence[dict[str, Any]], *, check: bool = True) -> OrderInput:
-    """An engine order from a mapped Salesforce Order and its mapped items; Load Original Product lines are gone.
-
-    The order passes the model and the checks an import file's orders pass (`checked_order`): a value
-    the import would refuse raises SkippableError listing every problem, and the order is held.
-    """
-    built, problems = checked_order(order, items, check=check)
-    if problems or built is None:
-        raise SkippableError(f"order {order.get('id')}: {checks.describe(problems)}",
-                             hint="fix the values in Salesforce (the order is taken again when it changes)")
-    return built
-
-
-def model_problems(values: dict[str, Any], exc: ValidationError) -> list[Problem]:
-    """The order model's problems with mapped values; a required field is one the mapping gives no value."""
-    return [Problem(p.where, "the mapping gives no value" if e["type"] == "missing" else p.message)
-            for e, p in zip(exc.errors(), orders.problems(values, exc))]
-
-
-def _mirror_stamps(conn: Connection, sobject: str, ids: Sequence[str]) -> dict[str, dt.datetime]:
-    out: dict[str, dt.datetime] = {}
-    for i in range(0, len(ids), 500):
-        for r in conn.execute(select(t.sf_records.c.id, t.sf_records.c.system_modstamp)
-                              .where(t.sf_records.c.object == sobject, t.sf_records.c.id.in_(ids[i:i + 500]))):
-            out[r.id] = r.system_modstamp
-    return out
-
-
-def _mirror(conn: Connection, sobject: str, record_id: str, stamp: dt.datetime, deleted: bool,
-            parent: str | None, data: dict[str, Any]) -> None:
-    conn.execute(delete(t.sf_records).where(t.sf_records.c.object == sobject, t.sf_records.c.id == record_id))
-    conn.execute(insert(t.sf_records).values(object=sobject, id=record_id, system_modstamp=stamp,
-                                             is_deleted=deleted, parent_id=parent,
-                                             data=json.dumps(data, default=_json_default)))
-
-
-def mirrored(conn: Connection, sobject: str, *, parent: str | None = None) -> list[dict[str, Any]]:
-    """Salesforce records of an object as last taken in (optionally the children of one parent)."""
-    query = select(t.sf_records.c.data).where(t.sf_records.c.object == sobject,
-                                              t.sf_records.c.is_deleted.is_(False))
-    if parent is not None:
-        query = query.where(t.sf_records.c.parent_id == parent)
-    return [json.loads(d) for d in conn.execute(query).scalars()]
-
-
-def quarantine(conn: Connection, sobject: str, record_id: str, stamp: dt.datetime, reason: str,
-               now: dt.datetime) -> None:
-    """Put a record in quarantine (or refresh the reason of one already there)."""
-    found = conn.execute(select(t.quarantine.c.first_seen).where(
-        t.quarantine.c.object == sobject, t.quarantine.c.record_id == record_id)).first()
-    if found:
-        conn.execute(update(t.quarantine).where(t.quarantine.c.object == sobject,
-                                                t.quarantine.c.record_id == record_id)
-                     .values(reason=reason, system_modstamp=stamp, last_seen=now, released_at=None))
-    else:
-        conn.execute(insert(t.quarantine).values(object=sobject, record_id=record_id, system_modstamp=stamp,
-                                                 reason=reason, first_seen=now, last_seen=now))
-    log.warning("quarantined %s %s: %s", sobject, record_id, reason)
-
-
-def release(conn: Connection, sobject: str, record_id: str, now: dt.datetime) -> None:
-    """A quarantined record that now maps is released."""
-    conn.execute(update(t.quarantine).where(and_(t.quarantine.c.object == sobject,
-                                                 t.quarantine.c.record_id == record_id,
-                                                 t.quarantine.c.released_at.is_(None)))
-                 .values(released_at=now))
-
-
-def save_cursor(conn: Connection, sobject: str, cursor: dt.datetime, now: dt.datetime) -> None:
-    """Save the daemon's cursor of one object."""
-    conn.execute(delete(t.sync_cursors).where(t.sync_cursors.c.object == sobject))
-    conn.execute(insert(t.sync_cursors).values(object=sobject, cursor=cursor, updated_at=now))
-
-
-def load_cursor(conn: Connection, sobject: str) -> dt.datetime | None:
-    """The daemon's saved cursor of one object."""
-    return conn.execute(select(t.sync_cursors.c.cursor).where(t.sync_cursors.c.object == sobject)).scalar()
-
-
-class StoreCalendar(FiscalCalendar):
-    """The fiscal calendar of the Period records taken in, read from the store when first needed.
-
-    `refresh()` makes it read again (after a sync cycle took new periods in). Until periods
-    arrive, using it is an error that says so, never a silent fallback.
-    """
-
-    def __init__(self, store: Engine, year_named_by: str = "end"):
-        self.store = store
-        self.year_named_by = year_named_by
-        self._calendar: ExplicitFiscalCalendar | None = None
-
-    def refresh(self) -> None:
-        self._calendar = None
-
-    def _get(self) -> ExplicitFiscalCalendar:
-        if self._calendar is None:
-            self._calendar = salesforce_calendar(self.store, self.year_named_by)
-        return self._calendar
-
-    def label(self, period, by):
-        return self._get().label(period, by)
-
-    def periods_touching(self, start, end_excl):
-        return self._get().periods_touching(start, end_excl)
-
-    def period_of(self, day):
-        return self._get().period_of(day)
-
-    def check_covers(self, first, last):
-        return self._get().check_covers(first, last)
-
-    def fingerprint(self) -> str:
-        return self._get().fingerprint()
-
-    def last_day(self):
-        return self._get().last_day()
-
-    def group_start(self, period, by):
-        return self._get().group_start(period, by)
-
-    def group_end(self, period, by):
-        return self._get().group_end(period, by)
-
-
-def salesforce_calendar(store: Engine, year_named_by: str = "end") -> ExplicitFiscalCalendar:
-    """The fiscal calendar from Salesforce's monthly Period records taken in, with their labels
-    (FullyQualifiedLabel, e.g. "January FY2023": a month's name, and its fiscal year's)."""
-    with store.connect() as conn:
-        rows = [(r.start, r.end, r.fiscal_year, r.quarter, r.label) for r in conn.execute(select(t.fiscal_periods))]
-    if not rows:
-        raise FiscalCalendarError("no fiscal periods have been read from Salesforce yet",
-                                  hint="check that the org defines fiscal periods (Setup → Fiscal Year) "
-                                       "and that Period is in [sync] objects")
-    return ExplicitFiscalCalendar.from_rows(rows, source="Salesforce Period records", year_named_by=year_named_by)
