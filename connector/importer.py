@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Iterator, Sequence
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 
 from connector.clock import Clock
 from connector.engine import limits
@@ -365,6 +365,17 @@ def _account_tcvs(conn: Any) -> dict[str, Decimal]:
 
 
 @collector_paused()
+def _store_catalogue(conn: Connection, the_plan: Any, calendar: FiscalCalendar) -> None:
+    """Write a plan's accounts, products and credits (both import paths, before their orders), and
+    remember the fiscal calendar the store's rows are made with."""
+    repo.upsert_accounts(conn, the_plan.accounts)
+    repo.upsert_products(conn, the_plan.products)
+    for credit in the_plan.credits:
+        repo.add_credit(conn, credit)
+    if repo.get_meta(conn, "fiscal_calendar") is None:
+        repo.set_meta(conn, "fiscal_calendar", calendar.fingerprint())
+
+
 def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalCalendar,
                     settings: EngineSettings, clock: Clock, runner: JobRunner,
                     progress: Any = None, batch_size: int = 500, phase: Any = None) -> ImportResult:
@@ -383,12 +394,7 @@ def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calend
     result = ImportResult(already_imported=the_plan.skipped)
     accounts = {a.id: a.name for a in the_plan.accounts}
     with engine.begin() as conn:
-        repo.upsert_accounts(conn, the_plan.accounts)
-        repo.upsert_products(conn, the_plan.products)
-        for credit in the_plan.credits:
-            repo.add_credit(conn, credit)
-        if repo.get_meta(conn, "fiscal_calendar") is None:
-            repo.set_meta(conn, "fiscal_calendar", calendar.fingerprint())
+        _store_catalogue(conn, the_plan, calendar)
         accounts.update((a.id, a.name) for a in repo.load_accounts(conn).values())
     expected = the_plan.next_seq
     stored: dict[str, repo.StoredOrder] = {}
@@ -779,12 +785,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         phase("activating", the_plan.activations)
     result = ImportResult(already_imported=the_plan.skipped)
     with engine.begin() as conn:
-        repo.upsert_accounts(conn, the_plan.accounts)
-        repo.upsert_products(conn, the_plan.products)
-        for credit in the_plan.credits:
-            repo.add_credit(conn, credit)
-        if repo.get_meta(conn, "fiscal_calendar") is None:
-            repo.set_meta(conn, "fiscal_calendar", calendar.fingerprint())
+        _store_catalogue(conn, the_plan, calendar)
         ledger = _ledger(conn)
     products, all_accounts = the_plan.all_products, the_plan.all_accounts
     the_plan.accounts = the_plan.products = []
