@@ -376,6 +376,7 @@ def _store_catalogue(conn: Connection, the_plan: Any, calendar: FiscalCalendar) 
         repo.set_meta(conn, "fiscal_calendar", calendar.fingerprint())
 
 
+@collector_paused()
 def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalCalendar,
                     settings: EngineSettings, clock: Clock, runner: JobRunner,
                     progress: Any = None, batch_size: int = 500, phase: Any = None) -> ImportResult:
