@@ -317,7 +317,25 @@ class JobRunner:
         wanted = None if order_ids is None else set(order_ids)
         with self.engine.connect() as conn:
             todo = [j for j in conn.execute(query) if wanted is None or j.order_id in wanted]
-        # batches of whole orders, in activation order
+        return self._run_jobs(todo, known)
+
+    @collector_paused()
+    def run_saved(self, saved: Orders) -> list[JobOutcome]:
+        """Run the pending jobs of orders just written, as `save_activations` returned them.
+
+        A streamed import runs each batch's jobs as soon as the batch is written, with the
+        orders still in hand, instead of reading every order back from the store after the
+        last batch (issue 11). The same batches in the same order as `run_pending` would run
+        them, provided no other order's job is pending: the caller checks that first.
+        """
+        if self.deferred or not saved:
+            return []
+        with self.engine.connect() as conn:
+            todo = repo.pending_jobs_of(conn, list(saved))
+        return self._run_jobs(todo, saved)
+
+    def _run_jobs(self, todo: Sequence, known: Orders) -> list[JobOutcome]:
+        """Jobs (in activation order) in batches of whole orders, kind by kind."""
         order_seq: list[str] = []
         by_order: dict[str, list] = {}
         for job in todo:

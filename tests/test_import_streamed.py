@@ -53,26 +53,27 @@ def _empty(engine) -> None:
         conn.execute(delete(t.meta).where(t.meta.c.key == "fiscal_calendar"))
 
 
-def _runner(engine, calendar, page: int = 3) -> JobRunner:
-    runner = JobRunner(engine, JobContext(calendar, EngineSettings()), CLOCK, batch_size=7)
+def _runner(engine, calendar, page: int = 3, jobs_batch: int = 7, write_back: bool = False) -> JobRunner:
+    runner = JobRunner(engine, JobContext(calendar, EngineSettings(), write_back=write_back, clock=CLOCK), CLOCK,
+                       batch_size=jobs_batch)
     runner.page_size = page  # several pages, pages ending inside an order's jobs
     return runner
 
 
-def _whole(engine, path: Path, calendar, batch_size: int = 5):
+def _whole(engine, path: Path, calendar, batch_size: int = 5, **runner):
     """Today's path, as the command took it before: the file read whole."""
     text, source = load_file(path)
     return import_document(engine, read(text, source), source, calendar, EngineSettings(), CLOCK,
-                           _runner(engine, calendar), batch_size=batch_size)
+                           _runner(engine, calendar, **runner), batch_size=batch_size)
 
 
-def _streamed(engine, path: Path, calendar, monkeypatch, batch_size: int = 5, page: int = 3):
+def _streamed(engine, path: Path, calendar, monkeypatch, batch_size: int = 5, page: int = 3, **runner):
     streamed = scan_file(path)
     assert streamed is not None
     with monkeypatch.context() as m:  # the streamed path itself, not the whole-document fallback
         m.setattr(importer, "import_document", _no_fallback)
-        return import_file(engine, streamed, calendar, EngineSettings(), CLOCK, _runner(engine, calendar, page),
-                           batch_size=batch_size)
+        return import_file(engine, streamed, calendar, EngineSettings(), CLOCK,
+                           _runner(engine, calendar, page, **runner), batch_size=batch_size)
 
 
 def _no_fallback(*args, **kwargs):
@@ -232,6 +233,115 @@ def test_an_interrupted_streamed_import_is_finished_by_importing_again(tmp_path,
         assert not conn.execute(select(t.arr_rows)).first()
     monkeypatch.setattr(repo, "save_activations", real)
     result = _streamed(store, path, calendar, monkeypatch, 10)
+    assert len(result.already_imported) == 10 and result.activated and not result.failed_jobs
+    assert _tables(store) == _tables(clean)
+    clean.dispose()
+    store.dispose()
+
+
+def _newest_payloads(engine) -> dict[tuple, str]:
+    """The payload the writer sends for each outbox record: its newest entry's."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.outbox.c.object, t.outbox.c.external_id, t.outbox.c.kind,
+                                   t.outbox.c.payload).order_by(t.outbox.c.id)).all()
+    return {(r.object, r.external_id, r.kind): r.payload for r in rows}
+
+
+def _no_read_back(*args, **kwargs):
+    raise AssertionError("a batch's orders were read back from the store for their jobs")
+
+
+@pytest.mark.parametrize("write_back", [False, True])
+def test_each_batch_s_jobs_run_as_it_is_written(stores, tmp_path, monkeypatch, write_back):
+    """With the jobs' batches as large as the import's (as `revsync import` has them), each batch's jobs
+    run as soon as it is written, with its orders in hand: nothing is read back, and every table (the
+    outbox's snapshots of items and accounts too, with an org configured) and every outcome is as
+    when the jobs all run after the last batch."""
+    whole, streamed = stores
+    for engine in stores:
+        _empty(engine)
+    calendar = StandardFiscalCalendar(4)
+    path = _write(tmp_path, engine_bench.generate(90, 11))
+    expected = _whole(whole, path, calendar, 7, jobs_batch=7, write_back=write_back)
+    ran = []
+    real = JobRunner.run_saved
+
+    def counted(self, saved):
+        with streamed.connect() as conn:  # the batch's jobs run once it is written, before the next
+            ran.append((len(saved), len(conn.execute(select(t.orders.c.id)).all())))
+        return real(self, saved)
+
+    monkeypatch.setattr(repo, "load_orders", _no_read_back)
+    monkeypatch.setattr(JobRunner, "run_saved", counted)
+    got = _streamed(streamed, path, calendar, monkeypatch, 7, jobs_batch=7, write_back=write_back)
+    assert got.activated and not got.failed_jobs
+    assert [n for n, _ in ran] == [7] * (len(got.activated) // 7) + ([len(got.activated) % 7] if len(got.activated) % 7 else [])
+    assert [stored for _, stored in ran] == [sum(n for n, _ in ran[:i + 1]) for i in range(len(ran))]
+    _same_results(got, expected)
+    streamed_tables, whole_tables = _tables(streamed), _tables(whole)
+    # The outbox's payloads are snapshots of items and accounts as each job batch ran: a batch's run
+    # before the next is written may snapshot an item that a later batch changes again. What reaches
+    # Salesforce is the same: the writer sends the newest payload of each record only.
+    assert _newest_payloads(streamed) == _newest_payloads(whole)
+    assert {k: v for k, v in streamed_tables.items() if k != "outbox"} == \
+        {k: v for k, v in whole_tables.items() if k != "outbox"}
+    if write_back:
+        with streamed.connect() as conn:
+            assert conn.execute(select(t.outbox)).first() is not None
+
+
+def test_a_pending_job_sends_the_jobs_after_the_last_batch(stores, tmp_path, monkeypatch):
+    """An import that stopped before its jobs ran left them pending: importing the file again runs them
+    first, then the new orders' (activation order), all after the last batch, as before."""
+    whole, streamed = stores
+    calendar = StandardFiscalCalendar(1)
+    path = _write(tmp_path, engine_bench.generate(60, 5))
+    half = _write(tmp_path, {**engine_bench.generate(60, 5), "orders": engine_bench.generate(60, 5)["orders"][:9]},
+                  "half.json")
+    for engine in stores:
+        _empty(engine)
+        deferred = _runner(engine, calendar, jobs_batch=7)
+        deferred.deferred = True  # as if the import had stopped before its jobs
+        text, source = load_file(half)
+        import_document(engine, read(text, source), source, calendar, EngineSettings(), CLOCK, deferred, batch_size=7)
+    expected = _whole(whole, path, calendar, 7, jobs_batch=7)
+    monkeypatch.setattr(JobRunner, "run_saved", lambda *a: pytest.fail("jobs ran before the pending ones"))
+    got = _streamed(streamed, path, calendar, monkeypatch, 7, jobs_batch=7)
+    assert len(got.already_imported) == 9 and got.activated and not got.failed_jobs
+    assert {o.order_id for o in list(got.jobs)[:4 * 7]} <= set(got.already_imported)
+    _same_results(got, expected)
+    assert _tables(streamed) == _tables(whole)
+
+
+def test_an_interrupted_import_keeps_the_jobs_of_the_batches_it_wrote(tmp_path, monkeypatch):
+    """Stopped while writing its second batch, an import has written the first with its jobs done;
+    importing the file again finishes it, every table as one uninterrupted import leaves it."""
+    calendar = StandardFiscalCalendar(1)
+    path = _write(tmp_path, engine_bench.generate(60, 5))
+    clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")
+    _whole(clean, path, calendar, 10, jobs_batch=10)
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    real = repo.save_activations
+    calls = {"n": 0}
+
+    def dies_on_the_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("the machine went down")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(repo, "save_activations", dies_on_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _streamed(store, path, calendar, monkeypatch, 10, jobs_batch=10)
+    with store.connect() as conn:
+        first = set(conn.execute(select(t.orders.c.id)).scalars())
+        assert len(first) == 10
+        assert not conn.execute(select(t.jobs).where(t.jobs.c.status != t.JobStatus.SUCCEEDED)).first()
+        with_rows = set(conn.execute(select(t.order_lines.c.order_id).join(
+            t.arr_rows, t.arr_rows.c.line_pk == t.order_lines.c.pk)).scalars())
+        assert with_rows and with_rows <= first
+    monkeypatch.setattr(repo, "save_activations", real)
+    result = _streamed(store, path, calendar, monkeypatch, 10, jobs_batch=10)
     assert len(result.already_imported) == 10 and result.activated and not result.failed_jobs
     assert _tables(store) == _tables(clean)
     clean.dispose()

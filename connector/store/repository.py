@@ -330,6 +330,22 @@ def orders_with_drawdowns(conn: Connection, order_ids: Sequence[str]) -> set[str
     return out
 
 
+def pending_jobs_of(conn: Connection, order_ids: Sequence[str]) -> list:
+    """The pending jobs (id, order id, kind) of these orders, in activation order and job order."""
+    out: list = []
+    for chunk in _chunks(list(order_ids)):
+        out.extend(conn.execute(select(t.jobs.c.id, t.jobs.c.order_id, t.jobs.c.kind, t.orders.c.seq)
+                                .join(t.orders, t.orders.c.id == t.jobs.c.order_id)
+                                .where(t.jobs.c.status == t.JobStatus.PENDING, _in(conn, t.jobs.c.order_id, chunk))))
+    out.sort(key=lambda j: (j.seq, j.id))
+    return out
+
+
+def any_pending_job(conn: Connection) -> bool:
+    """Whether the store holds a pending job of any order."""
+    return conn.execute(select(t.jobs.c.id).where(t.jobs.c.status == t.JobStatus.PENDING).limit(1)).first() is not None
+
+
 def orders_with_job(conn: Connection, order_ids: Sequence[str], kind: str, status: t.JobStatus) -> set[str]:
     """Orders among these whose job of this kind has this status."""
     out: set[str] = set()
