@@ -810,6 +810,11 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
 
     def write(batch: list[Activation], hashes: dict[str, str]) -> None:
         nonlocal expected, lines
+        # The collector is paused, and a transaction leaves reference cycles behind (SQLAlchemy's
+        # connection and result objects): collected after each batch, or 1,000,000 lines would
+        # keep 150 MiB of them beside the ledger. What is alive now (the ledger) is frozen first,
+        # so each collection looks at this batch's objects only, not at everything held.
+        gc.freeze()
         with conn.begin():
             if repo.next_order_seq(conn) != expected:
                 raise TransientError(
@@ -826,26 +831,31 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         result.activated.extend(a.order.id for a in batch)
         if interleaved:
             outcomes.extend(runner.run_saved(saved))
+        del saved
+        gc.collect()
         if progress is not None:
             progress(len(batch))
 
     batch: list[Activation] = []
     hashes: dict[str, str] = {}
     # one connection writes every batch, each batch a transaction of its own
-    with engine.connect() as conn:
-        for order in _orders(streamed):
-            if order.id in skipped:
-                continue
-            # the validating pass activated this order against the same ledger: it is not refused now
-            activation = activate(order_input(order), ledger, products, all_accounts, calendar, settings)
-            ledger.apply(activation)
-            batch.append(activation)
-            hashes[order.id] = content_hash(order)
-            if len(batch) == batch_size:
+    try:
+        with engine.connect() as conn:
+            for order in _orders(streamed):
+                if order.id in skipped:
+                    continue
+                # the validating pass activated this order against the same ledger: it is not refused now
+                activation = activate(order_input(order), ledger, products, all_accounts, calendar, settings)
+                ledger.apply(activation)
+                batch.append(activation)
+                hashes[order.id] = content_hash(order)
+                if len(batch) == batch_size:
+                    write(batch, hashes)
+                    batch, hashes = [], {}
+            if batch:
                 write(batch, hashes)
-                batch, hashes = [], {}
-        if batch:
-            write(batch, hashes)
+    finally:
+        gc.unfreeze()
     del ledger, batch, hashes
     gc.collect()
     if phase is not None:

@@ -348,6 +348,33 @@ def test_an_interrupted_import_keeps_the_jobs_of_the_batches_it_wrote(tmp_path, 
     store.dispose()
 
 
+def test_the_collector_is_left_as_it_was(tmp_path, monkeypatch):
+    """The writing pass freezes what it holds so that each batch's collection skips it: nothing stays
+    frozen after the import, whether it ends or stops on an error, and the collector is on again."""
+    import gc
+
+    calendar = StandardFiscalCalendar(1)
+    path = _write(tmp_path, engine_bench.generate(40, 3))
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    frozen = []
+    real = repo.save_activations
+
+    def looks(*args, **kwargs):
+        frozen.append(gc.get_freeze_count())
+        if len(frozen) == 3:
+            raise KeyboardInterrupt("stopped")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(repo, "save_activations", looks)
+    with pytest.raises(KeyboardInterrupt):
+        _streamed(store, path, calendar, monkeypatch, 4, jobs_batch=4)
+    assert all(n > 0 for n in frozen) and gc.get_freeze_count() == 0 and gc.isenabled()
+    monkeypatch.setattr(repo, "save_activations", real)
+    assert _streamed(store, path, calendar, monkeypatch, 4, jobs_batch=4).activated
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    store.dispose()
+
+
 def test_the_smaller_page_cache_is_the_import_s_only(tmp_path, monkeypatch):
     """While a streamed import runs, SQLite connections have a smaller page cache; after it, the store's."""
     engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
