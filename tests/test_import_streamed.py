@@ -210,11 +210,15 @@ def test_bytes_that_are_not_utf8_take_the_whole_path(tmp_path):
     assert scan_file(bom) is not None and scan_file(bom).orders == len(GOOD["orders"])
 
 
-def test_an_interrupted_streamed_import_is_finished_by_importing_again(tmp_path, monkeypatch):
+@pytest.mark.parametrize("jobs_batch", [7, 10])
+def test_an_interrupted_streamed_import_is_finished_by_importing_again(tmp_path, monkeypatch, jobs_batch):
+    """Stopped while writing its second batch, an import has written the first whole: with the jobs'
+    batches as large as the import's (10), with that batch's jobs done, else (7) with none; importing
+    the file again finishes it, every table as one uninterrupted import leaves it."""
     calendar = StandardFiscalCalendar(1)
     path = _write(tmp_path, engine_bench.generate(60, 5))
     clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")
-    _whole(clean, path, calendar, 10)
+    _whole(clean, path, calendar, 10, jobs_batch=jobs_batch)
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     real = repo.save_activations
     calls = {"n": 0}
@@ -227,12 +231,19 @@ def test_an_interrupted_streamed_import_is_finished_by_importing_again(tmp_path,
 
     monkeypatch.setattr(repo, "save_activations", dies_on_the_second_batch)
     with pytest.raises(KeyboardInterrupt):
-        _streamed(store, path, calendar, monkeypatch, 10)
+        _streamed(store, path, calendar, monkeypatch, 10, jobs_batch=jobs_batch)
     with store.connect() as conn:
-        assert len(conn.execute(select(t.orders.c.id)).all()) == 10
-        assert not conn.execute(select(t.arr_rows)).first()
+        first = set(conn.execute(select(t.orders.c.id)).scalars())
+        assert len(first) == 10
+        with_rows = set(conn.execute(select(t.order_lines.c.order_id).join(
+            t.arr_rows, t.arr_rows.c.line_pk == t.order_lines.c.pk)).scalars())
+        pending = conn.execute(select(t.jobs).where(t.jobs.c.status == t.JobStatus.PENDING)).all()
+    if jobs_batch == 10:
+        assert with_rows and with_rows <= first and not pending
+    else:
+        assert not with_rows and len(pending) == 4 * 10
     monkeypatch.setattr(repo, "save_activations", real)
-    result = _streamed(store, path, calendar, monkeypatch, 10)
+    result = _streamed(store, path, calendar, monkeypatch, 10, jobs_batch=jobs_batch)
     assert len(result.already_imported) == 10 and result.activated and not result.failed_jobs
     assert _tables(store) == _tables(clean)
     clean.dispose()
@@ -311,41 +322,6 @@ def test_a_pending_job_sends_the_jobs_after_the_last_batch(stores, tmp_path, mon
     assert {o.order_id for o in list(got.jobs)[:4 * 7]} <= set(got.already_imported)
     _same_results(got, expected)
     assert _tables(streamed) == _tables(whole)
-
-
-def test_an_interrupted_import_keeps_the_jobs_of_the_batches_it_wrote(tmp_path, monkeypatch):
-    """Stopped while writing its second batch, an import has written the first with its jobs done;
-    importing the file again finishes it, every table as one uninterrupted import leaves it."""
-    calendar = StandardFiscalCalendar(1)
-    path = _write(tmp_path, engine_bench.generate(60, 5))
-    clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")
-    _whole(clean, path, calendar, 10, jobs_batch=10)
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    real = repo.save_activations
-    calls = {"n": 0}
-
-    def dies_on_the_second_batch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("the machine went down")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(repo, "save_activations", dies_on_the_second_batch)
-    with pytest.raises(KeyboardInterrupt):
-        _streamed(store, path, calendar, monkeypatch, 10, jobs_batch=10)
-    with store.connect() as conn:
-        first = set(conn.execute(select(t.orders.c.id)).scalars())
-        assert len(first) == 10
-        assert not conn.execute(select(t.jobs).where(t.jobs.c.status != t.JobStatus.SUCCEEDED)).first()
-        with_rows = set(conn.execute(select(t.order_lines.c.order_id).join(
-            t.arr_rows, t.arr_rows.c.line_pk == t.order_lines.c.pk)).scalars())
-        assert with_rows and with_rows <= first
-    monkeypatch.setattr(repo, "save_activations", real)
-    result = _streamed(store, path, calendar, monkeypatch, 10, jobs_batch=10)
-    assert len(result.already_imported) == 10 and result.activated and not result.failed_jobs
-    assert _tables(store) == _tables(clean)
-    clean.dispose()
-    store.dispose()
 
 
 def test_the_collector_is_left_as_it_was(tmp_path, monkeypatch):
