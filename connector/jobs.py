@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -89,31 +91,45 @@ def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
         repo.save_drawdowns(conn, drawdowns, {l.id: pk for pk, l in order.lines})
 
 
-def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext) -> None:
-    """Each line's MRR and TCV, and the TCV of the items they provision."""
-    rows = [(pk, round_money(l.delta_mrr, o.currency), round_money(line_tcv(l), o.currency))
+def _line_metric_rows(orders: Orders, ctx: JobContext, store: Engine | Connection) -> list[tuple]:
+    return [(pk, round_money(l.delta_mrr, o.currency), round_money(line_tcv(l), o.currency))
             for o in orders.values() for pk, l in o.lines]
-    repo.replace_line_metrics(conn, rows)
+
+
+def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
+    """Each line's MRR and TCV, and the TCV of the items they provision."""
+    repo.replace_line_metrics(conn, _line_metric_rows(orders, ctx, conn) if prepared is None else prepared)
     items = sorted({l.item for o in orders.values() for _, l in o.lines})
     repo.refresh_item_metrics(conn, items)
     if ctx.write_back:
         enqueue_items(conn, items, sorted({o.account for o in orders.values()}), ctx)
 
 
-def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext) -> None:
+def _order_metric_rows(orders: Orders, ctx: JobContext, store: Engine | Connection) -> list[tuple]:
+    return [(pk, m) for o in orders.values() for pk, line in o.lines
+            for m in order_metrics(line, o.currency, ctx.settings.order_metrics)]
+
+
+def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
     """Zuora-style order metrics of each line (tcb from its billing schedule)."""
-    metrics = [(pk, m) for o in orders.values() for pk, line in o.lines
-               for m in order_metrics(line, o.currency, ctx.settings.order_metrics)]
+    metrics = _order_metric_rows(orders, ctx, conn) if prepared is None else prepared
     repo.replace_order_metrics(conn, [pk for o in orders.values() for pk, _ in o.lines], metrics)
 
 
-def arr_by_period(conn: Connection, orders: Orders, ctx: JobContext) -> None:
+def _arr_rows(orders: Orders, ctx: JobContext, store: Engine | Connection, skip: Collection[int] = ()) -> list[tuple]:
+    units, day = repo.stored_encoders(store)
+    return stored_arr_rows(((pk, line, o.currency) for o in orders.values() for pk, line in o.lines
+                            if pk not in skip), ctx.calendar, units, day)
+
+
+def arr_by_period(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
     """ARR-by-period rows of each line; lines that have rows keep them untouched."""
     done = repo.lines_with_arr_rows(conn, [pk for o in orders.values() for pk, _ in o.lines])
-    units, day = repo.stored_encoders(conn)
-    repo.insert_stored_arr_rows(conn, stored_arr_rows(
-        ((pk, line, o.currency) for o in orders.values() for pk, line in o.lines if pk not in done),
-        ctx.calendar, units, day))
+    if prepared is None:
+        rows = _arr_rows(orders, ctx, conn, done)
+    else:  # worked out for every line beforehand: those that have rows keep theirs
+        rows = [r for r in prepared if r[0] not in done] if done else prepared
+    repo.insert_stored_arr_rows(conn, rows)
     if ctx.write_back:
         # one entry per line and big object; the writer reads the (immutable) rows when it sends
         enqueue(conn, [(big, line.id, "big_object", o.id, {"line_pk": pk})
@@ -179,13 +195,23 @@ def enqueue_items(conn: Connection, items: list[str], accounts: list[str], ctx: 
     enqueue(conn, entries, _stamp(ctx))
 
 
-JOBS: dict[str, Callable[[Connection, Orders, JobContext], None]] = {
+#: each job: (connection, orders, context[, prepared]) → None, in the caller's transaction
+JOBS: dict[str, Callable[..., None]] = {
     "credit_review": credit_review,
     "subscription_metrics": subscription_metrics,
     "order_metrics": order_metrics_job,
     "arr_by_period": arr_by_period,
 }
 assert tuple(JOBS) == repo.JOB_KINDS
+
+#: the part of a job that needs nothing from the store: the rows it writes, worked out from the
+#: orders alone, `prepared` for the job. With `JobRunner.overlap` they are worked out for the next
+#: batch while the store writes this one's (issue 11).
+PREPARE: dict[str, Callable[[Orders, JobContext, "Engine | Connection"], list]] = {
+    "subscription_metrics": _line_metric_rows,
+    "order_metrics": _order_metric_rows,
+    "arr_by_period": _arr_rows,
+}
 
 
 class FenceLost(Exception):
@@ -273,6 +299,11 @@ class JobRunner:
         self.batch_size = batch_size
         self.deferred = deferred
         self.fence = fence
+        #: run each batch's transactions on a thread of their own while the next batch's rows are
+        #: worked out here: on PostgreSQL, whose server works on its own core while this process
+        #: waits for it (the GIL given back once per statement). Not on SQLite: its driver gives the
+        #: GIL back around each row, and would wait for it once per row.
+        self.overlap = engine.dialect.name == "postgresql"
         #: pending jobs read per query by `run_pending_paged`
         self.page_size = 20_000
 
@@ -343,23 +374,81 @@ class JobRunner:
                 order_seq.append(job.order_id)
                 by_order[job.order_id] = []
             by_order[job.order_id].append(job)
+        batches = [order_seq[i:i + self.batch_size] for i in range(0, len(order_seq), self.batch_size)]
+        if self.overlap and len(batches) > 1:
+            return self._run_overlapped(batches, by_order, known)
         outcomes: list[JobOutcome] = []
-        for i in range(0, len(order_seq), self.batch_size):
-            outcomes.extend(self._run_orders(order_seq[i:i + self.batch_size], by_order, known))
+        for batch in batches:
+            outcomes.extend(self._run_orders(batch, by_order, known))
         return outcomes
 
-    def _run_orders(self, batch: list[str], by_order: dict[str, list], known: Orders) -> list[JobOutcome]:
-        """The jobs of a batch of whole orders, kind by kind."""
+    def _run_overlapped(self, batches: list[list[str]], by_order: dict[str, list], known: Orders) -> list[JobOutcome]:
+        """`_run_orders` of each batch in turn on one thread of its own, the rows of the next batch
+        worked out here meanwhile (`PREPARE`).
+
+        The store sees the same transactions in the same order as when one thread runs them all:
+        only rows that depend on nothing stored are worked out ahead, and a failing transaction
+        runs again job by job on that thread as ever. A batch that raises (FenceLost) stops the
+        batches after it; so does an error here.
+        """
+        outcomes: list[JobOutcome] = []
+        stop = threading.Event()
+
+        def run(batch: list[str], orders: Orders, prepared: dict[str, list]) -> list[JobOutcome]:
+            if stop.is_set():
+                return []
+            try:
+                return self._run_orders(batch, by_order, orders, prepared)
+            except BaseException:
+                stop.set()
+                raise
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="revsync-jobs") as writer:
+            running = None
+            try:
+                for batch in batches:
+                    orders = self._orders_of(batch, known)
+                    after = writer.submit(run, batch, orders, self._prepare(batch, by_order, orders))
+                    if running is not None:
+                        outcomes.extend(running.result())
+                    running = after
+                if running is not None:
+                    outcomes.extend(running.result())
+            except BaseException:
+                stop.set()
+                raise
+        return outcomes
+
+    def _prepare(self, batch: list[str], by_order: dict[str, list], orders: Orders) -> dict[str, list]:
+        """The rows each kind of job of this batch will write (`PREPARE`), for the orders it gets."""
+        prepared: dict[str, list] = {}
+        for kind, work_out in PREPARE.items():
+            jobs = [j for o in batch for j in by_order[o] if j.kind == kind]
+            if jobs:
+                try:
+                    prepared[kind] = work_out({j.order_id: orders[j.order_id] for j in jobs}, self.ctx, self.engine)
+                except Exception:  # noqa: BLE001 - the job works them out itself, and fails as it would
+                    pass
+        return prepared
+
+    def _orders_of(self, batch: list[str], known: Orders) -> Orders:
+        """The batch's orders: those in hand, the others read from the store."""
         orders = {o: known[o] for o in batch if o in known}
         missing = [o for o in batch if o not in known]
         if missing:
             with self.engine.connect() as conn:
                 orders.update(repo.load_orders(conn, missing))
+        return orders
+
+    def _run_orders(self, batch: list[str], by_order: dict[str, list], known: Orders,
+                    prepared: dict[str, list] | None = None) -> list[JobOutcome]:
+        """The jobs of a batch of whole orders, kind by kind."""
+        orders = self._orders_of(batch, known)
         outcomes: list[JobOutcome] = []
         for kind in repo.JOB_KINDS:
             jobs = [j for o in batch for j in by_order[o] if j.kind == kind]
             if jobs:
-                outcomes.extend(self._run_batch(kind, jobs, orders))
+                outcomes.extend(self._run_batch(kind, jobs, orders, (prepared or {}).get(kind)))
         return outcomes
 
     @collector_paused()
@@ -407,10 +496,14 @@ class JobRunner:
             outcomes.extend(self._run_orders(batch, by_order, {}))
         return outcomes
 
-    def _run_batch(self, kind: str, jobs: list, orders: Orders) -> list[JobOutcome]:
+    def _run_batch(self, kind: str, jobs: list, orders: Orders, prepared: list | None = None) -> list[JobOutcome]:
         try:
             with self.engine.begin() as conn:
-                JOBS[kind](conn, {j.order_id: orders[j.order_id] for j in jobs}, self.ctx)
+                of = {j.order_id: orders[j.order_id] for j in jobs}
+                if prepared is None:
+                    JOBS[kind](conn, of, self.ctx)
+                else:
+                    JOBS[kind](conn, of, self.ctx, prepared)
                 conn.execute(update(t.jobs).where(t.jobs.c.id.in_([j.id for j in jobs])).values(
                     status=t.JobStatus.SUCCEEDED, attempts=t.jobs.c.attempts + 1, last_error=None,
                     updated_at=self.clock.now(), next_attempt_at=None))

@@ -469,7 +469,7 @@ ARR_ROW_COLUMNS = ("line_pk", "period_start", "period_end", "opening_cmrr", "clo
                    "closing_arr")
 
 
-def stored_encoders(conn: Connection) -> tuple[dict, dict]:
+def stored_encoders(conn: Connection | Engine) -> tuple[dict, dict]:
     """(money → stored units, date → stored date): the encodings `insert_stored_arr_rows` takes."""
     return _Units(), _day(conn)
 
@@ -530,7 +530,7 @@ class _SameDays(dict):
         return day
 
 
-def _day(conn: Connection) -> dict:
+def _day(conn: Connection | Engine) -> dict:
     return _IsoDays() if conn.dialect.name == "sqlite" else _SameDays()
 
 
