@@ -788,6 +788,8 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
     with engine.begin() as conn:
         _store_catalogue(conn, the_plan, calendar)
         ledger = _ledger(conn)
+        # see `write` below: whether each batch's jobs run as soon as it is written
+        interleaved = runner.batch_size == batch_size and not repo.any_pending_job(conn)
     products, all_accounts = the_plan.all_products, the_plan.all_accounts
     the_plan.accounts = the_plan.products = []
     # every account's name as stored now: the stored ones, and the file's as just written (read
@@ -804,9 +806,8 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
     # the order `run_pending_paged` would run after the last batch, without reading every order
     # back (a tenth of the import's time). Not when some job is already pending (an import that
     # stopped before its jobs ran, orders waiting for the workers): those go first, in
-    # activation order, so the jobs then all run after the last batch, as they always did.
-    with engine.connect() as conn:
-        interleaved = runner.batch_size == batch_size and not repo.any_pending_job(conn)
+    # activation order, so the jobs then all run after the last batch, as they always did
+    # (`interleaved`, read above in the catalogue's transaction).
 
     def write(batch: list[Activation], hashes: dict[str, str]) -> None:
         nonlocal expected, lines
