@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 from connector.engine.dates import ONE_DAY, add_months, days_in_month
 from connector.engine.model import BillingFrequency, BillingPeriod, ActivatedLine, Segment
-from connector.engine.money import Amount, Exact, exact, round_money
+from connector.engine.money import Amount, Exact, exact, minor_scale, round_money
 
 _STEP = {BillingFrequency.MONTH: 1, BillingFrequency.QUARTER: 3, BillingFrequency.YEAR: 12}
 
@@ -33,23 +33,29 @@ def cycle_date(year: int, month: int, bill_cycle_day: int) -> dt.date:
     return dt.date(year, month, min(bill_cycle_day, days_in_month(year, month)))
 
 
-def prorated(mrr: Amount, start: dt.date, end_excl: dt.date) -> Exact:
-    """MRR over [start, end_excl), each day worth 1/(days of the month it falls in). Exact."""
+#: lcm(28, 29, 30, 31): a day's share of a month of any length is a whole number of 1/_L months
+_L = 377_580
+_DAY_SHARE = {28: _L // 28, 29: _L // 29, 30: _L // 30, 31: _L // 31}
+
+
+def _prorated_months(start: dt.date, end_excl: dt.date) -> int:
+    """Months in [start, end_excl), each day worth 1/(days of the month it falls in), in 1/_L months."""
     dim = days_in_month(start.year, start.month)
     if end_excl <= start + dt.timedelta(days=dim - start.day + 1):  # within one month: the usual case
-        return exact(mrr) * Fraction((end_excl - start).days, dim)
-    days_by_length: dict[int, int] = {}  # days counted per month length (28..31), then one sum
+        return (end_excl - start).days * _DAY_SHARE[dim]
+    months = 0
     day = start
     while day < end_excl:
         dim = days_in_month(day.year, day.month)
-        month_end_excl = dt.date(day.year, day.month, dim) + ONE_DAY
-        stop = min(month_end_excl, end_excl)
-        days_by_length[dim] = days_by_length.get(dim, 0) + (stop - day).days
+        stop = min(dt.date(day.year, day.month, dim) + ONE_DAY, end_excl)
+        months += (stop - day).days * _DAY_SHARE[dim]
         day = stop
-    months = exact(0)
-    for dim, days in days_by_length.items():
-        months += Fraction(days, dim)
-    return exact(mrr) * months
+    return months
+
+
+def prorated(mrr: Amount, start: dt.date, end_excl: dt.date) -> Exact:
+    """MRR over [start, end_excl), each day worth 1/(days of the month it falls in). Exact."""
+    return exact(mrr) * Fraction(_prorated_months(start, end_excl), _L)
 
 
 def partial(mrr: Amount, start: dt.date, end_excl: dt.date,
@@ -60,14 +66,20 @@ def partial(mrr: Amount, start: dt.date, end_excl: dt.date,
     the billing schedule passes its bill cycle dates). 2023-01-15..2023-04-14 is exactly 3 months;
     2023-01-15..2023-05-05 is 3 months + 16/30 (April 15..30) + 5/31 (May 1..5).
     """
+    return exact(mrr) * Fraction(_partial_months(start, end_excl, anniversary), _L)
+
+
+def _partial_months(start: dt.date, end_excl: dt.date,
+                    anniversary: Callable[[int], dt.date] | None = None) -> int:
+    """`partial`'s months, in 1/_L months: whole months from `start`, then the leftover days."""
     step = anniversary or (lambda k: add_months(start, k))
     # the anniversary in end_excl's month is the last one that can be on or before it
     whole = max((end_excl.year - start.year) * 12 + end_excl.month - start.month, 0)
     while whole > 0 and step(whole) > end_excl:
         whole -= 1
     last = step(whole) if whole else start
-    rest = prorated(mrr, last, end_excl) if last < end_excl else exact(0)
-    return exact(mrr) * whole + rest if whole else rest
+    rest = _prorated_months(last, end_excl) if last < end_excl else 0
+    return whole * _L + rest
 
 
 def _cycle_steps(begin: dt.date, bcd: int) -> Callable[[int], dt.date]:
@@ -112,32 +124,45 @@ def billing_schedule(line: ActivatedLine, currency: str) -> list[BillingPeriod]:
     return out
 
 
+def _rounded(n: int, d: int, months: int, scale: int) -> int:
+    """(n/d) × (months/_L) in minor units of the currency (`scale` of them to the unit), rounded
+    half-up (away from zero) once: `round_money` of the same exact amount, on integers only."""
+    num, den = n * months * scale, d * _L
+    units = (2 * abs(num) + den) // (2 * den)
+    return -units if num < 0 else units
+
+
 def _segment_total(seg: Segment, frequency: BillingFrequency, bcd: int, currency: str) -> Decimal:
-    """Sum of one piece's rounded billing periods, counting full periods instead of listing them."""
+    """Sum of one piece's rounded billing periods, counting full periods instead of listing them.
+
+    On integers (issue 11): each period is its months in 1/_L months times the MRR's numerator,
+    rounded to the currency's minor unit once, as `billing_schedule` rounds it; the total is the
+    sum of those minor units.
+    """
     step = _STEP[frequency]
+    places, scale = minor_scale(currency)
+    n, d = seg.mrr.as_integer_ratio()
     first = cycle_date(seg.start.year, seg.start.month, bcd)
     if first < seg.start:
         first = cycle_date(seg.start.year, seg.start.month + 1, bcd)
-    total = Decimal(0)
+    units = 0
     if seg.start < first:
-        total += round_money(partial(seg.mrr, seg.start, min(first, seg.end_excl)), currency)
-    if first >= seg.end_excl:
-        return total
+        units += _rounded(n, d, _partial_months(seg.start, min(first, seg.end_excl)), scale)
+    if first < seg.end_excl:
+        def boundary(k: int) -> dt.date:
+            return cycle_date(first.year, first.month + k * step, bcd)
 
-    def boundary(k: int) -> dt.date:
-        return cycle_date(first.year, first.month + k * step, bcd)
-
-    months = (seg.end_excl.year - first.year) * 12 + seg.end_excl.month - first.month
-    full = max(months // step, 0)
-    while full > 0 and boundary(full) > seg.end_excl:
-        full -= 1
-    while boundary(full + 1) <= seg.end_excl:
-        full += 1
-    total += full * round_money(exact(seg.mrr) * step, currency)
-    tail = boundary(full)
-    if tail < seg.end_excl:
-        total += round_money(partial(seg.mrr, tail, seg.end_excl, _cycle_steps(tail, bcd)), currency)
-    return total
+        months = (seg.end_excl.year - first.year) * 12 + seg.end_excl.month - first.month
+        full = max(months // step, 0)
+        while full > 0 and boundary(full) > seg.end_excl:
+            full -= 1
+        while boundary(full + 1) <= seg.end_excl:
+            full += 1
+        units += full * _rounded(n, d, step * _L, scale)
+        tail = boundary(full)
+        if tail < seg.end_excl:
+            units += _rounded(n, d, _partial_months(tail, seg.end_excl, _cycle_steps(tail, bcd)), scale)
+    return Decimal(units).scaleb(-places)
 
 
 def billing_total(line: ActivatedLine, currency: str) -> Decimal:

@@ -51,6 +51,12 @@ def _quantum(currency: str) -> tuple[Decimal, int, int]:
     return found
 
 
+def minor_scale(currency: str) -> tuple[int, int]:
+    """(decimal places, minor units per unit) of the currency: (2, 100) for USD, (0, 1) for JPY."""
+    _, places, scale = _quantum(currency)
+    return places, scale
+
+
 def round_money(amount: "Decimal | Fraction | int", currency: str) -> Decimal:
     """Round an exact amount half-up (away from zero) to the currency's minor unit, in one step."""
     quantum, places, scale = _quantum(currency)
@@ -108,12 +114,20 @@ def _exact(value: Fraction) -> Exact:
 
 def _parts(value: object) -> tuple[int, int] | None:
     """(numerator, denominator) of an int, Fraction or Decimal operand; None for anything else."""
-    if type(value) is int:
-        return value, 1
+    kind = type(value)  # the usual operands first, by their exact type: no ABC instance check
+    if kind is Exact or kind is Fraction:
+        f: Fraction = value  # type: ignore[assignment]
+        return f._numerator, f._denominator  # type: ignore[attr-defined]
+    if kind is int:
+        return value, 1  # type: ignore[return-value]
+    if kind is Decimal:
+        return value.as_integer_ratio()  # type: ignore[attr-defined,no-any-return]
     if isinstance(value, Fraction):
         return value.numerator, value.denominator
     if isinstance(value, Decimal):
         return value.as_integer_ratio()
+    if isinstance(value, int):
+        return int(value), 1
     return None
 
 
@@ -161,6 +175,21 @@ Exact.__sub__ = _op(_sub)  # type: ignore[method-assign]
 Exact.__rsub__ = _op(_sub, reflected=True)  # type: ignore[method-assign]
 Exact.__truediv__ = _op(_div)  # type: ignore[method-assign]
 Exact.__rtruediv__ = _op(_div, reflected=True)  # type: ignore[method-assign]
+def _compare(test: Callable[[int, int], bool], fallback: Callable[..., Any]) -> Callable[..., Any]:
+    def method(self: Exact, other: object) -> Any:
+        parts = _parts(other)
+        if parts is None:  # a float, say: Fraction's own rules
+            return fallback(self, other)
+        return test(self._numerator * parts[1], parts[0] * self._denominator)  # denominators are positive
+    return method
+
+
+Exact.__lt__ = _compare(int.__lt__, Fraction.__lt__)  # type: ignore[method-assign]
+Exact.__le__ = _compare(int.__le__, Fraction.__le__)  # type: ignore[method-assign]
+Exact.__gt__ = _compare(int.__gt__, Fraction.__gt__)  # type: ignore[method-assign]
+Exact.__ge__ = _compare(int.__ge__, Fraction.__ge__)  # type: ignore[method-assign]
+Exact.__eq__ = _compare(int.__eq__, Fraction.__eq__)  # type: ignore[method-assign]
+Exact.__hash__ = Fraction.__hash__  # type: ignore[method-assign]  # equal values hash alike, as before
 Exact.__neg__ = lambda self: _make(-self._numerator, self._denominator)  # type: ignore[method-assign]
 Exact.__pos__ = lambda self: self  # type: ignore[method-assign]
 Exact.__abs__ = lambda self: _make(abs(self._numerator), self._denominator)  # type: ignore[method-assign]
@@ -168,16 +197,19 @@ Exact.__abs__ = lambda self: _make(abs(self._numerator), self._denominator)  # t
 
 def exact(value: "Decimal | Fraction | int") -> Exact:
     """The value as an `Exact` (a Decimal converts exactly)."""
-    if isinstance(value, Exact):
+    if type(value) is Exact:
         return value
-    return _exact(Fraction(value))
+    parts = _parts(value)  # a Decimal's or Fraction's ratio is in lowest terms, its denominator positive
+    if parts is None:
+        return _exact(Fraction(value))
+    return _make(*parts)
 
 
 def exact_text(value: "Decimal | Fraction | int") -> str:
     """Text that keeps the value exactly: a plain decimal when it terminates, else "n/d"."""
     if isinstance(value, Decimal):
         return str(value)
-    f = Fraction(value)
+    f = value if isinstance(value, Fraction) else Fraction(value)
     d = f.denominator
     twos = fives = 0
     while d % 2 == 0:

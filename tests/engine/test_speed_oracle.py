@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import given, strategies as st
 
 from connector.engine.arr_by_period import arr_rows
-from connector.engine.billing import cycle_date
-from connector.engine.dates import days_in_month
+from connector.engine.billing import _segment_total, billing_total, cycle_date, partial, prorated
+from connector.engine.dates import ONE_DAY, add_months, days_in_month
 from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalPeriod, StandardFiscalCalendar
-from connector.engine.model import Action, PricePeriod
+from connector.engine.model import Action, BillingFrequency, PricePeriod, Segment
+from connector.engine.money import Exact, exact, round_money
 from connector.jobs import stored_arr_rows
 from connector.store.repository import _IsoDays, _SameDays, _Units
 from engine_builders import Book, D, line, order
@@ -83,3 +85,92 @@ def test_cycle_date_carries_months_into_years_as_before():
         for month in range(1, 12 * 40 + 1):
             for day in (1, 15, 28, 29, 30, 31):
                 assert cycle_date(year, month, day) == _oracle_cycle_date(year, month, day), (year, month, day)
+
+
+# billing.py before issue 11's integer billing: prorated, partial and the piece total on `Exact`
+def _oracle_prorated(mrr, start: dt.date, end_excl: dt.date) -> Exact:
+    dim = days_in_month(start.year, start.month)
+    if end_excl <= start + dt.timedelta(days=dim - start.day + 1):
+        return exact(mrr) * Fraction((end_excl - start).days, dim)
+    days_by_length: dict[int, int] = {}
+    day = start
+    while day < end_excl:
+        dim = days_in_month(day.year, day.month)
+        stop = min(dt.date(day.year, day.month, dim) + ONE_DAY, end_excl)
+        days_by_length[dim] = days_by_length.get(dim, 0) + (stop - day).days
+        day = stop
+    months = exact(0)
+    for dim, days in days_by_length.items():
+        months += Fraction(days, dim)
+    return exact(mrr) * months
+
+
+def _oracle_partial(mrr, start: dt.date, end_excl: dt.date, anniversary=None) -> Exact:
+    step = anniversary or (lambda k: add_months(start, k))
+    whole = max((end_excl.year - start.year) * 12 + end_excl.month - start.month, 0)
+    while whole > 0 and step(whole) > end_excl:
+        whole -= 1
+    last = step(whole) if whole else start
+    rest = _oracle_prorated(mrr, last, end_excl) if last < end_excl else exact(0)
+    return exact(mrr) * whole + rest if whole else rest
+
+
+def _oracle_segment_total(seg: Segment, frequency: BillingFrequency, bcd: int, currency: str) -> Decimal:
+    step = {BillingFrequency.MONTH: 1, BillingFrequency.QUARTER: 3, BillingFrequency.YEAR: 12}[frequency]
+    first = cycle_date(seg.start.year, seg.start.month, bcd)
+    if first < seg.start:
+        first = cycle_date(seg.start.year, seg.start.month + 1, bcd)
+    total = Decimal(0)
+    if seg.start < first:
+        total += round_money(_oracle_partial(seg.mrr, seg.start, min(first, seg.end_excl)), currency)
+    if first >= seg.end_excl:
+        return total
+
+    def boundary(k: int) -> dt.date:
+        return cycle_date(first.year, first.month + k * step, bcd)
+
+    months = (seg.end_excl.year - first.year) * 12 + seg.end_excl.month - first.month
+    full = max(months // step, 0)
+    while full > 0 and boundary(full) > seg.end_excl:
+        full -= 1
+    while boundary(full + 1) <= seg.end_excl:
+        full += 1
+    total += full * round_money(exact(seg.mrr) * step, currency)
+    tail = boundary(full)
+    if tail < seg.end_excl:
+        total += round_money(_oracle_partial(seg.mrr, tail, seg.end_excl,
+                                             lambda k: cycle_date(tail.year, tail.month + k, bcd)), currency)
+    return total
+
+
+def _oracle_billing_total(ln, currency: str) -> Decimal:
+    if not ln.recurring:
+        return round_money(ln.one_time_amount, currency)
+    return sum((_oracle_segment_total(seg, ln.billing_frequency, ln.bill_cycle_day, currency)
+                for seg in ln.segments if seg.mrr != 0), Decimal(0))
+
+
+MRRS = (st.decimals(Decimal("-99999.9999"), Decimal("99999.9999"), places=4)
+        | st.builds(lambda n, d: exact(Fraction(n, d)), st.integers(-10**9, 10**9), st.integers(1, 10**4)))
+
+
+@PROPERTY_SETTINGS
+@given(start=st.dates(dt.date(2019, 1, 1), dt.date(2030, 12, 31)), days=st.integers(1, 2000), mrr=MRRS,
+       bcd=st.integers(1, 31), frequency=st.sampled_from(list(BillingFrequency)),
+       currency=st.sampled_from(["USD", "JPY", "KWD", "CLF"]))
+def test_integer_piece_total_is_the_sum_of_its_rounded_periods_as_before(start, days, mrr, bcd, frequency, currency):
+    seg = Segment(start, start + dt.timedelta(days=days), mrr, Decimal(1))
+    fast, oracle = _segment_total(seg, frequency, bcd, currency), _oracle_segment_total(seg, frequency, bcd, currency)
+    assert fast == oracle and fast.as_tuple() == oracle.as_tuple()  # same value, same places shown
+    assert prorated(mrr, start, seg.end_excl) == _oracle_prorated(mrr, start, seg.end_excl)
+    assert partial(mrr, start, seg.end_excl) == _oracle_partial(mrr, start, seg.end_excl)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data(), count=st.integers(1, 10), currency=st.sampled_from(["USD", "JPY", "KWD"]))
+def test_billing_total_of_random_orders_is_as_before(data, count, currency):
+    book = Book()
+    random_orders(data, book, count)
+    for a in book.activations:
+        for ln in a.lines:
+            assert billing_total(ln, currency).as_tuple() == _oracle_billing_total(ln, currency).as_tuple()
