@@ -278,9 +278,10 @@ _KIND_NUMBER = {kind: n for n, kind in enumerate(repo.JOB_KINDS)}
 class JobRunner:
     """Runs recorded jobs, recording failures instead of raising.
 
-    Jobs of one kind for a batch of orders share a transaction; if that transaction fails, each
-    job of the batch runs again in a transaction of its own, so a failing order never blocks
-    the others and its failure is recorded against it alone.
+    The jobs of a batch of orders share a transaction, every kind in job order; if it fails, the
+    jobs of each kind run again in a transaction of their own, and if that fails, each job of
+    the kind in a transaction of its own, so a failing order never blocks the others and its
+    failure is recorded against it alone.
 
     `deferred` (`[workers] enabled`, PostgreSQL): pending jobs, and the daemon's retries of failed
     ones, are left to `revsync worker` processes (connector.workers); `revsync jobs retry` still
@@ -442,14 +443,44 @@ class JobRunner:
 
     def _run_orders(self, batch: list[str], by_order: dict[str, list], known: Orders,
                     prepared: dict[str, list] | None = None) -> list[JobOutcome]:
-        """The jobs of a batch of whole orders, kind by kind."""
+        """The jobs of a batch of whole orders, kind by kind: all in one transaction, or, when it
+        fails, each kind in a transaction of its own (`_run_batch`: then job by job)."""
         orders = self._orders_of(batch, known)
+        prepared = prepared or {}
+        kinds = [(kind, jobs) for kind in repo.JOB_KINDS
+                 if (jobs := [j for o in batch for j in by_order[o] if j.kind == kind])]
+        if len(kinds) > 1:
+            try:
+                return self._run_together(kinds, orders, prepared)
+            except FenceLost:
+                raise  # not a failure of the jobs: the work is another process's now
+            except Exception:  # noqa: BLE001 - rolled back whole; each kind runs again on its own
+                pass
         outcomes: list[JobOutcome] = []
-        for kind in repo.JOB_KINDS:
-            jobs = [j for o in batch for j in by_order[o] if j.kind == kind]
-            if jobs:
-                outcomes.extend(self._run_batch(kind, jobs, orders, (prepared or {}).get(kind)))
+        for kind, jobs in kinds:
+            outcomes.extend(self._run_batch(kind, jobs, orders, prepared.get(kind)))
         return outcomes
+
+    def _run_together(self, kinds: list[tuple[str, list]], orders: Orders, prepared: dict[str, list]) -> list[JobOutcome]:
+        """Every kind of job of a batch in one transaction, in job order, recorded done with their
+        results: one commit and one status update instead of one per kind (issue 11)."""
+        with self.engine.begin() as conn:
+            for kind, jobs in kinds:
+                of = {j.order_id: orders[j.order_id] for j in jobs}
+                if kind in prepared:
+                    JOBS[kind](conn, of, self.ctx, prepared[kind])
+                else:
+                    JOBS[kind](conn, of, self.ctx)
+            self._record_done(conn, [j.id for _, jobs in kinds for j in jobs])
+        return [JobOutcome(j.order_id, kind, True) for kind, jobs in kinds for j in jobs]
+
+    def _record_done(self, conn: Connection, job_ids: list[int]) -> None:
+        """Mark these jobs succeeded, in the caller's transaction, then check the fence."""
+        conn.execute(update(t.jobs).where(t.jobs.c.id.in_(job_ids)).values(
+            status=t.JobStatus.SUCCEEDED, attempts=t.jobs.c.attempts + 1, last_error=None,
+            updated_at=self.clock.now(), next_attempt_at=None))
+        if self.fence is not None:
+            self.fence(conn)
 
     @collector_paused()
     def run_pending_paged(self, order_ids: Collection[str]) -> "Outcomes":
@@ -504,11 +535,7 @@ class JobRunner:
                     JOBS[kind](conn, of, self.ctx)
                 else:
                     JOBS[kind](conn, of, self.ctx, prepared)
-                conn.execute(update(t.jobs).where(t.jobs.c.id.in_([j.id for j in jobs])).values(
-                    status=t.JobStatus.SUCCEEDED, attempts=t.jobs.c.attempts + 1, last_error=None,
-                    updated_at=self.clock.now(), next_attempt_at=None))
-                if self.fence is not None:
-                    self.fence(conn)
+                self._record_done(conn, [j.id for j in jobs])
             return [JobOutcome(j.order_id, kind, True) for j in jobs]
         except FenceLost:
             raise  # not a failure of the job: the work is another process's now

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from connector import jobs as jobs_module
 from connector.clock import FrozenClock
@@ -106,14 +106,14 @@ def test_a_failing_job_fails_alone_and_the_same_way(tmp_path, monkeypatch):
 
 
 def test_a_lost_fence_stops_the_batches_after_it(tmp_path):
-    """The fence is lost in the second batch's first transaction: nothing after it is recorded,
+    """The fence is lost in the second batch's transaction: nothing after it is recorded,
     whether the next batch was already handed to the thread or not."""
-    def fence_lost_on_the_fifth_transaction():
+    def fence_lost_on_the_second_transaction():
         count = {"n": 0}
 
         def fence(conn):
             count["n"] += 1
-            if count["n"] == 5:
+            if count["n"] == 2:
                 raise FenceLost("another worker holds the claim now")
         return fence
 
@@ -121,12 +121,54 @@ def test_a_lost_fence_stops_the_batches_after_it(tmp_path):
     for overlap in (False, True):
         engine = _store_with_pending_jobs(tmp_path / f"{overlap}.db")
         with pytest.raises(FenceLost):
-            _runner(engine, overlap, fence=fence_lost_on_the_fifth_transaction()).run_pending()
+            _runner(engine, overlap, fence=fence_lost_on_the_second_transaction()).run_pending()
         out.append(_tables(engine))
         with engine.connect() as conn:
             statuses = conn.execute(select(t.jobs.c.status, t.jobs.c.kind)).all()
         engine.dispose()
         done = [kind for status, kind in statuses if status == t.JobStatus.SUCCEEDED]
         assert sorted(set(done)) == ["arr_by_period", "credit_review", "order_metrics", "subscription_metrics"]
-        assert len(done) == 4 * 6  # the first batch's four transactions
+        assert len(done) == 4 * 6  # the first batch's transaction: its six orders' four jobs
     assert out[1] == out[0]
+
+
+def test_a_batch_is_one_transaction_and_a_failing_kind_falls_back_alone(tmp_path, monkeypatch):
+    """Every kind of job of a batch shares one transaction: one commit per batch. When one job
+    fails, the batch's transaction rolls back whole, each kind runs again in a transaction of its
+    own, and only the failing job's kind falls back to job by job: every other job is done."""
+    engine = _store_with_pending_jobs(tmp_path / "clean.db")
+    commits = []
+
+    def count(conn):
+        commits.append(1)
+
+    event.listen(engine, "commit", count)
+    outcomes = _runner(engine, False).run_pending()
+    event.remove(engine, "commit", count)
+    batches = -(-len({o.order_id for o in outcomes}) // 6)
+    assert all(o.ok for o in outcomes) and batches > 5
+    assert len(commits) == batches  # not one per kind
+    clean = _tables(engine)
+    engine.dispose()
+
+    real = jobs_module.JOBS["arr_by_period"]
+    failing_order = sorted({o.order_id for o in outcomes})[7]
+
+    def fails_for_one_order(conn, orders, ctx, *prepared):
+        if failing_order in orders:
+            raise RuntimeError(f"ARR rows of {failing_order} cannot be written")
+        return real(conn, orders, ctx, *prepared)
+
+    monkeypatch.setitem(jobs_module.JOBS, "arr_by_period", fails_for_one_order)
+    engine = _store_with_pending_jobs(tmp_path / "failing.db")
+    again = _runner(engine, False).run_pending()
+    with engine.connect() as conn:
+        line_pks = {pk for (pk,) in conn.execute(select(t.order_lines.c.pk)
+                                                 .where(t.order_lines.c.order_id == failing_order))}
+    failing = _tables(engine)
+    engine.dispose()
+    assert [(o.order_id, o.kind) for o in again if not o.ok] == [(failing_order, "arr_by_period")]
+    assert [(o.order_id, o.kind) for o in again] == [(o.order_id, o.kind) for o in outcomes]
+    assert line_pks and failing["arr_rows"] == [r for r in clean["arr_rows"] if r[0] not in line_pks]
+    for table in ("order_metrics", "line_metrics", "credit_drawdowns"):
+        assert failing[table] == clean[table], table
