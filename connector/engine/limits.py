@@ -26,7 +26,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Iterable
 
-from connector.engine.dates import months_between
+from connector.engine.dates import add_months, months_between
 from connector.engine.model import ActivatedLine
 from connector.engine.money import STORE_SCALE, Amount, as_decimal
 
@@ -131,6 +131,18 @@ def check_text(value: str, what: str = "the text") -> str | None:
     return None
 
 
+def _beyond_term_limit(start: dt.date, end: dt.date) -> bool:
+    """Whether a line from `start` to `end` (inclusive) runs more than MAX_TERM_MONTHS months.
+
+    `months_between(start, end + 1 day)` grows with the end and is MAX_TERM_MONTHS when the end is
+    the day before `add_months(start, MAX_TERM_MONTHS)`: so one date comparison tells, instead of
+    a rational one, for every line activated (issue 11). Near the calendar's end, the months.
+    """
+    if start.year < dt.date.max.year - MAX_TERM_MONTHS // 12 - 1:
+        return end >= add_months(start, MAX_TERM_MONTHS)
+    return months_between(start, end + dt.timedelta(days=1)) > MAX_TERM_MONTHS
+
+
 def line_amount_problems(line: ActivatedLine) -> list[tuple[str, str]]:
     """(field, message) for each amount of an activated line beyond the limits; empty when it fits.
 
@@ -138,8 +150,7 @@ def line_amount_problems(line: ActivatedLine) -> list[tuple[str, str]]:
     so it holds for every origin of the line.
     """
     problems: list[tuple[str, str]] = []
-    span = months_between(line.start, line.end + dt.timedelta(days=1))
-    if span > MAX_TERM_MONTHS:
+    if _beyond_term_limit(line.start, line.end):
         problems.append(("end", f"the line runs {line.start}..{line.end}, more than {MAX_TERM_MONTHS} "
                                 "months (100 years)"))
         return problems  # the amounts below grow with the span; one message says it

@@ -14,7 +14,8 @@ from hypothesis import given, strategies as st
 
 from connector.engine.arr_by_period import arr_rows
 from connector.engine.billing import _segment_total, billing_total, cycle_date, partial, prorated
-from connector.engine.dates import ONE_DAY, add_months, days_in_month
+from connector.engine.dates import ONE_DAY, add_months, days_in_month, months_between
+from connector.engine.limits import MAX_TERM_MONTHS, _beyond_term_limit
 from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalPeriod, StandardFiscalCalendar
 from connector.engine.model import Action, BillingFrequency, PricePeriod, Segment
 from connector.engine.money import Exact, exact, round_money
@@ -174,3 +175,15 @@ def test_billing_total_of_random_orders_is_as_before(data, count, currency):
     for a in book.activations:
         for ln in a.lines:
             assert billing_total(ln, currency).as_tuple() == _oracle_billing_total(ln, currency).as_tuple()
+
+
+@PROPERTY_SETTINGS
+@given(start=st.dates(dt.date(1900, 1, 1), dt.date(2999, 12, 31)),
+       offset=st.integers(-40, 40), anchor=st.sampled_from([0, 1, 1199, 1200, 1201]))
+def test_term_limit_by_dates_is_the_months_comparison_as_before(start, offset, anchor):
+    """limits.line_amount_problems compared months_between(start, end + 1 day) with
+    MAX_TERM_MONTHS; it compares dates now: the same answer on both sides of the limit."""
+    end = add_months(start, anchor) + dt.timedelta(days=offset)
+    if end < start:
+        return
+    assert _beyond_term_limit(start, end) == (months_between(start, end + ONE_DAY) > MAX_TERM_MONTHS)
