@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -381,3 +382,21 @@ def test_outcomes_read_back_as_a_list():
     assert kept[-1] == given_[-1] and kept[1:3] == given_[1:3]
     with pytest.raises(IndexError):
         kept[4]
+
+
+#: the check before `_read_otherwise`: one regular expression (kept as the oracle)
+_OTHERWISE_BEFORE = re.compile(rb"\\u[dD][89abcdefABCDEF]|[0-9]{101}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.sampled_from([b"\\", b"u", b"d", b"D", b"8", b"F", b"c", b"7" * 20, b"7" * 33, b"1",
+                                       b'"', b" ", b"x", b"\xc3\xa9"]), max_size=40))
+def test_what_the_streaming_parser_reads_otherwise_is_found_as_before(parts):
+    data = b"".join(parts)
+    assert importer._read_otherwise(data) == (_OTHERWISE_BEFORE.search(data) is not None)
+
+
+def test_a_hundred_digits_stream_a_hundred_and_one_do_not():
+    assert not importer._read_otherwise(b'{"n": ' + b"9" * 100 + b"}")
+    assert importer._read_otherwise(b'{"n": ' + b"9" * 101 + b"}")
+    assert importer._read_otherwise(b'{"id": "\\uDFFF"}') and not importer._read_otherwise(b'{"id": "\\u00e9"}')
