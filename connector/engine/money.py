@@ -175,9 +175,15 @@ Exact.__sub__ = _op(_sub)  # type: ignore[method-assign]
 Exact.__rsub__ = _op(_sub, reflected=True)  # type: ignore[method-assign]
 Exact.__truediv__ = _op(_div)  # type: ignore[method-assign]
 Exact.__rtruediv__ = _op(_div, reflected=True)  # type: ignore[method-assign]
+
+
 def _compare(test: Callable[[int, int], bool], fallback: Callable[..., Any]) -> Callable[..., Any]:
+    """A comparison on integers (issue 11: Fraction's goes through ABC checks for every operand)."""
     def method(self: Exact, other: object) -> Any:
-        parts = _parts(other)
+        try:
+            parts = _parts(other)
+        except (ValueError, OverflowError):  # a Decimal NaN or infinity: compared as before
+            parts = None
         if parts is None:  # a float, say: Fraction's own rules
             return fallback(self, other)
         return test(self._numerator * parts[1], parts[0] * self._denominator)  # denominators are positive

@@ -7,6 +7,7 @@ action, on a standard and an explicit (4-4-5) fiscal calendar, and on evergreen 
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from decimal import Decimal
 from fractions import Fraction
 
@@ -187,3 +188,23 @@ def test_term_limit_by_dates_is_the_months_comparison_as_before(start, offset, a
     if end < start:
         return
     assert _beyond_term_limit(start, end) == (months_between(start, end + ONE_DAY) > MAX_TERM_MONTHS)
+
+
+@PROPERTY_SETTINGS
+@given(a=MRRS, b=MRRS | st.integers(-10**6, 10**6) | st.fractions(max_denominator=10**6)
+       | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([Decimal("NaN"), Decimal("Infinity"),
+                                                                            Decimal("-Infinity")]))
+def test_exact_compares_on_integers_as_fraction_did(a, b):
+    """Exact's comparisons and equality on integers give what Fraction's gave, both ways round, for
+    every operand the engine meets (and floats, NaN and infinities: Fraction's rules, as before)."""
+    def outcome(compare, left, right):
+        try:
+            return compare(left, right)
+        except Exception as exc:  # noqa: BLE001 - the same error, or none, both ways
+            return type(exc)
+
+    x = exact(a)
+    for compare in (operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne):
+        assert outcome(compare, x, b) == outcome(compare, Fraction(x), b), (compare, x, b)
+        assert outcome(compare, b, x) == outcome(compare, b, Fraction(x)), (compare, b, x)
+    assert hash(x) == hash(Fraction(x))
