@@ -219,6 +219,17 @@ class FenceLost(Exception):
     (a worker's claim was taken over), so the transaction rolls back and nothing is recorded."""
 
 
+def _by_kind(batch: list[str], by_order: dict[str, list]) -> list[tuple[str, list]]:
+    """The jobs of a batch of orders, grouped by kind in job order (kinds without a job left out)."""
+    return [(kind, jobs) for kind in repo.JOB_KINDS
+            if (jobs := [j for o in batch for j in by_order[o] if j.kind == kind])]
+
+
+def _orders_of_jobs(jobs: list, orders: Orders) -> Orders:
+    """The orders these jobs belong to, in the jobs' order."""
+    return {j.order_id: orders[j.order_id] for j in jobs}
+
+
 @dataclass
 class JobOutcome:
     """How one job ended."""
@@ -423,11 +434,10 @@ class JobRunner:
     def _prepare(self, batch: list[str], by_order: dict[str, list], orders: Orders) -> dict[str, list]:
         """The rows each kind of job of this batch will write (`PREPARE`), for the orders it gets."""
         prepared: dict[str, list] = {}
-        for kind, work_out in PREPARE.items():
-            jobs = [j for o in batch for j in by_order[o] if j.kind == kind]
-            if jobs:
+        for kind, jobs in _by_kind(batch, by_order):
+            if kind in PREPARE:
                 try:
-                    prepared[kind] = work_out({j.order_id: orders[j.order_id] for j in jobs}, self.ctx, self.engine)
+                    prepared[kind] = PREPARE[kind](_orders_of_jobs(jobs, orders), self.ctx, self.engine)
                 except Exception:  # noqa: BLE001 - the job works them out itself, and fails as it would
                     pass
         return prepared
@@ -447,8 +457,7 @@ class JobRunner:
         fails, each kind in a transaction of its own (`_run_batch`: then job by job)."""
         orders = self._orders_of(batch, known)
         prepared = prepared or {}
-        kinds = [(kind, jobs) for kind in repo.JOB_KINDS
-                 if (jobs := [j for o in batch for j in by_order[o] if j.kind == kind])]
+        kinds = _by_kind(batch, by_order)
         if len(kinds) > 1:
             try:
                 return self._run_together(kinds, orders, prepared)
@@ -466,13 +475,16 @@ class JobRunner:
         results: one commit and one status update instead of one per kind (issue 11)."""
         with self.engine.begin() as conn:
             for kind, jobs in kinds:
-                of = {j.order_id: orders[j.order_id] for j in jobs}
-                if kind in prepared:
-                    JOBS[kind](conn, of, self.ctx, prepared[kind])
-                else:
-                    JOBS[kind](conn, of, self.ctx)
+                self._run_kind(conn, kind, jobs, orders, prepared.get(kind))
             self._record_done(conn, [j.id for _, jobs in kinds for j in jobs])
         return [JobOutcome(j.order_id, kind, True) for kind, jobs in kinds for j in jobs]
+
+    def _run_kind(self, conn: Connection, kind: str, jobs: list, orders: Orders, prepared: list | None) -> None:
+        """One kind's jobs of a batch, in the caller's transaction, with their rows if worked out."""
+        if prepared is None:
+            JOBS[kind](conn, _orders_of_jobs(jobs, orders), self.ctx)
+        else:
+            JOBS[kind](conn, _orders_of_jobs(jobs, orders), self.ctx, prepared)
 
     def _record_done(self, conn: Connection, job_ids: list[int]) -> None:
         """Mark these jobs succeeded, in the caller's transaction, then check the fence."""
@@ -530,11 +542,7 @@ class JobRunner:
     def _run_batch(self, kind: str, jobs: list, orders: Orders, prepared: list | None = None) -> list[JobOutcome]:
         try:
             with self.engine.begin() as conn:
-                of = {j.order_id: orders[j.order_id] for j in jobs}
-                if prepared is None:
-                    JOBS[kind](conn, of, self.ctx)
-                else:
-                    JOBS[kind](conn, of, self.ctx, prepared)
+                self._run_kind(conn, kind, jobs, orders, prepared)
                 self._record_done(conn, [j.id for j in jobs])
             return [JobOutcome(j.order_id, kind, True) for j in jobs]
         except FenceLost:

@@ -126,8 +126,6 @@ def _parts(value: object) -> tuple[int, int] | None:
         return value.numerator, value.denominator
     if isinstance(value, Decimal):
         return value.as_integer_ratio()
-    if isinstance(value, int):
-        return int(value), 1
     return None
 
 
