@@ -120,11 +120,15 @@ def test_a_worker_killed_mid_job_loses_nothing_and_nothing_runs_twice(tmp_path, 
             holder = None
             deadline = time.monotonic() + 30
             while holder is None and time.monotonic() < deadline:
+                # stopped while looked at: a claim seen held is still held when it is killed (a
+                # worker that finished its accounts between a look and the kill would hold none)
+                os.kill(victim.pid, signal.SIGSTOP)
                 with engine.connect() as conn:
                     done = conn.execute(select(t.jobs.c.id).where(t.jobs.c.status == "succeeded").limit(1)).first()
                     holder = conn.execute(select(t.work_claims.c.account).where(
                         t.work_claims.c.claimed_by.like(f"%:{victim.pid}"))).first() if done else None
                 if holder is None:
+                    os.kill(victim.pid, signal.SIGCONT)
                     time.sleep(0.02)
             assert holder is not None, "the first worker never held a claim while jobs were done"
             os.kill(victim.pid, signal.SIGKILL)
