@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import codecs
+import copyreg
+import operator
 from array import array
 import gc
+import pickle
 import re
+import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Sequence
@@ -27,7 +31,7 @@ from connector.engine import limits
 from connector.engine.activation import OrderRejected, activate
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.ledger import Ledger
-from connector.engine.model import Account, Activation, Credit, PricePeriod, Product, Provisioning
+from connector.engine.model import Account, Activation, Credit, Item, PricePeriod, Product, Provisioning, Segment
 from connector.engine.money import STORE_SCALE
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
@@ -445,9 +449,10 @@ def load_file(path: Path) -> tuple[str, str]:
 # --- large files, streamed ------------------------------------------------------------------------
 #
 # `import_file` imports a file in memory bounded by what validation must know (the ledger, the ids
-# seen, the accounts), not by the file: the orders are parsed one at a time, twice (a validating
-# pass, then a writing pass that activates them again: activation is deterministic), the written
-# orders are not held, and their background jobs run afterwards as `import_document` runs them.
+# seen, the accounts), not by the file: the orders are parsed one at a time in a validating pass,
+# which activates each against the ledger and keeps the activations in a temporary file
+# (`_Spill`); a writing pass writes them from there a batch at a time, the written orders are not
+# held, and each batch's background jobs run as `import_document` runs them.
 # The streamed path handles only files in which it finds nothing wrong: at the first problem of
 # any kind (not JSON, not UTF-8, a shape or store problem, a refused order) it hands the file to
 # the whole-document path (`load_file`, `read`, `import_document`), which lists every problem of
@@ -466,7 +471,7 @@ class _NotStreamable(Exception):
 _SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 _LONG_NUMBER = b"0" * 101
 #: every digit as "0", every other byte as " ": a run of 101 digits is then found by `in` (a fifth
-#: of a second per 100,000-line file faster than a regular expression, on each of its three reads)
+#: of a second per 100,000-line file faster than a regular expression, on each of its two reads)
 _DIGITS_AS_ZEROS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
 
 
@@ -536,7 +541,7 @@ class StreamedFile:
     path: Path
     source: str
     orders: int
-    #: size and modification time when scanned: the writing pass reads the same file again
+    #: size and modification time when scanned: the validating pass reads the same file again
     stamp: tuple[int, int]
     accounts: list[AccountDoc]
     products: list[ProductDoc]
@@ -697,10 +702,79 @@ class _StreamPlan:
     line_ids: array
 
 
+def _restored(cls: type, values: tuple) -> Any:
+    obj = object.__new__(cls)
+    for name, value in zip(_FIELD_NAMES[cls], values):
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+def _by_fields(obj: Any) -> tuple:
+    cls = type(obj)
+    return _restored, (cls, _FIELD_VALUES[cls](obj))
+
+
+#: The ledger's own objects (items and their pieces) stay alive after they are pickled. Pickled
+#: the default way, each would get a `__dict__` made for it (Python 3.11 keeps an instance's
+#: attributes without one until something asks for it): 90 MiB more at 1,000,000 lines. These are
+#: pickled by their fields instead.
+_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in (Item, Segment)}
+_FIELD_VALUES = {cls: operator.attrgetter(*names) for cls, names in _FIELD_NAMES.items()}
+_SPILL_DISPATCH = {**copyreg.dispatch_table, **{cls: _by_fields for cls in _FIELD_NAMES}}
+
+
+class _Spill:
+    """The validating pass's activations and content hashes, kept on disk for the writing pass.
+
+    The writing pass used to read and parse the file again and activate every order a second time
+    against the same ledger, which gives the same activations (the engine is pure and copies what
+    it changes): a fifth of `revsync import` (issue 11). Now it reads them back from here, a chunk
+    at a time, so memory stays bounded by a chunk, as before.
+
+    An unnamed temporary file (in TMPDIR, about 1.2 KB per order), written and read by this
+    process alone, gone when closed or when the process ends: what is unpickled is only ever what
+    this import pickled.
+    """
+
+    def __init__(self) -> None:
+        self._file: Any = None
+
+    def add(self, chunk: list[tuple[Activation, str]]) -> None:
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="revsync-import-")
+            pickler = pickle.Pickler(self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            pickler.dispatch_table = _SPILL_DISPATCH
+            pickler.dump(chunk)
+        except OSError as exc:
+            raise TransientError(
+                f"could not keep the validated orders in a temporary file in {tempfile.gettempdir()}: "
+                f"{exc.strerror or exc}; nothing was imported",
+                hint="free some space there, or set TMPDIR to a folder with room (about 1.2 KB per order), "
+                     "and import the file again") from None
+
+    def __iter__(self) -> Iterator[tuple[Activation, str]]:
+        if self._file is None:
+            return
+        self._file.seek(0)
+        while True:
+            try:
+                chunk = pickle.load(self._file)
+            except EOFError:
+                return
+            yield from chunk
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar,
-                 settings: EngineSettings, chunk: int) -> _StreamPlan:
+                 settings: EngineSettings, chunk: int, spill: _Spill) -> _StreamPlan:
     """`plan` for a file without problems, streamed: keeps the ids seen, the ledger, the TCV of the
-    accounts, and which orders are already imported. Raises _NotStreamable at the first problem."""
+    accounts, and which orders are already imported, and puts each activation with its order's
+    content hash in `spill`, in file order. Raises _NotStreamable at the first problem."""
     accounts_in, products_in = _catalogue_in(streamed.accounts, streamed.products)
     streamed.accounts = []  # consumed: the validated documents are not kept beside what is made of them
     streamed.products = []
@@ -733,10 +807,12 @@ def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
             line_ids.extend(hash(i) for i in new_line_ids)
             taken = repo.line_ids_taken(conn, new_line_ids)
             stored_hashes = repo.order_hashes(conn, [o.id for o in orders])
+            done: list[tuple[Activation, str]] = []
             for order in orders:
                 stored_hash = stored_hashes.get(order.id)
+                digest = content_hash(order)
                 if stored_hash is not None:
-                    if stored_hash != content_hash(order):
+                    if stored_hash != digest:
                         raise _NotStreamable("an order changed")
                     skipped.append(order.id)
                     continue
@@ -751,7 +827,9 @@ def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
                     raise _NotStreamable("a TCV too big")
                 account_tcv[order.account] = total
                 ledger.apply(activation)
+                done.append((activation, digest))
                 activations += 1
+            spill.add(done)
     return _StreamPlan(accounts_in, products_in, credits, accounts, products, skipped, activations, next_seq,
                        order_ids, line_ids)
 
@@ -771,22 +849,29 @@ def import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar
     A file with any problem goes the whole-document way (`read`, `import_document`), which raises
     ValidationFailed listing every problem, nothing imported.
     """
-    with _small_cache(engine):
-        return _import_file(engine, streamed, calendar, settings, clock, runner, progress, batch_size, phase)
+    spill = _Spill()
+    try:
+        with _small_cache(engine):
+            return _import_file(engine, streamed, calendar, settings, clock, runner, progress, batch_size, phase,
+                                spill)
+    finally:
+        spill.close()
 
 
 def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar, settings: EngineSettings,
-                 clock: Clock, runner: JobRunner, progress: Any, batch_size: int, phase: Any) -> ImportResult:
+                 clock: Clock, runner: JobRunner, progress: Any, batch_size: int, phase: Any,
+                 spill: _Spill) -> ImportResult:
     source = streamed.source
     if phase is not None:
         phase("validating", None)
     try:
-        the_plan = _stream_plan(engine, streamed, calendar, settings, batch_size)
+        the_plan = _stream_plan(engine, streamed, calendar, settings, batch_size, spill)
         gc.collect()  # the validating pass's ledger is garbage now (the collector is paused)
         if _repeats(the_plan.order_ids) or _repeats(the_plan.line_ids):
             raise _NotStreamable("an id twice")
         the_plan.order_ids = the_plan.line_ids = array("q")
     except _NotStreamable:
+        spill.close()
         gc.collect()  # what the streamed pass held, before the whole file is read
         text, source = load_file(streamed.path)
         return import_document(engine, read(text, source), source, calendar, settings, clock, runner,
@@ -796,15 +881,17 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
     result = ImportResult(already_imported=the_plan.skipped)
     with engine.begin() as conn:
         _store_catalogue(conn, the_plan, calendar)
-        ledger = _ledger(conn)
         # see `write` below: whether each batch's jobs run as soon as it is written
         interleaved = runner.batch_size == batch_size and not repo.any_pending_job(conn)
-    products, all_accounts = the_plan.all_products, the_plan.all_accounts
+    all_accounts = the_plan.all_accounts
     the_plan.accounts = the_plan.products = []
+    the_plan.all_products = {}
     # every account's name as stored now: the stored ones, and the file's as just written (read
     # from the accounts in hand, not from the store, nor copied)
     accounts = _Names(all_accounts)
     if _stamp(streamed.path) != streamed.stamp:
+        # what is written is what was validated (read back from the spill, not from the file), but
+        # a file written to while it is read may have been read half old, half new
         raise TransientError(f"{source}: the file changed while it was being imported; nothing of it is activated",
                              hint="import it again once it is written")
     skipped = set(the_plan.skipped)
@@ -822,8 +909,8 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         nonlocal expected, lines
         # The collector is paused, and a transaction leaves reference cycles behind (SQLAlchemy's
         # connection and result objects): collected after each batch, or 1,000,000 lines would
-        # keep 150 MiB of them beside the ledger. What is alive now (the ledger) is frozen first,
-        # so each collection looks at this batch's objects only, not at everything held.
+        # keep 150 MiB of them. What is alive now (the accounts, the plan) is frozen first, so
+        # each collection looks at this batch's objects only, not at everything held.
         gc.freeze()
         with conn.begin():
             if repo.next_order_seq(conn) != expected:
@@ -851,14 +938,11 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
     # one connection writes every batch, each batch a transaction of its own
     try:
         with engine.connect() as conn:
-            for order in _orders(streamed):
-                if order.id in skipped:
-                    continue
-                # the validating pass activated this order against the same ledger: it is not refused now
-                activation = activate(order_input(order), ledger, products, all_accounts, calendar, settings)
-                ledger.apply(activation)
+            # the validating pass's activations, in file order: made against the ledger as stored
+            # when it began, which is still the store's (`expected`, checked with each batch)
+            for activation, digest in spill:
                 batch.append(activation)
-                hashes[order.id] = content_hash(order)
+                hashes[activation.order.id] = digest
                 if len(batch) == batch_size:
                     write(batch, hashes)
                     batch, hashes = [], {}
@@ -866,7 +950,8 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
                 write(batch, hashes)
     finally:
         gc.unfreeze()
-    del ledger, batch, hashes
+    del batch, hashes
+    spill.close()
     gc.collect()
     if phase is not None:
         phase("jobs", None)
