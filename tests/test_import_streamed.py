@@ -490,6 +490,8 @@ def test_the_kept_activations_come_back_equal_and_cost_the_ledger_nothing():
     spill.close()
     assert digest == "digest" and back == objects
     assert [type(o) for o in back] == [type(o) for o in objects]
+    # every attribute, not only the compared fields (one set in __post_init__ would be lost)
+    assert [vars(o) for o in back] == [vars(o) for o in objects]
 
 
 def test_the_smaller_page_cache_is_the_import_s_only(tmp_path, monkeypatch):
