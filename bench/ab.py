@@ -28,12 +28,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from import_memory import write_document  # noqa: E402
+from import_memory import run_child, write_document  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "ab"
@@ -74,13 +73,9 @@ def run(code: Path, doc: Path | None, instructions: bool) -> dict:
     if instructions:
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={os.devnull}", *command]
         env["PYTHONHASHSEED"] = "0"  # the same iteration order of sets and dicts of strings every run
-    started = time.perf_counter()
-    with (folder / "stdout").open("wb") as stdout, (folder / "stderr").open("wb") as stderr:
-        child = subprocess.Popen(command, cwd=folder, stdout=stdout, stderr=stderr, env=env)
-        _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
+    returncode, wall, usage = run_child(command, folder, env)
     said = (folder / "stderr").read_text(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
+    if returncode != 0:
         raise SystemExit(f"the import with {code} failed:\n{said[-3000:]}")
     result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024,
               "said": " ".join((folder / "stdout").read_text().split())}

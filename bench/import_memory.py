@@ -67,6 +67,16 @@ def write_document(lines: int, path: Path) -> tuple[int, int]:
     return counts["orders"], n_lines
 
 
+def run_child(command: list[str], folder: Path, env: dict[str, str]) -> tuple[int, float, os.struct_rusage]:
+    """Run `command` in `folder`, its output to folder/stdout and folder/stderr: its exit code, wall
+    time, and its own rusage (`os.wait4`: that process alone)."""
+    started = time.perf_counter()
+    with (folder / "stdout").open("wb") as stdout, (folder / "stderr").open("wb") as stderr:
+        child = subprocess.Popen(command, cwd=folder, stdout=stdout, stderr=stderr, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+    return os.waitstatus_to_exitcode(status), time.perf_counter() - started, usage
+
+
 def measure(lines: int, out: Path, whole: bool) -> dict:
     folder = out / f"import-{lines}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -78,15 +88,9 @@ def measure(lines: int, out: Path, whole: bool) -> dict:
         command = [sys.executable, "-c", WHOLE, str(doc)]
     else:
         command = [str(Path(sys.executable).with_name("revsync")), "import", str(doc)]
-    started = time.perf_counter()
-    with (folder / "stdout").open("wb") as stdout, (folder / "stderr").open("wb") as stderr:
-        child = subprocess.Popen(command, cwd=folder, stdout=stdout, stderr=stderr,
-                                 env={**os.environ, "REVSYNC_CONFIG": str(folder / "config.toml")})
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage
-        child.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if child.returncode != 0:
-        raise SystemExit(f"import of {lines:,} lines failed ({child.returncode}):\n"
+    returncode, wall, usage = run_child(command, folder, {**os.environ, "REVSYNC_CONFIG": str(folder / "config.toml")})
+    if returncode != 0:
+        raise SystemExit(f"import of {lines:,} lines failed ({returncode}):\n"
                          f"{(folder / 'stderr').read_text()[-3000:]}")
     return {"lines": n_lines, "orders": orders, "bytes": doc.stat().st_size, "wall": wall,
             "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024,
