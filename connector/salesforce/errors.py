@@ -19,11 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 import requests
-from simple_salesforce.exceptions import (
-    SalesforceAuthenticationFailed,
-    SalesforceError,
-    SalesforceOperationError,
-)
 
 from connector.errors import AuthError, FatalError, RevsyncError, SkippableError, TransientError
 from connector.logs import REDACTOR
@@ -263,6 +258,13 @@ def translate(exc: BaseException, *, what: str, now: dt.datetime,
     """Our error for any exception raised while talking to Salesforce (library or network)."""
     if isinstance(exc, RevsyncError):
         return exc
+    # here, not at the top: importing simple-salesforce loads its SOAP client (zeep), which no
+    # command needs until it talks to Salesforce (issue 11: every command paid for it at start-up)
+    from simple_salesforce.exceptions import (
+        SalesforceAuthenticationFailed,
+        SalesforceError,
+        SalesforceOperationError,
+    )
     if isinstance(exc, SalesforceAuthenticationFailed):
         return AuthenticationFailed(f"Salesforce {what} failed: authentication refused ({exc.code})",
                                     status=exc.status, error_code=str(exc.code) if exc.code else None)

@@ -19,26 +19,33 @@ ours, is damaged or is newer than this program ends in a `StoreError` that says 
 """
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import sqlite3
 import time
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from connector.errors import FatalError, TransientError
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: Every schema revision in migrations/versions, oldest first; the last is the head. A store at the
+#: head opens without loading alembic, which took about a fifth of every command's start-up (issue
+#: 11); alembic runs only to migrate. tests/store/test_migrations.py checks this against the files.
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
+HEAD = REVISIONS[-1]
+#: alembic's table of the store's schema revision (its default name)
+VERSION_TABLE = "alembic_version"
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: `PRAGMA quick_check` runs at every open of a SQLite store up to this size (about 40 ms at 32 MB
 #: on a warm cache); bigger stores get the cheap checks at every open and the full check in
@@ -60,6 +67,8 @@ class StoreError(FatalError):
 
 
 def _alembic_config(url: str) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -320,35 +329,33 @@ def check_integrity(engine: Engine) -> str:
                      hint=_restore_hint(engine))
 
 
-@functools.lru_cache(maxsize=1)
-def _script() -> tuple[ScriptDirectory, str]:
-    script = ScriptDirectory(str(MIGRATIONS))
-    return script, script.get_current_head()
-
-
-def _heads(_engine: Engine) -> tuple[ScriptDirectory, str]:
-    return _script()
+def _stored_revision(engine: Engine, conn: Connection) -> str | None:
+    """The schema revision stamped in the store (None: none yet), read as alembic reads it."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    stamped = [row[0] for row in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))]
+    if len(stamped) > 1:
+        raise StoreError(f"the store {where(engine)} is stamped with {len(stamped)} schema revisions "
+                         f"({', '.join(map(repr, stamped))}) where revsync keeps one; nothing was changed",
+                         hint=f"keep only the newest one this revsync knows (up to {HEAD!r}) in its "
+                              f"{VERSION_TABLE} table, or restore the store from your last backup")
+    return stamped[0] if stamped else None
 
 
 def _check_revision(engine: Engine, conn: Connection) -> str | None:
     """The store's schema revision; StoreError when this program does not know it (a newer revsync)."""
-    current = MigrationContext.configure(conn).get_current_revision()
-    script, head = _heads(engine)
-    if current is not None:
-        try:
-            script.get_revision(current)
-        except Exception:  # alembic: "Can't locate revision"
-            raise StoreError(f"the store {where(engine)} was written by a newer revsync (schema revision "
-                             f"{current!r}; this revsync knows up to {head!r}); nothing was changed",
-                             hint="upgrade revsync to the version that wrote this store (an older revsync must "
-                                  "not write to it); if the store belongs to another program, check [store] url"
-                             ) from None
+    current = _stored_revision(engine, conn)
+    if current is not None and current not in REVISIONS:
+        raise StoreError(f"the store {where(engine)} was written by a newer revsync (schema revision "
+                         f"{current!r}; this revsync knows up to {HEAD!r}); nothing was changed",
+                         hint="upgrade revsync to the version that wrote this store (an older revsync must "
+                              "not write to it); if the store belongs to another program, check [store] url")
     return current
 
 
 def upgrade(engine: Engine) -> None:
     """Run every pending migration, in one transaction, holding the store's migration lock."""
-    _, head = _heads(engine)
+    head = HEAD
     with engine.connect() as conn:  # the common case: nothing to do, no lock taken
         if _check_revision(engine, conn) == head:
             return
@@ -407,6 +414,8 @@ def _migrate(engine: Engine, conn: Connection, head: str) -> None:
         return  # another process migrated while we waited for the lock
     if current is None:
         _clear_half_built(engine, conn)
+    from alembic import command
+
     cfg = _alembic_config(engine.url.render_as_string(hide_password=False))
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, "head")
