@@ -69,6 +69,16 @@ def run(code: Path, doc: Path | None, instructions: bool) -> dict:
         command = [sys.executable, "-c", START_UP]
     else:
         command = [sys.executable, "-c", "from connector.cli import main; main()", "import", str(doc)]
+    result = run_measured(command, code, folder, instructions, what=f"the import with {code}")
+    result["rss"] = result.pop("usage").ru_maxrss / 1024
+    result["said"] = " ".join((folder / "stdout").read_text().split())
+    return result
+
+
+def run_measured(command: list[str], code: Path, folder: Path, instructions: bool, *, what: str) -> dict:
+    """Run `command` in `folder` with the `connector` package of `code` and the store of
+    folder/config.toml: its wall and CPU time and rusage, and with `instructions` the count of
+    instructions callgrind saw. Stops the benchmark, with `what` and the child's errors, if it fails."""
     env = {**os.environ, "REVSYNC_CONFIG": str(folder / "config.toml"), "PYTHONPATH": str(code)}
     if instructions:
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={os.devnull}", *command]
@@ -76,9 +86,8 @@ def run(code: Path, doc: Path | None, instructions: bool) -> dict:
     returncode, wall, usage = run_child(command, folder, env)
     said = (folder / "stderr").read_text(errors="replace")
     if returncode != 0:
-        raise SystemExit(f"the import with {code} failed:\n{said[-3000:]}")
-    result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024,
-              "said": " ".join((folder / "stdout").read_text().split())}
+        raise SystemExit(f"{what} failed ({returncode}):\n{said[-3000:]}")
+    result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "usage": usage}
     if instructions:
         counted = re.search(r"Collected : (\d+)", said)
         if counted is None:

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ab import OUT, worktree  # noqa: E402
-from import_memory import run_child, write_document  # noqa: E402
+from ab import OUT, run_measured, worktree  # noqa: E402
+from import_memory import write_document  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the commands measured (arguments after `revsync`); `None` is the floor: Python alone
@@ -43,21 +41,7 @@ def run(code: Path, args: list[str] | None, folder: Path, instructions: bool) ->
         command = [sys.executable, "-c", "pass"]
     else:
         command = [sys.executable, "-c", "from connector.cli import main; main()", *args]
-    env = {**os.environ, "REVSYNC_CONFIG": str(folder / "config.toml"), "PYTHONPATH": str(code)}
-    if instructions:
-        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={os.devnull}", *command]
-        env["PYTHONHASHSEED"] = "0"
-    returncode, wall, usage = run_child(command, folder, env)
-    said = (folder / "stderr").read_text(errors="replace")
-    if returncode != 0:
-        raise SystemExit(f"{args} with {code} failed ({returncode}):\n{said[-3000:]}")
-    result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime}
-    if instructions:
-        counted = re.search(r"Collected : (\d+)", said)
-        if counted is None:
-            raise SystemExit(f"callgrind printed no count:\n{said[-3000:]}")
-        result["instructions"] = int(counted.group(1))
-    return result
+    return run_measured(command, code, folder, instructions, what=f"{args} with {code}")
 
 
 def main() -> None:

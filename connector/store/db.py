@@ -24,7 +24,6 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
