@@ -1,9 +1,10 @@
 """What every command pays before it does anything (issue 11).
 
 Importing the command line, and opening a store already at its schema's head, load neither the
-Salesforce client (simple-salesforce, and through it the SOAP client zeep, PyJWT and cryptography),
-nor the HTTP server (cheroot, prometheus-client), nor the migration tool (alembic): each command
-that needs one loads it itself. Together they were about 40 % of `revsync --help`'s time.
+Salesforce client (requests, simple-salesforce, and through it the SOAP client zeep, PyJWT and
+cryptography), nor the HTTP server (cheroot, prometheus-client), nor the migration tool
+(alembic): each command that needs one loads it itself. Together they were about a third of
+`revsync --version`'s time.
 Each check runs in a fresh interpreter, since this one has loaded everything already.
 """
 from __future__ import annotations
@@ -13,7 +14,8 @@ import subprocess
 import sys
 
 #: packages no command needs at start-up
-HEAVY = ("alembic", "zeep", "simple_salesforce", "jwt", "cryptography", "lxml", "cheroot", "prometheus_client")
+HEAVY = ("alembic", "zeep", "simple_salesforce", "jwt", "cryptography", "lxml", "cheroot", "prometheus_client",
+         "requests", "urllib3")
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -49,4 +51,4 @@ def test_the_status_command_on_a_store_at_its_head_loads_no_salesforce_client_or
     _loaded_after("from connector.store.db import open_store\nopen_store(%r).dispose()"
                   % f"sqlite:///{tmp_path / 'store.db'}")  # a store, as an import leaves it
     loaded = _loaded_after(run)
-    assert sorted(loaded & {"alembic", "zeep", "simple_salesforce", "jwt", "cryptography", "lxml"}) == []
+    assert sorted(loaded & {"alembic", "zeep", "simple_salesforce", "jwt", "cryptography", "lxml", "requests"}) == []

@@ -18,8 +18,6 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import requests
-
 from connector.errors import AuthError, FatalError, RevsyncError, SkippableError, TransientError
 from connector.logs import REDACTOR
 
@@ -258,8 +256,10 @@ def translate(exc: BaseException, *, what: str, now: dt.datetime,
     """Our error for any exception raised while talking to Salesforce (library or network)."""
     if isinstance(exc, RevsyncError):
         return exc
-    # here, not at the top: importing simple-salesforce loads its SOAP client (zeep), which no
-    # command needs until it talks to Salesforce (issue 11: every command paid for it at start-up)
+    # here, not at the top: importing requests and simple-salesforce (and through it the SOAP
+    # client zeep) is a fifth of a command's start-up, which no command needs until it talks to
+    # Salesforce (issue 11); an exception of either means it is loaded already
+    import requests
     from simple_salesforce.exceptions import (
         SalesforceAuthenticationFailed,
         SalesforceError,
