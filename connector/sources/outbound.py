@@ -31,7 +31,6 @@ from typing import Callable, Iterable, Sequence
 from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as SafeET
-from cheroot.errors import MaxSizeExceeded
 from defusedxml import DefusedXmlException
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -302,6 +301,10 @@ class OutboundReceiver:
                                  status="415 Unsupported Media Type", soap=False)
 
     def _read_body(self, environ) -> bytes:
+        # here, not at the top: this module is also the store's side of notifications, which
+        # `revsync status` reads; only the server, with cheroot loaded already, reads bodies
+        from cheroot.errors import MaxSizeExceeded
+
         stream = environ["wsgi.input"]
         length = environ.get("CONTENT_LENGTH") or ""
         too_large = MessageRefused(f"body larger than {self.max_body_bytes} bytes",
