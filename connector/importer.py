@@ -35,7 +35,7 @@ from connector.engine.model import Account, Activation, Credit, Item, PricePerio
 from connector.engine.money import STORE_SCALE
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
-from connector.jobs import JobOutcome, JobRunner, Outcomes, collector_paused
+from connector.jobs import JobOutcome, JobRunner, Outcomes, collector_paused, saved_jobs
 # the one order model, shared with Salesforce ingest
 from connector.orders import Amount, Currency, Id, LineDoc, Name, OrderDoc, Price, Doc, limited, order_input
 from connector.orders import problems as _problems
@@ -401,28 +401,43 @@ def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calend
     with engine.begin() as conn:
         _store_catalogue(conn, the_plan, calendar)
         accounts.update((a.id, a.name) for a in repo.load_accounts(conn).values())
+        # whether each batch's jobs run as it is written (as `import_file` runs them, and why)
+        interleaved = runner.batch_size == batch_size and not repo.any_pending_job(conn)
     expected = the_plan.next_seq
     stored: dict[str, repo.StoredOrder] = {}
-    for i in range(0, len(the_plan.activations), batch_size):
-        batch = the_plan.activations[i:i + batch_size]
-        with engine.begin() as conn:
-            if repo.next_order_seq(conn) != expected:
-                raise TransientError(
-                    f"{source}: other orders were activated while this file was being imported; "
-                    f"{len(result.activated)} of its orders are activated, the rest are not",
-                    hint="import the same file again: activated orders are skipped, the rest are checked anew")
-            now = clock.now()
-            stored.update(repo.save_activations(conn, batch, origin="engine", hashes=the_plan.hashes,
-                                                customer_names=accounts, now=now))
-            if runner.ctx.write_back:
-                enqueue_activation(conn, batch, "engine", now)
-        expected += len(batch)
-        result.activated.extend(a.order.id for a in batch)
-        if progress is not None:
-            progress(len(batch))
+    outcomes: list[JobOutcome] = []
+    with saved_jobs(runner, len(the_plan.activations) if interleaved else 0) as jobs:
+        for i in range(0, len(the_plan.activations), batch_size):
+            batch = the_plan.activations[i:i + batch_size]
+            with engine.begin() as conn:
+                if repo.next_order_seq(conn) != expected:
+                    raise TransientError(
+                        f"{source}: other orders were activated while this file was being imported; "
+                        f"{len(result.activated)} of its orders are activated, the rest are not",
+                        hint="import the same file again: activated orders are skipped, the rest are checked anew")
+                now = clock.now()
+                saved = repo.save_activations(conn, batch, origin="engine", hashes=the_plan.hashes,
+                                              customer_names=accounts, now=now)
+                if runner.ctx.write_back:
+                    enqueue_activation(conn, batch, "engine", now)
+            expected += len(batch)
+            result.activated.extend(a.order.id for a in batch)
+            if interleaved:
+                outcomes.extend(jobs.add(saved))
+            else:
+                stored.update(saved)
+            del saved
+            if progress is not None:
+                progress(len(batch))
+        outcomes.extend(jobs.finish())
     if phase is not None:
         phase("jobs", None)
-    result.jobs = runner.run_pending(result.activated + result.already_imported, known=stored)
+    if interleaved:
+        # none of the skipped orders' jobs was pending when the import began: read again, cheaply
+        outcomes.extend(runner.run_pending(result.already_imported) if result.already_imported else [])
+    else:
+        outcomes = runner.run_pending(result.activated + result.already_imported, known=stored)
+    result.jobs = outcomes
     repo.refresh_statistics(engine, sum(len(a.lines) for a in the_plan.activations))
     return result
 
@@ -927,7 +942,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         lines += sum(len(a.lines) for a in batch)
         result.activated.extend(a.order.id for a in batch)
         if interleaved:
-            outcomes.extend(runner.run_saved(saved))
+            outcomes.extend(jobs.add(saved))
         del saved
         gc.collect()
         if progress is not None:
@@ -937,7 +952,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
     hashes: dict[str, str] = {}
     # one connection writes every batch, each batch a transaction of its own
     try:
-        with engine.connect() as conn:
+        with saved_jobs(runner, the_plan.activations if interleaved else 0) as jobs, engine.connect() as conn:
             # the validating pass's activations, in file order: made against the ledger as stored
             # when it began, which is still the store's (`expected`, checked with each batch)
             for activation, digest in spill:
@@ -948,6 +963,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
                     batch, hashes = [], {}
             if batch:
                 write(batch, hashes)
+            outcomes.extend(jobs.finish())
     finally:
         gc.unfreeze()
     del batch, hashes

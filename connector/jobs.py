@@ -7,8 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -91,32 +95,36 @@ def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
         repo.save_drawdowns(conn, drawdowns, {l.id: pk for pk, l in order.lines})
 
 
-def _line_metric_rows(orders: Orders, ctx: JobContext, store: Engine | Connection) -> list[tuple]:
-    return [(pk, round_money(l.delta_mrr, o.currency), round_money(line_tcv(l), o.currency))
+def _line_metric_rows(orders: Orders, ctx: JobContext, store: Engine | Connection | str) -> list[tuple]:
+    units, _ = repo.stored_encoders(store)
+    return [(pk, units[round_money(l.delta_mrr, o.currency)], units[round_money(line_tcv(l), o.currency)])
             for o in orders.values() for pk, l in o.lines]
 
 
 def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
     """Each line's MRR and TCV, and the TCV of the items they provision."""
-    repo.replace_line_metrics(conn, _line_metric_rows(orders, ctx, conn) if prepared is None else prepared)
+    repo.replace_stored_line_metrics(conn, _line_metric_rows(orders, ctx, conn) if prepared is None else prepared)
     items = sorted({l.item for o in orders.values() for _, l in o.lines})
     repo.refresh_item_metrics(conn, items)
     if ctx.write_back:
         enqueue_items(conn, items, sorted({o.account for o in orders.values()}), ctx)
 
 
-def _order_metric_rows(orders: Orders, ctx: JobContext, store: Engine | Connection) -> list[tuple]:
-    return [(pk, m) for o in orders.values() for pk, line in o.lines
-            for m in order_metrics(line, o.currency, ctx.settings.order_metrics)]
+def _order_metric_rows(orders: Orders, ctx: JobContext, store: Engine | Connection | str) -> list[tuple]:
+    units, day = repo.stored_encoders(store)
+    return repo.stored_order_metrics(((pk, m) for o in orders.values() for pk, line in o.lines
+                                      for m in order_metrics(line, o.currency, ctx.settings.order_metrics)),
+                                     units, day)
 
 
 def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
     """Zuora-style order metrics of each line (tcb from its billing schedule)."""
-    metrics = _order_metric_rows(orders, ctx, conn) if prepared is None else prepared
-    repo.replace_order_metrics(conn, [pk for o in orders.values() for pk, _ in o.lines], metrics)
+    rows = _order_metric_rows(orders, ctx, conn) if prepared is None else prepared
+    repo.replace_stored_order_metrics(conn, [pk for o in orders.values() for pk, _ in o.lines], rows)
 
 
-def _arr_rows(orders: Orders, ctx: JobContext, store: Engine | Connection, skip: Collection[int] = ()) -> list[tuple]:
+def _arr_rows(orders: Orders, ctx: JobContext, store: Engine | Connection | str,
+              skip: Collection[int] = ()) -> list[tuple]:
     units, day = repo.stored_encoders(store)
     return stored_arr_rows(((pk, line, o.currency) for o in orders.values() for pk, line in o.lines
                             if pk not in skip), ctx.calendar, units, day)
@@ -207,11 +215,177 @@ assert tuple(JOBS) == repo.JOB_KINDS
 #: the part of a job that needs nothing from the store: the rows it writes, worked out from the
 #: orders alone, `prepared` for the job. With `JobRunner.overlap` they are worked out for the next
 #: batch while the store writes this one's (issue 11).
-PREPARE: dict[str, Callable[[Orders, JobContext, "Engine | Connection"], list]] = {
+PREPARE: dict[str, Callable[[Orders, JobContext, "Engine | Connection | str"], list]] = {
     "subscription_metrics": _line_metric_rows,
     "order_metrics": _order_metric_rows,
     "arr_by_period": _arr_rows,
 }
+
+
+#: imports of this many orders or more work their jobs' rows out in a child process, on the
+#: second core (`RowsAhead`); below it, starting the process costs more than it saves
+AHEAD_MIN_ORDERS = 4_000
+
+#: in the child process of `RowsAhead`: the context and the store's dialect it works for
+_CHILD: tuple[JobContext, str] | None = None
+
+
+def _child_start(ctx: JobContext, dialect: str) -> None:
+    """Set up `RowsAhead`'s child process: what it works for, and how it lives.
+
+    Ctrl-C reaches every process of the terminal: the parent stops the child itself, so the child
+    ignores it (no second traceback). A child whose parent died (killed, not stopped) exits: its
+    queue would never close, since it holds both ends. The collector is paused as for an import
+    (`collector_paused`), and each batch's objects are collected after it (`_child_rows`).
+    """
+    global _CHILD
+    _CHILD = (ctx, dialect)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        def orphaned() -> None:
+            multiprocessing.connection.wait([parent.sentinel])
+            os._exit(1)
+        threading.Thread(target=orphaned, name="revsync-parent-watch", daemon=True).start()
+    gc.disable()
+    gc.freeze()
+
+
+def _child_rows(kinds: list[tuple[str, list[str]]], orders: Orders) -> dict[str, list]:
+    """In the child process: the rows of each kind of job (`PREPARE`) for its orders; a kind whose
+    rows cannot be worked out is left out, for its job to work them out and fail as it would."""
+    assert _CHILD is not None, "_child_start runs first"
+    ctx, dialect = _CHILD
+    prepared: dict[str, list] = {}
+    try:
+        for kind, order_ids in kinds:
+            try:
+                prepared[kind] = PREPARE[kind]({o: orders[o] for o in order_ids}, ctx, dialect)
+            except Exception:  # noqa: BLE001 - the job works them out itself, and fails as it would
+                pass
+        return prepared
+    finally:
+        del orders
+        gc.collect()
+
+
+class RowsAhead:
+    """A child process that works out the rows of jobs (`PREPARE`) of batches of orders while this
+    process writes: the import's second core (issue 11).
+
+    The rows are the same wherever they are worked out (the same code, pure, on the same orders
+    and context), in their stored form, so this process only inserts them. Nothing in the child
+    touches the store. Whatever goes wrong with the child (it cannot start, dies, or a batch
+    cannot be sent) only costs time: `rows` then gives nothing, and the jobs work their rows out
+    here as they always did. Started with `spawn`: a fresh interpreter, no copy of this process's
+    connections, threads or locks.
+    """
+
+    def __init__(self, ctx: JobContext, dialect: str) -> None:
+        self.broken = False
+        #: batches whose rows came from the child (for tests and the benchmark)
+        self.batches = 0
+        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_child_start,
+            initargs=(JobContext(ctx.calendar, ctx.settings), dialect))
+
+    def submit(self, kinds: list[tuple[str, list[str]]], orders: Orders) -> "Future[dict[str, list]] | None":
+        """Hand a batch's orders to the child; None when the child is gone."""
+        if self.broken or self._pool is None:
+            return None
+        try:
+            return self._pool.submit(_child_rows, kinds, orders)
+        except Exception as exc:  # noqa: BLE001 - a broken pool: the jobs work their rows out here
+            self._gone(exc)
+            return None
+
+    def rows(self, future: "Future[dict[str, list]] | None") -> dict[str, list]:
+        """The child's rows of a batch handed to it (waiting for them), or none."""
+        if future is None:
+            return {}
+        try:
+            prepared = future.result()
+        except Exception as exc:  # noqa: BLE001 - the child died, or the batch could not be sent
+            self._gone(exc)
+            return {}
+        self.batches += 1
+        return prepared
+
+    def _gone(self, exc: BaseException) -> None:
+        if not self.broken:
+            log.info("jobs' rows are worked out in this process from now on (the second core's process "
+                     "stopped: %s: %s)", type(exc).__name__, exc)
+        self.broken = True
+
+    def close(self) -> None:
+        """Stop the child (batches not yet started are dropped), and wait for it."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class SavedJobs:
+    """The jobs of each batch of orders as an import writes it (`JobRunner.run_saved`), and, with a
+    `RowsAhead`, their rows worked out in the child while this process writes the next batch.
+
+    With the child, a batch's jobs run after the next batch is written instead of before it:
+    `add` hands the new batch to the child, then runs the jobs of the batch before it with the
+    rows the child worked out meanwhile. The jobs still run in the same batches and the same
+    order; only orders written later, which no job of an earlier order reads, are in the store
+    sooner. `finish` runs the last batch's.
+    """
+
+    def __init__(self, runner: "JobRunner", ahead: RowsAhead | None) -> None:
+        self.runner, self.ahead = runner, ahead
+        self._held: list[tuple[list[str], dict[str, list], Orders, Future | None]] = []
+
+    def add(self, saved: Orders) -> list[JobOutcome]:
+        """The batch just written; returns the outcomes of the jobs run now."""
+        if self.ahead is None:
+            return self.runner.run_saved(saved)
+        runner = self.runner
+        if runner.deferred or not saved:
+            return []
+        with runner.engine.connect() as conn:
+            todo = repo.pending_jobs_of(conn, list(saved))
+        held = self._held
+        self._held = []
+        for batch, by_order in runner._batches(todo):
+            orders = runner._orders_of(batch, saved)
+            kinds = [(kind, list(dict.fromkeys(j.order_id for j in jobs)))
+                     for kind, jobs in _by_kind(batch, by_order) if kind in PREPARE]
+            self._held.append((batch, by_order, orders, self.ahead.submit(kinds, orders)))
+        return self._run(held)
+
+    def finish(self) -> list[JobOutcome]:
+        """The jobs of the batches still held."""
+        held, self._held = self._held, []
+        return self._run(held)
+
+    def _run(self, held: list) -> list[JobOutcome]:
+        outcomes: list[JobOutcome] = []
+        for batch, by_order, orders, future in held:
+            assert self.ahead is not None
+            outcomes.extend(self.runner._run_orders(batch, by_order, orders, self.ahead.rows(future)))
+        return outcomes
+
+
+@contextmanager
+def saved_jobs(runner: "JobRunner", orders: int) -> Iterator[SavedJobs]:
+    """`SavedJobs` for an import of this many orders (0: its jobs do not run as it writes): with a
+    child process working out their rows when there are enough of them (`JobRunner.ahead_min_orders`)
+    and the runner runs jobs here; the child is stopped on the way out, whatever happens."""
+    ahead = None
+    if runner.second_core and not runner.deferred and orders > 0 and orders >= runner.ahead_min_orders:
+        try:
+            ahead = RowsAhead(runner.ctx, runner.engine.dialect.name)
+        except Exception as exc:  # noqa: BLE001 - no process to be had: one core, as before
+            log.info("jobs' rows are worked out in this process (no second process: %s: %s)", type(exc).__name__, exc)
+    try:
+        yield SavedJobs(runner, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
 
 
 class FenceLost(Exception):
@@ -221,8 +395,14 @@ class FenceLost(Exception):
 
 def _by_kind(batch: list[str], by_order: dict[str, list]) -> list[tuple[str, list]]:
     """The jobs of a batch of orders, grouped by kind in job order (kinds without a job left out)."""
-    return [(kind, jobs) for kind in repo.JOB_KINDS
-            if (jobs := [j for o in batch for j in by_order[o] if j.kind == kind])]
+    grouped: dict[str, list] = {}
+    for o in batch:
+        for job in by_order[o]:
+            of_kind = grouped.get(job.kind)
+            if of_kind is None:
+                of_kind = grouped[job.kind] = []
+            of_kind.append(job)
+    return [(kind, grouped[kind]) for kind in repo.JOB_KINDS if kind in grouped]
 
 
 def _orders_of_jobs(jobs: list, orders: Orders) -> Orders:
@@ -318,6 +498,9 @@ class JobRunner:
         self.overlap = engine.dialect.name == "postgresql"
         #: pending jobs read per query by `run_pending_paged`
         self.page_size = 20_000
+        #: imports work their jobs' rows out in a child process (`saved_jobs`), from this many orders
+        self.second_core = True
+        self.ahead_min_orders = AHEAD_MIN_ORDERS
 
     def run_pending(self, order_ids: Iterable[str] | None = None, *,
                     known: Orders | None = None) -> list[JobOutcome]:
@@ -377,8 +560,8 @@ class JobRunner:
             todo = repo.pending_jobs_of(conn, list(saved))
         return self._run_jobs(todo, saved)
 
-    def _run_jobs(self, todo: Sequence, known: Orders) -> list[JobOutcome]:
-        """Jobs (in activation order) in batches of whole orders, kind by kind."""
+    def _batches(self, todo: Sequence) -> list[tuple[list[str], dict[str, list]]]:
+        """Jobs (in activation order) in batches of whole orders: (order ids, their jobs by order)."""
         order_seq: list[str] = []
         by_order: dict[str, list] = {}
         for job in todo:
@@ -386,7 +569,14 @@ class JobRunner:
                 order_seq.append(job.order_id)
                 by_order[job.order_id] = []
             by_order[job.order_id].append(job)
-        batches = [order_seq[i:i + self.batch_size] for i in range(0, len(order_seq), self.batch_size)]
+        return [(batch, {o: by_order[o] for o in batch})
+                for batch in (order_seq[i:i + self.batch_size] for i in range(0, len(order_seq), self.batch_size))]
+
+    def _run_jobs(self, todo: Sequence, known: Orders) -> list[JobOutcome]:
+        """Jobs (in activation order) in batches of whole orders, kind by kind."""
+        split = self._batches(todo)
+        by_order = {o: jobs for _, of_batch in split for o, jobs in of_batch.items()}
+        batches = [batch for batch, _ in split]
         if self.overlap and len(batches) > 1:
             return self._run_overlapped(batches, by_order, known)
         outcomes: list[JobOutcome] = []

@@ -365,9 +365,14 @@ def save_drawdowns(conn: Connection, drawdowns: Sequence[Drawdown], pks: dict[st
 
 def replace_line_metrics(conn: Connection, rows: Sequence[tuple[int, Decimal, Decimal]]) -> None:
     """Write subscription metrics of lines as (line key, mrr, tcv), replacing earlier ones."""
-    _delete_lines(conn, t.line_metrics, [r[0] for r in rows])
     units = _Units()
-    _bulk(conn, t.line_metrics, ("line_pk", "mrr", "tcv"), [(pk, units[m], units[v]) for pk, m, v in rows])
+    replace_stored_line_metrics(conn, [(pk, units[m], units[v]) for pk, m, v in rows])
+
+
+def replace_stored_line_metrics(conn: Connection, rows: Sequence[tuple[int, int, int]]) -> None:
+    """`replace_line_metrics` of rows already in their stored form (line key, mrr units, tcv units)."""
+    _delete_lines(conn, t.line_metrics, [r[0] for r in rows])
+    _bulk(conn, t.line_metrics, ("line_pk", "mrr", "tcv"), rows)
 
 
 def refresh_item_metrics(conn: Connection, item_ids: Iterable[str]) -> None:
@@ -384,14 +389,26 @@ def refresh_item_metrics(conn: Connection, item_ids: Iterable[str]) -> None:
 
 def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequence[tuple[int, OrderMetric]]) -> None:
     """Write order metrics of these lines, replacing earlier ones."""
-    _delete_lines(conn, t.order_metrics, pks)
+    units, day = stored_encoders(conn)
+    replace_stored_order_metrics(conn, pks, stored_order_metrics(metrics, units, day))
+
+
+def stored_order_metrics(metrics: Iterable[tuple[int, OrderMetric]], units: dict, day: dict) -> list[tuple]:
+    """Order metrics (line key, metric) in their stored form, numbered per line and metric in the
+    order given, through `stored_encoders`' encodings: what `replace_stored_order_metrics` takes."""
     counter: dict[tuple[int, str], int] = {}
-    units, day = _Units(), _day(conn)
     rows = []
     for pk, m in metrics:
         seq = counter.get((pk, m.metric), 0)
         counter[(pk, m.metric)] = seq + 1
         rows.append((pk, m.metric, seq, units[m.amount], day[m.start], day[m.end], m.type, m.generated_reason))
+    return rows
+
+
+def replace_stored_order_metrics(conn: Connection, pks: Sequence[int], rows: Sequence[tuple]) -> None:
+    """Write order metrics of these lines already in their stored form (`stored_order_metrics`),
+    replacing earlier ones."""
+    _delete_lines(conn, t.order_metrics, pks)
     _bulk(conn, t.order_metrics, ("line_pk", "metric", "seq", "amount", "start", "end", "type",
                                   "generated_reason"), rows)
 
@@ -469,9 +486,10 @@ ARR_ROW_COLUMNS = ("line_pk", "period_start", "period_end", "opening_cmrr", "clo
                    "closing_arr")
 
 
-def stored_encoders(conn: Connection | Engine) -> tuple[dict, dict]:
-    """(money → stored units, date → stored date): the encodings `insert_stored_arr_rows` takes."""
-    return _Units(), _day(conn)
+def stored_encoders(store: Connection | Engine | str) -> tuple[dict, dict]:
+    """(money → stored units, date → stored date): the encodings `insert_stored_arr_rows` takes,
+    for this store (or this dialect's name: a process that works out rows without a connection)."""
+    return _Units(), _day(store)
 
 
 def insert_stored_arr_rows(conn: Connection, rows: list[tuple]) -> int:
@@ -530,8 +548,9 @@ class _SameDays(dict):
         return day
 
 
-def _day(conn: Connection | Engine) -> dict:
-    return _IsoDays() if conn.dialect.name == "sqlite" else _SameDays()
+def _day(store: Connection | Engine | str) -> dict:
+    dialect = store if isinstance(store, str) else store.dialect.name
+    return _IsoDays() if dialect == "sqlite" else _SameDays()
 
 
 def _stored(conn: Connection, column, value):

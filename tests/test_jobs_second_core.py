@@ -1,0 +1,223 @@
+"""An import works its jobs' rows out on the second core (`connector.jobs.RowsAhead`): a child
+process works out each batch's rows while this process writes the next batch. The store ends
+exactly as when one process does everything, whichever way the file is imported, whatever happens
+to the child; the child never outlives the import, nor a parent that was killed."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from connector import importer, jobs as jobs_module
+from connector.clock import FrozenClock
+from connector.engine.fiscal import StandardFiscalCalendar
+from connector.engine.settings import EngineSettings
+from connector.errors import TransientError
+from connector.importer import import_document, import_file, load_file, read, scan_file
+from connector.jobs import JobContext, JobRunner
+from connector.store import repository as repo
+from connector.store import schema as t
+from connector.store.db import open_store
+
+CLOCK = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+CALENDAR = StandardFiscalCalendar(4)
+BATCH = 12
+_spec = importlib.util.spec_from_file_location(
+    "engine_bench", Path(__file__).resolve().parents[1] / "bench" / "engine_bench.py")
+engine_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(engine_bench)
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("second-core") / "doc.json"
+    path.write_text(json.dumps(engine_bench.generate(400, 11)))
+    return path
+
+
+@pytest.fixture
+def children(monkeypatch):
+    """Every `RowsAhead` an import starts, as it was when the import stopped it."""
+    started: list[jobs_module.RowsAhead] = []
+    real = jobs_module.RowsAhead.__init__
+
+    def noting(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(jobs_module.RowsAhead, "__init__", noting)
+    return started
+
+
+def _runner(engine, second_core: bool) -> JobRunner:
+    runner = JobRunner(engine, JobContext(CALENDAR, EngineSettings()), CLOCK, batch_size=BATCH)
+    runner.second_core = second_core
+    runner.ahead_min_orders = 0
+    return runner
+
+
+def _whole(engine, path: Path, second_core: bool):
+    text, source = load_file(path)
+    return import_document(engine, read(text, source), source, CALENDAR, EngineSettings(), CLOCK,
+                           _runner(engine, second_core), batch_size=BATCH)
+
+
+def _streamed(engine, path: Path, second_core: bool):
+    streamed = scan_file(path)
+    assert streamed is not None
+    return import_file(engine, streamed, CALENDAR, EngineSettings(), CLOCK, _runner(engine, second_core),
+                       batch_size=BATCH)
+
+
+def _tables(engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {table.name: sorted(tuple(r) for r in conn.execute(select(table)))
+                for table in t.metadata.sorted_tables}
+
+
+def _one_core(tmp_path: Path, path: Path):
+    engine = open_store(f"sqlite:///{tmp_path / 'one-core.db'}")
+    result = _whole(engine, path, second_core=False)
+    tables = _tables(engine)
+    engine.dispose()
+    return result, tables
+
+
+@pytest.mark.parametrize("way", [_whole, _streamed], ids=["whole", "streamed"])
+def test_the_child_works_out_the_rows_and_the_store_ends_the_same(tmp_path, document, children, way):
+    expected, expected_tables = _one_core(tmp_path, document)
+    assert not children
+    engine = open_store(f"sqlite:///{tmp_path / 'two-cores.db'}")
+    result = way(engine, document, second_core=True)
+    tables = _tables(engine)
+    engine.dispose()
+    assert len(children) == 1
+    (child,) = children
+    batches = -(-len(result.activated) // BATCH)
+    assert batches > 10 and child.batches == batches and not child.broken  # every batch's rows came from it
+    assert result.activated == expected.activated
+    assert list(result.jobs) == list(expected.jobs) and all(o.ok for o in result.jobs)
+    assert tables == expected_tables
+    assert len(tables["arr_rows"]) > 5000 and len(tables["order_metrics"]) > 1000 and tables["line_metrics"]
+    assert not multiprocessing.active_children()
+
+
+def test_a_child_that_dies_costs_time_not_rows(tmp_path, document, children, monkeypatch):
+    """The child is killed after its third batch: the jobs work the rest of the rows out here."""
+    expected, expected_tables = _one_core(tmp_path, document)
+    real = jobs_module.RowsAhead.rows
+    killed = []
+
+    def killed_after_three(self, future):
+        prepared = real(self, future)
+        if self.batches == 3 and not killed:
+            killed.append(True)
+            for process in list(self._pool._processes.values()):
+                os.kill(process.pid, signal.SIGKILL)
+                process.join()
+        return prepared
+
+    monkeypatch.setattr(jobs_module.RowsAhead, "rows", killed_after_three)
+    engine = open_store(f"sqlite:///{tmp_path / 'two-cores.db'}")
+    result = _streamed(engine, document, second_core=True)
+    tables = _tables(engine)
+    engine.dispose()
+    (child,) = children
+    assert child.broken and child.batches == 3
+    assert list(result.jobs) == list(expected.jobs) and all(o.ok for o in result.jobs)
+    assert tables == expected_tables
+    assert not multiprocessing.active_children()
+
+
+def test_an_import_stopped_midway_stops_the_child_and_is_finished_by_importing_again(tmp_path, document, children,
+                                                                                       monkeypatch):
+    """Another process activates orders while the file is imported: the import stops, the child
+    with it; the batch written last has its jobs pending (they run a batch behind); importing
+    again finishes everything as one uninterrupted import leaves it."""
+    _, expected_tables = _one_core(tmp_path, document)
+    real = repo.next_order_seq
+
+    def moved_on_at_the_fifth_batch(conn):
+        written = conn.execute(select(func.count()).select_from(t.orders)).scalar()
+        return real(conn) + (1 if written == 4 * BATCH else 0)
+
+    monkeypatch.setattr(importer.repo, "next_order_seq", moved_on_at_the_fifth_batch)
+    engine = open_store(f"sqlite:///{tmp_path / 'two-cores.db'}")
+    with pytest.raises(TransientError, match="other orders were activated"):
+        _streamed(engine, document, second_core=True)
+    assert not multiprocessing.active_children()
+    with engine.connect() as conn:
+        written = set(conn.execute(select(t.orders.c.id)).scalars())
+        pending = set(conn.execute(select(t.jobs.c.order_id).where(t.jobs.c.status == t.JobStatus.PENDING)).scalars())
+    assert len(written) == 4 * BATCH and len(pending) == BATCH and pending < written
+    monkeypatch.setattr(importer.repo, "next_order_seq", real)
+    again = _streamed(engine, document, second_core=True)
+    assert len(again.already_imported) == 4 * BATCH and not again.failed_jobs
+    assert _tables(engine) == expected_tables
+    engine.dispose()
+    assert len(children) == 1  # the second import had jobs pending: it runs them after, on one core
+
+
+def test_small_imports_and_deferred_runners_start_no_child(tmp_path, document, children):
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    runner = _runner(engine, second_core=True)
+    runner.ahead_min_orders = 10_000  # more orders than the file has
+    streamed = scan_file(document)
+    assert streamed is not None
+    result = import_file(engine, streamed, CALENDAR, EngineSettings(), CLOCK, runner, batch_size=BATCH)
+    assert result.activated and not result.failed_jobs
+    engine.dispose()
+    assert not children
+
+
+_ORPHAN = textwrap.dedent("""
+    import datetime as dt, sys, time
+    from connector.engine.fiscal import StandardFiscalCalendar
+    from connector.engine.settings import EngineSettings
+    from connector.jobs import JobContext, RowsAhead
+
+    if __name__ == "__main__":
+        ahead = RowsAhead(JobContext(StandardFiscalCalendar(1), EngineSettings()), "sqlite")
+        ahead.rows(ahead.submit([], {}))  # the child is up
+        print(list(ahead._pool._processes), flush=True)
+        time.sleep(600)
+""")
+
+
+def test_a_child_whose_parent_is_killed_exits(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(_ORPHAN)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True, env=env) as parent:
+        try:
+            (child_pid,) = json.loads(parent.stdout.readline())
+            assert _alive(child_pid)
+            parent.kill()
+            parent.wait()
+            deadline = time.monotonic() + 20
+            while _alive(child_pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not _alive(child_pid), "the child outlived its killed parent"
+        finally:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead but not yet reaped by init, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
