@@ -7,6 +7,10 @@
 PostgreSQL the benchmark works in a schema of its own, `revsync_bench`, created at the start and
 dropped at the end, so it never meets the tests' schemas or anything else in the database.
 
+`--cores 1` works the jobs' rows out in the importing process alone, `--cores both` measures each
+store both ways in the same run (the default, 2, is what the import does: a child process works
+them out on the second core).
+
 Generates orders with 12–36 month terms (new lines, then updates, renewals and cancellations of
 them), imports them through the same code path as `revsync import`, and prints lines/s, ARR rows/s,
 peak memory and the ratio of its time to a raw bulk insert of the same ARR rows into the same
@@ -24,6 +28,7 @@ import random
 import resource
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -179,7 +184,31 @@ def raw_copy_all(engine, path: Path) -> tuple[float, float, int, int]:
     return timed, cpu, tables, count
 
 
-def run(url: str, doc_json: dict, out: Path) -> float:
+def _watch_second_core() -> list[int]:
+    """The peak RSS (KiB) of each child process the import starts to work out its jobs' rows, read
+    from /proc just before the import stops it. (Not from rusage: the child's is the importing
+    process's at the moment it was forked, before it became a fresh interpreter.)"""
+    peaks: list[int] = []
+    try:
+        from connector.jobs import RowsAhead
+    except ImportError:  # pragma: no cover - checkouts before issue 11's second core
+        return peaks
+    close = RowsAhead.close
+
+    def noting_close(self) -> None:
+        for process in list(getattr(self._pool, "_processes", {}).values()):
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+                peaks.append(int(status.split("VmHWM:")[1].split()[0]))
+            except (OSError, IndexError):
+                pass
+        close(self)
+
+    RowsAhead.close = noting_close  # type: ignore[method-assign]
+    return peaks
+
+
+def run(url: str, doc_json: dict, out: Path, second_core: bool = True) -> float:
     """Import the document into the store at `url`, print the figures; returns the import's time."""
     n_lines = sum(len(o["lines"]) for o in doc_json["orders"])
     engine = open_store(url)
@@ -187,13 +216,19 @@ def run(url: str, doc_json: dict, out: Path) -> float:
     settings = EngineSettings()
     clock = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
     runner = JobRunner(engine, JobContext(calendar, settings), clock)
+    if hasattr(runner, "second_core"):  # absent from checkouts before issue 11's second core
+        runner.second_core = second_core
 
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_peak = _watch_second_core()
     started, cpu_started = time.perf_counter(), time.process_time()
     with collector_paused():  # as `revsync import` reads a file (importer.read)
         doc = ImportDoc.model_validate(json.loads(json.dumps(doc_json)))
     parsed = time.perf_counter()
     result = import_document(engine, doc, "bench", calendar, settings, clock, runner)
     finished, cpu = time.perf_counter(), time.process_time() - cpu_started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the second core's process, joined by now
+    child_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
     assert not result.failed_jobs, result.failed_jobs[:3]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the raw copy below
     with engine.connect() as conn:
@@ -241,6 +276,9 @@ def run(url: str, doc_json: dict, out: Path) -> float:
     print(f"parse + validate doc  {parsed - started:8.2f} s")
     print(f"import total          {total:8.2f} s  (validate, activate, 4 background jobs per order)")
     print(f"import CPU time       {cpu:8.2f} s  (this process; the machine is shared)")
+    if child_cpu:
+        print(f"second core CPU time  {child_cpu:8.2f} s  (the process working out the jobs' rows; "
+              f"peak RSS {max(child_peak, default=0) / 1024:.0f} MB)")
     print(f"lines/s               {n_lines / total:10,.0f}")
     print(f"ARR rows/s            {arr_count / total:10,.0f}")
     print(f"raw bulk insert       {raw:8.2f} s  (the same ARR rows into a table like arr_rows, driver executemany)")
@@ -263,24 +301,39 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--store", action="append", default=None,
                         help="sqlite, postgresql or a SQLAlchemy URL; twice for both stores (default: sqlite)")
+    parser.add_argument("--cores", choices=["2", "1", "both"], default="2",
+                        help="2: the jobs' rows worked out on a second core, as the import does (default); 1: in "
+                             "the importing process alone; both: each store both ways, one after the other")
     args = parser.parse_args()
 
     out = Path(__file__).with_name("out")
     out.mkdir(exist_ok=True)
     doc_json = generate(args.lines)
     times = {}
+    ways = {"2": [True], "1": [False], "both": [False, True]}[args.cores]
     for store in args.store or ["sqlite"]:
-        url = fresh_store(store, out)
-        # each store in a process of its own: its peak memory is its own
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            times[store] = pool.apply(run, (url, doc_json, out))
-        if url.startswith("postgresql"):  # the shared server keeps no 1 GB of benchmark rows
-            _pg_schema(url.split("?")[0], create=False)
-        print(flush=True)
-    if len(times) > 1:
-        first = next(iter(times))
-        for store, seconds in list(times.items())[1:]:
-            print(f"{store} / {first}: {seconds / times[first]:.2f} x")
+        for second_core in ways:
+            url = fresh_store(store, out)
+            if len(ways) > 1:
+                print(f"cores                 {2 if second_core else 1}")
+            # each store in a process of its own: its peak memory is its own (not a Pool's: its
+            # daemonic process could not start the import's own child)
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                times[(store, second_core)] = pool.submit(run, url, doc_json, out, second_core).result()
+            if url.startswith("postgresql"):  # the shared server keeps no 1 GB of benchmark rows
+                _pg_schema(url.split("?")[0], create=False)
+            print(flush=True)
+    if len(ways) > 1:
+        for store in args.store or ["sqlite"]:
+            one, two = times[(store, False)], times[(store, True)]
+            print(f"{store}: two cores / one core: {two / one:.2f} x ({two - one:+.2f} s)")
+    stores = list(dict.fromkeys(store for store, _ in times))
+    if len(stores) > 1:
+        for second_core in ways:
+            first = times[(stores[0], second_core)]
+            for store in stores[1:]:
+                print(f"{store} / {stores[0]}{' (one core)' if not second_core and len(ways) > 1 else ''}: "
+                      f"{times[(store, second_core)] / first:.2f} x")
 
 
 if __name__ == "__main__":

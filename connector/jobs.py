@@ -322,6 +322,7 @@ class RowsAhead:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            log.info("the rows of %d batch(es) of jobs were worked out on a second core", self.batches)
 
 
 class SavedJobs:

@@ -221,3 +221,20 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_child_works_out_the_same_rows(tmp_path, document, children):
+    """PostgreSQL stores dates as dates, not text: the child encodes for the store it works for."""
+    from store.store_support import postgres_schema
+
+    _, expected_tables = _one_core(tmp_path, document)
+    with postgres_schema() as url:
+        engine = open_store(url)
+        result = _streamed(engine, document, second_core=True)
+        tables = _tables(engine)
+        engine.dispose()
+    (child,) = children
+    assert child.batches == -(-len(result.activated) // BATCH) and not child.broken
+    for table in ("arr_rows", "order_metrics", "line_metrics", "item_metrics", "account_metrics", "orders"):
+        assert tables[table] == expected_tables[table], table
