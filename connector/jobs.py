@@ -287,7 +287,7 @@ class RowsAhead:
         self.batches = 0
         self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_child_start,
-            initargs=(JobContext(ctx.calendar, ctx.settings), dialect))
+            initargs=(JobContext(ctx.calendar.resolved(), ctx.settings), dialect))
 
     def submit(self, kinds: list[tuple[str, list[str]]], orders: Orders) -> "Future[dict[str, list]] | None":
         """Hand a batch's orders to the child; None when the child is gone."""

@@ -238,3 +238,39 @@ def test_on_postgresql_the_child_works_out_the_same_rows(tmp_path, document, chi
     assert child.batches == -(-len(result.activated) // BATCH) and not child.broken
     for table in ("arr_rows", "order_metrics", "line_metrics", "item_metrics", "account_metrics", "orders"):
         assert tables[table] == expected_tables[table], table
+
+
+def _with_periods(engine) -> None:
+    """Salesforce's monthly Period records, taken in, over the document's dates."""
+    rows = []
+    for n in range(12 * 30):
+        year, month = 2015 + n // 12, 1 + n % 12
+        start = dt.date(year, month, 1)
+        end = (dt.date(year + (month == 12), month % 12 + 1, 1)) - dt.timedelta(days=1)
+        rows.append({"id": f"0260000000{n:08d}", "start": start, "end": end, "fiscal_year": year,
+                     "quarter": (month - 1) // 3 + 1, "label": f"{start:%B} FY{year}"})
+    with engine.begin() as conn:
+        conn.execute(t.fiscal_periods.insert(), rows)
+
+
+def test_the_salesforce_calendar_reaches_the_child_as_the_periods_it_read(tmp_path, document, children):
+    """The calendar of Period records reads them from the store when first needed: the child,
+    which touches no store, gets the periods as read (a store's engine cannot be sent to it)."""
+    from connector.ingest import StoreCalendar
+
+    out = []
+    for second_core in (False, True):
+        engine = open_store(f"sqlite:///{tmp_path / f'{second_core}.db'}")
+        _with_periods(engine)
+        runner = JobRunner(engine, JobContext(StoreCalendar(engine), EngineSettings()), CLOCK, batch_size=BATCH)
+        runner.second_core, runner.ahead_min_orders = second_core, 0
+        streamed = scan_file(document)
+        assert streamed is not None
+        result = import_file(engine, streamed, StoreCalendar(engine), EngineSettings(), CLOCK, runner,
+                             batch_size=BATCH)
+        assert not result.failed_jobs
+        out.append(_tables(engine))
+        engine.dispose()
+    (child,) = children
+    assert child.batches > 10 and not child.broken
+    assert out[1] == out[0] and len(out[0]["arr_rows"]) > 5000

@@ -45,6 +45,11 @@ class FiscalCalendar:
 
     year_named_by: str = "end"
 
+    def resolved(self) -> "FiscalCalendar":
+        """This calendar as plain data, to hand to another process: itself, unless it reads its
+        periods from somewhere else (the store's calendar of Salesforce periods gives what it read)."""
+        return self
+
     def year_name(self, period: FiscalPeriod) -> int:
         """The number in the name of `period`'s fiscal year (FY2023): the calendar year the fiscal
         year ends in, or starts in (`year_named_by`)."""

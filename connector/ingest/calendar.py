@@ -28,6 +28,9 @@ class StoreCalendar(FiscalCalendar):
             self._calendar = salesforce_calendar(self.store, self.year_named_by)
         return self._calendar
 
+    def resolved(self) -> ExplicitFiscalCalendar:
+        return self._get()
+
     def label(self, period, by):
         return self._get().label(period, by)
 
