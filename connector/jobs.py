@@ -371,13 +371,23 @@ class SavedJobs:
         return outcomes
 
 
+def _cores() -> int:
+    """The cores this process may run on (a container or `taskset` may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @contextmanager
 def saved_jobs(runner: "JobRunner", orders: int) -> Iterator[SavedJobs]:
     """`SavedJobs` for an import of this many orders (0: its jobs do not run as it writes): with a
-    child process working out their rows when there are enough of them (`JobRunner.ahead_min_orders`)
-    and the runner runs jobs here; the child is stopped on the way out, whatever happens."""
+    child process working out their rows when there are enough of them (`JobRunner.ahead_min_orders`),
+    the runner runs jobs here, and there is a second core to run it on (on one core it would only
+    add its own work); the child is stopped on the way out, whatever happens."""
     ahead = None
-    if runner.second_core and not runner.deferred and orders > 0 and orders >= runner.ahead_min_orders:
+    if (runner.second_core and not runner.deferred and orders > 0 and orders >= runner.ahead_min_orders
+            and _cores() > 1):
         try:
             ahead = RowsAhead(runner.ctx, runner.engine.dialect.name)
         except Exception as exc:  # noqa: BLE001 - no process to be had: one core, as before

@@ -169,10 +169,14 @@ def test_an_import_stopped_midway_stops_the_child_and_is_finished_by_importing_a
     assert len(children) == 1  # the second import had jobs pending: it runs them after, on one core
 
 
-def test_small_imports_and_deferred_runners_start_no_child(tmp_path, document, children):
+@pytest.mark.parametrize("case", ["small import", "one core"])
+def test_small_imports_and_one_core_start_no_child(tmp_path, document, children, monkeypatch, case):
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     runner = _runner(engine, second_core=True)
-    runner.ahead_min_orders = 10_000  # more orders than the file has
+    if case == "small import":
+        runner.ahead_min_orders = 10_000  # more orders than the file has
+    else:
+        monkeypatch.setattr(jobs_module.os, "sched_getaffinity", lambda pid: {0})
     streamed = scan_file(document)
     assert streamed is not None
     result = import_file(engine, streamed, CALENDAR, EngineSettings(), CLOCK, runner, batch_size=BATCH)
