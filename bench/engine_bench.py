@@ -187,7 +187,7 @@ def raw_copy_all(engine, path: Path) -> tuple[float, float, int, int]:
 def _watch_second_core() -> list[int]:
     """The peak RSS (KiB) of each child process the import starts to work out its jobs' rows, read
     from /proc just before the import stops it. (Not from rusage: the child's is the importing
-    process's at the moment it was forked, before it became a fresh interpreter.)"""
+    process's at the moment it was forked, before it ran a fresh interpreter.)"""
     peaks: list[int] = []
     try:
         from connector.jobs import RowsAhead
@@ -196,12 +196,11 @@ def _watch_second_core() -> list[int]:
     close = RowsAhead.close
 
     def noting_close(self) -> None:
-        for process in list(getattr(self._pool, "_processes", {}).values()):
-            try:
-                status = Path(f"/proc/{process.pid}/status").read_text()
-                peaks.append(int(status.split("VmHWM:")[1].split()[0]))
-            except (OSError, IndexError):
-                pass
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+            peaks.append(int(status.split("VmHWM:")[1].split()[0]))
+        except (OSError, IndexError):
+            pass
         close(self)
 
     RowsAhead.close = noting_close  # type: ignore[method-assign]

@@ -7,29 +7,29 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
-import signal
+import pickle
+import queue
+import subprocess
+import sys
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
+from pathlib import Path
 from typing import Callable, Collection, Iterable, Iterator, Sequence, overload
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
+from connector import job_rows
 from connector.clock import Clock
 from connector.engine.arr_by_period import arr_rows
-from connector.engine.activation import line_tcv
 from connector.engine.credits import review_credits
 from connector.engine.evergreen import extend_line, horizon as evergreen_horizon
 from connector.engine.fiscal import FiscalCalendar
-from connector.engine.metrics import order_metrics
 from connector.engine.model import ActivatedLine
-from connector.engine.money import round_money
 from connector.engine.settings import EngineSettings
+from connector.job_rows import stored_arr_rows
 from connector.projections import account_values, arr_rows_of_line, item_values
 from connector.store import repository as repo
 from connector.writers.outbox import BIG_DELETE, BIG_OBJECTS, RECORD_OBJECTS, enqueue
@@ -37,7 +37,6 @@ from connector.store import schema as t
 
 log = logging.getLogger(__name__)
 
-_ZERO, _TWELVE = Decimal(0), Decimal(12)
 
 
 @dataclass(frozen=True)
@@ -95,10 +94,17 @@ def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
         repo.save_drawdowns(conn, drawdowns, {l.id: pk for pk, l in order.lines})
 
 
+def _lines(orders: Orders) -> list[tuple[int, ActivatedLine, str]]:
+    return [(pk, line, o.currency) for o in orders.values() for pk, line in o.lines]
+
+
+def _dialect(store: Engine | Connection | str) -> str:
+    return store if isinstance(store, str) else store.dialect.name
+
+
 def _line_metric_rows(orders: Orders, ctx: JobContext, store: Engine | Connection | str) -> list[tuple]:
-    units, _ = repo.stored_encoders(store)
-    return [(pk, units[round_money(l.delta_mrr, o.currency)], units[round_money(line_tcv(l), o.currency)])
-            for o in orders.values() for pk, l in o.lines]
+    return job_rows.rows("subscription_metrics", _lines(orders), ctx.calendar, ctx.settings.order_metrics,
+                         _dialect(store))
 
 
 def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
@@ -111,10 +117,7 @@ def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext, prep
 
 
 def _order_metric_rows(orders: Orders, ctx: JobContext, store: Engine | Connection | str) -> list[tuple]:
-    units, day = repo.stored_encoders(store)
-    return repo.stored_order_metrics(((pk, m) for o in orders.values() for pk, line in o.lines
-                                      for m in order_metrics(line, o.currency, ctx.settings.order_metrics)),
-                                     units, day)
+    return job_rows.rows("order_metrics", _lines(orders), ctx.calendar, ctx.settings.order_metrics, _dialect(store))
 
 
 def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
@@ -143,41 +146,6 @@ def arr_by_period(conn: Connection, orders: Orders, ctx: JobContext, prepared: l
         enqueue(conn, [(big, line.id, "big_object", o.id, {"line_pk": pk})
                        for o in orders.values() for pk, line in o.lines if pk not in done and line.recurring
                        for big in BIG_OBJECTS], _stamp(ctx))
-
-
-def stored_arr_rows(lines: Iterable[tuple[int, ActivatedLine, str]], calendar: FiscalCalendar,
-                    units: dict, day: dict) -> list[tuple]:
-    """The ARR rows of these (line key, line, currency), in the store's form (`repo.stored_encoders`).
-
-    The same rows as encoding `arr_rows(line, currency, calendar)` one by one, made without them
-    for a line of one piece (most lines): its rows take four values, worked out once per line,
-    and each period's stored dates once per call (issue 11: building and encoding a named tuple
-    per row cost more than inserting it). Other lines go through `arr_rows`.
-    """
-    out: list[tuple] = []
-    append = out.append
-    spans: dict[dt.date, tuple] = {}  # period start → (stored start, stored end, end_excl)
-    for pk, line, currency in lines:
-        segments = line.segments
-        if not line.recurring or not segments:
-            continue
-        if len(segments) != 1 or line.evergreen:
-            out.extend((pk, day[r[1]], day[r[2]], units[r[3]], units[r[4]], units[r[5]], units[r[6]])
-                       for r in arr_rows(line, currency, calendar))
-            continue
-        (s,) = segments
-        start, end_excl = s.start, s.end_excl
-        mrr_cmrr, mrr_arr = units[round_money(s.mrr, currency)], units[round_money(s.mrr * _TWELVE, currency)]
-        zero_cmrr, zero_arr = units[round_money(_ZERO, currency)], units[round_money(_ZERO * _TWELVE, currency)]
-        for period in calendar.periods_touching(start, end_excl):
-            span = spans.get(period.start)
-            if span is None:
-                span = spans[period.start] = (day[period.start], day[period.end], period.end_excl)
-            opens = start < period.start
-            closes = span[2] < end_excl
-            append((pk, span[0], span[1], mrr_cmrr if opens else zero_cmrr, mrr_cmrr if closes else zero_cmrr,
-                    mrr_arr if opens else zero_arr, mrr_arr if closes else zero_arr))
-    return out
 
 
 def _clock(ctx: JobContext) -> Clock:
@@ -226,78 +194,54 @@ PREPARE: dict[str, Callable[[Orders, JobContext, "Engine | Connection | str"], l
 #: second core (`RowsAhead`); below it, starting the process costs more than it saves
 AHEAD_MIN_ORDERS = 4_000
 
-#: in the child process of `RowsAhead`: the context and the store's dialect it works for
-_CHILD: tuple[JobContext, str] | None = None
-
-
-def _child_start(ctx: JobContext, dialect: str) -> None:
-    """Set up `RowsAhead`'s child process: what it works for, and how it lives.
-
-    Ctrl-C reaches every process of the terminal: the parent stops the child itself, so the child
-    ignores it (no second traceback). A child whose parent died (killed, not stopped) exits: its
-    queue would never close, since it holds both ends. The collector is paused as for an import
-    (`collector_paused`), and each batch's objects are collected after it (`_child_rows`).
-    """
-    global _CHILD
-    _CHILD = (ctx, dialect)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        def orphaned() -> None:
-            multiprocessing.connection.wait([parent.sentinel])
-            os._exit(1)
-        threading.Thread(target=orphaned, name="revsync-parent-watch", daemon=True).start()
-    gc.disable()
-    gc.freeze()
-
-
-def _child_rows(kinds: list[tuple[str, list[str]]], orders: Orders) -> dict[str, list]:
-    """In the child process: the rows of each kind of job (`PREPARE`) for its orders; a kind whose
-    rows cannot be worked out is left out, for its job to work them out and fail as it would."""
-    assert _CHILD is not None, "_child_start runs first"
-    ctx, dialect = _CHILD
-    prepared: dict[str, list] = {}
-    try:
-        for kind, order_ids in kinds:
-            try:
-                prepared[kind] = PREPARE[kind]({o: orders[o] for o in order_ids}, ctx, dialect)
-            except Exception:  # noqa: BLE001 - the job works them out itself, and fails as it would
-                pass
-        return prepared
-    finally:
-        del orders
-        gc.collect()
-
-
 class RowsAhead:
-    """A child process that works out the rows of jobs (`PREPARE`) of batches of orders while this
-    process writes: the import's second core (issue 11).
+    """A process of its own that works out the rows of jobs (`PREPARE`) of batches of orders while
+    this process writes: the import's second core (issue 11).
 
-    The rows are the same wherever they are worked out (the same code, pure, on the same orders
-    and context), in their stored form, so this process only inserts them. Nothing in the child
-    touches the store. Whatever goes wrong with the child (it cannot start, dies, or a batch
-    cannot be sent) only costs time: `rows` then gives nothing, and the jobs work their rows out
-    here as they always did. Started with `spawn`: a fresh interpreter, no copy of this process's
-    connections, threads or locks.
+    It runs `connector.job_rows` (`python -m`, the same interpreter and the same checkout of the
+    code), which imports the engine and nothing of the store: the rows are the same wherever they
+    are worked out, in their stored form, so this process only inserts them. Batches go to it on
+    its standard input and their rows come back on its standard output, each a pickle, in order;
+    a thread here writes the batches and another reads the rows, so neither side waits on a full
+    pipe. What is unpickled is only what this process's own child pickled.
+
+    Whatever goes wrong with it (it cannot start, dies, or a batch cannot be sent) only costs
+    time: `rows` then gives nothing, and the jobs work their rows out here as they always did.
+    It ignores Ctrl-C (this process stops it), and it ends when its input does: when `close` closes
+    it, or when this process ends, however it ends.
     """
 
     def __init__(self, ctx: JobContext, dialect: str) -> None:
         self.broken = False
         #: batches whose rows came from the child (for tests and the benchmark)
         self.batches = 0
-        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_child_start,
-            initargs=(JobContext(ctx.calendar.resolved(), ctx.settings), dialect))
+        self._closed = self._said_gone = False
+        self._pending: "queue.SimpleQueue[Future]" = queue.SimpleQueue()
+        self._outbox: "queue.SimpleQueue[tuple | None]" = queue.SimpleQueue()
+        root = str(Path(__file__).resolve().parents[1])  # the checkout this process runs
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        self._process = subprocess.Popen([sys.executable, "-m", "connector.job_rows"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self._outbox.put((ctx.calendar.resolved(), tuple(ctx.settings.order_metrics), dialect))
+        self._writer = threading.Thread(target=self._write, name="revsync-rows-out", daemon=True)
+        self._reader = threading.Thread(target=self._read, name="revsync-rows-in", daemon=True)
+        self._writer.start()
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     def submit(self, kinds: list[tuple[str, list[str]]], orders: Orders) -> "Future[dict[str, list]] | None":
         """Hand a batch's orders to the child; None when the child is gone."""
-        if self.broken or self._pool is None:
+        if self.broken:
             return None
-        try:
-            return self._pool.submit(_child_rows, kinds, orders)
-        except Exception as exc:  # noqa: BLE001 - a broken pool: the jobs work their rows out here
-            self._gone(exc)
-            return None
+        future: Future[dict[str, list]] = Future()
+        self._pending.put(future)
+        self._outbox.put((kinds, {o.id: (o.currency, o.lines) for o in orders.values()}))
+        if self.broken:  # it stopped meanwhile, after its threads gave the waiting batches up
+            self._fail(RuntimeError("it had stopped"))
+        return future
 
     def rows(self, future: "Future[dict[str, list]] | None") -> dict[str, list]:
         """The child's rows of a batch handed to it (waiting for them), or none."""
@@ -311,18 +255,67 @@ class RowsAhead:
         self.batches += 1
         return prepared
 
-    def _gone(self, exc: BaseException) -> None:
-        if not self.broken:
-            log.info("jobs' rows are worked out in this process from now on (the second core's process "
-                     "stopped: %s: %s)", type(exc).__name__, exc)
+    def _write(self) -> None:
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            while (item := self._outbox.get()) is not None:
+                pickle.dump(item, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
+        except Exception as exc:  # noqa: BLE001 - the child is gone (a broken pipe) or a batch will not pickle
+            self._fail(exc)
+        finally:
+            try:
+                stdin.close()  # the child's input ends: it finishes what it has, and exits
+            except OSError:
+                pass
+
+    def _read(self) -> None:
+        stdout = self._process.stdout
+        assert stdout is not None
+        try:
+            while True:
+                answer = pickle.load(stdout)
+                self._pending.get_nowait().set_result(answer)
+        except EOFError as exc:
+            if not (self._closed and self._pending.empty()):  # else: it answered everything, and ended
+                self._fail(exc)
+        except Exception as exc:  # noqa: BLE001 - the child ended midway
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """The child can answer no more: every batch still waiting gets the error."""
         self.broken = True
+        while True:
+            try:
+                future = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            if not future.done():
+                future.set_exception(RuntimeError(f"the second core's process stopped: {type(exc).__name__}: {exc}"))
+
+    def _gone(self, exc: BaseException) -> None:
+        self.broken = True
+        if not self._said_gone:
+            self._said_gone = True
+            log.info("jobs' rows are worked out in this process from now on (%s)", exc)
 
     def close(self) -> None:
-        """Stop the child (batches not yet started are dropped), and wait for it."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-            log.info("the rows of %d batch(es) of jobs were worked out on a second core", self.batches)
+        """Stop the child once it has answered what it was sent, and wait for it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._outbox.put(None)
+        self._writer.join()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # stuck: nothing it could still give is waited for
+            self._process.kill()
+            self._process.wait()
+        self._reader.join()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        log.info("the rows of %d batch(es) of jobs were worked out on a second core", self.batches)
 
 
 class SavedJobs:

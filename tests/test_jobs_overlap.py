@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, select
 
-from connector import jobs as jobs_module
+from connector import job_rows, jobs as jobs_module
 from connector.clock import FrozenClock
 from connector.engine.fiscal import StandardFiscalCalendar
 from connector.engine.settings import EngineSettings
@@ -87,7 +87,7 @@ def test_overlapped_batches_leave_the_store_as_one_thread_does(tmp_path):
 def test_a_failing_job_fails_alone_and_the_same_way(tmp_path, monkeypatch):
     """The rows of a batch are worked out ahead; a line whose rows cannot be is left to its job,
     which fails in its batch's transaction, runs again alone and is recorded failed, as on one thread."""
-    real = jobs_module.order_metrics
+    real = job_rows.order_metrics
     calls = []
 
     def refuses_one_line(line, currency, which):
@@ -96,7 +96,7 @@ def test_a_failing_job_fails_alone_and_the_same_way(tmp_path, monkeypatch):
             raise ValueError("the billing schedule of L40 cannot be worked out")
         return real(line, currency, which)
 
-    monkeypatch.setattr(jobs_module, "order_metrics", refuses_one_line)
+    monkeypatch.setattr(job_rows, "order_metrics", refuses_one_line)
     (one, one_tables, _), (two, two_tables, _) = _both(tmp_path)
     failed = [o for o in one if not o.ok]
     assert [(o.kind, "L40" in o.error) for o in failed] == [("order_metrics", True)]

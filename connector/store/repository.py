@@ -18,8 +18,8 @@ from connector.engine.model import (
     Account, Action, ActivatedLine, Activation, ArrRow, BillingFrequency, ChangeCategory,
     Credit, Drawdown, Item, OrderMetric, PricePeriod, Product, Provisioning, Segment,
 )
-from connector.engine.money import STORE_SCALE, exact_text, round_money
-from connector.store import schema as t
+from connector.engine.money import exact_text, round_money
+from connector.store import encode, schema as t
 
 JOB_KINDS = ("credit_review", "subscription_metrics", "order_metrics", "arr_by_period")
 
@@ -393,16 +393,8 @@ def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequenc
     replace_stored_order_metrics(conn, pks, stored_order_metrics(metrics, units, day))
 
 
-def stored_order_metrics(metrics: Iterable[tuple[int, OrderMetric]], units: dict, day: dict) -> list[tuple]:
-    """Order metrics (line key, metric) in their stored form, numbered per line and metric in the
-    order given, through `stored_encoders`' encodings: what `replace_stored_order_metrics` takes."""
-    counter: dict[tuple[int, str], int] = {}
-    rows = []
-    for pk, m in metrics:
-        seq = counter.get((pk, m.metric), 0)
-        counter[(pk, m.metric)] = seq + 1
-        rows.append((pk, m.metric, seq, units[m.amount], day[m.start], day[m.end], m.type, m.generated_reason))
-    return rows
+#: order metrics in their stored form (`connector.store.encode`)
+stored_order_metrics = encode.stored_order_metrics
 
 
 def replace_stored_order_metrics(conn: Connection, pks: Sequence[int], rows: Sequence[tuple]) -> None:
@@ -517,40 +509,12 @@ class _Counted:
 # This skips SQLAlchemy's per-value type processing, which would otherwise cost more than the
 # insert itself. The encodings are those of `Money` and SQLAlchemy's `Date` on each dialect.
 
-class _Units(dict):
-    """Money → stored integer units, remembering values already seen (rows repeat a few amounts).
-
-    A dict with `__missing__`, so a hit is a plain subscript: `units[amount]`. The encoding is
-    `Money`'s (integers of 10**-STORE_SCALE), done here without its per-value call overhead.
-    """
-
-    def __missing__(self, value: Decimal) -> int:
-        scaled = value.scaleb(STORE_SCALE)
-        units = int(scaled)
-        if units != scaled:
-            raise ValueError(f"{value} has more than {STORE_SCALE} decimal places; round it before storing")
-        self[value] = units
-        return units
-
-
-class _IsoDays(dict):
-    """date → 'YYYY-MM-DD', how SQLAlchemy's Date stores it in SQLite; remembered per date."""
-
-    def __missing__(self, day: dt.date) -> str:
-        text = self[day] = day.isoformat()
-        return text
-
-
-class _SameDays(dict):
-    """date → date, for drivers that take dates as they are."""
-
-    def __missing__(self, day: dt.date) -> dt.date:
-        return day
+#: the pure encodings, shared with processes that never open the store (`connector.store.encode`)
+_Units, _IsoDays, _SameDays = encode.Units, encode.IsoDays, encode.SameDays
 
 
 def _day(store: Connection | Engine | str) -> dict:
-    dialect = store if isinstance(store, str) else store.dialect.name
-    return _IsoDays() if dialect == "sqlite" else _SameDays()
+    return encode.encoders(store if isinstance(store, str) else store.dialect.name)[1]
 
 
 def _stored(conn: Connection, column, value):

@@ -1,0 +1,135 @@
+"""The rows the background jobs write, worked out from activated lines alone, in the store's form:
+subscription metrics, order metrics and ARR by period (`connector.jobs.PREPARE`).
+
+Nothing here opens the store, nor imports SQLAlchemy: the import's second core runs this module
+as a process of its own (`python -m connector.job_rows`, started by `connector.jobs.RowsAhead`),
+which reads batches of lines on its standard input and writes their rows on its standard output,
+one pickled object each way per batch. The same functions make the rows in the importing process
+when there is no such process, so the rows are the same either way.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import pickle
+import signal
+import sys
+from decimal import Decimal
+from typing import BinaryIO, Iterable, Sequence
+
+from connector.engine.activation import line_tcv
+from connector.engine.arr_by_period import arr_rows
+from connector.engine.fiscal import FiscalCalendar
+from connector.engine.metrics import order_metrics
+from connector.engine.model import ActivatedLine
+from connector.engine.money import round_money
+from connector.store import encode
+
+#: (line key, line, currency): a line as the jobs read it
+Lines = Iterable[tuple[int, ActivatedLine, str]]
+
+_ZERO, _TWELVE = Decimal(0), Decimal(12)
+
+
+def line_metric_rows(lines: Lines, units: dict) -> list[tuple]:
+    """Each line's (line key, MRR, TCV) in stored units: the subscription metrics job's rows."""
+    return [(pk, units[round_money(line.delta_mrr, currency)], units[round_money(line_tcv(line), currency)])
+            for pk, line, currency in lines]
+
+
+def order_metric_rows(lines: Lines, which: Sequence[str], units: dict, day: dict) -> list[tuple]:
+    """Each line's order metrics (`which` of them) in their stored form: the order metrics job's rows."""
+    return encode.stored_order_metrics(((pk, m) for pk, line, currency in lines
+                                        for m in order_metrics(line, currency, which)), units, day)
+
+
+def stored_arr_rows(lines: Lines, calendar: FiscalCalendar, units: dict, day: dict) -> list[tuple]:
+    """The ARR rows of these (line key, line, currency), in the store's form (`encode.encoders`).
+
+    The same rows as encoding `arr_rows(line, currency, calendar)` one by one, made without them
+    for a line of one piece (most lines): its rows take four values, worked out once per line,
+    and each period's stored dates once per call (issue 11: building and encoding a named tuple
+    per row cost more than inserting it). Other lines go through `arr_rows`.
+    """
+    out: list[tuple] = []
+    append = out.append
+    spans: dict[dt.date, tuple] = {}  # period start → (stored start, stored end, end_excl)
+    for pk, line, currency in lines:
+        segments = line.segments
+        if not line.recurring or not segments:
+            continue
+        if len(segments) != 1 or line.evergreen:
+            out.extend((pk, day[r[1]], day[r[2]], units[r[3]], units[r[4]], units[r[5]], units[r[6]])
+                       for r in arr_rows(line, currency, calendar))
+            continue
+        (s,) = segments
+        start, end_excl = s.start, s.end_excl
+        mrr_cmrr, mrr_arr = units[round_money(s.mrr, currency)], units[round_money(s.mrr * _TWELVE, currency)]
+        zero_cmrr, zero_arr = units[round_money(_ZERO, currency)], units[round_money(_ZERO * _TWELVE, currency)]
+        for period in calendar.periods_touching(start, end_excl):
+            span = spans.get(period.start)
+            if span is None:
+                span = spans[period.start] = (day[period.start], day[period.end], period.end_excl)
+            opens = start < period.start
+            closes = span[2] < end_excl
+            append((pk, span[0], span[1], mrr_cmrr if opens else zero_cmrr, mrr_cmrr if closes else zero_cmrr,
+                    mrr_arr if opens else zero_arr, mrr_arr if closes else zero_arr))
+    return out
+
+
+def rows(kind: str, lines: Lines, calendar: FiscalCalendar, which: Sequence[str], dialect: str) -> list[tuple]:
+    """The rows of one kind of job for these lines, for a store of this dialect."""
+    units, day = encode.encoders(dialect)
+    if kind == "subscription_metrics":
+        return line_metric_rows(lines, units)
+    if kind == "order_metrics":
+        return order_metric_rows(lines, which, units, day)
+    if kind == "arr_by_period":
+        return stored_arr_rows(lines, calendar, units, day)
+    raise ValueError(f"no rows are worked out ahead for jobs of kind {kind!r}")
+
+
+#: a batch as the importing process sends it: each kind of job with its orders, and each order's
+#: currency and (line key, line) pairs
+Batch = tuple[list[tuple[str, list[str]]], dict[str, tuple[str, list[tuple[int, ActivatedLine]]]]]
+
+
+def batch_rows(batch: Batch, calendar: FiscalCalendar, which: Sequence[str], dialect: str) -> dict[str, list]:
+    """The rows of each kind of job of a batch. A kind whose rows cannot be worked out is left out:
+    its job works them out itself, and fails as it would have."""
+    kinds, orders = batch
+    out: dict[str, list] = {}
+    for kind, order_ids in kinds:
+        try:
+            out[kind] = rows(kind, [(pk, line, orders[o][0]) for o in order_ids for pk, line in orders[o][1]],
+                             calendar, which, dialect)
+        except Exception:  # noqa: BLE001 - the job works them out itself, and fails as it would
+            pass
+    return out
+
+
+def serve(source: BinaryIO, sink: BinaryIO) -> None:
+    """The second core's process: the context first ((calendar, order metrics, dialect)), then
+    batches, each answered with its rows, in order, until its input ends (the importing process
+    closed it, or ended)."""
+    calendar, which, dialect = pickle.load(source)
+    gc.disable()  # as an import (connector.jobs.collector_paused); each batch is collected after it
+    gc.freeze()
+    while True:
+        try:
+            batch = pickle.load(source)
+        except EOFError:
+            return
+        pickle.dump(batch_rows(batch, calendar, which, dialect), sink, protocol=pickle.HIGHEST_PROTOCOL)
+        sink.flush()
+        del batch
+        gc.collect()
+
+
+if __name__ == "__main__":
+    # Ctrl-C reaches every process of the terminal: the importing process stops this one itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except BrokenPipeError:  # the importing process went away while a batch's rows were written
+        pass
