@@ -380,6 +380,24 @@ def _store_catalogue(conn: Connection, the_plan: Any, calendar: FiscalCalendar) 
         repo.set_meta(conn, "fiscal_calendar", calendar.fingerprint())
 
 
+def _save_batch(conn: Connection, batch: list[Activation], expected: int, source: str, result: ImportResult,
+                clock: Clock, hashes: dict[str, str], accounts: dict[str, str],
+                write_back: bool) -> dict[str, repo.StoredOrder]:
+    """Write a batch of the file's activations in the caller's transaction: first checking that no
+    other order was activated since the import began (`expected`: the next order's sequence number
+    as the validation found it), then the orders' immediate steps, and their outbox entries."""
+    if repo.next_order_seq(conn) != expected:
+        raise TransientError(
+            f"{source}: other orders were activated while this file was being imported; "
+            f"{len(result.activated)} of its orders are activated, the rest are not",
+            hint="import the same file again: activated orders are skipped, the rest are checked anew")
+    now = clock.now()
+    saved = repo.save_activations(conn, batch, origin="engine", hashes=hashes, customer_names=accounts, now=now)
+    if write_back:
+        enqueue_activation(conn, batch, "engine", now)
+    return saved
+
+
 @collector_paused()
 def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalCalendar,
                     settings: EngineSettings, clock: Clock, runner: JobRunner,
@@ -410,16 +428,8 @@ def import_document(engine: Engine, doc: ImportDoc | Parsed, source: str, calend
         for i in range(0, len(the_plan.activations), batch_size):
             batch = the_plan.activations[i:i + batch_size]
             with engine.begin() as conn:
-                if repo.next_order_seq(conn) != expected:
-                    raise TransientError(
-                        f"{source}: other orders were activated while this file was being imported; "
-                        f"{len(result.activated)} of its orders are activated, the rest are not",
-                        hint="import the same file again: activated orders are skipped, the rest are checked anew")
-                now = clock.now()
-                saved = repo.save_activations(conn, batch, origin="engine", hashes=the_plan.hashes,
-                                              customer_names=accounts, now=now)
-                if runner.ctx.write_back:
-                    enqueue_activation(conn, batch, "engine", now)
+                saved = _save_batch(conn, batch, expected, source, result, clock, the_plan.hashes, accounts,
+                                    runner.ctx.write_back)
             expected += len(batch)
             result.activated.extend(a.order.id for a in batch)
             if interleaved:
@@ -928,16 +938,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         # each collection looks at this batch's objects only, not at everything held.
         gc.freeze()
         with conn.begin():
-            if repo.next_order_seq(conn) != expected:
-                raise TransientError(
-                    f"{source}: other orders were activated while this file was being imported; "
-                    f"{len(result.activated)} of its orders are activated, the rest are not",
-                    hint="import the same file again: activated orders are skipped, the rest are checked anew")
-            now = clock.now()
-            saved = repo.save_activations(conn, batch, origin="engine", hashes=hashes, customer_names=accounts,
-                                          now=now)
-            if runner.ctx.write_back:
-                enqueue_activation(conn, batch, "engine", now)
+            saved = _save_batch(conn, batch, expected, source, result, clock, hashes, accounts, runner.ctx.write_back)
         expected += len(batch)
         lines += sum(len(a.lines) for a in batch)
         result.activated.extend(a.order.id for a in batch)
