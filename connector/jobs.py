@@ -218,9 +218,11 @@ class RowsAhead:
         self._closed = self._said_gone = False
         self._pending: "queue.SimpleQueue[Future]" = queue.SimpleQueue()
         self._outbox: "queue.SimpleQueue[tuple | None]" = queue.SimpleQueue()
-        root = str(Path(__file__).resolve().parents[1])  # the checkout this process runs
+        # the code this process runs, first on the child's path; not the working directory (-P),
+        # whose files could stand in for a module's
+        root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self._process = subprocess.Popen([sys.executable, "-m", "connector.job_rows"], stdin=subprocess.PIPE,
+        self._process = subprocess.Popen([sys.executable, "-P", "-m", "connector.job_rows"], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         self._outbox.put((ctx.calendar.resolved(), tuple(ctx.settings.order_metrics), dialect))
         self._writer = threading.Thread(target=self._write, name="revsync-rows-out", daemon=True)

@@ -284,3 +284,18 @@ def test_the_childs_process_loads_no_store():
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}).stdout
     for library in ("sqlalchemy", "pydantic", "connector.store.repository", "connector.jobs"):
         assert f"'{library}'" not in loaded, library
+
+
+def test_the_working_directory_cannot_stand_in_for_the_childs_code(tmp_path, document, children, monkeypatch):
+    """An import run from a folder that holds a `connector` package of its own still runs this
+    checkout's code in the child."""
+    decoy = tmp_path / "work" / "connector"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('not the connector the import runs')\n")
+    monkeypatch.chdir(decoy.parent)
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    result = _streamed(engine, document, second_core=True)
+    engine.dispose()
+    (child,) = children
+    assert not result.failed_jobs
+    assert child.batches == -(-len(result.activated) // BATCH) and not child.broken
