@@ -181,8 +181,9 @@ JOBS: dict[str, Callable[..., None]] = {
 assert tuple(JOBS) == repo.JOB_KINDS
 
 #: the part of a job that needs nothing from the store: the rows it writes, worked out from the
-#: orders alone, `prepared` for the job. With `JobRunner.overlap` they are worked out for the next
-#: batch while the store writes this one's (issue 11).
+#: orders alone (`connector.job_rows`), `prepared` for the job. With `JobRunner.overlap` they are
+#: worked out for the next batch while the store writes this one's; in a large import, by the
+#: second core's process (`RowsAhead`) while this process writes the next batch (issue 11).
 PREPARE: dict[str, Callable[[Orders, JobContext, "Engine | Connection | str"], list]] = {
     "subscription_metrics": _line_metric_rows,
     "order_metrics": _order_metric_rows,
