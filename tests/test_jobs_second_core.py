@@ -132,7 +132,8 @@ def test_a_child_that_dies_costs_time_not_rows(tmp_path, document, children, mon
     tables = _tables(engine)
     engine.dispose()
     (child,) = children
-    assert child.broken and child.batches == 3
+    # the fourth batch was handed to it just before: its rows may have come back before the kill
+    assert child.broken and child.batches in (3, 4)
     assert list(result.jobs) == list(expected.jobs) and all(o.ok for o in result.jobs)
     assert tables == expected_tables
 
