@@ -219,13 +219,15 @@ class RowsAhead:
         self._closed = self._said_gone = False
         self._pending: "queue.SimpleQueue[Future]" = queue.SimpleQueue()
         self._outbox: "queue.SimpleQueue[tuple | None]" = queue.SimpleQueue()
+        # what it works for, first: a calendar that cannot give its periods stops here, no child started
+        context = (ctx.calendar.resolved(), tuple(ctx.settings.order_metrics), dialect)
         # the code this process runs, first on the child's path; not the working directory (-P),
         # whose files could stand in for a module's
         root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         self._process = subprocess.Popen([sys.executable, "-P", "-m", "connector.job_rows"], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-        self._outbox.put((ctx.calendar.resolved(), tuple(ctx.settings.order_metrics), dialect))
+        self._outbox.put(context)
         self._writer = threading.Thread(target=self._write, name="revsync-rows-out", daemon=True)
         self._reader = threading.Thread(target=self._read, name="revsync-rows-in", daemon=True)
         self._writer.start()
