@@ -77,6 +77,10 @@ def stored_arr_rows(lines: Lines, calendar: FiscalCalendar, units: dict, day: di
     return out
 
 
+#: the kinds of job whose rows are worked out here
+KINDS = ("subscription_metrics", "order_metrics", "arr_by_period")
+
+
 def rows(kind: str, lines: Lines, calendar: FiscalCalendar, which: Sequence[str], dialect: str) -> list[tuple]:
     """The rows of one kind of job for these lines, for a store of this dialect."""
     units, day = encode.encoders(dialect)

@@ -5,6 +5,7 @@ error, and changes nothing when run again on an order it has already processed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import logging
 import os
@@ -27,9 +28,7 @@ from connector.engine.arr_by_period import arr_rows
 from connector.engine.credits import review_credits
 from connector.engine.evergreen import extend_line, horizon as evergreen_horizon
 from connector.engine.fiscal import FiscalCalendar
-from connector.engine.model import ActivatedLine
 from connector.engine.settings import EngineSettings
-from connector.job_rows import stored_arr_rows
 from connector.projections import account_values, arr_rows_of_line, item_values
 from connector.store import repository as repo
 from connector.writers.outbox import BIG_DELETE, BIG_OBJECTS, RECORD_OBJECTS, enqueue
@@ -94,50 +93,35 @@ def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
         repo.save_drawdowns(conn, drawdowns, {l.id: pk for pk, l in order.lines})
 
 
-def _lines(orders: Orders) -> list[tuple[int, ActivatedLine, str]]:
-    return [(pk, line, o.currency) for o in orders.values() for pk, line in o.lines]
-
-
-def _dialect(store: Engine | Connection | str) -> str:
-    return store if isinstance(store, str) else store.dialect.name
-
-
-def _line_metric_rows(orders: Orders, ctx: JobContext, store: Engine | Connection | str) -> list[tuple]:
-    return job_rows.rows("subscription_metrics", _lines(orders), ctx.calendar, ctx.settings.order_metrics,
-                         _dialect(store))
+def _rows(kind: str, orders: Orders, ctx: JobContext, store: Engine | Connection,
+          skip: Collection[int] = ()) -> list[tuple]:
+    """The rows a job of this kind writes for these orders' lines (but those in `skip`), in the
+    store's form: worked out by `connector.job_rows`, as the second core's process does."""
+    lines = [(pk, line, o.currency) for o in orders.values() for pk, line in o.lines if pk not in skip]
+    return job_rows.rows(kind, lines, ctx.calendar, ctx.settings.order_metrics, store.dialect.name)
 
 
 def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
     """Each line's MRR and TCV, and the TCV of the items they provision."""
-    repo.replace_stored_line_metrics(conn, _line_metric_rows(orders, ctx, conn) if prepared is None else prepared)
+    repo.replace_stored_line_metrics(conn, _rows("subscription_metrics", orders, ctx, conn) if prepared is None
+                                     else prepared)
     items = sorted({l.item for o in orders.values() for _, l in o.lines})
     repo.refresh_item_metrics(conn, items)
     if ctx.write_back:
         enqueue_items(conn, items, sorted({o.account for o in orders.values()}), ctx)
 
 
-def _order_metric_rows(orders: Orders, ctx: JobContext, store: Engine | Connection | str) -> list[tuple]:
-    return job_rows.rows("order_metrics", _lines(orders), ctx.calendar, ctx.settings.order_metrics, _dialect(store))
-
-
 def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
     """Zuora-style order metrics of each line (tcb from its billing schedule)."""
-    rows = _order_metric_rows(orders, ctx, conn) if prepared is None else prepared
+    rows = _rows("order_metrics", orders, ctx, conn) if prepared is None else prepared
     repo.replace_stored_order_metrics(conn, [pk for o in orders.values() for pk, _ in o.lines], rows)
-
-
-def _arr_rows(orders: Orders, ctx: JobContext, store: Engine | Connection | str,
-              skip: Collection[int] = ()) -> list[tuple]:
-    units, day = repo.stored_encoders(store)
-    return stored_arr_rows(((pk, line, o.currency) for o in orders.values() for pk, line in o.lines
-                            if pk not in skip), ctx.calendar, units, day)
 
 
 def arr_by_period(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
     """ARR-by-period rows of each line; lines that have rows keep them untouched."""
     done = repo.lines_with_arr_rows(conn, [pk for o in orders.values() for pk, _ in o.lines])
     if prepared is None:
-        rows = _arr_rows(orders, ctx, conn, done)
+        rows = _rows("arr_by_period", orders, ctx, conn, done)
     else:  # worked out for every line beforehand: those that have rows keep theirs
         rows = [r for r in prepared if r[0] not in done] if done else prepared
     repo.insert_stored_arr_rows(conn, rows)
@@ -184,11 +168,8 @@ assert tuple(JOBS) == repo.JOB_KINDS
 #: orders alone (`connector.job_rows`), `prepared` for the job. With `JobRunner.overlap` they are
 #: worked out for the next batch while the store writes this one's; in a large import, by the
 #: second core's process (`RowsAhead`) while this process writes the next batch (issue 11).
-PREPARE: dict[str, Callable[[Orders, JobContext, "Engine | Connection | str"], list]] = {
-    "subscription_metrics": _line_metric_rows,
-    "order_metrics": _order_metric_rows,
-    "arr_by_period": _arr_rows,
-}
+PREPARE: dict[str, Callable[[Orders, JobContext, "Engine | Connection"], list]] = {
+    kind: functools.partial(_rows, kind) for kind in job_rows.KINDS}
 
 
 #: imports of this many orders or more work their jobs' rows out in a child process, on the

@@ -164,7 +164,7 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
         currency=a.order.currency, bill_cycle_day=a.bill_cycle_day, bill_to=a.order.bill_to,
         sold_to=a.order.sold_to, origin=origin, status="activated", content_hash=hashes[a.order.id],
         activated_at=now) for a in activations])
-    units, day = _Units(), _day(conn)
+    units, day = stored_encoders(conn)
     line_tcvs = {l.id: round_money(line_tcv(l), a.order.currency) for a in activations for l in a.lines}
     line_rows = [(
         l.id, a.order.id, l.seq, l.action.value, l.product, l.product_name, customer_names[a.order.account],
@@ -365,7 +365,7 @@ def save_drawdowns(conn: Connection, drawdowns: Sequence[Drawdown], pks: dict[st
 
 def replace_line_metrics(conn: Connection, rows: Sequence[tuple[int, Decimal, Decimal]]) -> None:
     """Write subscription metrics of lines as (line key, mrr, tcv), replacing earlier ones."""
-    units = _Units()
+    units = encode.Units()
     replace_stored_line_metrics(conn, [(pk, units[m], units[v]) for pk, m, v in rows])
 
 
@@ -389,16 +389,11 @@ def refresh_item_metrics(conn: Connection, item_ids: Iterable[str]) -> None:
 
 def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequence[tuple[int, OrderMetric]]) -> None:
     """Write order metrics of these lines, replacing earlier ones."""
-    units, day = stored_encoders(conn)
-    replace_stored_order_metrics(conn, pks, stored_order_metrics(metrics, units, day))
-
-
-#: order metrics in their stored form (`connector.store.encode`)
-stored_order_metrics = encode.stored_order_metrics
+    replace_stored_order_metrics(conn, pks, encode.stored_order_metrics(metrics, *stored_encoders(conn)))
 
 
 def replace_stored_order_metrics(conn: Connection, pks: Sequence[int], rows: Sequence[tuple]) -> None:
-    """Write order metrics of these lines already in their stored form (`stored_order_metrics`),
+    """Write order metrics of these lines already in their stored form (`encode.stored_order_metrics`),
     replacing earlier ones."""
     _delete_lines(conn, t.order_metrics, pks)
     _bulk(conn, t.order_metrics, ("line_pk", "metric", "seq", "amount", "start", "end", "type",
@@ -478,10 +473,10 @@ ARR_ROW_COLUMNS = ("line_pk", "period_start", "period_end", "opening_cmrr", "clo
                    "closing_arr")
 
 
-def stored_encoders(store: Connection | Engine | str) -> tuple[dict, dict]:
-    """(money → stored units, date → stored date): the encodings `insert_stored_arr_rows` takes,
-    for this store (or this dialect's name: a process that works out rows without a connection)."""
-    return _Units(), _day(store)
+def stored_encoders(conn: Connection | Engine) -> tuple[dict, dict]:
+    """(money → stored units, date → stored date): the encodings `insert_stored_arr_rows` takes
+    (`connector.store.encode`, for this store's dialect)."""
+    return encode.encoders(conn.dialect.name)
 
 
 def insert_stored_arr_rows(conn: Connection, rows: list[tuple]) -> int:
@@ -508,14 +503,6 @@ class _Counted:
 # values already in their stored form: Money as integer units, dates as the dialect stores them.
 # This skips SQLAlchemy's per-value type processing, which would otherwise cost more than the
 # insert itself. The encodings are those of `Money` and SQLAlchemy's `Date` on each dialect.
-
-#: the pure encodings, shared with processes that never open the store (`connector.store.encode`)
-_Units, _IsoDays, _SameDays = encode.Units, encode.IsoDays, encode.SameDays
-
-
-def _day(store: Connection | Engine | str) -> dict:
-    return encode.encoders(store if isinstance(store, str) else store.dialect.name)[1]
-
 
 def _stored(conn: Connection, column, value):
     """A value as the column's type stores it on this dialect (its bind processor, when it has one)."""

@@ -20,8 +20,8 @@ from connector.engine.limits import MAX_TERM_MONTHS, _beyond_term_limit
 from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalPeriod, StandardFiscalCalendar
 from connector.engine.model import Action, BillingFrequency, PricePeriod, Segment
 from connector.engine.money import Exact, exact, round_money
-from connector.jobs import stored_arr_rows
-from connector.store.repository import _IsoDays, _SameDays, _Units
+from connector.job_rows import stored_arr_rows
+from connector.store.encode import IsoDays as _IsoDays, SameDays as _SameDays, Units as _Units
 from engine_builders import Book, D, line, order
 from test_properties import PROPERTY_SETTINGS, random_orders
 
