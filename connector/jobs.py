@@ -304,6 +304,10 @@ class RowsAhead:
         log.info("the rows of %d batch(es) of jobs were worked out on a second core", self.batches)
 
 
+#: a batch handed to the child: its order ids, their jobs by order, the orders, and the child's rows to come
+_Held = tuple[list[str], dict[str, list], Orders, "Future[dict[str, list]] | None"]
+
+
 class SavedJobs:
     """The jobs of each batch of orders as an import writes it (`JobRunner.run_saved`), and, with a
     `RowsAhead`, their rows worked out in the child while this process writes the next batch.
@@ -317,7 +321,7 @@ class SavedJobs:
 
     def __init__(self, runner: "JobRunner", ahead: RowsAhead | None) -> None:
         self.runner, self.ahead = runner, ahead
-        self._held: list[tuple[list[str], dict[str, list], Orders, Future | None]] = []
+        self._held: list[_Held] = []
 
     def add(self, saved: Orders) -> list[JobOutcome]:
         """The batch just written; returns the outcomes of the jobs run now."""
@@ -328,13 +332,8 @@ class SavedJobs:
             return []
         with runner.engine.connect() as conn:
             todo = repo.pending_jobs_of(conn, list(saved))
-        held = self._held
-        self._held = []
-        for batch, by_order in runner._batches(todo):
-            orders = runner._orders_of(batch, saved)
-            kinds = [(kind, list(dict.fromkeys(j.order_id for j in jobs)))
-                     for kind, jobs in _by_kind(batch, by_order) if kind in PREPARE]
-            self._held.append((batch, by_order, orders, self.ahead.submit(kinds, orders)))
+        held, self._held = self._held, [runner._hand(self.ahead, batch, by_order, saved)
+                                        for batch, by_order in runner._batches(todo)]
         return self._run(held)
 
     def finish(self) -> list[JobOutcome]:
@@ -342,12 +341,9 @@ class SavedJobs:
         held, self._held = self._held, []
         return self._run(held)
 
-    def _run(self, held: list) -> list[JobOutcome]:
-        outcomes: list[JobOutcome] = []
-        for batch, by_order, orders, future in held:
-            assert self.ahead is not None
-            outcomes.extend(self.runner._run_orders(batch, by_order, orders, self.ahead.rows(future)))
-        return outcomes
+    def _run(self, held: list[_Held]) -> list[JobOutcome]:
+        ahead = self.ahead
+        return [] if ahead is None else [o for h in held for o in self.runner._run_held(ahead, h)]
 
 
 def _cores() -> int:
@@ -360,22 +356,11 @@ def _cores() -> int:
 
 @contextmanager
 def saved_jobs(runner: "JobRunner", orders: int) -> Iterator[SavedJobs]:
-    """`SavedJobs` for an import of this many orders (0: its jobs do not run as it writes): with a
-    child process working out their rows when there are enough of them (`JobRunner.ahead_min_orders`),
-    the runner runs jobs here, and there is a second core to run it on (on one core it would only
-    add its own work); the child is stopped on the way out, whatever happens."""
-    ahead = None
-    if (runner.second_core and not runner.deferred and orders > 0 and orders >= runner.ahead_min_orders
-            and _cores() > 1):
-        try:
-            ahead = RowsAhead(runner.ctx, runner.engine.dialect.name)
-        except Exception as exc:  # noqa: BLE001 - no process to be had: one core, as before
-            log.info("jobs' rows are worked out in this process (no second process: %s: %s)", type(exc).__name__, exc)
-    try:
+    """`SavedJobs` for an import of this many orders (0: its jobs do not run as it writes), with a
+    child process working out their rows when `JobRunner.rows_ahead` starts one; the child is
+    stopped on the way out, whatever happens."""
+    with runner.rows_ahead(0 if runner.deferred else orders) as ahead:
         yield SavedJobs(runner, ahead)
-    finally:
-        if ahead is not None:
-            ahead.close()
 
 
 class FenceLost(Exception):
@@ -488,9 +473,56 @@ class JobRunner:
         self.overlap = engine.dialect.name == "postgresql"
         #: pending jobs read per query by `run_pending_paged`
         self.page_size = 20_000
-        #: imports work their jobs' rows out in a child process (`saved_jobs`), from this many orders
+        #: jobs of this many orders or more (`ahead_min_orders`) at once, an import's or any other
+        #: run's, work their rows out in a child process (`rows_ahead`)
         self.second_core = True
         self.ahead_min_orders = AHEAD_MIN_ORDERS
+
+    @contextmanager
+    def rows_ahead(self, orders: int) -> Iterator[RowsAhead | None]:
+        """A child process that works out the rows of jobs of batches of orders (`RowsAhead`), for
+        a run of jobs of this many orders: when there are enough of them (`ahead_min_orders`), and a
+        second core to run it on (on one core it would only add its own work); else None, and the
+        rows are worked out here. The child is stopped on the way out, whatever happens."""
+        ahead = None
+        if self.second_core and orders > 0 and orders >= self.ahead_min_orders and _cores() > 1:
+            try:
+                ahead = RowsAhead(self.ctx, self.engine.dialect.name)
+            except Exception as exc:  # noqa: BLE001 - no process to be had: one core, as before
+                log.info("jobs' rows are worked out in this process (no second process: %s: %s)",
+                         type(exc).__name__, exc)
+        try:
+            yield ahead
+        finally:
+            if ahead is not None:
+                ahead.close()
+
+    def _hand(self, ahead: RowsAhead, batch: list[str], by_order: dict[str, list], known: Orders) -> _Held:
+        """Hand a batch's orders (those in hand, the others read from the store) to the child."""
+        orders = self._orders_of(batch, known)
+        kinds = [(kind, list(dict.fromkeys(j.order_id for j in jobs)))
+                 for kind, jobs in _by_kind(batch, by_order) if kind in PREPARE]
+        return batch, by_order, orders, ahead.submit(kinds, orders)
+
+    def _run_held(self, ahead: RowsAhead, held: _Held) -> list[JobOutcome]:
+        """The jobs of a batch handed to the child, with the rows it worked out."""
+        batch, by_order, orders, future = held
+        return self._run_orders(batch, by_order, orders, ahead.rows(future))
+
+    def _run_ahead(self, ahead: RowsAhead, batches: Iterable[tuple[list[str], dict[str, list]]],
+                   known: Orders) -> Iterator[list[JobOutcome]]:
+        """`_run_orders` of each batch in turn, a batch behind: batch k is handed to the child, then
+        batch k-1's jobs run with the rows it worked out meanwhile. The same transactions in the
+        same order as one process runs them; only batch k's orders are read from the store before
+        batch k-1's jobs run, and no job writes what is read of an order (its lines and segments)."""
+        held: _Held | None = None
+        for batch, by_order in batches:
+            handed = self._hand(ahead, batch, by_order, known)
+            if held is not None:
+                yield self._run_held(ahead, held)
+            held = handed
+        if held is not None:
+            yield self._run_held(ahead, held)
 
     def run_pending(self, order_ids: Iterable[str] | None = None, *,
                     known: Orders | None = None) -> list[JobOutcome]:
@@ -565,6 +597,9 @@ class JobRunner:
     def _run_jobs(self, todo: Sequence, known: Orders) -> list[JobOutcome]:
         """Jobs (in activation order) in batches of whole orders, kind by kind."""
         split = self._batches(todo)
+        with self.rows_ahead(sum(len(batch) for batch, _ in split)) as ahead:
+            if ahead is not None:
+                return [o for outcomes in self._run_ahead(ahead, split, known) for o in outcomes]
         by_order = {o: jobs for _, of_batch in split for o, jobs in of_batch.items()}
         batches = [batch for batch, _ in split]
         if self.overlap and len(batches) > 1:
@@ -682,12 +717,25 @@ class JobRunner:
         pending jobs are read a page at a time, the orders of each batch are read from the store
         (nothing held from their activation), and the outcomes are kept compactly. A job's run
         changes the status of its own jobs only, so a page read after earlier batches ran holds
-        what a single read at the start would have held.
+        what a single read at the start would have held. With jobs of enough orders (`rows_ahead`),
+        their rows are worked out in a child process, a batch ahead.
         """
         outcomes = Outcomes()
         if self.deferred:
             return outcomes  # the workers run them (connector.workers)
         wanted = order_ids if isinstance(order_ids, (set, frozenset)) else set(order_ids)
+        with self.rows_ahead(len(wanted)) as ahead:
+            if ahead is not None:
+                for done in self._run_ahead(ahead, self._pending_pages(wanted), {}):
+                    outcomes.extend(done)
+            else:
+                for batch, by_order in self._pending_pages(wanted):
+                    outcomes.extend(self._run_orders(batch, by_order, {}))
+        return outcomes
+
+    def _pending_pages(self, wanted: Collection[str]) -> Iterator[tuple[list[str], dict[str, list]]]:
+        """The pending jobs of these orders in batches of whole orders, in activation order (as
+        `_batches`), read a page at a time as the batches are taken."""
         page = self.page_size
         batch: list[str] = []
         by_order: dict[str, list] = {}
@@ -707,7 +755,7 @@ class JobRunner:
                 if job.order_id not in by_order:
                     # an order's jobs are consecutive (one seq): a new order means the batch's are whole
                     if len(batch) == self.batch_size:
-                        outcomes.extend(self._run_orders(batch, by_order, {}))
+                        yield batch, by_order
                         batch, by_order = [], {}
                     batch.append(job.order_id)
                     by_order[job.order_id] = []
@@ -716,8 +764,7 @@ class JobRunner:
                 break
             last = (rows[-1].seq, rows[-1].id)
         if batch:
-            outcomes.extend(self._run_orders(batch, by_order, {}))
-        return outcomes
+            yield batch, by_order
 
     def _run_batch(self, kind: str, jobs: list, orders: Orders, prepared: list | None = None) -> list[JobOutcome]:
         try:

@@ -163,8 +163,72 @@ def test_an_import_stopped_midway_stops_the_child_and_is_finished_by_importing_a
     again = _streamed(engine, document, second_core=True)
     assert len(again.already_imported) == 4 * BATCH and not again.failed_jobs
     assert _tables(engine) == expected_tables
+    # the second import had jobs pending: it runs every job after its last batch, and a child of
+    # its own works their rows out (the first's batch left pending, then all of its own)
+    with engine.connect() as conn:
+        orders = conn.execute(select(func.count()).select_from(t.orders)).scalar()
+    left = orders - 4 * BATCH + BATCH  # the orders whose jobs ran after the second import's last batch
+    assert len(children) == 2 and not children[1].broken
+    assert children[1].batches == -(-left // BATCH) > 1
     engine.dispose()
-    assert len(children) == 1  # the second import had jobs pending: it runs them after, on one core
+
+
+def _all_pending(tmp_path: Path, path: Path):
+    """A store with the document imported and every job left pending, as when workers are to run
+    them, or the importing process stopped before it ran them."""
+    engine = open_store(f"sqlite:///{tmp_path / 'pending.db'}")
+    runner = _runner(engine, second_core=False)
+    runner.deferred = True
+    text, source = load_file(path)
+    result = import_document(engine, read(text, source), source, CALENDAR, EngineSettings(), CLOCK, runner,
+                             batch_size=BATCH)
+    assert result.activated and not list(result.jobs)
+    return engine, len(result.activated)
+
+
+@pytest.mark.parametrize("run", ["run_pending", "retry_failed"])
+def test_jobs_run_later_work_their_rows_out_on_the_child_too(tmp_path, document, children, run):
+    """The daemon's run of the pending jobs of a large ingest (`run_pending`), and `revsync jobs
+    retry` of many failed ones (`retry_failed`): the child works out every batch's rows, and the
+    store ends as the import of one process leaves it."""
+    expected, expected_tables = _one_core(tmp_path, document)
+    engine, orders = _all_pending(tmp_path, document)
+    if run == "retry_failed":
+        with engine.begin() as conn:
+            conn.execute(t.jobs.update().values(status=t.JobStatus.FAILED, last_error="OperationalError: disk full"))
+    assert not children
+    outcomes = getattr(_runner(engine, second_core=True), run)()
+    tables = _tables(engine)
+    engine.dispose()
+    (child,) = children
+    assert child.batches == -(-orders // BATCH) > 10 and not child.broken
+    assert child._process.returncode == 0
+    assert list(outcomes) == list(expected.jobs) and all(o.ok for o in outcomes)
+    assert tables == expected_tables
+
+
+def test_a_run_whose_lease_is_lost_midway_stops_the_child(tmp_path, document, children):
+    """The fence says the work is another process's now, at the third batch: the run stops there,
+    the child with it, and the batches not run keep their jobs pending."""
+    engine, orders = _all_pending(tmp_path, document)
+    runner = _runner(engine, second_core=True)
+    fenced: list[int] = []
+
+    def fence(conn) -> None:
+        fenced.append(1)
+        if len(fenced) == 3:
+            raise jobs_module.FenceLost("another process holds the lease now")
+
+    runner.fence = fence
+    with pytest.raises(jobs_module.FenceLost):
+        runner.run_pending()
+    (child,) = children
+    assert child._process.returncode == 0  # stopped, once its input ended
+    with engine.connect() as conn:
+        done = set(conn.execute(select(t.jobs.c.order_id).where(t.jobs.c.status == t.JobStatus.SUCCEEDED)).scalars())
+        pending = set(conn.execute(select(t.jobs.c.order_id).where(t.jobs.c.status == t.JobStatus.PENDING)).scalars())
+    engine.dispose()
+    assert len(done) == 2 * BATCH and len(pending) == orders - 2 * BATCH and not done & pending
 
 
 @pytest.mark.parametrize("case", ["small import", "one core"])
