@@ -111,10 +111,12 @@ def main() -> None:
             walls[second_core].append(wall)
             print(f"run {i + 1}, {'two cores' if second_core else 'one core '}  wall {wall:6.2f} s   CPU {cpu:6.2f} s"
                   + (f"   child's CPU {child_cpu:5.2f} s, {batches} batches' rows" if second_core else ""), flush=True)
-            copy.unlink()
+            for suffix in ("", "-wal", "-shm"):
+                copy.with_name(copy.name + suffix).unlink(missing_ok=True)
     one, two = statistics.median(walls[False]), statistics.median(walls[True])
     print(f"median wall           one core {one:.2f} s, two cores {two:.2f} s: {two / one:.2f} x ({two - one:+.2f} s)")
-    base.unlink()
+    for suffix in ("", "-wal", "-shm"):
+        base.with_name(base.name + suffix).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
