@@ -3,8 +3,9 @@ subscription metrics, order metrics and ARR by period (`connector.jobs.PREPARE`)
 
 Nothing here opens the store, nor imports SQLAlchemy: the import's second core runs this module
 as a process of its own (`python -m connector.job_rows`, started by `connector.jobs.RowsAhead`),
-which reads batches of lines on its standard input and writes their rows on its standard output,
-one pickled object each way per batch. The same functions make the rows in the importing process
+which reads batches of lines on its standard input and answers each with its rows on its standard
+output, one pickled object each way per batch; on SQLite the rows themselves go into a staging
+file the store reads them from (`connector.store.staging`). The same functions make the rows in the importing process
 when there is no such process, so the rows are the same either way.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from connector.engine.fiscal import FiscalCalendar
 from connector.engine.metrics import order_metrics
 from connector.engine.model import ActivatedLine
 from connector.engine.money import round_money
-from connector.store import encode
+from connector.store import encode, staging
 
 #: (line key, line, currency): a line as the jobs read it
 Lines = Iterable[tuple[int, ActivatedLine, str]]
@@ -112,22 +113,48 @@ def batch_rows(batch: Batch, calendar: FiscalCalendar, which: Sequence[str], dia
     return out
 
 
+def staged(writer: staging.Writer, number: int, out: dict[str, list]) -> dict[str, list | staging.Staged]:
+    """Each kind's rows of batch `number` put in the staging file, or given back as they are when
+    they cannot be (the importing process then inserts them itself)."""
+    answer: dict[str, list | staging.Staged] = {}
+    for kind, kind_rows in out.items():
+        try:
+            answer[kind] = writer.put(number, kind, kind_rows)
+        except Exception:  # noqa: BLE001 - a full disk: the rows go back the other way
+            answer[kind] = kind_rows
+    return answer
+
+
 def serve(source: BinaryIO, sink: BinaryIO) -> None:
-    """The second core's process: the context first ((calendar, order metrics, dialect)), then
-    batches, each answered with its rows, in order, until its input ends (the importing process
-    closed it, or ended)."""
-    calendar, which, dialect = pickle.load(source)
+    """The second core's process: the context first ((calendar, order metrics, dialect, staging
+    file or None)), then batches ((number, the last batch whose rows the importing process has
+    used, the batch)), each answered with its rows, in order, until its input ends (the importing
+    process closed it, or ended). With a staging file (SQLite), the rows are put there and the
+    answer names their tables (`connector.store.staging`)."""
+    calendar, which, dialect, staging_file = pickle.load(source)
+    writer = staging.Writer(staging_file) if staging_file else None
     gc.disable()  # as an import (connector.jobs.collector_paused); each batch is collected after it
     gc.freeze()
-    while True:
-        try:
-            batch = pickle.load(source)
-        except EOFError:
-            return
-        pickle.dump(batch_rows(batch, calendar, which, dialect), sink, protocol=pickle.HIGHEST_PROTOCOL)
-        sink.flush()
-        del batch
-        gc.collect()
+    try:
+        while True:
+            try:
+                number, used, batch = pickle.load(source)
+            except EOFError:
+                return
+            out: dict = batch_rows(batch, calendar, which, dialect)
+            if writer is not None:
+                try:
+                    writer.drop_upto(used)
+                except Exception:  # noqa: BLE001 - a table left behind costs only room in a scratch file
+                    pass
+                out = staged(writer, number, out)
+            pickle.dump(out, sink, protocol=pickle.HIGHEST_PROTOCOL)
+            sink.flush()
+            del batch, out
+            gc.collect()
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 if __name__ == "__main__":

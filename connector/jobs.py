@@ -11,8 +11,10 @@ import logging
 import os
 import pickle
 import queue
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -30,7 +32,8 @@ from connector.engine.evergreen import extend_line, horizon as evergreen_horizon
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.settings import EngineSettings
 from connector.projections import account_values, arr_rows_of_line, item_values
-from connector.store import repository as repo
+from connector.store import db, repository as repo, staging
+from connector.store.staging import Staged
 from connector.writers.outbox import BIG_DELETE, BIG_OBJECTS, RECORD_OBJECTS, enqueue
 from connector.store import schema as t
 
@@ -73,6 +76,11 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+#: a job's rows worked out beforehand, in their stored form: a list, or a table of the staging file
+#: (`connector.store.staging`) when the second core's process put them there; None: not worked out
+Prepared = list | Staged | None
+
+
 def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
     """Draw prepaid credit for the credit-eligible lines of each order, once per order, in order."""
     # Reviewed orders are those with drawdowns, and those whose review already succeeded even
@@ -101,7 +109,7 @@ def _rows(kind: str, orders: Orders, ctx: JobContext, store: Engine | Connection
     return job_rows.rows(kind, lines, ctx.calendar, ctx.settings.order_metrics, store.dialect.name)
 
 
-def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
+def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext, prepared: Prepared = None) -> None:
     """Each line's MRR and TCV, and the TCV of the items they provision."""
     repo.replace_stored_line_metrics(conn, _rows("subscription_metrics", orders, ctx, conn) if prepared is None
                                      else prepared)
@@ -111,19 +119,20 @@ def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext, prep
         enqueue_items(conn, items, sorted({o.account for o in orders.values()}), ctx)
 
 
-def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
+def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext, prepared: Prepared = None) -> None:
     """Zuora-style order metrics of each line (tcb from its billing schedule)."""
     rows = _rows("order_metrics", orders, ctx, conn) if prepared is None else prepared
     repo.replace_stored_order_metrics(conn, [pk for o in orders.values() for pk, _ in o.lines], rows)
 
 
-def arr_by_period(conn: Connection, orders: Orders, ctx: JobContext, prepared: list | None = None) -> None:
+def arr_by_period(conn: Connection, orders: Orders, ctx: JobContext, prepared: Prepared = None) -> None:
     """ARR-by-period rows of each line; lines that have rows keep them untouched."""
     done = repo.lines_with_arr_rows(conn, [pk for o in orders.values() for pk, _ in o.lines])
+    rows: list[tuple] | Staged
     if prepared is None:
         rows = _rows("arr_by_period", orders, ctx, conn, done)
     else:  # worked out for every line beforehand: those that have rows keep theirs
-        rows = [r for r in prepared if r[0] not in done] if done else prepared
+        rows = [r for r in repo.staged_rows(conn, prepared) if r[0] not in done] if done else prepared
     repo.insert_stored_arr_rows(conn, rows)
     if ctx.write_back:
         # one entry per line and big object; the writer reads the (immutable) rows when it sends
@@ -200,14 +209,28 @@ class RowsAhead:
         self._closed = self._said_gone = False
         self._pending: "queue.SimpleQueue[Future]" = queue.SimpleQueue()
         self._outbox: "queue.SimpleQueue[tuple | None]" = queue.SimpleQueue()
+        self._sent = self._used = 0
         # what it works for, first: a calendar that cannot give its periods stops here, no child started
-        context = (ctx.calendar.resolved(), tuple(ctx.settings.order_metrics), dialect)
-        # the code this process runs, first on the child's path; not the working directory (-P),
-        # whose files could stand in for a module's
-        root = str(Path(__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self._process = subprocess.Popen([sys.executable, "-P", "-m", "connector.job_rows"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        calendar = ctx.calendar.resolved()
+        #: on SQLite, the staging file the child puts the rows in (connector.store.staging), in a
+        #: private folder of its own (mkdtemp: readable by this user alone), removed with the child
+        self.staging: Path | None = None
+        self._folder = Path(tempfile.mkdtemp(prefix="revsync-rows-")) if dialect == "sqlite" else None
+        try:
+            if self._folder is not None:
+                self.staging = staging.create(self._folder)
+            context = (calendar, tuple(ctx.settings.order_metrics), dialect,
+                       None if self.staging is None else str(self.staging))
+            # the code this process runs, first on the child's path; not the working directory (-P),
+            # whose files could stand in for a module's
+            root = str(Path(__file__).resolve().parents[1])
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+            self._process = subprocess.Popen([sys.executable, "-P", "-m", "connector.job_rows"],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.DEVNULL, env=env)
+        except BaseException:
+            self._remove_folder()
+            raise
         self._outbox.put(context)
         self._writer = threading.Thread(target=self._write, name="revsync-rows-out", daemon=True)
         self._reader = threading.Thread(target=self._read, name="revsync-rows-in", daemon=True)
@@ -218,18 +241,25 @@ class RowsAhead:
     def pid(self) -> int:
         return self._process.pid
 
-    def submit(self, kinds: list[tuple[str, list[str]]], orders: Orders) -> "Future[dict[str, list]] | None":
+    def submit(self, kinds: list[tuple[str, list[str]]], orders: Orders) -> "_Answer | None":
         """Hand a batch's orders to the child; None when the child is gone."""
         if self.broken:
             return None
-        future: Future[dict[str, list]] = Future()
+        self._sent += 1
+        future = _Answer(self._sent)
         self._pending.put(future)
-        self._outbox.put((kinds, {o.id: (o.currency, o.lines) for o in orders.values()}))
+        # with it, the last batch whose rows were used: the child may drop their staged tables
+        self._outbox.put((self._sent, self._used, (kinds, {o.id: (o.currency, o.lines) for o in orders.values()})))
         if self.broken:  # it stopped meanwhile, after its threads gave the waiting batches up
             self._fail(RuntimeError("it had stopped"))
         return future
 
-    def rows(self, future: "Future[dict[str, list]] | None") -> dict[str, list]:
+    def used(self, future: "_Answer | None") -> None:
+        """The jobs of this batch have run: their staged rows are no longer needed."""
+        if future is not None:
+            self._used = max(self._used, future.number)
+
+    def rows(self, future: "_Answer | None") -> dict[str, Prepared]:
         """The child's rows of a batch handed to it (waiting for them), or none."""
         if future is None:
             return {}
@@ -301,11 +331,24 @@ class RowsAhead:
         self._reader.join()
         if self._process.stdout is not None:
             self._process.stdout.close()
+        self._remove_folder()
         log.info("the rows of %d batch(es) of jobs were worked out on a second core", self.batches)
+
+    def _remove_folder(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+
+class _Answer(Future):
+    """The child's answer to the batch it was sent as the `number`th."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__()
+        self.number = number
 
 
 #: a batch handed to the child: its order ids, their jobs by order, the orders, and the child's rows to come
-_Held = tuple[list[str], dict[str, list], Orders, "Future[dict[str, list]] | None"]
+_Held = tuple[list[str], dict[str, list], Orders, "_Answer | None"]
 
 
 class SavedJobs:
@@ -492,7 +535,11 @@ class JobRunner:
                 log.info("jobs' rows are worked out in this process (no second process: %s: %s)",
                          type(exc).__name__, exc)
         try:
-            yield ahead
+            if ahead is not None and ahead.staging is not None:
+                with db.attached(self.engine, ahead.staging, staging.SCHEMA):
+                    yield ahead
+            else:
+                yield ahead
         finally:
             if ahead is not None:
                 ahead.close()
@@ -507,7 +554,10 @@ class JobRunner:
     def _run_held(self, ahead: RowsAhead, held: _Held) -> list[JobOutcome]:
         """The jobs of a batch handed to the child, with the rows it worked out."""
         batch, by_order, orders, future = held
-        return self._run_orders(batch, by_order, orders, ahead.rows(future))
+        try:
+            return self._run_orders(batch, by_order, orders, ahead.rows(future))
+        finally:
+            ahead.used(future)
 
     def _run_ahead(self, ahead: RowsAhead, batches: Iterable[tuple[list[str], dict[str, list]]],
                    known: Orders) -> Iterator[list[JobOutcome]]:
@@ -621,7 +671,7 @@ class JobRunner:
         outcomes: list[JobOutcome] = []
         stop = threading.Event()
 
-        def run(batch: list[str], orders: Orders, prepared: dict[str, list]) -> list[JobOutcome]:
+        def run(batch: list[str], orders: Orders, prepared: dict[str, Prepared]) -> list[JobOutcome]:
             if stop.is_set():
                 return []
             try:
@@ -646,9 +696,9 @@ class JobRunner:
                 raise
         return outcomes
 
-    def _prepare(self, batch: list[str], by_order: dict[str, list], orders: Orders) -> dict[str, list]:
+    def _prepare(self, batch: list[str], by_order: dict[str, list], orders: Orders) -> dict[str, Prepared]:
         """The rows each kind of job of this batch will write (`PREPARE`), for the orders it gets."""
-        prepared: dict[str, list] = {}
+        prepared: dict[str, Prepared] = {}
         for kind, jobs in _by_kind(batch, by_order):
             if kind in PREPARE:
                 try:
@@ -667,7 +717,7 @@ class JobRunner:
         return orders
 
     def _run_orders(self, batch: list[str], by_order: dict[str, list], known: Orders,
-                    prepared: dict[str, list] | None = None) -> list[JobOutcome]:
+                    prepared: dict[str, Prepared] | None = None) -> list[JobOutcome]:
         """The jobs of a batch of whole orders, kind by kind: all in one transaction, or, when it
         fails, each kind in a transaction of its own (`_run_batch`: then job by job)."""
         orders = self._orders_of(batch, known)
@@ -685,7 +735,8 @@ class JobRunner:
             outcomes.extend(self._run_batch(kind, jobs, orders, prepared.get(kind)))
         return outcomes
 
-    def _run_together(self, kinds: list[tuple[str, list]], orders: Orders, prepared: dict[str, list]) -> list[JobOutcome]:
+    def _run_together(self, kinds: list[tuple[str, list]], orders: Orders,
+                      prepared: dict[str, Prepared]) -> list[JobOutcome]:
         """Every kind of job of a batch in one transaction, in job order, recorded done with their
         results: one commit and one status update instead of one per kind (issue 11)."""
         with self.engine.begin() as conn:
@@ -694,7 +745,7 @@ class JobRunner:
             self._record_done(conn, [j.id for _, jobs in kinds for j in jobs])
         return [JobOutcome(j.order_id, kind, True) for kind, jobs in kinds for j in jobs]
 
-    def _run_kind(self, conn: Connection, kind: str, jobs: list, orders: Orders, prepared: list | None) -> None:
+    def _run_kind(self, conn: Connection, kind: str, jobs: list, orders: Orders, prepared: Prepared) -> None:
         """One kind's jobs of a batch, in the caller's transaction, with their rows if worked out."""
         if prepared is None:
             JOBS[kind](conn, _orders_of_jobs(jobs, orders), self.ctx)
@@ -766,7 +817,7 @@ class JobRunner:
         if batch:
             yield batch, by_order
 
-    def _run_batch(self, kind: str, jobs: list, orders: Orders, prepared: list | None = None) -> list[JobOutcome]:
+    def _run_batch(self, kind: str, jobs: list, orders: Orders, prepared: Prepared = None) -> list[JobOutcome]:
         try:
             with self.engine.begin() as conn:
                 self._run_kind(conn, kind, jobs, orders, prepared)

@@ -28,6 +28,7 @@ from connector.jobs import JobContext, JobRunner
 from connector.store import repository as repo
 from connector.store import schema as t
 from connector.store.db import open_store
+from connector.store.staging import Staged
 
 CLOCK = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
 CALENDAR = StandardFiscalCalendar(4)
@@ -57,6 +58,21 @@ def children(monkeypatch):
 
     monkeypatch.setattr(jobs_module.RowsAhead, "__init__", noting)
     return started
+
+
+@pytest.fixture
+def answers(monkeypatch):
+    """Every answer of a child, as the jobs received it: {kind: rows or the staged table}."""
+    got: list[dict] = []
+    real = jobs_module.RowsAhead.rows
+
+    def noting(self, future):
+        prepared = real(self, future)
+        got.append(prepared)
+        return prepared
+
+    monkeypatch.setattr(jobs_module.RowsAhead, "rows", noting)
+    return got
 
 
 def _runner(engine, second_core: bool) -> JobRunner:
@@ -94,13 +110,20 @@ def _one_core(tmp_path: Path, path: Path):
 
 
 @pytest.mark.parametrize("way", [_whole, _streamed], ids=["whole", "streamed"])
-def test_the_child_works_out_the_rows_and_the_store_ends_the_same(tmp_path, document, children, way):
+def test_the_child_works_out_the_rows_and_the_store_ends_the_same(tmp_path, document, children, answers, way):
     expected, expected_tables = _one_core(tmp_path, document)
     assert not children
     engine = open_store(f"sqlite:///{tmp_path / 'two-cores.db'}")
     result = way(engine, document, second_core=True)
     tables = _tables(engine)
+    with engine.connect() as conn:  # the staging file is attached to no connection left in the pool
+        assert "revsync_staged" not in [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")]
     engine.dispose()
+    # on SQLite every kind's rows came through the staging file, which is gone with the child
+    assert answers and all(isinstance(rows, Staged) for answer in answers for rows in answer.values())
+    assert {kind for answer in answers for kind in answer} == {"subscription_metrics", "order_metrics",
+                                                               "arr_by_period"}
+    assert not children[0].staging.parent.exists()
     assert len(children) == 1
     (child,) = children
     batches = -(-len(result.activated) // BATCH)
@@ -289,7 +312,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.postgres
-def test_on_postgresql_the_child_works_out_the_same_rows(tmp_path, document, children):
+def test_on_postgresql_the_child_works_out_the_same_rows(tmp_path, document, children, answers):
     """PostgreSQL stores dates as dates, not text: the child encodes for the store it works for."""
     from store.store_support import postgres_schema
 
@@ -301,6 +324,8 @@ def test_on_postgresql_the_child_works_out_the_same_rows(tmp_path, document, chi
         engine.dispose()
     (child,) = children
     assert child.batches == -(-len(result.activated) // BATCH) and not child.broken
+    assert child.staging is None and answers  # PostgreSQL copies the rows the child sends back
+    assert all(isinstance(rows, list) for answer in answers for rows in answer.values())
     for table in ("arr_rows", "order_metrics", "line_metrics", "item_metrics", "account_metrics", "orders"):
         assert tables[table] == expected_tables[table], table
 

@@ -24,7 +24,8 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -103,6 +104,37 @@ def sqlite_path(engine: Engine) -> Path | None:
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return None
     return Path(engine.url.database).resolve()
+
+
+@contextmanager
+def attached(engine: Engine, path: Path, schema: str) -> Iterator[None]:
+    """A SQLite file attached, as `schema`, to every connection of the store checked out meanwhile
+    (`connector.store.staging`); detached as each is checked in, after the pool has ended its
+    transaction (a connection that will not detach is closed, not pooled again)."""
+    # ATTACH takes a file name as a value, not SQL: the name is bound, never spliced in
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"ATTACH DATABASE ? AS {schema}", (str(path),))
+        finally:
+            cursor.close()
+        record.info[schema] = True
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is None or not record.info.pop(schema, False):
+            return
+        try:
+            dbapi_connection.execute(f"DETACH DATABASE {schema}")
+        except sqlite3.Error:
+            record.invalidate()
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
+    try:
+        yield
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "checkin", checkin)
 
 
 def where(engine: Engine) -> str:

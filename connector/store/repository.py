@@ -19,7 +19,8 @@ from connector.engine.model import (
     Credit, Drawdown, Item, OrderMetric, PricePeriod, Product, Provisioning, Segment,
 )
 from connector.engine.money import exact_text, round_money
-from connector.store import encode, schema as t
+from connector.store import encode, schema as t, staging
+from connector.store.staging import Staged
 
 JOB_KINDS = ("credit_review", "subscription_metrics", "order_metrics", "arr_by_period")
 
@@ -369,9 +370,9 @@ def replace_line_metrics(conn: Connection, rows: Sequence[tuple[int, Decimal, De
     replace_stored_line_metrics(conn, [(pk, units[m], units[v]) for pk, m, v in rows])
 
 
-def replace_stored_line_metrics(conn: Connection, rows: Sequence[tuple[int, int, int]]) -> None:
+def replace_stored_line_metrics(conn: Connection, rows: Sequence[tuple[int, int, int]] | Staged) -> None:
     """`replace_line_metrics` of rows already in their stored form (line key, mrr units, tcv units)."""
-    _delete_lines(conn, t.line_metrics, [r[0] for r in rows])
+    _delete_lines(conn, t.line_metrics, [r[0] for r in staged_rows(conn, rows, first_only=True)])
     _bulk(conn, t.line_metrics, ("line_pk", "mrr", "tcv"), rows)
 
 
@@ -392,7 +393,7 @@ def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequenc
     replace_stored_order_metrics(conn, pks, encode.stored_order_metrics(metrics, *stored_encoders(conn)))
 
 
-def replace_stored_order_metrics(conn: Connection, pks: Sequence[int], rows: Sequence[tuple]) -> None:
+def replace_stored_order_metrics(conn: Connection, pks: Sequence[int], rows: Sequence[tuple] | Staged) -> None:
     """Write order metrics of these lines already in their stored form (`encode.stored_order_metrics`),
     replacing earlier ones."""
     _delete_lines(conn, t.order_metrics, pks)
@@ -479,7 +480,7 @@ def stored_encoders(conn: Connection | Engine) -> tuple[dict, dict]:
     return encode.encoders(conn.dialect.name)
 
 
-def insert_stored_arr_rows(conn: Connection, rows: list[tuple]) -> int:
+def insert_stored_arr_rows(conn: Connection, rows: list[tuple] | Staged) -> int:
     """Insert ARR rows already in their stored form, (line key, period start, period end, opening
     CMRR, closing CMRR, opening ARR, closing ARR) through `stored_encoders`; returns how many."""
     _bulk(conn, t.arr_rows, ARR_ROW_COLUMNS, rows)
@@ -515,12 +516,26 @@ def _copies(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
 
 
-def _bulk(conn: Connection, table, columns: Sequence[str], rows: Iterable[tuple]) -> None:
-    """Insert rows given in their stored form: COPY on PostgreSQL (any iterable), else executemany (a list)."""
+def staged_rows(conn: Connection, rows: Sequence[tuple] | Staged, first_only: bool = False) -> Sequence[tuple]:
+    """Rows in their stored form, read back from the staging file when they are there (only their
+    first column, with `first_only`)."""
+    if not isinstance(rows, Staged):
+        return rows
+    columns = "c0" if first_only else "*"
+    return [tuple(r) for r in conn.exec_driver_sql(f"SELECT {columns} FROM {staging.SCHEMA}.{rows.table}")]
+
+
+def _bulk(conn: Connection, table, columns: Sequence[str], rows: Iterable[tuple] | Staged) -> None:
+    """Insert rows given in their stored form: from the staging file in one statement, when they are
+    there (`connector.store.staging`); COPY on PostgreSQL (any iterable); else executemany (a list)."""
     if isinstance(rows, list) and not rows:
         return
     preparer = conn.dialect.identifier_preparer
     target = f"{preparer.format_table(table)} ({', '.join(preparer.quote(c) for c in columns)})"
+    if isinstance(rows, Staged):
+        conn.exec_driver_sql(f"INSERT INTO {target} SELECT {', '.join(f'c{i}' for i in range(len(columns)))} "
+                             f"FROM {staging.SCHEMA}.{rows.table}")
+        return
     if _copies(conn):
         # PostgreSQL's bulk path, in the caller's transaction like any statement of this
         # connection: COPY in binary, 2-4x faster than executemany for the ARR rows (issue 11).

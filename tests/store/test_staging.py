@@ -1,0 +1,159 @@
+"""The staging file (`connector.store.staging`): rows the second core's process worked out reach the
+store by one `INSERT … SELECT`, exactly as the driver would have inserted them, and only where
+the jobs would have inserted them."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from connector import job_rows, jobs
+from connector.clock import FrozenClock
+from connector.engine.fiscal import StandardFiscalCalendar
+from connector.engine.settings import EngineSettings
+from connector.importer import ImportDoc, import_document
+from connector.store import repository as repo, staging
+from connector.store.db import attached, open_store
+from connector.store.staging import Staged
+
+CLOCK = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+CALENDAR = StandardFiscalCalendar(1)
+_spec = importlib.util.spec_from_file_location(
+    "engine_bench", Path(__file__).resolve().parents[2] / "bench" / "engine_bench.py")
+engine_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(engine_bench)
+
+
+def _imported(path: Path):
+    """A store with a small generated document imported, every job done by this process."""
+    engine = open_store(f"sqlite:///{path}")
+    runner = jobs.JobRunner(engine, jobs.JobContext(CALENDAR, EngineSettings()), CLOCK)
+    runner.second_core = False
+    result = import_document(engine, ImportDoc.model_validate(engine_bench.generate(60, 5)), "doc", CALENDAR,
+                             EngineSettings(), CLOCK, runner)
+    assert result.activated and not result.failed_jobs
+    return engine
+
+
+def _staged(tmp_path: Path, batch: int, kind: str, rows: list[tuple]) -> tuple[Path, Staged]:
+    folder = tmp_path / "staging"
+    folder.mkdir(exist_ok=True)
+    path = folder / staging.FILE
+    if not path.exists():
+        staging.create(folder)
+    writer = staging.Writer(str(path))
+    try:
+        put = writer.put(batch, kind, rows)
+    finally:
+        writer.close()
+    assert isinstance(put, Staged) and len(put) == len(rows)
+    return path, put
+
+
+def _stored(engine, table: str) -> list[tuple]:
+    """Every row, with the storage class SQLite keeps each value in."""
+    with engine.connect() as conn:
+        columns = [r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({table})")]
+        values = ", ".join(f"{c}, typeof({c})" for c in columns)
+        return sorted(tuple(r) for r in conn.exec_driver_sql(f"SELECT {values} FROM {table}"))
+
+
+def test_staged_rows_are_stored_as_the_driver_stores_the_same_rows(tmp_path):
+    rows = [(7, "2026-01-01", "2026-03-31", 1_000_000, 1_250_000, 12_000_000, 15_000_000),
+            (7, "2026-04-01", "2026-06-30", 1_250_000, 0, 15_000_000, 0),
+            (8, "2026-01-01", "2026-03-31", -5, 123_456_789_012, 0, -60)]
+    path, put = _staged(tmp_path, 1, "arr_by_period", rows)
+    by_driver = open_store(f"sqlite:///{tmp_path / 'driver.db'}")
+    with by_driver.begin() as conn:
+        assert repo.insert_stored_arr_rows(conn, list(rows)) == 3
+    by_staging = open_store(f"sqlite:///{tmp_path / 'staging.db'}")
+    with attached(by_staging, path, staging.SCHEMA), by_staging.begin() as conn:
+        assert repo.insert_stored_arr_rows(conn, put) == 3
+    assert _stored(by_staging, "arr_rows") == _stored(by_driver, "arr_rows")
+    assert _stored(by_staging, "arr_rows")[0][:4] == (7, "integer", "2026-01-01", "text")
+    by_driver.dispose()
+    by_staging.dispose()
+
+
+def test_staged_line_metrics_replace_the_lines_own(tmp_path):
+    engine = _imported(tmp_path / "store.db")
+    before = _stored(engine, "line_metrics")
+    changed = [(pk, mrr + 10_000, tcv + 120_000) for pk, _, mrr, _, tcv, _ in before[:5]]
+    path, put = _staged(tmp_path, 1, "subscription_metrics", changed)
+    with attached(engine, path, staging.SCHEMA), engine.begin() as conn:
+        repo.replace_stored_line_metrics(conn, put)
+    after = {r[0]: (r[2], r[4]) for r in _stored(engine, "line_metrics")}
+    assert len(after) == len(before)  # replaced, none added twice
+    assert {pk: after[pk] for pk, _, _ in changed} == {pk: (mrr, tcv) for pk, mrr, tcv in changed}
+    assert all(after[r[0]] == (r[2], r[4]) for r in before[5:])
+    engine.dispose()
+
+
+def test_staged_arr_rows_leave_the_lines_that_have_rows_as_they_are(tmp_path):
+    """A re-run of the ARR job for lines of which some already have rows: the others get theirs
+    from the staging file, and no row is written twice."""
+    engine = _imported(tmp_path / "store.db")
+    with engine.connect() as conn:
+        every = [tuple(r) for r in conn.exec_driver_sql(f"SELECT {', '.join(repo.ARR_ROW_COLUMNS)} FROM arr_rows")]
+        pks = sorted({r[0] for r in every})
+        orders = repo.load_orders(conn, [r[0] for r in conn.exec_driver_sql("SELECT id FROM orders")])
+    dropped = set(pks[::2])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DELETE FROM arr_rows WHERE line_pk IN ({', '.join(map(str, dropped))})")
+    expected = _stored(engine, "arr_rows")
+    path, put = _staged(tmp_path, 1, "arr_by_period", every)
+    with attached(engine, path, staging.SCHEMA), engine.begin() as conn:
+        jobs.arr_by_period(conn, orders, jobs.JobContext(CALENDAR, EngineSettings()), put)
+    restored = _stored(engine, "arr_rows")
+    assert len(restored) == len(every) > len(expected)
+    assert set(expected) < set(restored)
+    engine.dispose()
+
+
+def test_rows_that_cannot_be_staged_go_back_as_rows(tmp_path):
+    class FullDisk(staging.Writer):
+        def put(self, batch, kind, rows):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    folder = tmp_path / "staging"
+    folder.mkdir()
+    writer = FullDisk(str(staging.create(folder)))
+    rows = {"arr_by_period": [(1, "2026-01-01", "2026-03-31", 1, 2, 3, 4)], "order_metrics": []}
+    assert job_rows.staged(writer, 1, rows) == rows
+    writer.close()
+
+
+def test_the_tables_of_batches_the_store_has_used_are_dropped(tmp_path):
+    folder = tmp_path / "staging"
+    folder.mkdir()
+    path = staging.create(folder)
+    writer = staging.Writer(str(path))
+    for batch in (1, 2, 3):
+        for kind in ("arr_by_period", "order_metrics"):
+            writer.put(batch, kind, [(batch, kind)])
+    assert writer.put(4, "order_metrics", []) == []  # no rows: no table
+    writer.drop_upto(2)
+    writer.close()
+    with sqlite3.connect(path) as conn:
+        tables = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    assert tables == ["b3_arr_by_period", "b3_order_metrics"]
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_connections_are_detached_when_they_go_back_to_the_pool(tmp_path, failing):
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    path, put = _staged(tmp_path, 1, "arr_by_period", [(1, "2026-01-01", "2026-03-31", 1, 2, 3, 4)])
+    with attached(engine, path, staging.SCHEMA):
+        with engine.connect() as conn:
+            assert staging.SCHEMA in [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")]
+        if failing:  # a transaction that failed midway is rolled back by the pool, then detached
+            with pytest.raises(ZeroDivisionError), engine.begin() as conn:
+                repo.insert_stored_arr_rows(conn, put)
+                raise ZeroDivisionError
+    with engine.connect() as conn:
+        assert staging.SCHEMA not in [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")]
+        assert conn.exec_driver_sql("SELECT count(*) FROM arr_rows").scalar() == 0
+    engine.dispose()
