@@ -125,12 +125,23 @@ def staged(writer: staging.Writer, number: int, out: dict[str, list]) -> dict[st
     return answer
 
 
+def as_copy_text(out: dict[str, list]) -> dict[str, list | staging.CopyText]:
+    """Each kind's rows as PostgreSQL's COPY takes them, or as they are when they cannot be."""
+    answer: dict[str, list | staging.CopyText] = {}
+    for kind, kind_rows in out.items():
+        try:
+            answer[kind] = staging.copy_text(kind_rows)
+        except Exception:  # noqa: BLE001 - a value COPY text cannot hold: the rows go back as they are
+            answer[kind] = kind_rows
+    return answer
+
+
 def serve(source: BinaryIO, sink: BinaryIO) -> None:
     """The second core's process: the context first ((calendar, order metrics, dialect, staging
     file or None)), then batches ((number, the last batch whose rows the importing process has
     used, the batch)), each answered with its rows, in order, until its input ends (the importing
     process closed it, or ended). With a staging file (SQLite), the rows are put there and the
-    answer names their tables (`connector.store.staging`)."""
+    answer names their tables; for PostgreSQL they go back as COPY text (`connector.store.staging`)."""
     calendar, which, dialect, staging_file = pickle.load(source)
     writer = staging.Writer(staging_file) if staging_file else None
     gc.disable()  # as an import (connector.jobs.collector_paused); each batch is collected after it
@@ -142,7 +153,9 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
             except EOFError:
                 return
             out: dict = batch_rows(batch, calendar, which, dialect)
-            if writer is not None:
+            if dialect == "postgresql":
+                out = as_copy_text(out)
+            elif writer is not None:
                 try:
                     writer.drop_upto(used)
                 except Exception:  # noqa: BLE001 - a table left behind costs only room in a scratch file

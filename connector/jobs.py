@@ -33,7 +33,7 @@ from connector.engine.fiscal import FiscalCalendar
 from connector.engine.settings import EngineSettings
 from connector.projections import account_values, arr_rows_of_line, item_values
 from connector.store import db, repository as repo, staging
-from connector.store.staging import Staged
+from connector.store.staging import CopyText, Staged
 from connector.writers.outbox import BIG_DELETE, BIG_OBJECTS, RECORD_OBJECTS, enqueue
 from connector.store import schema as t
 
@@ -76,9 +76,10 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-#: a job's rows worked out beforehand, in their stored form: a list, or a table of the staging file
-#: (`connector.store.staging`) when the second core's process put them there; None: not worked out
-Prepared = list | Staged | None
+#: a job's rows worked out beforehand, in their stored form: a list, or, from the second core's
+#: process, a table of the staging file (SQLite) or COPY text (PostgreSQL): `connector.store.staging`;
+#: None: not worked out
+Prepared = list | Staged | CopyText | None
 
 
 def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
@@ -128,11 +129,11 @@ def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext, prepare
 def arr_by_period(conn: Connection, orders: Orders, ctx: JobContext, prepared: Prepared = None) -> None:
     """ARR-by-period rows of each line; lines that have rows keep them untouched."""
     done = repo.lines_with_arr_rows(conn, [pk for o in orders.values() for pk, _ in o.lines])
-    rows: list[tuple] | Staged
+    rows: repo.StoredRows
     if prepared is None:
         rows = _rows("arr_by_period", orders, ctx, conn, done)
     else:  # worked out for every line beforehand: those that have rows keep theirs
-        rows = [r for r in repo.staged_rows(conn, prepared) if r[0] not in done] if done else prepared
+        rows = repo.without_lines(conn, prepared, done) if done else prepared
     repo.insert_stored_arr_rows(conn, rows)
     if ctx.write_back:
         # one entry per line and big object; the writer reads the (immutable) rows when it sends

@@ -28,7 +28,7 @@ from connector.jobs import JobContext, JobRunner
 from connector.store import repository as repo
 from connector.store import schema as t
 from connector.store.db import open_store
-from connector.store.staging import Staged
+from connector.store.staging import CopyText, Staged
 
 CLOCK = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
 CALENDAR = StandardFiscalCalendar(4)
@@ -324,8 +324,11 @@ def test_on_postgresql_the_child_works_out_the_same_rows(tmp_path, document, chi
         engine.dispose()
     (child,) = children
     assert child.batches == -(-len(result.activated) // BATCH) and not child.broken
-    assert child.staging is None and answers  # PostgreSQL copies the rows the child sends back
-    assert all(isinstance(rows, list) for answer in answers for rows in answer.values())
+    # PostgreSQL copies the rows the child sends back in COPY's text format, as they are
+    assert child.staging is None and answers
+    assert all(isinstance(rows, CopyText) for answer in answers for rows in answer.values())
+    assert {kind for answer in answers for kind in answer} == {"subscription_metrics", "order_metrics",
+                                                               "arr_by_period"}
     for table in ("arr_rows", "order_metrics", "line_metrics", "item_metrics", "account_metrics", "orders"):
         assert tables[table] == expected_tables[table], table
 

@@ -5,7 +5,7 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 from sqlalchemy import (
     ARRAY, BigInteger, Boolean, Connection, Date, DateTime, Engine, Integer, String, and_, any_, bindparam, cast,
@@ -20,7 +20,7 @@ from connector.engine.model import (
 )
 from connector.engine.money import exact_text, round_money
 from connector.store import encode, schema as t, staging
-from connector.store.staging import Staged
+from connector.store.staging import CopyText, Staged
 
 JOB_KINDS = ("credit_review", "subscription_metrics", "order_metrics", "arr_by_period")
 
@@ -370,9 +370,9 @@ def replace_line_metrics(conn: Connection, rows: Sequence[tuple[int, Decimal, De
     replace_stored_line_metrics(conn, [(pk, units[m], units[v]) for pk, m, v in rows])
 
 
-def replace_stored_line_metrics(conn: Connection, rows: Sequence[tuple[int, int, int]] | Staged) -> None:
+def replace_stored_line_metrics(conn: Connection, rows: StoredRows) -> None:
     """`replace_line_metrics` of rows already in their stored form (line key, mrr units, tcv units)."""
-    _delete_lines(conn, t.line_metrics, [r[0] for r in staged_rows(conn, rows, first_only=True)])
+    _delete_lines(conn, t.line_metrics, line_keys(conn, rows))
     _bulk(conn, t.line_metrics, ("line_pk", "mrr", "tcv"), rows)
 
 
@@ -393,7 +393,7 @@ def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequenc
     replace_stored_order_metrics(conn, pks, encode.stored_order_metrics(metrics, *stored_encoders(conn)))
 
 
-def replace_stored_order_metrics(conn: Connection, pks: Sequence[int], rows: Sequence[tuple] | Staged) -> None:
+def replace_stored_order_metrics(conn: Connection, pks: Sequence[int], rows: StoredRows) -> None:
     """Write order metrics of these lines already in their stored form (`encode.stored_order_metrics`),
     replacing earlier ones."""
     _delete_lines(conn, t.order_metrics, pks)
@@ -480,7 +480,7 @@ def stored_encoders(conn: Connection | Engine) -> tuple[dict, dict]:
     return encode.encoders(conn.dialect.name)
 
 
-def insert_stored_arr_rows(conn: Connection, rows: list[tuple] | Staged) -> int:
+def insert_stored_arr_rows(conn: Connection, rows: StoredRows) -> int:
     """Insert ARR rows already in their stored form, (line key, period start, period end, opening
     CMRR, closing CMRR, opening ARR, closing ARR) through `stored_encoders`; returns how many."""
     _bulk(conn, t.arr_rows, ARR_ROW_COLUMNS, rows)
@@ -516,18 +516,32 @@ def _copies(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
 
 
-def staged_rows(conn: Connection, rows: Sequence[tuple] | Staged, first_only: bool = False) -> Sequence[tuple]:
-    """Rows in their stored form, read back from the staging file when they are there (only their
-    first column, with `first_only`)."""
-    if not isinstance(rows, Staged):
-        return rows
-    columns = "c0" if first_only else "*"
-    return [tuple(r) for r in conn.exec_driver_sql(f"SELECT {columns} FROM {staging.SCHEMA}.{rows.table}")]
+#: rows in their stored form: a list, a table of the staging file, or COPY text (connector.store.staging)
+StoredRows = Sequence[tuple] | Staged | CopyText
 
 
-def _bulk(conn: Connection, table, columns: Sequence[str], rows: Iterable[tuple] | Staged) -> None:
-    """Insert rows given in their stored form: from the staging file in one statement, when they are
-    there (`connector.store.staging`); COPY on PostgreSQL (any iterable); else executemany (a list)."""
+def line_keys(conn: Connection, rows: StoredRows) -> list[int]:
+    """The line key (first column) of each row, wherever the rows are."""
+    if isinstance(rows, Staged):
+        return [r[0] for r in conn.exec_driver_sql(f"SELECT c0 FROM {staging.SCHEMA}.{rows.table}")]
+    if isinstance(rows, CopyText):
+        return rows.keys()
+    return [r[0] for r in rows]
+
+
+def without_lines(conn: Connection, rows: StoredRows, pks: Collection[int]) -> StoredRows:
+    """The rows of lines other than these, wherever the rows are."""
+    if isinstance(rows, CopyText):
+        return rows.without(set(pks))
+    if isinstance(rows, Staged):
+        rows = [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {staging.SCHEMA}.{rows.table}")]
+    return [r for r in rows if r[0] not in pks]
+
+
+def _bulk(conn: Connection, table, columns: Sequence[str], rows: Iterable[tuple] | Staged | CopyText) -> None:
+    """Insert rows given in their stored form: from the staging file in one statement, or COPY text
+    as it is, when the second core's process made them so (`connector.store.staging`); COPY on
+    PostgreSQL (any iterable); else executemany (a list)."""
     if isinstance(rows, list) and not rows:
         return
     preparer = conn.dialect.identifier_preparer
@@ -535,6 +549,12 @@ def _bulk(conn: Connection, table, columns: Sequence[str], rows: Iterable[tuple]
     if isinstance(rows, Staged):
         conn.exec_driver_sql(f"INSERT INTO {target} SELECT {', '.join(f'c{i}' for i in range(len(columns)))} "
                              f"FROM {staging.SCHEMA}.{rows.table}")
+        return
+    if isinstance(rows, CopyText):
+        if rows.count:
+            with conn.connection.dbapi_connection.cursor() as cursor:
+                with cursor.copy(f"COPY {target} FROM STDIN") as copy:
+                    copy.write(rows.data)
         return
     if _copies(conn):
         # PostgreSQL's bulk path, in the caller's transaction like any statement of this

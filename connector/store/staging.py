@@ -1,4 +1,5 @@
-"""The staging file: rows the second core's process worked out, handed to the store on SQLite.
+"""Rows the second core's process worked out, handed to the store: through a staging file on
+SQLite, as COPY text on PostgreSQL.
 
 The process that works out the jobs' rows (`connector.job_rows`, started by
 `connector.jobs.RowsAhead`) writes each batch's rows of each kind, in their stored form, into a
@@ -90,3 +91,48 @@ class Writer:
 
     def close(self) -> None:
         self._conn.close()
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+# On PostgreSQL the child sends the rows back, but in the form COPY takes them (text format): the
+# importing process writes them to the server as they are, instead of unpickling every row and
+# handing it to COPY value by value.
+
+#: COPY's text format: backslash escapes for the characters that delimit fields and rows
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return value.translate(_ESCAPES)
+    return str(value)  # integers (money in units too) and dates (ISO)
+
+
+@dataclass(frozen=True)
+class CopyText:
+    """`count` rows in their stored form as PostgreSQL's COPY text format, a line each, the line
+    key first."""
+
+    data: bytes
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def keys(self) -> list[int]:
+        """Each row's line key (its first column)."""
+        return [int(row.split(b"\t", 1)[0]) for row in self.data.splitlines()]
+
+    def without(self, keys: set[int]) -> "CopyText":
+        """The rows of lines other than these."""
+        rows = [row for row in self.data.splitlines(keepends=True) if int(row.split(b"\t", 1)[0]) not in keys]
+        return CopyText(b"".join(rows), len(rows))
+
+
+def copy_text(rows: list[tuple]) -> CopyText:
+    """Rows in their stored form (integers, dates, text, None) as COPY text."""
+    return CopyText("".join("\t".join(map(_text, row)) + "\n" for row in rows).encode(), len(rows))

@@ -1,6 +1,7 @@
-"""The staging file (`connector.store.staging`): rows the second core's process worked out reach the
-store by one `INSERT … SELECT`, exactly as the driver would have inserted them, and only where
-the jobs would have inserted them."""
+"""Rows the second core's process worked out reach the store (`connector.store.staging`): on SQLite
+from the staging file by one `INSERT … SELECT`, on PostgreSQL as COPY text written as it is; either
+way exactly as the driver would have stored the same rows, and only where the jobs would have
+inserted them."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,7 +18,7 @@ from connector.engine.settings import EngineSettings
 from connector.importer import ImportDoc, import_document
 from connector.store import repository as repo, staging
 from connector.store.db import attached, open_store
-from connector.store.staging import Staged
+from connector.store.staging import CopyText, Staged, copy_text
 
 CLOCK = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
 CALENDAR = StandardFiscalCalendar(1)
@@ -157,3 +158,48 @@ def test_connections_are_detached_when_they_go_back_to_the_pool(tmp_path, failin
         assert staging.SCHEMA not in [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")]
         assert conn.exec_driver_sql("SELECT count(*) FROM arr_rows").scalar() == 0
     engine.dispose()
+
+
+def test_copy_text_escapes_what_delimits_fields_and_rows():
+    rows = [(1, dt.date(2026, 1, 31), 12_345, "tcv", None, True),
+            (22, dt.date(2025, 12, 1), -7, "a\tb\nc\\d\re", "x", False)]
+    text = copy_text(rows)
+    assert len(text) == 2
+    assert text.data == (b"1\t2026-01-31\t12345\ttcv\t\\N\tt\n"
+                         b"22\t2025-12-01\t-7\ta\\tb\\nc\\\\d\\re\tx\tf\n")
+    assert text.keys() == [1, 22]
+    assert text.without({1}) == CopyText(text.data.split(b"\n", 1)[1], 1)
+    assert len(copy_text([])) == 0 and copy_text([]).data == b""
+
+
+@pytest.mark.postgres
+def test_copy_text_is_stored_on_postgresql_as_copy_stores_the_rows(tmp_path):
+    """The same rows by the store's own COPY and as the child's COPY text: the same table."""
+    from store.store_support import postgres_schema
+
+    with postgres_schema() as url:
+        engine = open_store(url)
+        rows = [(7, dt.date(2026, 1, 1), dt.date(2026, 3, 31), 1_000_000, 1_250_000, 12_000_000, 15_000_000),
+                (8, dt.date(2026, 1, 1), dt.date(2026, 3, 31), -5, 123_456_789_012, 0, -60)]
+        metrics = [(7, "tcv", 1, 1_000, dt.date(2026, 1, 1), dt.date(2026, 3, 31), "Regular", "tab\there\\")]
+        with engine.begin() as conn:
+            repo.insert_stored_arr_rows(conn, copy_text(rows))
+            repo.replace_stored_order_metrics(conn, [7], copy_text(metrics))
+        with engine.connect() as conn:
+            stored = [tuple(r) for r in conn.exec_driver_sql(
+                f"SELECT {', '.join(repo.ARR_ROW_COLUMNS)} FROM arr_rows ORDER BY line_pk")]
+            stored_metrics = [tuple(r) for r in conn.exec_driver_sql(
+                'SELECT line_pk, metric, seq, amount, start, "end", type, generated_reason FROM order_metrics')]
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM arr_rows")
+            conn.exec_driver_sql("DELETE FROM order_metrics")
+            repo.insert_stored_arr_rows(conn, rows)
+            repo.replace_stored_order_metrics(conn, [7], metrics)
+        with engine.connect() as conn:
+            by_copy = [tuple(r) for r in conn.exec_driver_sql(
+                f"SELECT {', '.join(repo.ARR_ROW_COLUMNS)} FROM arr_rows ORDER BY line_pk")]
+            by_copy_metrics = [tuple(r) for r in conn.exec_driver_sql(
+                'SELECT line_pk, metric, seq, amount, start, "end", type, generated_reason FROM order_metrics')]
+        engine.dispose()
+    assert stored == by_copy == rows
+    assert stored_metrics == by_copy_metrics == metrics
