@@ -361,14 +361,25 @@ class SavedJobs:
     rows the child worked out meanwhile. The jobs still run in the same batches and the same
     order; only orders written later, which no job of an earlier order reads, are in the store
     sooner. `finish` runs the last batch's.
+
+    On PostgreSQL (`JobRunner.overlap`) those jobs run on a thread of their own, one run at a time
+    and in order, while this process activates and writes the next batch: the server works on
+    the jobs' statements while this process works on the next orders (each waits for the server
+    without the GIL). They touch different tables but for the jobs' own rows, which the import
+    inserts and the jobs update, so neither waits for the other's locks. `add` returns the
+    outcomes of the run before; `finish` waits for the last; `close` waits for any run in flight,
+    whatever happened meanwhile.
     """
 
     def __init__(self, runner: "JobRunner", ahead: RowsAhead | None) -> None:
         self.runner, self.ahead = runner, ahead
         self._held: list[_Held] = []
+        self._thread = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="revsync-jobs")
+                        if ahead is not None and runner.overlap else None)
+        self._running: "Future[list[JobOutcome]] | None" = None
 
     def add(self, saved: Orders) -> list[JobOutcome]:
-        """The batch just written; returns the outcomes of the jobs run now."""
+        """The batch just written; returns the outcomes of the jobs run now (or run since the last call)."""
         if self.ahead is None:
             return self.runner.run_saved(saved)
         runner = self.runner
@@ -381,13 +392,40 @@ class SavedJobs:
         return self._run(held)
 
     def finish(self) -> list[JobOutcome]:
-        """The jobs of the batches still held."""
+        """The jobs of the batches still held, and of any run in flight."""
         held, self._held = self._held, []
-        return self._run(held)
+        outcomes = self._run(held)
+        return outcomes + self._wait()
+
+    def close(self) -> None:
+        """Wait for the run in flight, if any (its error is not raised: the caller's is on its way
+        or `finish` gave it), and stop the thread."""
+        if self._thread is None:
+            return
+        try:
+            self._wait()
+        except BaseException:  # noqa: BLE001 - already raised by `finish`, or another error is on its way
+            pass
+        finally:
+            self._thread.shutdown(wait=True)
 
     def _run(self, held: list[_Held]) -> list[JobOutcome]:
         ahead = self.ahead
-        return [] if ahead is None else [o for h in held for o in self.runner._run_held(ahead, h)]
+        if ahead is None or not held:
+            return []
+
+        def run() -> list[JobOutcome]:
+            return [o for h in held for o in self.runner._run_held(ahead, h)]
+
+        if self._thread is None:
+            return run()
+        done = self._wait()  # one run at a time, in order
+        self._running = self._thread.submit(run)
+        return done
+
+    def _wait(self) -> list[JobOutcome]:
+        running, self._running = self._running, None
+        return [] if running is None else running.result()
 
 
 def _cores() -> int:
@@ -404,7 +442,11 @@ def saved_jobs(runner: "JobRunner", orders: int) -> Iterator[SavedJobs]:
     child process working out their rows when `JobRunner.rows_ahead` starts one; the child is
     stopped on the way out, whatever happens."""
     with runner.rows_ahead(0 if runner.deferred else orders) as ahead:
-        yield SavedJobs(runner, ahead)
+        jobs = SavedJobs(runner, ahead)
+        try:
+            yield jobs
+        finally:
+            jobs.close()
 
 
 class FenceLost(Exception):

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -311,17 +312,36 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.fixture
+def job_threads(monkeypatch):
+    """The name of the thread each batch's jobs ran on."""
+    names: list[str] = []
+    real = JobRunner._run_held
+
+    def noting(self, ahead, held):
+        names.append(threading.current_thread().name)
+        return real(self, ahead, held)
+
+    monkeypatch.setattr(JobRunner, "_run_held", noting)
+    return names
+
+
 @pytest.mark.postgres
-def test_on_postgresql_the_child_works_out_the_same_rows(tmp_path, document, children, answers):
-    """PostgreSQL stores dates as dates, not text: the child encodes for the store it works for."""
+@pytest.mark.parametrize("way", [_whole, _streamed], ids=["whole", "streamed"])
+def test_on_postgresql_the_child_works_out_the_same_rows(tmp_path, document, children, answers, job_threads, way):
+    """PostgreSQL stores dates as dates, not text: the child encodes for the store it works for.
+    Each batch's jobs run on a thread of their own while the next batch is written."""
     from store.store_support import postgres_schema
 
     _, expected_tables = _one_core(tmp_path, document)
     with postgres_schema() as url:
         engine = open_store(url)
-        result = _streamed(engine, document, second_core=True)
+        result = way(engine, document, second_core=True)
         tables = _tables(engine)
         engine.dispose()
+    assert len(job_threads) == -(-len(result.activated) // BATCH)
+    assert all(name.startswith("revsync-jobs") for name in job_threads)
+    assert list(result.jobs) and all(o.ok for o in result.jobs)
     (child,) = children
     assert child.batches == -(-len(result.activated) // BATCH) and not child.broken
     # PostgreSQL copies the rows the child sends back in COPY's text format, as they are
@@ -331,6 +351,47 @@ def test_on_postgresql_the_child_works_out_the_same_rows(tmp_path, document, chi
                                                                "arr_by_period"}
     for table in ("arr_rows", "order_metrics", "line_metrics", "item_metrics", "account_metrics", "orders"):
         assert tables[table] == expected_tables[table], table
+
+
+@pytest.mark.postgres
+def test_on_postgresql_an_import_stopped_midway_waits_for_the_jobs_in_flight(tmp_path, document, children,
+                                                                              monkeypatch):
+    """The import stops while the jobs of the batch before run on their thread: they finish (none
+    is cut off half-done), the batches after keep their jobs pending, and importing again finishes
+    everything as one uninterrupted import leaves it."""
+    from store.store_support import postgres_schema
+
+    _, expected_tables = _one_core(tmp_path, document)
+    real = repo.next_order_seq
+
+    def moved_on_at_the_fifth_batch(conn):
+        written = conn.execute(select(func.count()).select_from(t.orders)).scalar()
+        return real(conn) + (1 if written == 4 * BATCH else 0)
+
+    with postgres_schema() as url:
+        engine = open_store(url)
+        monkeypatch.setattr(importer.repo, "next_order_seq", moved_on_at_the_fifth_batch)
+        with pytest.raises(TransientError, match="other orders were activated"):
+            _streamed(engine, document, second_core=True)
+        with engine.connect() as conn:
+            statuses = {s: set(ids) for s, ids in _job_orders_by_status(conn).items()}
+        monkeypatch.setattr(importer.repo, "next_order_seq", real)
+        again = _streamed(engine, document, second_core=True)
+        tables = _tables(engine)
+        engine.dispose()
+    # batches 1-3 done (the third's run was in flight when the import stopped); the fourth's pending
+    assert len(statuses["succeeded"]) == 3 * BATCH and len(statuses["pending"]) == BATCH
+    assert set(statuses) == {"succeeded", "pending"}
+    assert len(again.already_imported) == 4 * BATCH and not again.failed_jobs
+    for table in ("arr_rows", "order_metrics", "line_metrics", "item_metrics", "account_metrics", "orders"):
+        assert tables[table] == expected_tables[table], table
+
+
+def _job_orders_by_status(conn) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for status, order_id in conn.execute(select(t.jobs.c.status, t.jobs.c.order_id)):
+        out.setdefault(str(status.value if hasattr(status, "value") else status), []).append(order_id)
+    return out
 
 
 def _with_periods(engine) -> None:
