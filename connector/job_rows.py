@@ -16,6 +16,7 @@ import pickle
 import signal
 import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import BinaryIO, Iterable, Sequence
 
 from connector.engine.activation import line_tcv
@@ -168,6 +169,9 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
     finally:
         if writer is not None:
             writer.close()
+            # the input ended: the importing process is done with the file, or is gone (killed,
+            # it could not remove it itself)
+            staging.remove(Path(staging_file))
 
 
 if __name__ == "__main__":

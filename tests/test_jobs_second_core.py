@@ -272,6 +272,7 @@ def test_small_imports_and_one_core_start_no_child(tmp_path, document, children,
 
 
 _ORPHAN = textwrap.dedent("""
+    import json
     import time
     from connector.engine.fiscal import StandardFiscalCalendar
     from connector.engine.settings import EngineSettings
@@ -279,26 +280,27 @@ _ORPHAN = textwrap.dedent("""
 
     ahead = RowsAhead(JobContext(StandardFiscalCalendar(1), EngineSettings()), "sqlite")
     assert ahead.rows(ahead.submit([], {})) == {} and ahead.batches == 1  # the child is up, and answers
-    print([ahead.pid], flush=True)
+    print(json.dumps([ahead.pid, str(ahead.staging)]), flush=True)
     time.sleep(600)
 """)
 
 
-def test_a_child_whose_parent_is_killed_exits(tmp_path):
+def test_a_child_whose_parent_is_killed_exits_and_removes_the_staging_folder(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(_ORPHAN)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           text=True, env=env) as parent:
         try:
-            (child_pid,) = json.loads(parent.stdout.readline())
-            assert _alive(child_pid)
+            child_pid, staging_file = json.loads(parent.stdout.readline())
+            assert _alive(child_pid) and Path(staging_file).exists()
             parent.kill()
             parent.wait()
             deadline = time.monotonic() + 20
             while _alive(child_pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert not _alive(child_pid), "the child outlived its killed parent"
+            assert not Path(staging_file).parent.exists(), "the killed parent's staging folder is left"
         finally:
             parent.kill()
 

@@ -51,6 +51,16 @@ def create(folder: Path) -> Path:
     return path
 
 
+def remove(path: Path) -> None:
+    """Remove the staging file and its folder (which holds nothing else), whatever is left of them."""
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        (path.parent / name).unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:  # gone already, or something else is in it: left as it is
+        pass
+
+
 class Writer:
     """The child's side: writes each batch's rows into tables of their own, and drops them when the
     importing process says it is done with them."""
