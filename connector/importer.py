@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Iterator, Sequence
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine
 
 from connector.clock import Clock
 from connector.engine import limits
@@ -39,7 +39,7 @@ from connector.jobs import JobOutcome, JobRunner, Outcomes, collector_paused, sa
 # the one order model, shared with Salesforce ingest
 from connector.orders import Amount, Currency, Id, LineDoc, Name, OrderDoc, Price, Doc, limited, order_input
 from connector.orders import problems as _problems
-from connector.store import repository as repo
+from connector.store import db, repository as repo
 from connector.writers.outbox import enqueue_activation
 
 
@@ -703,13 +703,8 @@ def _small_cache(engine: Engine) -> Iterator[None]:
             cursor.execute(f"PRAGMA cache_size={int(record.info.pop('cache_size'))}")
             cursor.close()
 
-    event.listen(engine, "checkout", checkout)
-    event.listen(engine, "checkin", checkin)
-    try:
+    with db.pool_hooks(engine, checkout, checkin):
         yield
-    finally:
-        event.remove(engine, "checkout", checkout)
-        event.remove(engine, "checkin", checkin)
 
 
 @dataclass

@@ -25,7 +25,7 @@ import sqlite3
 import time
 from pathlib import Path
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -128,6 +128,15 @@ def attached(engine: Engine, path: Path, schema: str) -> Iterator[None]:
         except sqlite3.Error:
             record.invalidate()
 
+    with pool_hooks(engine, checkout, checkin):
+        yield
+
+
+@contextmanager
+def pool_hooks(engine: Engine, checkout: Callable[[Any, Any, Any], None],
+               checkin: Callable[[Any, Any], None]) -> Iterator[None]:
+    """`checkout` and `checkin` called for each connection of the store's pool checked out and in
+    meanwhile (SQLAlchemy's pool events), and no more after."""
     event.listen(engine, "checkout", checkout)
     event.listen(engine, "checkin", checkin)
     try:
