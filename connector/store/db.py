@@ -115,6 +115,10 @@ def attached(engine: Engine, path: Path, schema: str) -> Iterator[None]:
     def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
+            if record.info.pop(schema, False):
+                # checked out in an earlier such context and checked in after it ended (a thread of
+                # the daemon's server, say): still attached, to that context's file
+                cursor.execute(f"DETACH DATABASE {schema}")
             cursor.execute(f"ATTACH DATABASE ? AS {schema}", (str(path),))
         finally:
             cursor.close()

@@ -41,7 +41,7 @@ def _imported(path: Path):
 
 def _staged(tmp_path: Path, batch: int, kind: str, rows: list[tuple]) -> tuple[Path, Staged]:
     folder = tmp_path / "staging"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / staging.FILE
     if not path.exists():
         staging.create(folder)
@@ -175,7 +175,7 @@ def test_copy_text_escapes_what_delimits_fields_and_rows():
 @pytest.mark.postgres
 def test_copy_text_is_stored_on_postgresql_as_copy_stores_the_rows(tmp_path):
     """The same rows by the store's own COPY and as the child's COPY text: the same table."""
-    from store.store_support import postgres_schema
+    from store_support import postgres_schema
 
     with postgres_schema() as url:
         engine = open_store(url)
@@ -203,3 +203,22 @@ def test_copy_text_is_stored_on_postgresql_as_copy_stores_the_rows(tmp_path):
         engine.dispose()
     assert stored == by_copy == rows
     assert stored_metrics == by_copy_metrics == metrics
+
+
+def test_a_connection_checked_in_after_the_staging_file_is_gone_is_attached_to_the_next_one(tmp_path):
+    """A connection checked out while one staging file is attached and checked in after (a thread
+    of the daemon's server, say) stays attached to it; the next staging file replaces it at the
+    connection's next checkout, instead of failing it."""
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    first, _ = _staged(tmp_path / "one", 1, "arr_by_period", [(1, "2026-01-01", "2026-03-31", 1, 2, 3, 4)])
+    with attached(engine, first, staging.SCHEMA):
+        held = engine.connect()
+    held.close()  # back in the pool, after the first file's time
+    second, put = _staged(tmp_path / "two", 2, "arr_by_period", [(2, "2026-01-01", "2026-03-31", 5, 6, 7, 8)])
+    with attached(engine, second, staging.SCHEMA), engine.begin() as conn:
+        assert repo.insert_stored_arr_rows(conn, put) == 1
+        files = {r[1]: r[2] for r in conn.exec_driver_sql("PRAGMA database_list")}
+    assert Path(files[staging.SCHEMA]) == second
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.exec_driver_sql("SELECT line_pk, opening_cmrr FROM arr_rows")] == [(2, 5)]
+    engine.dispose()
