@@ -11,13 +11,14 @@ when there is no such process, so the rows are the same either way.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import pickle
 import signal
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import BinaryIO, Iterable, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Sequence
 
 from connector.engine.activation import line_tcv
 from connector.engine.arr_by_period import arr_rows
@@ -114,25 +115,15 @@ def batch_rows(batch: Batch, calendar: FiscalCalendar, which: Sequence[str], dia
     return out
 
 
-def staged(writer: staging.Writer, number: int, out: dict[str, list]) -> dict[str, list | staging.Staged]:
-    """Each kind's rows of batch `number` put in the staging file, or given back as they are when
-    they cannot be (the importing process then inserts them itself)."""
-    answer: dict[str, list | staging.Staged] = {}
+def converted(out: dict[str, list], convert: Callable[[str, list], Any]) -> dict[str, Any]:
+    """Each kind's rows in the form `convert` gives them (put in the staging file, or made COPY
+    text), or as they are when they cannot be (the importing process then inserts them itself:
+    a full disk, a value COPY text cannot hold)."""
+    answer: dict[str, Any] = {}
     for kind, kind_rows in out.items():
         try:
-            answer[kind] = writer.put(number, kind, kind_rows)
-        except Exception:  # noqa: BLE001 - a full disk: the rows go back the other way
-            answer[kind] = kind_rows
-    return answer
-
-
-def as_copy_text(out: dict[str, list]) -> dict[str, list | staging.CopyText]:
-    """Each kind's rows as PostgreSQL's COPY takes them, or as they are when they cannot be."""
-    answer: dict[str, list | staging.CopyText] = {}
-    for kind, kind_rows in out.items():
-        try:
-            answer[kind] = staging.copy_text(kind_rows)
-        except Exception:  # noqa: BLE001 - a value COPY text cannot hold: the rows go back as they are
+            answer[kind] = convert(kind, kind_rows)
+        except Exception:  # noqa: BLE001 - the rows go back the other way
             answer[kind] = kind_rows
     return answer
 
@@ -155,13 +146,13 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
                 return
             out: dict = batch_rows(batch, calendar, which, dialect)
             if dialect == "postgresql":
-                out = as_copy_text(out)
+                out = converted(out, lambda _kind, rows: staging.copy_text(rows))
             elif writer is not None:
                 try:
                     writer.drop_upto(used)
                 except Exception:  # noqa: BLE001 - a table left behind costs only room in a scratch file
                     pass
-                out = staged(writer, number, out)
+                out = converted(out, functools.partial(writer.put, number))
             pickle.dump(out, sink, protocol=pickle.HIGHEST_PROTOCOL)
             sink.flush()
             del batch, out

@@ -338,9 +338,7 @@ class RowsAhead:
     def _remove_folder(self) -> None:
         """Remove the staging folder: the child removes it when its input ends, which covers an
         importing process that is killed; this covers a child that never got that far."""
-        if self.staging is not None:
-            staging.remove(self.staging)
-        elif self._folder is not None:
+        if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
 
 

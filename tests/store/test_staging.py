@@ -5,6 +5,7 @@ inserted them."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.util
 import sqlite3
 from pathlib import Path
@@ -123,7 +124,7 @@ def test_rows_that_cannot_be_staged_go_back_as_rows(tmp_path):
     folder.mkdir()
     writer = FullDisk(str(staging.create(folder)))
     rows = {"arr_by_period": [(1, "2026-01-01", "2026-03-31", 1, 2, 3, 4)], "order_metrics": []}
-    assert job_rows.staged(writer, 1, rows) == rows
+    assert job_rows.converted(rows, functools.partial(writer.put, 1)) == rows
     writer.close()
 
 
