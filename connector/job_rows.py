@@ -96,19 +96,34 @@ def rows(kind: str, lines: Lines, calendar: FiscalCalendar, which: Sequence[str]
     raise ValueError(f"no rows are worked out ahead for jobs of kind {kind!r}")
 
 
+#: an order's lines as the importing process sends them: either the engine's (line key, line)
+#: pairs, or the lines as it has just written them (`repository.StoredOrder.stored`: line key, line
+#: row, segment rows), which pickle several times faster and are read back here (`decoded`)
+OrderLines = tuple[list[tuple[int, ActivatedLine]] | None, list[tuple[int, tuple, list[tuple]]] | None]
 #: a batch as the importing process sends it: each kind of job with its orders, and each order's
-#: currency and (line key, line) pairs
-Batch = tuple[list[tuple[str, list[str]]], dict[str, tuple[str, list[tuple[int, ActivatedLine]]]]]
+#: currency and lines
+Batch = tuple[list[tuple[str, list[str]]], dict[str, tuple[str, OrderLines]]]
+
+
+def decoded(lines: OrderLines, days: dict, exacts: dict) -> list[tuple[int, ActivatedLine]]:
+    """An order's (line key, line) pairs from either form of `OrderLines`."""
+    pairs, stored = lines
+    if pairs is not None:
+        return pairs
+    assert stored is not None
+    return [(pk, encode.decoded_line(row, segments, days, exacts)) for pk, row, segments in stored]
 
 
 def batch_rows(batch: Batch, calendar: FiscalCalendar, which: Sequence[str], dialect: str) -> dict[str, list]:
     """The rows of each kind of job of a batch. A kind whose rows cannot be worked out is left out:
     its job works them out itself, and fails as it would have."""
     kinds, orders = batch
+    days, exacts = encode.StoredDays(), encode.StoredExacts()
+    lines = {o: (currency, decoded(order_lines, days, exacts)) for o, (currency, order_lines) in orders.items()}
     out: dict[str, list] = {}
     for kind, order_ids in kinds:
         try:
-            out[kind] = rows(kind, [(pk, line, orders[o][0]) for o in order_ids for pk, line in orders[o][1]],
+            out[kind] = rows(kind, [(pk, line, lines[o][0]) for o in order_ids for pk, line in lines[o][1]],
                              calendar, which, dialect)
         except Exception:  # noqa: BLE001 - the job works them out itself, and fails as it would
             pass

@@ -9,8 +9,10 @@ import datetime as dt
 from decimal import Decimal
 from typing import Iterable
 
-from connector.engine.model import OrderMetric
-from connector.engine.money import STORE_SCALE
+from connector.engine.model import (
+    Action, ActivatedLine, BillingFrequency, ChangeCategory, OrderMetric, PricePeriod, Provisioning, Segment,
+)
+from connector.engine.money import STORE_SCALE, Exact, parse_exact
 
 
 class Units(dict):
@@ -59,3 +61,46 @@ def stored_order_metrics(metrics: Iterable[tuple[int, OrderMetric]], units: dict
         counter[(pk, m.metric)] = seq + 1
         rows.append((pk, m.metric, seq, units[m.amount], day[m.start], day[m.end], m.type, m.generated_reason))
     return rows
+
+
+#: an order line's columns in the order `repository.save_activations` writes them (after its key)
+LINE_COLUMNS = ("id", "order_id", "seq", "action", "product", "product_name", "customer_name", "item",
+                "item_kind", "quantity", "unit_price", "price_period", "list_price_monthly", "start", "end",
+                "billing_frequency", "credit_eligible", "change_category", "one_time_amount", "bill_cycle_day",
+                "tcv", "evergreen")
+#: a line segment's columns in the order `repository.save_activations` writes them
+SEGMENT_COLUMNS = ("line_pk", "seq", "start", "end_excl", "mrr", "quantity")
+
+
+class StoredDays(dict):
+    """A stored date → the date: ISO text (SQLite) parsed, a date (PostgreSQL) as it is; remembered."""
+
+    def __missing__(self, stored: "str | dt.date") -> dt.date:
+        day = self[stored] = dt.date.fromisoformat(stored) if isinstance(stored, str) else stored
+        return day
+
+
+class StoredExacts(dict):
+    """ExactDecimal's stored text → the value it reads back as (`parse_exact`); remembered."""
+
+    def __missing__(self, text: str) -> "Decimal | Exact":
+        value = self[text] = parse_exact(text)
+        return value
+
+
+def decoded_line(row: tuple, segments: Iterable[tuple], days: dict, exacts: dict) -> ActivatedLine:
+    """An order line as the store reads it back (`repository.load_orders`), from the row and its
+    segments' rows as `repository.save_activations` wrote them (`LINE_COLUMNS`, `SEGMENT_COLUMNS`),
+    with `StoredDays` and `StoredExacts`: the form in which the importing process hands its lines
+    to its second core, cheaper to send than the engine's objects."""
+    (line_id, order_id, seq, action, product, product_name, _customer, item, item_kind, quantity, unit_price,
+     price_period, list_price_monthly, start, end, billing_frequency, credit_eligible, change_category,
+     one_time_amount, bill_cycle_day, _tcv, evergreen) = row
+    return ActivatedLine(
+        order=order_id, id=line_id, seq=seq, action=Action(action), product=product, product_name=product_name,
+        item=item, item_kind=Provisioning(item_kind), quantity=exacts[quantity], unit_price=exacts[unit_price],
+        price_period=PricePeriod(price_period), list_price_monthly=exacts[list_price_monthly],
+        start=days[start], end=days[end], billing_frequency=BillingFrequency(billing_frequency),
+        credit_eligible=bool(credit_eligible), change_category=ChangeCategory(change_category),
+        segments=tuple(Segment(days[s[2]], days[s[3]], exacts[s[4]], exacts[s[5]]) for s in segments),
+        one_time_amount=exacts[one_time_amount], bill_cycle_day=bill_cycle_day, evergreen=bool(evergreen))

@@ -181,9 +181,9 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     else:  # keys known beforehand: no reading back
         _bulk(conn, t.order_lines, ("pk", *_LINE_COLUMNS), [(pk, *row) for pk, row in zip(fixed, line_rows)])
         pks = {row[0]: pk for pk, row in zip(fixed, line_rows)}
-    _bulk(conn, t.line_segments, ("line_pk", "seq", "start", "end_excl", "mrr", "quantity"), [
-        (pks[l.id], i, day[s.start], day[s.end_excl], exact_text(s.mrr), str(s.quantity))
-        for a in activations for l in a.lines for i, s in enumerate(l.segments)])
+    segment_rows = [[(pks[l.id], i, day[s.start], day[s.end_excl], exact_text(s.mrr), str(s.quantity))
+                     for i, s in enumerate(l.segments)] for a in activations for l in a.lines]
+    _bulk(conn, t.line_segments, encode.SEGMENT_COLUMNS, [row for rows in segment_rows for row in rows])
     # Items: the last version an order batch leaves is the one stored.
     final: dict[str, Item] = {}
     for a in activations:
@@ -240,14 +240,17 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     stamp = _stored(conn, t.jobs.c.created_at, now)  # encoded once, not once per job (issue 11)
     _bulk(conn, t.jobs, ("order_id", "kind", "status", "attempts", "created_at", "updated_at"),
           [(a.order.id, kind, t.JobStatus.PENDING.value, 0, stamp, stamp) for a in activations for kind in JOB_KINDS])
-    return {a.order.id: StoredOrder(a.order.id, a.order.account, a.order.currency,
-                                    [(pks[l.id], l) for l in a.lines]) for a in activations}
+    out = {}
+    at = 0  # the rows of each order's lines, in the order written
+    for a in activations:
+        stored = [(pks[l.id], line_rows[k], segment_rows[k]) for k, l in enumerate(a.lines, at)]
+        at += len(a.lines)
+        out[a.order.id] = StoredOrder(a.order.id, a.order.account, a.order.currency,
+                                      [(pks[l.id], l) for l in a.lines], stored)
+    return out
 
 
-_LINE_COLUMNS = ("id", "order_id", "seq", "action", "product", "product_name", "customer_name", "item",
-                 "item_kind", "quantity", "unit_price", "price_period", "list_price_monthly", "start", "end",
-                 "billing_frequency", "credit_eligible", "change_category", "one_time_amount", "bill_cycle_day",
-                 "tcv", "evergreen")
+_LINE_COLUMNS = encode.LINE_COLUMNS
 
 
 def line_pks(conn: Connection, line_ids: Sequence[str]) -> dict[str, int]:
@@ -268,6 +271,9 @@ class StoredOrder:
     account: str
     currency: str
     lines: list[tuple[int, ActivatedLine]]
+    #: the lines as just written, when they were: (line key, line row, its segments' rows), each as
+    #: `encode.decoded_line` reads them back; cheaper to hand to another process than `lines`
+    stored: list[tuple[int, tuple, list[tuple]]] | None = None
 
 
 def load_orders(conn: Connection, order_ids: Sequence[str]) -> dict[str, StoredOrder]:

@@ -1,0 +1,91 @@
+"""The lines an import has just written, handed to its second core in their stored form
+(`repository.StoredOrder.stored`) and read back there (`encode.decoded_line`), are the lines the
+store reads back (`repository.load_orders`): the same values of the same types, on both stores."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from fractions import Fraction
+
+import pytest
+
+from connector import job_rows
+from connector.clock import FrozenClock
+from connector.engine.fiscal import StandardFiscalCalendar
+from connector.engine.settings import EngineSettings
+from connector.importer import ImportDoc, _store_catalogue, plan
+from connector.store import encode, repository as repo
+from connector.store.db import open_store
+from store_support import postgres_schema
+
+from test_staging import engine_bench
+
+CLOCK = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+CALENDAR = StandardFiscalCalendar(1)
+
+
+def _document() -> dict:
+    doc = engine_bench.generate(400, 11)
+    doc["accounts"].append({"id": "AE", "name": "Evergreen Co", "bill_cycle_day": 5})
+    doc["orders"].append({"id": "OE-1", "account": "AE", "owner": "U1", "booked_on": "2022-03-01",
+                          "currency": "EUR", "lines": [
+                              {"id": "LE-1", "action": "new", "product": "P1", "subscription": "SE-1",
+                               "quantity": 7, "start": "2022-03-01", "evergreen": True}]})
+    doc["orders"].append({"id": "OE-2", "account": "AE", "owner": "U1", "booked_on": "2022-06-10",
+                          "currency": "EUR", "lines": [
+                              {"id": "LE-2", "action": "update", "product": "P1", "subscription": "SE-1",
+                               "quantity": 9, "start": "2022-06-10"}]})
+    return doc
+
+
+def _types(obj) -> list[type]:
+    return [type(getattr(obj, f.name)) for f in dataclasses.fields(obj)]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+        yield engine
+        engine.dispose()
+    else:
+        with postgres_schema() as url:
+            engine = open_store(url)
+            yield engine
+            engine.dispose()
+
+
+def test_the_lines_handed_over_as_written_are_the_lines_the_store_reads_back(store):
+    the_plan = plan(store, ImportDoc.model_validate(_document()), "doc", CALENDAR, EngineSettings())
+    with store.begin() as conn:
+        _store_catalogue(conn, the_plan, CALENDAR)
+        names = {a.id: a.name for a in repo.load_accounts(conn).values()}
+        saved = repo.save_activations(conn, the_plan.activations, origin="engine", hashes=the_plan.hashes,
+                                      customer_names=names, now=CLOCK.now())
+    with store.connect() as conn:
+        read_back = repo.load_orders(conn, list(saved))
+    days, exacts = encode.StoredDays(), encode.StoredExacts()
+    lines = 0
+    kinds = set()
+    for order_id, order in saved.items():
+        assert order.stored is not None
+        handed = job_rows.decoded((None, order.stored), days, exacts)
+        expected = read_back[order_id].lines
+        assert handed == expected
+        for (_, got), (_, want) in zip(handed, expected):  # equal values of the same types, piece by piece
+            assert _types(got) == _types(want)
+            assert [_types(s) for s in got.segments] == [_types(s) for s in want.segments]
+            kinds.add((got.action, got.evergreen, isinstance(got.list_price_monthly, Fraction)))
+        lines += len(handed)
+    assert lines == sum(len(a.lines) for a in the_plan.activations)
+    # the document's variety reached the check: every action, an evergreen line, a yearly price / 12
+    assert {k[0].value for k in kinds} == {"new", "update", "renew", "cancel"}
+    assert any(k[1] for k in kinds) and any(k[2] for k in kinds)
+
+
+def test_the_stored_form_is_the_order_of_the_tables_columns():
+    from connector.store import schema as t
+
+    assert repo._LINE_COLUMNS == encode.LINE_COLUMNS
+    assert encode.LINE_COLUMNS == tuple(c.name for c in t.order_lines.columns if c.name != "pk")
+    assert encode.SEGMENT_COLUMNS == tuple(c.name for c in t.line_segments.columns)
