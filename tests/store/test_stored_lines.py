@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sqlite3
 from fractions import Fraction
 
 import pytest
@@ -14,7 +15,7 @@ from connector.clock import FrozenClock
 from connector.engine.fiscal import StandardFiscalCalendar
 from connector.engine.settings import EngineSettings
 from connector.importer import ImportDoc, _store_catalogue, plan
-from connector.store import encode, repository as repo
+from connector.store import encode, repository as repo, schema
 from connector.store.db import open_store
 from store_support import postgres_schema
 
@@ -89,3 +90,62 @@ def test_the_stored_form_is_the_order_of_the_tables_columns():
     assert repo._LINE_COLUMNS == encode.LINE_COLUMNS
     assert encode.LINE_COLUMNS == tuple(c.name for c in t.order_lines.columns if c.name != "pk")
     assert encode.SEGMENT_COLUMNS == tuple(c.name for c in t.line_segments.columns)
+
+
+def test_sqlite_line_keys_are_known_before_the_insert_and_no_other_writer_can_take_them(tmp_path):
+    path = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{path}")
+    doc = engine_bench.generate(40, 3)
+    the_plan = plan(store, ImportDoc.model_validate(doc), "doc", CALENDAR, EngineSettings())
+    with store.begin() as conn:
+        _store_catalogue(conn, the_plan, CALENDAR)
+        names = {a.id: a.name for a in repo.load_accounts(conn).values()}
+        first, rest = the_plan.activations[:3], the_plan.activations[3:]
+        repo.save_activations(conn, first, origin="engine", hashes=the_plan.hashes, customer_names=names,
+                              now=CLOCK.now())
+    with store.begin() as conn:
+        largest = conn.exec_driver_sql("SELECT max(pk) FROM order_lines").scalar()
+        assert repo._next_pks(conn, schema.order_lines, 2) is None  # nothing written yet: no lock held
+        conn.exec_driver_sql("INSERT INTO meta (key, value) VALUES ('a write', 'takes the lock')")
+        keys = repo._next_pks(conn, schema.order_lines, 3)
+        assert keys == [largest + 1, largest + 2, largest + 3]  # what SQLite gives: one more than the largest
+        other = sqlite3.connect(path, timeout=0.1)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("INSERT INTO meta (key, value) VALUES ('another', 'writer')")
+        other.close()
+        conn.rollback()
+    with store.begin() as conn:
+        saved = repo.save_activations(conn, rest, origin="engine", hashes=the_plan.hashes, customer_names=names,
+                                      now=CLOCK.now())
+        given = sorted(pk for o in saved.values() for pk, _ in o.lines)
+        assert given == list(range(largest + 1, largest + 1 + len(given)))
+    with store.connect() as conn:
+        read_back = repo.load_orders(conn, list(saved))
+    assert {o.id: [(pk, l.id) for pk, l in o.lines] for o in saved.values()} == {
+        o.id: [(pk, l.id) for pk, l in o.lines] for o in read_back.values()}
+    store.dispose()
+
+
+def test_sqlite_in_takes_one_parameter_and_probes_the_index(tmp_path):
+    from sqlalchemy import select
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    the_plan = plan(store, ImportDoc.model_validate(engine_bench.generate(40, 3)), "doc", CALENDAR, EngineSettings())
+    with store.begin() as conn:
+        _store_catalogue(conn, the_plan, CALENDAR)
+        names = {a.id: a.name for a in repo.load_accounts(conn).values()}
+        repo.save_activations(conn, the_plan.activations, origin="engine", hashes=the_plan.hashes,
+                              customer_names=names, now=CLOCK.now())
+    with store.connect() as conn:
+        ids = [l.id for a in the_plan.activations for l in a.lines][::3] + ["no such line"]
+        statement = select(schema.order_lines.c.id).where(repo._in(conn, schema.order_lines.c.id, ids))
+        compiled = statement.compile(conn)
+        assert len(compiled.params) == 1 and "json_each" in str(compiled)
+        assert sorted(conn.execute(statement).scalars()) == sorted(ids[:-1])
+        query_plan = " ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled),
+                                                                   tuple(compiled.params.values())))
+        assert "SEARCH order_lines USING" in query_plan and "SCAN order_lines" not in query_plan
+        keys = [pk for (pk,) in conn.exec_driver_sql("SELECT pk FROM order_lines LIMIT 5")]
+        assert sorted(conn.execute(select(schema.order_lines.c.pk).where(
+            repo._in(conn, schema.order_lines.c.pk, keys))).scalars()) == sorted(keys)
+    store.dispose()
