@@ -329,9 +329,10 @@ def plan(engine: Engine, doc: ImportDoc | Parsed, source: str, calendar: FiscalC
                 unsure_items |= touched
                 continue
             # checks that depend on a part of the file that is broken are skipped (its problem is listed)
-            checkable = order.model_copy(update={"lines": [
-                l for l in order.lines if l.product not in parsed.unsure_products
-                and (l.subscription or l.id) not in unsure_items]})
+            sure = [l for l in order.lines
+                    if l.product not in parsed.unsure_products and (l.subscription or l.id) not in unsure_items]
+            # a copy only when some line is left out: most orders have every line checkable
+            checkable = order if len(sure) == len(order.lines) else order.model_copy(update={"lines": sure})
             if order.account in parsed.unsure_accounts or not checkable.lines:
                 unsure_items |= touched
                 continue

@@ -802,9 +802,7 @@ class JobRunner:
 
     def _record_done(self, conn: Connection, job_ids: list[int]) -> None:
         """Mark these jobs succeeded, in the caller's transaction, then check the fence."""
-        conn.execute(update(t.jobs).where(t.jobs.c.id.in_(job_ids)).values(
-            status=t.JobStatus.SUCCEEDED, attempts=t.jobs.c.attempts + 1, last_error=None,
-            updated_at=self.clock.now(), next_attempt_at=None))
+        repo.record_jobs_done(conn, job_ids, self.clock.now())
         if self.fence is not None:
             self.fence(conn)
 

@@ -10,7 +10,7 @@ from typing import Collection, Iterable, Sequence
 
 from sqlalchemy import (
     ARRAY, BigInteger, Boolean, Connection, Date, DateTime, Engine, Integer, String, and_, any_, bindparam, cast,
-    delete, func, insert, select, text, update,
+    delete, func, insert, literal, select, text, update,
 )
 
 from connector.engine.activation import line_tcv
@@ -391,16 +391,26 @@ def replace_stored_line_metrics(conn: Connection, rows: StoredRows) -> None:
     _bulk(conn, t.line_metrics, ("line_pk", "mrr", "tcv"), rows)
 
 
+def record_jobs_done(conn: Connection, job_ids: Sequence[int], now: dt.datetime) -> None:
+    """Mark these jobs succeeded (one more attempt, no error, nothing to retry)."""
+    for chunk in _chunks(list(job_ids), 2000):
+        conn.execute(update(t.jobs).where(_in(conn, t.jobs.c.id, chunk)).values(
+            status=t.JobStatus.SUCCEEDED, attempts=t.jobs.c.attempts + 1, last_error=None, updated_at=now,
+            next_attempt_at=None))
+
+
 def refresh_item_metrics(conn: Connection, item_ids: Iterable[str]) -> None:
     """Recompute each item's TCV as the sum of its lines' TCV (only lines whose metrics exist)."""
     ids = sorted(set(item_ids))
+    # worked out and written by the store in one statement, in stored units (integers: the sum is
+    # exact), rather than read into Decimals and written back (issue 11)
+    lines_tcv = (select(func.coalesce(func.sum(t.line_metrics.c.tcv), literal(0, BigInteger)))
+                 .select_from(t.order_lines.join(t.line_metrics, t.line_metrics.c.line_pk == t.order_lines.c.pk))
+                 .where(t.order_lines.c.item == t.items.c.id).scalar_subquery())
     for chunk in _chunks(ids):
-        totals = dict(tuple(r) for r in conn.execute(
-            select(t.order_lines.c.item, func.sum(t.line_metrics.c.tcv))
-            .select_from(t.line_metrics.join(t.order_lines, t.order_lines.c.pk == t.line_metrics.c.line_pk))
-            .where(_in(conn, t.order_lines.c.item, chunk)).group_by(t.order_lines.c.item)))
         conn.execute(delete(t.item_metrics).where(_in(conn, t.item_metrics.c.item, chunk)))
-        conn.execute(insert(t.item_metrics), [dict(item=i, tcv=totals.get(i) or Decimal(0)) for i in chunk])
+        conn.execute(insert(t.item_metrics).from_select(
+            ["item", "tcv"], select(t.items.c.id, lines_tcv).where(_in(conn, t.items.c.id, chunk))))
 
 
 def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequence[tuple[int, OrderMetric]]) -> None:
