@@ -391,7 +391,7 @@ class SavedJobs:
         if runner.deferred or not saved:
             return []
         with runner.engine.connect() as conn:
-            todo = repo.pending_jobs_of(conn, list(saved))
+            todo = repo.pending_jobs_saved(conn, saved)
         held, self._held = self._held, [runner._hand(self.ahead, batch, by_order, saved)
                                         for batch, by_order in runner._batches(todo)]
         return self._run(held)
@@ -677,7 +677,7 @@ class JobRunner:
         if self.deferred or not saved:
             return []
         with self.engine.connect() as conn:
-            todo = repo.pending_jobs_of(conn, list(saved))
+            todo = repo.pending_jobs_saved(conn, saved)
         return self._run_jobs(todo, saved)
 
     def _batches(self, todo: Sequence) -> list[tuple[list[str], dict[str, list]]]:

@@ -65,6 +65,12 @@ def test_the_lines_handed_over_as_written_are_the_lines_the_store_reads_back(sto
                                       customer_names=names, now=CLOCK.now())
     with store.connect() as conn:
         read_back = repo.load_orders(conn, list(saved))
+        # the jobs as written are the pending jobs the store reads back, in the same order
+        assert all(o.jobs is not None for o in saved.values())
+        pending = [tuple(j) for j in repo.pending_jobs_of(conn, list(saved))]
+        assert repo.pending_jobs_saved(conn, saved) == pending and len(pending) == 4 * len(saved)
+        unknown = {o.id: dataclasses.replace(o, jobs=None) for o in saved.values()}  # ids not given: read back
+        assert [tuple(j) for j in repo.pending_jobs_saved(conn, unknown)] == pending
     days, exacts = encode.StoredDays(), encode.StoredExacts()
     lines = 0
     kinds = set()
