@@ -672,8 +672,9 @@ def _next_pks(conn: Connection, table, count: int) -> list[int] | None:
 
     On PostgreSQL they are taken from the key's sequence. On SQLite a key without AUTOINCREMENT
     (none of the store's is) is one more than the largest one: the caller must already have
-    written in its transaction, which then holds SQLite's write lock, so that no other connection
-    can take those keys first. `None` (read them back) when it has not.
+    written in its transaction (`save_activations` has written the orders), which then holds
+    SQLite's write lock, so that no other connection can take those keys first. `None` (read them
+    back) outside a transaction.
     """
     if not count:
         return None
