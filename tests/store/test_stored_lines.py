@@ -157,41 +157,29 @@ def test_sqlite_in_takes_one_parameter_and_probes_the_index(tmp_path):
     store.dispose()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_item_tcv_is_the_sum_of_its_lines_tcv_to_the_unit(kind, tmp_path):
+def test_item_tcv_is_the_sum_of_its_lines_tcv_to_the_unit(store):
     from sqlalchemy import select
 
     from connector import jobs
     from connector.importer import import_document
 
-    def check(store):
-        runner = jobs.JobRunner(store, jobs.JobContext(CALENDAR, EngineSettings()), CLOCK)
-        runner.second_core = False
-        doc = _document()
-        result = import_document(store, ImportDoc.model_validate(doc), "doc", CALENDAR, EngineSettings(), CLOCK, runner)
-        assert result.activated and not result.failed_jobs
-        with store.begin() as conn:
-            lines = conn.execute(select(schema.order_lines.c.pk, schema.order_lines.c.item)).all()
-            tcv = dict(conn.execute(select(schema.line_metrics.c.line_pk, schema.line_metrics.c.tcv)).all())
-            # an item one of whose lines has no metrics yet: only the lines that have them count
-            gone = lines[0].pk
-            conn.execute(schema.line_metrics.delete().where(schema.line_metrics.c.line_pk == gone))
-            tcv.pop(gone)
-            items = sorted({l.item for l in lines})
-            repo.refresh_item_metrics(conn, items + items[:3])
-            stored = dict(conn.execute(select(schema.item_metrics.c.item, schema.item_metrics.c.tcv)).all())
-        expected: dict = {}
-        for l in lines:
-            expected[l.item] = expected.get(l.item, 0) + tcv.get(l.pk, 0)
-        assert stored == expected and len(stored) == len(items)
-        assert any(v != int(v) for v in stored.values())  # cents and below reach the check
-
-    if kind == "sqlite":
-        store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-        check(store)
-        store.dispose()
-    else:
-        with postgres_schema() as url:
-            store = open_store(url)
-            check(store)
-            store.dispose()
+    runner = jobs.JobRunner(store, jobs.JobContext(CALENDAR, EngineSettings()), CLOCK)
+    runner.second_core = False
+    result = import_document(store, ImportDoc.model_validate(_document()), "doc", CALENDAR, EngineSettings(), CLOCK,
+                             runner)
+    assert result.activated and not result.failed_jobs
+    with store.begin() as conn:
+        lines = conn.execute(select(schema.order_lines.c.pk, schema.order_lines.c.item)).all()
+        tcv = dict(conn.execute(select(schema.line_metrics.c.line_pk, schema.line_metrics.c.tcv)).all())
+        # an item one of whose lines has no metrics yet: only the lines that have them count
+        gone = lines[0].pk
+        conn.execute(schema.line_metrics.delete().where(schema.line_metrics.c.line_pk == gone))
+        tcv.pop(gone)
+        items = sorted({l.item for l in lines})
+        repo.refresh_item_metrics(conn, items + items[:3])
+        stored = dict(conn.execute(select(schema.item_metrics.c.item, schema.item_metrics.c.tcv)).all())
+    expected: dict = {}
+    for l in lines:
+        expected[l.item] = expected.get(l.item, 0) + tcv.get(l.pk, 0)
+    assert stored == expected and len(stored) == len(items)
+    assert any(v != int(v) for v in stored.values())  # cents and below reach the check
