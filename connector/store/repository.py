@@ -245,13 +245,12 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
         if not exists:
             conn.execute(insert(t.account_links).values(account=account, role=role, related=related,
                                                         order_id=order_id))
-    job_ids = _next_pks(conn, t.jobs, len(activations) * len(JOB_KINDS))
+    job_columns: tuple[str, ...] = ("order_id", "kind", "status", "attempts", "created_at", "updated_at")
     jobs = [(a.order.id, kind, t.JobStatus.PENDING.value, 0, stamp, stamp) for a in activations for kind in JOB_KINDS]
-    if job_ids is None:
-        _bulk(conn, t.jobs, ("order_id", "kind", "status", "attempts", "created_at", "updated_at"), jobs)
-    else:  # known beforehand: the caller about to run them need not read them back
-        _bulk(conn, t.jobs, ("id", "order_id", "kind", "status", "attempts", "created_at", "updated_at"),
-              [(job_id, *job) for job_id, job in zip(job_ids, jobs)])
+    job_ids = _next_pks(conn, t.jobs, len(jobs))
+    if job_ids is not None:  # known beforehand: the caller about to run them need not read them back
+        job_columns, jobs = ("id", *job_columns), [(job_id, *job) for job_id, job in zip(job_ids, jobs)]
+    _bulk(conn, t.jobs, job_columns, jobs)
     out = {}
     ids = iter(job_ids or ())
     at = 0  # the rows of each order's lines, in the order written
