@@ -20,6 +20,7 @@ ours, is damaged or is newer than this program ends in a `StoreError` that says 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sqlite3
 import time
@@ -293,12 +294,15 @@ def check_sqlite_file(engine: Engine) -> None:
     try:
         with path.open("rb") as f:
             header = f.read(100)
-        size = path.stat().st_size
+            # the size after the read, from the same file: another revsync starting at the same
+            # moment may be writing the file's first page, and a size taken before the read (or
+            # by name) would pair a grown file with the empty header read before it grew
+            size = os.fstat(f.fileno()).st_size
     except OSError as exc:
         raise StoreError(f"cannot read the store {path}: {exc.strerror}",
                          hint="check the file's permissions and [store] url") from exc
-    if size == 0:
-        return  # a new, empty file: the first start builds it
+    if not header:
+        return  # a new, empty file (when read): the first start builds it
     if not header.startswith(SQLITE_HEADER):
         raise StoreError(f"{path} is not a SQLite database (it does not start with \"SQLite format 3\"), "
                          f"so not a revsync store; nothing was changed",

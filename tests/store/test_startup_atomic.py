@@ -138,6 +138,59 @@ def _concurrent_first_starts(tmp_path: Path, url: str, n: int) -> None:
     _assert_complete_and_working(url)
 
 
+def test_a_store_file_another_start_fills_between_our_read_and_its_size_is_not_called_foreign(
+        tmp_path, monkeypatch):
+    """The race behind a rare failure of the 12 concurrent starts: our start reads the empty file's
+    header (nothing), then another start writes the file's first page before we take its size."""
+    import sqlite3
+
+    from sqlalchemy import create_engine
+
+    from connector.store import db
+
+    built = tmp_path / "built.db"
+    conn = sqlite3.connect(built)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    target = tmp_path / "store.db"
+    target.touch()
+    real_open = Path.open
+
+    class ReadThenFilled:
+        def __init__(self, f):
+            self._f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._f.close()
+
+        def fileno(self):
+            return self._f.fileno()
+
+        def read(self, n):
+            data = self._f.read(n)
+            with real_open(target, "r+b") as other:  # the other start, writing in place
+                other.write(built.read_bytes())
+            return data
+
+    def opening(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        return ReadThenFilled(f) if path == target and mode == "rb" else f
+
+    monkeypatch.setattr(Path, "open", opening)
+    engine = create_engine(f"sqlite:///{target}")
+    try:
+        db.check_sqlite_file(engine)  # an empty file when read: a new store, not someone else's
+    finally:
+        engine.dispose()
+    monkeypatch.undo()
+    assert target.read_bytes().startswith(db.SQLITE_HEADER)  # the other start did write it
+
+
 def test_12_concurrent_first_starts_on_sqlite_all_succeed(tmp_path):
     _concurrent_first_starts(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", 12)
 
