@@ -16,8 +16,10 @@ outlives the import, and the store never depends on it. Nothing here imports SQL
 """
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 #: the name the staging file is attached under in the store's connections
@@ -143,6 +145,29 @@ class CopyText:
         return CopyText(b"".join(rows), len(rows))
 
 
+def _column_text(values: tuple) -> list[str] | map:
+    """One column's values as COPY text, converted a column at a time: a column of one kind (the
+    usual case: line keys, amounts in units, dates) goes through one C-level `map` instead of
+    `_text`'s checks per value, and a column of dates converts each distinct date once (an ARR
+    row's period bounds repeat across lines). Anything else goes value by value, as `_text` says."""
+    kinds = set(map(type, values))
+    if kinds == {dt.date}:
+        iso = {day: day.isoformat() for day in set(values)}
+        return map(iso.__getitem__, values)
+    if kinds == {int}:
+        return map(str, values)
+    if kinds == {str}:
+        return map(str.translate, values, repeat(_ESCAPES))
+    return map(_text, values)
+
+
 def copy_text(rows: list[tuple]) -> CopyText:
-    """Rows in their stored form (integers, dates, text, None) as COPY text."""
-    return CopyText("".join("\t".join(map(_text, row)) + "\n" for row in rows).encode(), len(rows))
+    """Rows in their stored form (integers, dates, text, None) as COPY text.
+
+    Column by column (`_column_text`), then joined row by row: the same text as `_text` on each
+    value, at about half the cost for ARR rows (issue 11: on PostgreSQL, a third of the second
+    core's time went to making this text value by value)."""
+    if not rows:
+        return CopyText(b"", 0)
+    columns = [_column_text(column) for column in zip(*rows)]
+    return CopyText(("\n".join(map("\t".join, zip(*columns))) + "\n").encode(), len(rows))

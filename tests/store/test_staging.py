@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from connector import job_rows, jobs
 from connector.clock import FrozenClock
@@ -171,6 +172,24 @@ def test_copy_text_escapes_what_delimits_fields_and_rows():
     assert text.keys() == [1, 22]
     assert text.without({1}) == CopyText(text.data.split(b"\n", 1)[1], 1)
     assert len(copy_text([])) == 0 and copy_text([]).data == b""
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-2**63, max_value=2**63 - 1),
+    st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2999, 12, 31)),
+    st.text(alphabet=st.sampled_from("ab\t\n\r\\N é"), max_size=6),
+    st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-10**9, max_value=10**9))
+
+
+@given(st.integers(min_value=1, max_value=6).flatmap(
+    lambda width: st.lists(st.one_of(
+        st.tuples(*[_VALUES] * width),  # any mix in a column
+        st.tuples(*[st.sampled_from([dt.date(2026, 1, 1), dt.date(2026, 3, 31)])] * width),  # all dates
+        st.tuples(*[st.integers(min_value=-10**12, max_value=10**12)] * width)), max_size=8)))  # all integers
+@settings(max_examples=300, deadline=None)
+def test_copy_text_made_a_column_at_a_time_is_the_text_made_value_by_value(rows):
+    by_value = "".join("\t".join(map(staging._text, row)) + "\n" for row in rows).encode()
+    assert copy_text(rows) == CopyText(by_value, len(rows))
 
 
 @pytest.mark.postgres
