@@ -21,6 +21,7 @@ import sqlite3
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
+from typing import Iterator
 
 #: the name the staging file is attached under in the store's connections
 SCHEMA = "revsync_staged"
@@ -145,7 +146,7 @@ class CopyText:
         return CopyText(b"".join(rows), len(rows))
 
 
-def _column_text(values: tuple) -> list[str] | map:
+def _column_text(values: tuple) -> Iterator[str]:
     """One column's values as COPY text, converted a column at a time: a column of one kind (the
     usual case: line keys, amounts in units, dates) goes through one C-level `map` instead of
     `_text`'s checks per value, and a column of dates converts each distinct date once (an ARR
@@ -169,5 +170,7 @@ def copy_text(rows: list[tuple]) -> CopyText:
     core's time went to making this text value by value)."""
     if not rows:
         return CopyText(b"", 0)
+    if len(set(map(len, rows))) != 1:  # zip would cut the longer rows short without a word
+        raise ValueError("rows of different lengths cannot be COPY text of one table")
     columns = [_column_text(column) for column in zip(*rows)]
     return CopyText(("\n".join(map("\t".join, zip(*columns))) + "\n").encode(), len(rows))

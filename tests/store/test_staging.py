@@ -192,6 +192,11 @@ def test_copy_text_made_a_column_at_a_time_is_the_text_made_value_by_value(rows)
     assert copy_text(rows) == CopyText(by_value, len(rows))
 
 
+def test_rows_of_different_lengths_are_refused_not_cut_short():
+    with pytest.raises(ValueError, match="different lengths"):
+        copy_text([(1, 2), (3, 4, 5)])
+
+
 @pytest.mark.postgres
 def test_copy_text_is_stored_on_postgresql_as_copy_stores_the_rows(tmp_path):
     """The same rows by the store's own COPY and as the child's COPY text: the same table."""
