@@ -23,6 +23,8 @@ from itertools import repeat
 from pathlib import Path
 from typing import Iterator
 
+from connector.store.encode import IsoDays
+
 #: the name the staging file is attached under in the store's connections
 SCHEMA = "revsync_staged"
 
@@ -153,8 +155,7 @@ def _column_text(values: tuple) -> Iterator[str]:
     row's period bounds repeat across lines). Anything else goes value by value, as `_text` says."""
     kinds = set(map(type, values))
     if kinds == {dt.date}:
-        iso = {day: day.isoformat() for day in set(values)}
-        return map(iso.__getitem__, values)
+        return map(IsoDays().__getitem__, values)
     if kinds == {int}:
         return map(str, values)
     if kinds == {str}:
