@@ -355,17 +355,29 @@ class _Answer(Future):
 
 #: a batch handed to the child: its order ids, their jobs by order, the orders, and the child's rows to come
 _Held = tuple[list[str], dict[str, list], Orders, "_Answer | None"]
+#: batches an import holds, handed to the child, before it waits for the child's rows of the oldest
+#: (issue 11): enough that the child working a batch slower than this process writes one, now and
+#: then, costs no wait; each holds its orders (500 by default)
+HELD_MAX = 4
+
+
+def _answered(held: _Held) -> bool:
+    """Whether the child's rows of a held batch have come back (or it was never handed over)."""
+    future = held[3]
+    return future is None or future.done()
 
 
 class SavedJobs:
     """The jobs of each batch of orders as an import writes it (`JobRunner.run_saved`), and, with a
     `RowsAhead`, their rows worked out in the child while this process writes the next batch.
 
-    With the child, a batch's jobs run after the next batch is written instead of before it:
-    `add` hands the new batch to the child, then runs the jobs of the batch before it with the
-    rows the child worked out meanwhile. The jobs still run in the same batches and the same
-    order; only orders written later, which no job of an earlier order reads, are in the store
-    sooner. `finish` runs the last batch's.
+    With the child, a batch's jobs run once the child has sent its rows, after one or more later
+    batches are written: `add` hands the new batch to the child, then runs the jobs of the
+    batches held before it whose rows have come back, oldest first, up to the first still being
+    worked out; this process writes the next batch instead of waiting for the child (it waits only
+    when `HELD_MAX` batches are held, for their orders are in memory). The jobs still run in the
+    same batches and the same order; only orders written later, which no job of an earlier order
+    reads, are in the store sooner. `finish` runs the batches still held.
 
     On PostgreSQL (`JobRunner.overlap`) those jobs run on a thread of their own, one run at a time
     and in order, while this process activates and writes the next batch: the server works on
@@ -392,9 +404,18 @@ class SavedJobs:
             return []
         with runner.engine.connect() as conn:
             todo = repo.pending_jobs_saved(conn, saved)
-        held, self._held = self._held, [runner._hand(self.ahead, batch, by_order, saved)
-                                        for batch, by_order in runner._batches(todo)]
-        return self._run(held)
+        self._held.extend(runner._hand(self.ahead, batch, by_order, saved) for batch, by_order in runner._batches(todo))
+        return self._run(self._ready())
+
+    def _ready(self) -> list[_Held]:
+        """The held batches to run now, oldest first: those whose rows the child has sent, up to the
+        first it is still working on, and the oldest beyond `HELD_MAX` even so (waiting for them)."""
+        held = self._held
+        n = 0
+        while n < len(held) and (len(held) - n > HELD_MAX or _answered(held[n])):
+            n += 1
+        ready, self._held = held[:n], held[n:]
+        return ready
 
     def finish(self) -> list[JobOutcome]:
         """The jobs of the batches still held, and of any run in flight."""
