@@ -11,8 +11,14 @@ dropped at the end, so it never meets the tests' schemas or anything else in the
 store both ways in the same run (the default, 2, is what the import does: a child process works
 them out on the second core).
 
+`--path streamed` (the default) imports the document as `revsync import` imports a file without
+problems: written to a file first (not timed), then read a piece at a time, validated, kept in a
+temporary file and written (`scan_file`, `import_file`). `--path whole` parses the whole document
+in memory and imports it from there (`import_document`, the way of a file with problems, which
+this benchmark's figures before 2026-12-02 measured); `--path both` measures each store both ways.
+
 Generates orders with 12–36 month terms (new lines, then updates, renewals and cancellations of
-them), imports them through the same code path as `revsync import`, and prints lines/s, ARR rows/s,
+them), imports them, and prints lines/s, ARR rows/s,
 peak memory and the ratio of its time to a raw bulk insert of the same ARR rows into the same
 kind of store (driver executemany in one transaction: the store's own limit). On SQLite it also
 bulk inserts every row of every table the import wrote into a fresh store's tables, and prints
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import multiprocessing
 import random
@@ -42,6 +49,10 @@ from connector.engine.dates import end_from_term  # noqa: E402
 from connector.engine.fiscal import StandardFiscalCalendar  # noqa: E402
 from connector.engine.settings import EngineSettings  # noqa: E402
 from connector.importer import ImportDoc, import_document  # noqa: E402
+try:  # the streamed import (absent from older checkouts, which the bench also measures)
+    from connector.importer import import_file, scan_file  # noqa: E402
+except ImportError:  # pragma: no cover
+    import_file = scan_file = None  # type: ignore[assignment]
 from connector.jobs import JobContext, JobRunner  # noqa: E402
 try:  # the collector pause of issue 11 (absent from older checkouts, which the bench also measures)
     from connector.jobs import collector_paused  # noqa: E402
@@ -207,9 +218,17 @@ def _watch_second_core() -> list[int]:
     return peaks
 
 
-def run(url: str, doc_json: dict, out: Path, second_core: bool = True) -> float:
-    """Import the document into the store at `url`, print the figures; returns the import's time."""
+def run(url: str, doc_json: dict, out: Path, second_core: bool = True, path: str = "streamed") -> float:
+    """Import the document into the store at `url` (`path`: "streamed" or "whole", see the module's
+    text), print the figures; returns the import's time."""
     n_lines = sum(len(o["lines"]) for o in doc_json["orders"])
+    n_orders = len(doc_json["orders"])
+    if path == "streamed":
+        if scan_file is None:
+            raise SystemExit("--path streamed: this checkout has no streamed import; use --path whole")
+        document = out / "engine-bench-orders.json"
+        document.write_text(json.dumps(doc_json))
+        del doc_json  # as `revsync import`, this process holds no parsed document
     engine = open_store(url)
     calendar = StandardFiscalCalendar(1)
     settings = EngineSettings()
@@ -221,10 +240,17 @@ def run(url: str, doc_json: dict, out: Path, second_core: bool = True) -> float:
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     child_peak = _watch_second_core()
     started, cpu_started = time.perf_counter(), time.process_time()
-    with collector_paused():  # as `revsync import` reads a file (importer.read)
-        doc = ImportDoc.model_validate(json.loads(json.dumps(doc_json)))
-    parsed = time.perf_counter()
-    result = import_document(engine, doc, "bench", calendar, settings, clock, runner)
+    if path == "streamed":
+        streamed = scan_file(document)
+        assert streamed is not None, "the benchmark's document takes the whole-document path"
+        parsed = time.perf_counter()
+        result = import_file(engine, streamed, calendar, settings, clock, runner)
+        document.unlink()
+    else:
+        with collector_paused():  # as `revsync import` reads a file (importer.read)
+            doc = ImportDoc.model_validate(json.loads(json.dumps(doc_json)))
+        parsed = time.perf_counter()
+        result = import_document(engine, doc, "bench", calendar, settings, clock, runner)
     finished, cpu = time.perf_counter(), time.process_time() - cpu_started
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the second core's process, joined by now
     child_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
@@ -270,9 +296,15 @@ def run(url: str, doc_json: dict, out: Path, second_core: bool = True) -> float:
     if engine.dialect.name == "sqlite":
         raw_all, raw_all_cpu, raw_tables, raw_rows = raw_copy_all(engine, out / "raw.db")
     print(f"store                 {engine.dialect.name}")
-    print(f"order lines           {n_lines:,} in {len(doc.orders):,} orders")
+    print(f"path                  {path}" + ("  (as `revsync import` reads a file without problems)"
+                                             if path == "streamed" else "  (the whole document parsed in memory)"))
+    print(f"order lines           {n_lines:,} in {n_orders:,} orders")
     print(f"ARR rows              {arr_count:,}")
-    print(f"parse + validate doc  {parsed - started:8.2f} s")
+    if path == "streamed":
+        print(f"scan file             {parsed - started:8.2f} s  (its accounts, products and credits read; "
+              "the orders are parsed as they are validated)")
+    else:
+        print(f"parse + validate doc  {parsed - started:8.2f} s")
     print(f"import total          {total:8.2f} s  (validate, activate, 4 background jobs per order)")
     print(f"import CPU time       {cpu:8.2f} s  (this process; the machine is shared)")
     if child_cpu:
@@ -303,37 +335,46 @@ def main() -> None:
     parser.add_argument("--cores", choices=["2", "1", "both"], default="2",
                         help="2: the jobs' rows worked out on a second core, as the import does (default); 1: in "
                              "the importing process alone; both: each store both ways, one after the other")
+    parser.add_argument("--path", choices=["streamed", "whole", "both"], default="streamed",
+                        help="streamed: as `revsync import` reads a file without problems (default); whole: the "
+                             "whole document parsed in memory first; both: each store both ways")
     args = parser.parse_args()
 
     out = Path(__file__).with_name("out")
     out.mkdir(exist_ok=True)
     doc_json = generate(args.lines)
-    times = {}
+    times: dict[tuple[str, bool, str], float] = {}
     ways = {"2": [True], "1": [False], "both": [False, True]}[args.cores]
+    paths = ["streamed", "whole"] if args.path == "both" else [args.path]
     for store in args.store or ["sqlite"]:
-        for second_core in ways:
+        for second_core, path in itertools.product(ways, paths):
             url = fresh_store(store, out)
             if len(ways) > 1:
                 print(f"cores                 {2 if second_core else 1}")
             # each store in a process of its own: its peak memory is its own (not a Pool's: its
             # daemonic process could not start the import's own child)
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                times[(store, second_core)] = pool.submit(run, url, doc_json, out, second_core).result()
+                times[(store, second_core, path)] = pool.submit(run, url, doc_json, out, second_core, path).result()
             if url.startswith("postgresql"):  # the shared server keeps no 1 GB of benchmark rows
                 _pg_schema(url.split("?")[0], create=False)
             print(flush=True)
-    if len(ways) > 1:
-        for store in args.store or ["sqlite"]:
-            one, two = times[(store, False)], times[(store, True)]
-            print(f"{store}: two cores / one core: {two / one:.2f} x ({two - one:+.2f} s)")
-    stores = list(dict.fromkeys(store for store, _ in times))
-    if len(stores) > 1:
-        for second_core in ways:
-            first = times[(stores[0], second_core)]
-            for store in stores[1:]:
-                print(f"{store} / {stores[0]}{' (one core)' if not second_core and len(ways) > 1 else ''}: "
-                      f"{times[(store, second_core)] / first:.2f} x")
-
+    stores = list(dict.fromkeys(store for store, _, _ in times))
+    for second_core, path in itertools.product(ways, paths):
+        how = ", ".join(filter(None, [path if len(paths) > 1 else "",
+                                      ("two cores" if second_core else "one core") if len(ways) > 1 else ""]))
+        how = f" ({how})" if how else ""
+        if len(paths) > 1 and path == "streamed":
+            for store in stores:
+                streamed, whole = times[(store, second_core, "streamed")], times[(store, second_core, "whole")]
+                print(f"{store}: streamed / whole{how.replace('streamed, ', '').replace(' (streamed)', '')}: "
+                      f"{streamed / whole:.2f} x ({streamed - whole:+.2f} s)")
+        if len(ways) > 1 and second_core:
+            for store in stores:
+                one, two = times[(store, False, path)], times[(store, True, path)]
+                print(f"{store}: two cores / one core{f' ({path})' if len(paths) > 1 else ''}: "
+                      f"{two / one:.2f} x ({two - one:+.2f} s)")
+        for store in stores[1:]:
+            print(f"{store} / {stores[0]}{how}: {times[(store, second_core, path)] / times[(stores[0], second_core, path)]:.2f} x")
 
 if __name__ == "__main__":
     main()
