@@ -725,8 +725,8 @@ class _StreamPlan:
 
 def _restored(cls: type, values: tuple) -> Any:
     obj = object.__new__(cls)
-    # one update of its attributes, not a frozen dataclass's object.__setattr__ per field: the
-    # spill's reading a fifth faster (issue 11); these objects are the writing pass's, not the ledger's
+    # one update of its attributes, not a frozen dataclass's object.__setattr__ per field: an item
+    # restored in 1.2 us instead of 4.2 (issue 11); these objects are the writing pass's, not the ledger's
     obj.__dict__.update(zip(_FIELD_NAMES[cls], values))
     return obj
 
