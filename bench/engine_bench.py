@@ -218,17 +218,20 @@ def _watch_second_core() -> list[int]:
     return peaks
 
 
-def run(url: str, doc_json: dict, out: Path, second_core: bool = True, path: str = "streamed") -> float:
-    """Import the document into the store at `url` (`path`: "streamed" or "whole", see the module's
-    text), print the figures; returns the import's time."""
-    n_lines = sum(len(o["lines"]) for o in doc_json["orders"])
-    n_orders = len(doc_json["orders"])
-    if path == "streamed":
+def run(url: str, doc: dict | Path, out: Path, second_core: bool = True,
+        counts: tuple[int, int] | None = None) -> float:
+    """Import the document into the store at `url`, print the figures; returns the import's time.
+    `doc`: the document itself, imported whole ("--path whole"), or the file it was written to,
+    streamed as `revsync import` reads it ("--path streamed"; this process then holds no parsed
+    document, as the command holds none), with `counts`: its (order lines, orders)."""
+    path = "whole" if isinstance(doc, dict) else "streamed"
+    if isinstance(doc, dict):
+        n_lines, n_orders = sum(len(o["lines"]) for o in doc["orders"]), len(doc["orders"])
+    else:
         if scan_file is None:
             raise SystemExit("--path streamed: this checkout has no streamed import; use --path whole")
-        document = out / "engine-bench-orders.json"
-        document.write_text(json.dumps(doc_json))
-        del doc_json  # as `revsync import`, this process holds no parsed document
+        assert counts is not None, "a document file comes with its counts"
+        n_lines, n_orders = counts
     engine = open_store(url)
     calendar = StandardFiscalCalendar(1)
     settings = EngineSettings()
@@ -240,17 +243,16 @@ def run(url: str, doc_json: dict, out: Path, second_core: bool = True, path: str
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     child_peak = _watch_second_core()
     started, cpu_started = time.perf_counter(), time.process_time()
-    if path == "streamed":
-        streamed = scan_file(document)
+    if isinstance(doc, Path):
+        streamed = scan_file(doc)
         assert streamed is not None, "the benchmark's document takes the whole-document path"
         parsed = time.perf_counter()
         result = import_file(engine, streamed, calendar, settings, clock, runner)
-        document.unlink()
     else:
         with collector_paused():  # as `revsync import` reads a file (importer.read)
-            doc = ImportDoc.model_validate(json.loads(json.dumps(doc_json)))
+            whole = ImportDoc.model_validate(json.loads(json.dumps(doc)))
         parsed = time.perf_counter()
-        result = import_document(engine, doc, "bench", calendar, settings, clock, runner)
+        result = import_document(engine, whole, "bench", calendar, settings, clock, runner)
     finished, cpu = time.perf_counter(), time.process_time() - cpu_started
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the second core's process, joined by now
     child_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
@@ -343,6 +345,7 @@ def main() -> None:
     out = Path(__file__).with_name("out")
     out.mkdir(exist_ok=True)
     doc_json = generate(args.lines)
+    counts = (sum(len(o["lines"]) for o in doc_json["orders"]), len(doc_json["orders"]))
     times: dict[tuple[str, bool, str], float] = {}
     ways = {"2": [True], "1": [False], "both": [False, True]}[args.cores]
     paths = ["streamed", "whole"] if args.path == "both" else [args.path]
@@ -353,8 +356,14 @@ def main() -> None:
                 print(f"cores                 {2 if second_core else 1}")
             # each store in a process of its own: its peak memory is its own (not a Pool's: its
             # daemonic process could not start the import's own child)
+            doc: dict | Path = doc_json
+            if path == "streamed":  # written first, untimed; the import reads it as `revsync import` does
+                doc = out / "engine-bench-orders.json"
+                doc.write_text(json.dumps(doc_json))
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                times[(store, second_core, path)] = pool.submit(run, url, doc_json, out, second_core, path).result()
+                times[(store, second_core, path)] = pool.submit(run, url, doc, out, second_core, counts).result()
+            if isinstance(doc, Path):
+                doc.unlink()
             if url.startswith("postgresql"):  # the shared server keeps no 1 GB of benchmark rows
                 _pg_schema(url.split("?")[0], create=False)
             print(flush=True)

@@ -186,7 +186,8 @@ def test_an_import_stopped_midway_stops_the_child_and_is_finished_by_importing_a
         pending = set(conn.execute(select(t.jobs.c.order_id).where(t.jobs.c.status == t.JobStatus.PENDING)).scalars())
         in_order = list(conn.execute(select(t.orders.c.id).order_by(t.orders.c.seq)).scalars())
     assert len(written) == 4 * BATCH and pending <= written
-    # whole batches, the last ones written, at least the last (its rows were not asked for yet)
+    # whole batches, the last ones written, at least the last (handed to the child just before the
+    # import stopped: its rows are not back yet)
     assert len(pending) % BATCH == 0 and BATCH <= len(pending) <= jobs_module.HELD_MAX * BATCH
     assert pending == set(in_order[-len(pending):])
     monkeypatch.setattr(importer.repo, "next_order_seq", real)
@@ -194,7 +195,7 @@ def test_an_import_stopped_midway_stops_the_child_and_is_finished_by_importing_a
     assert len(again.already_imported) == 4 * BATCH and not again.failed_jobs
     assert _tables(engine) == expected_tables
     # the second import had jobs pending: it runs every job after its last batch, and a child of
-    # its own works their rows out (the first's batch left pending, then all of its own)
+    # its own works their rows out (the first's batches left pending, then all of its own)
     with engine.connect() as conn:
         orders = conn.execute(select(func.count()).select_from(t.orders)).scalar()
     left = orders - 4 * BATCH + len(pending)  # the orders whose jobs ran after the second import's last batch
