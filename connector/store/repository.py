@@ -198,18 +198,19 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
         for item in a.items:
             final[item.id] = item
     existing = _existing(conn, t.items.c.id, list(final))
-    values = [dict(b_id=item.id, kind=item.kind.value, account=item.account, product=item.product,
-                   currency=item.currency, start=item.start, end=item.end, term_start=item.term_start,
-                   quantity=item.quantity, unit_price=item.unit_price, price_period=item.price_period.value,
-                   bill_cycle_day=item.bill_cycle_day, status=item.status, version=item.version,
-                   created_by=item.created_by, last_line=item.last_line, evergreen=item.evergreen)
-              for item in final.values()]
-    fresh = [{("id" if k == "b_id" else k): v for k, v in row.items()} for row in values if row["b_id"] not in existing]
-    changed = [row for row in values if row["b_id"] in existing]
+    # new items as stored-form rows (most of an import's), changed ones as the UPDATE's parameters
+    fresh = [(item.id, item.kind.value, item.account, item.product, item.currency, day[item.start], day[item.end],
+              day[item.term_start], str(item.quantity), str(item.unit_price), item.price_period.value,
+              item.bill_cycle_day, item.status, item.version, item.created_by, item.last_line, item.evergreen)
+             for item in final.values() if item.id not in existing]
+    changed = [dict(b_id=item.id, kind=item.kind.value, account=item.account, product=item.product,
+                    currency=item.currency, start=item.start, end=item.end, term_start=item.term_start,
+                    quantity=item.quantity, unit_price=item.unit_price, price_period=item.price_period.value,
+                    bill_cycle_day=item.bill_cycle_day, status=item.status, version=item.version,
+                    created_by=item.created_by, last_line=item.last_line, evergreen=item.evergreen)
+               for item in final.values() if item.id in existing]
     if fresh:
-        _bulk(conn, t.items, tuple(fresh[0]), [tuple(
-            day[v] if isinstance(v, dt.date) else str(v) if isinstance(v, Decimal) else v
-            for v in row.values()) for row in fresh])
+        _bulk(conn, t.items, _ITEM_COLUMNS, fresh)
     if changed:
         conn.execute(update(t.items).where(t.items.c.id == bindparam("b_id")), changed)
     _bulk(conn, t.item_versions, ("item", "version", "line_pk", "start", "end", "quantity", "unit_price", "status"), [
@@ -264,6 +265,8 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     return out
 
 
+_ITEM_COLUMNS = ("id", "kind", "account", "product", "currency", "start", "end", "term_start", "quantity", "unit_price",
+                 "price_period", "bill_cycle_day", "status", "version", "created_by", "last_line", "evergreen")
 _ORDER_COLUMNS = ("id", "seq", "account", "owner", "booked_on", "currency", "bill_cycle_day", "bill_to", "sold_to",
                   "origin", "status", "content_hash", "activated_at")
 _LINE_COLUMNS = encode.LINE_COLUMNS
