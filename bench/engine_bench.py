@@ -18,11 +18,10 @@ in memory and imports it from there (`import_document`, the way of a file with p
 this benchmark's figures before 2026-12-02 measured); `--path both` measures each store both ways.
 
 Generates orders with 12–36 month terms (new lines, then updates, renewals and cancellations of
-them), imports them, and prints lines/s, ARR rows/s,
-peak memory and the ratio of its time to a raw bulk insert of the same ARR rows into the same
-kind of store (driver executemany in one transaction: the store's own limit). On SQLite it also
-bulk inserts every row of every table the import wrote into a fresh store's tables, and prints
-the ratio to that too, in wall and in CPU time (on a shared machine, CPU time is what compares).
+them), imports them, and prints lines/s, ARR rows/s, peak memory and the ratio of its time to a
+raw bulk insert of the same ARR rows into the same kind of store (driver executemany in one
+transaction: the store's own limit). On SQLite it also bulk inserts every row of every table the
+import wrote into a fresh store's tables, and prints the ratio to that too, in wall and in CPU time (on a shared machine, CPU time is what compares).
 """
 from __future__ import annotations
 
@@ -369,21 +368,26 @@ def main() -> None:
             print(flush=True)
     stores = list(dict.fromkeys(store for store, _, _ in times))
     for second_core, path in itertools.product(ways, paths):
-        how = ", ".join(filter(None, [path if len(paths) > 1 else "",
-                                      ("two cores" if second_core else "one core") if len(ways) > 1 else ""]))
-        how = f" ({how})" if how else ""
+        cores = ("two cores" if second_core else "one core") if len(ways) > 1 else ""
+        which_path = path if len(paths) > 1 else ""
         if len(paths) > 1 and path == "streamed":
             for store in stores:
                 streamed, whole = times[(store, second_core, "streamed")], times[(store, second_core, "whole")]
-                print(f"{store}: streamed / whole{how.replace('streamed, ', '').replace(' (streamed)', '')}: "
-                      f"{streamed / whole:.2f} x ({streamed - whole:+.2f} s)")
+                print(f"{store}: streamed / whole{_said(cores)}: {streamed / whole:.2f} x ({streamed - whole:+.2f} s)")
         if len(ways) > 1 and second_core:
             for store in stores:
                 one, two = times[(store, False, path)], times[(store, True, path)]
-                print(f"{store}: two cores / one core{f' ({path})' if len(paths) > 1 else ''}: "
-                      f"{two / one:.2f} x ({two - one:+.2f} s)")
+                print(f"{store}: two cores / one core{_said(which_path)}: {two / one:.2f} x ({two - one:+.2f} s)")
         for store in stores[1:]:
-            print(f"{store} / {stores[0]}{how}: {times[(store, second_core, path)] / times[(stores[0], second_core, path)]:.2f} x")
+            ratio = times[(store, second_core, path)] / times[(stores[0], second_core, path)]
+            print(f"{store} / {stores[0]}{_said(which_path, cores)}: {ratio:.2f} x")
+
+
+def _said(*parts: str) -> str:
+    """" (a, b)" of the parts that say something; nothing when none does."""
+    said = ", ".join(p for p in parts if p)
+    return f" ({said})" if said else ""
+
 
 if __name__ == "__main__":
     main()
