@@ -217,20 +217,15 @@ def _watch_second_core() -> list[int]:
     return peaks
 
 
-def run(url: str, doc: dict | Path, out: Path, second_core: bool = True,
-        counts: tuple[int, int] | None = None) -> float:
+def run(url: str, doc: dict | Path, out: Path, second_core: bool, counts: tuple[int, int]) -> float:
     """Import the document into the store at `url`, print the figures; returns the import's time.
     `doc`: the document itself, imported whole ("--path whole"), or the file it was written to,
     streamed as `revsync import` reads it ("--path streamed"; this process then holds no parsed
-    document, as the command holds none), with `counts`: its (order lines, orders)."""
+    document, as the command holds none); `counts`: its (order lines, orders)."""
     path = "whole" if isinstance(doc, dict) else "streamed"
-    if isinstance(doc, dict):
-        n_lines, n_orders = sum(len(o["lines"]) for o in doc["orders"]), len(doc["orders"])
-    else:
-        if scan_file is None:
-            raise SystemExit("--path streamed: this checkout has no streamed import; use --path whole")
-        assert counts is not None, "a document file comes with its counts"
-        n_lines, n_orders = counts
+    if path == "streamed" and scan_file is None:
+        raise SystemExit("--path streamed: this checkout has no streamed import; use --path whole")
+    n_lines, n_orders = counts
     engine = open_store(url)
     calendar = StandardFiscalCalendar(1)
     settings = EngineSettings()
