@@ -7,9 +7,11 @@
 PostgreSQL the benchmark works in a schema of its own, `revsync_bench`, created at the start and
 dropped at the end, so it never meets the tests' schemas or anything else in the database.
 
-`--cores 1` works the jobs' rows out in the importing process alone, `--cores both` measures each
-store both ways in the same run (the default, 2, is what the import does: a child process works
-them out on the second core).
+`--cores 1` validates every order and works the jobs' rows out in the importing process alone;
+`--cores both` measures each store both ways in the same run. The default, 2, is what the import
+does: a child process works the jobs' rows out on the second core and, from
+`importer.SPLIT_MIN_ORDERS` orders on, another validates the orders of half the accounts while the
+importing process validates the other half's.
 
 `--path streamed` (the default) imports the document as `revsync import` imports a file without
 problems: written to a file first (not timed), then read a piece at a time, validated, kept in a
@@ -304,8 +306,9 @@ def run(url: str, doc: dict | Path, out: Path, second_core: bool, counts: tuple[
     print(f"import total          {total:8.2f} s  (validate, activate, 4 background jobs per order)")
     print(f"import CPU time       {cpu:8.2f} s  (this process; the machine is shared)")
     if child_cpu:
-        print(f"second core CPU time  {child_cpu:8.2f} s  (the process working out the jobs' rows; "
-              f"peak RSS {max(child_peak, default=0) / 1024:.0f} MB)")
+        print(f"second core CPU time  {child_cpu:8.2f} s  (the processes the import starts: the one validating half "
+              f"the accounts' orders, the one working out the jobs' rows (peak RSS "
+              f"{max(child_peak, default=0) / 1024:.0f} MB))")
     print(f"lines/s               {n_lines / total:10,.0f}")
     print(f"ARR rows/s            {arr_count / total:10,.0f}")
     print(f"raw bulk insert       {raw:8.2f} s  (the same ARR rows into a table like arr_rows, driver executemany)")
@@ -329,8 +332,8 @@ def main() -> None:
     parser.add_argument("--store", action="append", default=None,
                         help="sqlite, postgresql or a SQLAlchemy URL; twice for both stores (default: sqlite)")
     parser.add_argument("--cores", choices=["2", "1", "both"], default="2",
-                        help="2: the jobs' rows worked out on a second core, as the import does (default); 1: in "
-                             "the importing process alone; both: each store both ways, one after the other")
+                        help="2: the second core used as the import uses it (half the orders validated, the jobs' "
+                             "rows worked out there; default); 1: all in the importing process alone; both: each store both ways, one after the other")
     parser.add_argument("--path", choices=["streamed", "whole", "both"], default="streamed",
                         help="streamed: as `revsync import` reads a file without problems (default); whole: the "
                              "whole document parsed in memory first; both: each store both ways")

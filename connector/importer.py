@@ -8,6 +8,7 @@ file again changes nothing; a crash half-way is mended by importing the file aga
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import codecs
 import copyreg
@@ -15,7 +16,12 @@ import operator
 from array import array
 import gc
 import pickle
+import os
 import re
+import signal
+import logging
+import warnings
+import zlib
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -35,13 +41,15 @@ from connector.engine.model import Account, Activation, Credit, Item, PricePerio
 from connector.engine.money import STORE_SCALE
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
-from connector.jobs import JobOutcome, JobRunner, Outcomes, collector_paused, saved_jobs
+from connector.jobs import JobOutcome, JobRunner, Outcomes, collector_paused, saved_jobs, usable_cores
 # the one order model, shared with Salesforce ingest
 from connector.orders import Amount, Currency, Id, LineDoc, Name, OrderDoc, Price, Doc, limited, order_input
 from connector.orders import problems as _problems
 from connector.store import db, repository as repo
 from connector.writers.outbox import enqueue_activation
 
+
+log = logging.getLogger(__name__)
 
 CreditAmount = Annotated[Amount, AfterValidator(limited(limits.check_credit))]
 
@@ -634,16 +642,27 @@ def scan_file(path: Path) -> StreamedFile | None:
     return StreamedFile(path, str(path), orders, stamp, sections["accounts"], sections["products"], sections["credits"])
 
 
-def _orders(streamed: StreamedFile) -> Iterator[OrderDoc]:
-    for node in _stream(streamed.path, "orders.item"):
+def _half_of(node: Any) -> int:
+    """Which half of the accounts an order (as parsed, not yet validated) belongs to: 0 or 1, by a
+    checksum of its account id, the same in every process. An order whose account is not text goes
+    to half 0, which validates it and finds the problem."""
+    account = node.get("account") if isinstance(node, dict) else None
+    return zlib.crc32(account.encode("utf-8", "surrogatepass")) & 1 if isinstance(account, str) else 0
+
+
+def _orders(streamed: StreamedFile, half: int | None = None) -> Iterator[tuple[int, OrderDoc]]:
+    """The file's orders with their place in it; with `half`, only those of that half of the accounts."""
+    for index, node in enumerate(_stream(streamed.path, "orders.item")):
+        if half is not None and _half_of(node) != half:
+            continue
         try:
-            yield OrderDoc.model_validate(node)
+            yield index, OrderDoc.model_validate(node)
         except ValidationError:
             raise _NotStreamable("an order's shape") from None
 
 
-def _chunked(orders: Iterator[OrderDoc], size: int) -> Iterator[list[OrderDoc]]:
-    chunk: list[OrderDoc] = []
+def _chunked(orders: Iterator[tuple[int, OrderDoc]], size: int) -> Iterator[list[tuple[int, OrderDoc]]]:
+    chunk: list[tuple[int, OrderDoc]] = []
     for order in orders:
         chunk.append(order)
         if len(chunk) == size:
@@ -760,8 +779,14 @@ class _Spill:
 
     def __init__(self) -> None:
         self._file: Any = None
+        #: the activations of the other half of the accounts, when a second process validated them
+        self.other: _Spill | None = None
 
-    def add(self, chunk: list[tuple[Activation, str]]) -> None:
+    def open(self) -> None:
+        """Make the file now (before a fork: the child writes it, this process reads it after)."""
+        self.add([])
+
+    def add(self, chunk: list) -> None:
         try:
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="revsync-import-")
@@ -786,17 +811,128 @@ class _Spill:
                 return
             yield from chunk
 
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def clear(self) -> None:
+        """Forget what was kept (the other half's file, when its process died half-way)."""
+        if self._file is not None:
+            self._file.seek(0)
+            self._file.truncate()
+
+    def in_file_order(self) -> Iterator[tuple[Activation, str]]:
+        """The kept (index in the file, activation, content hash) entries of both halves, merged
+        back into file order, as (activation, content hash)."""
+        entries = self if self.other is None else heapq.merge(self, self.other, key=operator.itemgetter(0))
+        for _, activation, digest in entries:
+            yield activation, digest
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self.other is not None:
+            self.other.close()
+            self.other = None
+
+
+#: a file of at least this many orders is validated by two processes when there is a second core,
+#: each activating the orders of half the accounts (issue 11); below it, starting the second costs
+#: more than it saves
+SPLIT_MIN_ORDERS = 2_000
+
+
+@dataclass
+class _Checked:
+    """What validating the orders (of one half of the accounts, or all) leaves besides the kept
+    activations: the 64-bit hashes of the ids seen, checked for repeats once the ledger is gone (a
+    collision of two different ids only sends the file the whole-document way), the orders
+    already imported with their place in the file, and how many orders were activated."""
+
+    order_ids: array = field(default_factory=lambda: array("q"))
+    line_ids: array = field(default_factory=lambda: array("q"))
+    #: the subscriptions the activations made (only counted when two processes validate: each
+    #: sees only its own half's, so one made in both halves is found here)
+    item_ids: array = field(default_factory=lambda: array("q"))
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    activations: int = 0
+
+    def join(self, other: "_Checked") -> None:
+        self.order_ids.extend(other.order_ids)
+        self.line_ids.extend(other.line_ids)
+        self.item_ids.extend(other.item_ids)
+        self.skipped = sorted(self.skipped + other.skipped)
+        self.activations += other.activations
+
+
+@dataclass
+class _Checking:
+    """What validating the orders works against: the catalogue, the ledger and the accounts' TCVs
+    as stored when the validating pass began."""
+
+    streamed: StreamedFile
+    calendar: FiscalCalendar
+    settings: EngineSettings
+    chunk: int
+    accounts: dict[str, Account]
+    products: dict[str, Product]
+    ledger: Ledger
+    account_tcv: dict[str, Decimal]
+
+    def orders(self, conn: Connection, spill: _Spill, half: int | None = None) -> _Checked:
+        """Validate and activate the file's orders (of one `half` of the accounts, or all) in file
+        order, each against the ledger as the ones before it left it, and keep each activation
+        with its place in the file and its order's content hash in `spill`. Raises _NotStreamable
+        at the first problem."""
+        checked = _Checked()
+        ledger, account_tcv = self.ledger, self.account_tcv
+        for orders in _chunked(_orders(self.streamed, half), self.chunk):
+            new_line_ids = [l.id for _, o in orders for l in o.lines]
+            checked.order_ids.extend(hash(o.id) for _, o in orders)
+            checked.line_ids.extend(hash(i) for i in new_line_ids)
+            taken = repo.line_ids_taken(conn, new_line_ids)
+            stored_hashes = repo.order_hashes(conn, [o.id for _, o in orders])
+            done: list[tuple[int, Activation, str]] = []
+            for index, order in orders:
+                stored_hash = stored_hashes.get(order.id)
+                digest = content_hash(order)
+                if stored_hash is not None:
+                    if stored_hash != digest:
+                        raise _NotStreamable("an order changed")
+                    checked.skipped.append((index, order.id))
+                    continue
+                if any(l.id in taken for l in order.lines):
+                    raise _NotStreamable("a line id taken")
+                try:
+                    activation = activate(order_input(order), ledger, self.products, self.accounts, self.calendar,
+                                          self.settings)
+                except OrderRejected:
+                    raise _NotStreamable("an order refused") from None
+                total = account_tcv.get(order.account, Decimal(0)) + activation.account_tcv_delta
+                if limits.total_problem([total], f"the TCV of account {order.account}"):
+                    raise _NotStreamable("a TCV too big")
+                account_tcv[order.account] = total
+                ledger.apply(activation)
+                if half is not None:
+                    checked.item_ids.extend(hash(i.id) for i in activation.items if i.created_by == order.id)
+                done.append((index, activation, digest))
+                checked.activations += 1
+            spill.add(done)
+        return checked
 
 
 def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalendar,
-                 settings: EngineSettings, chunk: int, spill: _Spill) -> _StreamPlan:
+                 settings: EngineSettings, chunk: int, spill: _Spill, split: bool = False) -> _StreamPlan:
     """`plan` for a file without problems, streamed: keeps the ids seen, the ledger, the TCV of the
     accounts, and which orders are already imported, and puts each activation with its order's
-    content hash in `spill`, in file order. Raises _NotStreamable at the first problem."""
+    content hash in `spill`, in file order. Raises _NotStreamable at the first problem.
+
+    With `split` (a large file, a second core), a second process validates the orders of half the
+    accounts (`_OtherHalf`): an account's orders depend on each other, never on another account's.
+    Whatever could tie two halves together is a problem the whole-document path reports: a
+    subscription of another account (refused by the engine: unknown in this half), and an id that
+    both halves use (found by the ids' hashes)."""
     accounts_in, products_in = _catalogue_in(streamed.accounts, streamed.products)
     streamed.accounts = []  # consumed: the validated documents are not kept beside what is made of them
     streamed.products = []
@@ -815,45 +951,121 @@ def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
                 credits.append(credit)
             elif stored != credit:
                 raise _NotStreamable("a credit changed")
-        ledger = _ledger(conn)
+        checking = _Checking(streamed, calendar, settings, chunk, accounts, products, _ledger(conn),
+                             _account_tcvs(conn))
         next_seq = repo.next_order_seq(conn)
-        account_tcv = _account_tcvs(conn)
-        # ids seen, by their 64-bit hash: checked for repeats once the ledger is gone (a collision
-        # of two different ids only sends the file the whole-document way)
-        order_ids, line_ids = array("q"), array("q")
-        skipped: list[str] = []
-        activations = 0
-        for orders in _chunked(_orders(streamed), chunk):
-            new_line_ids = [l.id for o in orders for l in o.lines]
-            order_ids.extend(hash(o.id) for o in orders)
-            line_ids.extend(hash(i) for i in new_line_ids)
-            taken = repo.line_ids_taken(conn, new_line_ids)
-            stored_hashes = repo.order_hashes(conn, [o.id for o in orders])
-            done: list[tuple[Activation, str]] = []
-            for order in orders:
-                stored_hash = stored_hashes.get(order.id)
-                digest = content_hash(order)
-                if stored_hash is not None:
-                    if stored_hash != digest:
-                        raise _NotStreamable("an order changed")
-                    skipped.append(order.id)
-                    continue
-                if any(l.id in taken for l in order.lines):
-                    raise _NotStreamable("a line id taken")
-                try:
-                    activation = activate(order_input(order), ledger, products, accounts, calendar, settings)
-                except OrderRejected:
-                    raise _NotStreamable("an order refused") from None
-                total = account_tcv.get(order.account, Decimal(0)) + activation.account_tcv_delta
-                if limits.total_problem([total], f"the TCV of account {order.account}"):
-                    raise _NotStreamable("a TCV too big")
-                account_tcv[order.account] = total
-                ledger.apply(activation)
-                done.append((activation, digest))
-                activations += 1
-            spill.add(done)
-    return _StreamPlan(accounts_in, products_in, credits, accounts, products, skipped, activations, next_seq,
-                       order_ids, line_ids)
+    other = _OtherHalf.start(engine, checking, spill) if split else None
+    try:
+        with engine.connect() as conn:
+            checked = checking.orders(conn, spill, None if other is None else 0)
+            if other is not None:
+                theirs = other.result()
+                if theirs is None:  # its process died: this one validates that half too
+                    assert spill.other is not None
+                    spill.other.clear()
+                    theirs = checking.orders(conn, spill.other, 1)
+                checked.join(theirs)
+    finally:
+        if other is not None:
+            other.stop()
+    if _repeats(checked.item_ids):
+        raise _NotStreamable("a subscription made in both halves")
+    return _StreamPlan(accounts_in, products_in, credits, accounts, products, [oid for _, oid in checked.skipped],
+                       checked.activations, next_seq, checked.order_ids, checked.line_ids)
+
+
+class _OtherHalf:
+    """A forked process that validates the orders of the accounts of half 1 while this one validates
+    half 0's: the validating pass on both cores (issue 11). It starts from this process's state as
+    it is (the catalogue, the ledger, the accounts' TCVs: nothing is sent), keeps its activations in
+    a temporary file this process made for it (`spill.other`), and says what it found, pickled, on
+    a pipe; what is unpickled here is only ever what this process's own fork pickled.
+
+    No connection to the store crosses the fork (the pool is emptied first: a SQLite connection
+    must not be used on both sides of one, https://www.sqlite.org/howtocorrupt.html section 2.6);
+    each side opens its own. If the process dies, this one validates that half itself; it is
+    killed when the pass ends however it ends."""
+
+    def __init__(self, pid: int, answers: int) -> None:
+        self._pid: int | None = pid
+        self._answers: int | None = answers
+
+    @classmethod
+    def start(cls, engine: Engine, checking: _Checking, spill: _Spill) -> "_OtherHalf | None":
+        spill.other = _Spill()
+        spill.other.open()
+        engine.dispose()
+        read_end, write_end = os.pipe()
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns of a fork beside threads (a lock held by another thread stays
+                # held in the child). The only other thread an import may have is the progress
+                # bar's, whose lock the child never takes: it writes nothing to the terminal.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError as exc:
+            os.close(read_end)
+            os.close(write_end)
+            log.info("the orders are validated in this process alone (no second process: %s)", exc)
+            return None
+        if pid == 0:  # the child: never returns
+            os.close(read_end)
+            _validate_other_half(engine, checking, spill.other, write_end)
+        os.close(write_end)
+        return cls(pid, read_end)
+
+    def result(self) -> _Checked | None:
+        """Wait for the other half's answer: what it found, or None if its process died. Raises
+        _NotStreamable if it met a problem."""
+        assert self._answers is not None and self._pid is not None
+        with os.fdopen(self._answers, "rb") as answers:
+            self._answers = None
+            data = answers.read()
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = None
+        if status != 0 or not data:
+            log.warning("the process validating half of the orders stopped (status %s); this one validates them",
+                        status)
+            return None
+        kind, value = pickle.loads(data)
+        if kind == "problem":
+            raise _NotStreamable(value)
+        return value
+
+    def stop(self) -> None:
+        if self._answers is not None:
+            os.close(self._answers)
+            self._answers = None
+        if self._pid is not None:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self._pid, 0)
+            self._pid = None
+
+
+def _validate_other_half(engine: Engine, checking: _Checking, spill: Any, answers: int) -> None:
+    """The forked child's whole life: validate half 1's orders into `spill`, say what was found on
+    `answers`, and exit without running anything of the parent's (no atexit, no finalizers, no
+    flush of its buffers)."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it at once; the parent says what happened
+        engine.dispose(close=False)  # the parent's pool is not this process's (it was empty anyway)
+        try:
+            with engine.connect() as conn:
+                answer: tuple[str, Any] = ("checked", checking.orders(conn, spill, 1))
+        except _NotStreamable as exc:
+            answer = ("problem", str(exc))
+        spill.flush()
+        with os.fdopen(answers, "wb") as out:
+            pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)
+        code = 0
+    except BaseException:  # noqa: BLE001 - the parent sees the status and validates this half itself
+        pass
+    finally:
+        os._exit(code)
 
 
 def _repeats(hashes: array) -> bool:
@@ -887,7 +1099,8 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
     if phase is not None:
         phase("validating", None)
     try:
-        the_plan = _stream_plan(engine, streamed, calendar, settings, batch_size, spill)
+        split = runner.second_core and streamed.orders >= SPLIT_MIN_ORDERS and usable_cores() > 1 and hasattr(os, "fork")
+        the_plan = _stream_plan(engine, streamed, calendar, settings, batch_size, spill, split)
         gc.collect()  # the validating pass's ledger is garbage now (the collector is paused)
         if _repeats(the_plan.order_ids) or _repeats(the_plan.line_ids):
             raise _NotStreamable("an id twice")
@@ -953,7 +1166,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         with saved_jobs(runner, the_plan.activations if interleaved else 0) as jobs, engine.connect() as conn:
             # the validating pass's activations, in file order: made against the ledger as stored
             # when it began, which is still the store's (`expected`, checked with each batch)
-            for activation, digest in spill:
+            for activation, digest in spill.in_file_order():
                 batch.append(activation)
                 hashes[activation.order.id] = digest
                 if len(batch) == batch_size:

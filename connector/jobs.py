@@ -454,7 +454,7 @@ class SavedJobs:
         return [] if running is None else running.result()
 
 
-def _cores() -> int:
+def usable_cores() -> int:
     """The cores this process may run on (a container or `taskset` may allow fewer than the machine has)."""
     try:
         return len(os.sched_getaffinity(0))
@@ -597,7 +597,7 @@ class JobRunner:
         second core to run it on (on one core it would only add its own work); else None, and the
         rows are worked out here. The child is stopped on the way out, whatever happens."""
         ahead = None
-        if self.second_core and orders > 0 and orders >= self.ahead_min_orders and _cores() > 1:
+        if self.second_core and orders > 0 and orders >= self.ahead_min_orders and usable_cores() > 1:
             try:
                 ahead = RowsAhead(self.ctx, self.engine.dialect.name)
             except Exception as exc:  # noqa: BLE001 - no process to be had: one core, as before

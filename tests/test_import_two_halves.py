@@ -1,0 +1,179 @@
+"""A large file is validated by two processes, each taking the orders of half the accounts (issue 11):
+the same tables, results and problems as one process, whatever the file and however the second ends."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, strategies as st
+from sqlalchemy import select
+
+from connector import importer
+from connector.engine.fiscal import StandardFiscalCalendar
+from connector.engine.settings import EngineSettings
+from connector.errors import ValidationFailed
+from connector.importer import import_file, scan_file
+from connector.store import schema as t
+from test_import_streamed import (  # noqa: F401 - `stores` is a fixture
+    CLOCK, SETTINGS, _empty, _order, _runner, _same_results, _streamed, _tables, _whole, _write, engine_bench, stores,
+)
+
+
+class _Forks:
+    """Two processes for any file (not only from `SPLIT_MIN_ORDERS` orders on, on two cores), and
+    how many times the second was started."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.started = 0
+        real = importer._OtherHalf.start
+
+        def start(*args, **kwargs):
+            other = real(*args, **kwargs)
+            self.started += other is not None
+            return other
+
+        monkeypatch.setattr(importer, "SPLIT_MIN_ORDERS", 0)
+        monkeypatch.setattr(importer, "usable_cores", lambda: 2)
+        monkeypatch.setattr(importer._OtherHalf, "start", start)
+
+
+def _both_halves(doc: dict) -> None:
+    halves = {importer._half_of(o) for o in doc["orders"]}
+    assert halves == {0, 1}, "the file's accounts should fall in both halves"
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32), lines=st.integers(8, 80), batch=st.integers(1, 9))
+def test_two_processes_import_the_benchmark_mix_as_one_does(stores, tmp_path_factory, monkeypatch, seed, lines,
+                                                            batch):
+    whole, streamed = stores
+    calendar = StandardFiscalCalendar(1 + seed % 12)
+    doc = engine_bench.generate(lines, seed)
+    path = _write(tmp_path_factory.mktemp("doc"), doc)
+    for engine in stores:
+        _empty(engine)
+    expected = _whole(whole, path, calendar, batch)
+    with monkeypatch.context() as m:
+        forks = _Forks(m)
+        got = _streamed(streamed, path, calendar, m, batch)
+        again = _streamed(streamed, path, calendar, m, batch)  # everything already imported: skipped, in order
+    assert forks.started == 2
+    _same_results(got, expected)
+    assert _tables(streamed) == _tables(whole)
+    assert again.already_imported == expected.activated and not again.activated
+
+
+def test_the_halves_are_the_accounts_and_both_are_used():
+    doc = engine_bench.generate(200, 5)
+    _both_halves(doc)
+    by_account: dict[str, set[int]] = {}
+    for order in doc["orders"]:
+        by_account.setdefault(order["account"], set()).add(importer._half_of(order))
+    assert all(len(halves) == 1 for halves in by_account.values())
+    assert importer._half_of({"account": 7}) == importer._half_of("not an order") == 0
+
+
+def _accounts_in_each_half(doc: dict) -> tuple[str, str]:
+    first: dict[int, str] = {}
+    for account in doc["accounts"]:
+        first.setdefault(importer._half_of({"account": account["id"]}), account["id"])
+    return first[0], first[1]
+
+
+def test_a_subscription_made_in_both_halves_is_refused_as_by_one_process(stores, tmp_path, monkeypatch):
+    """Each half's ledger sees only its own accounts' subscriptions: one id made by an order of each
+    half would pass both. The ids' hashes find it, and the whole-document path says what is wrong."""
+    whole, streamed = stores
+    calendar = StandardFiscalCalendar(1)
+    doc = engine_bench.generate(40, 11)
+    zero, one = _accounts_in_each_half(doc)
+    doc["orders"] += [_order("X0", account=zero, subscription="SUB-SHARED"), _order("X1", account=one, subscription="SUB-SHARED")]
+    path = _write(tmp_path, doc)
+    for engine in stores:
+        _empty(engine)
+    with pytest.raises(ValidationFailed) as expected:
+        _whole(whole, path, calendar)
+    assert "SUB-SHARED" in str(expected.value.problems)
+    forks = _Forks(monkeypatch)
+    with pytest.raises(ValidationFailed) as got:
+        import_file(streamed, scan_file(path), calendar, EngineSettings(), CLOCK, _runner(streamed, calendar))
+    assert forks.started == 1
+    assert got.value.problems == expected.value.problems
+    with streamed.connect() as conn:
+        assert conn.execute(select(t.orders)).first() is None
+
+
+@pytest.mark.parametrize("half", [0, 1])
+def test_a_problem_in_either_half_lists_the_same_problems_and_imports_nothing(stores, tmp_path, monkeypatch, half):
+    whole, streamed = stores
+    calendar = StandardFiscalCalendar(1)
+    doc = engine_bench.generate(40, 11)
+    account = _accounts_in_each_half(doc)[half]
+    doc["orders"].insert(3, _order("X1", account=account, start="2023-03-01", end="2023-02-28", term_months=None))
+    path = _write(tmp_path, doc)
+    for engine in stores:
+        _empty(engine)
+    with pytest.raises(ValidationFailed) as expected:
+        _whole(whole, path, calendar)
+    forks = _Forks(monkeypatch)
+    with pytest.raises(ValidationFailed) as got:
+        import_file(streamed, scan_file(path), calendar, EngineSettings(), CLOCK, _runner(streamed, calendar))
+    assert forks.started == 1
+    assert got.value.problems == expected.value.problems and got.value.problems
+    assert _tables(streamed) == _tables(whole)
+
+
+def test_when_the_other_process_dies_this_one_validates_its_half(stores, tmp_path, monkeypatch, caplog):
+    whole, streamed = stores
+    calendar = StandardFiscalCalendar(3)
+    doc = engine_bench.generate(60, 17)
+    _both_halves(doc)
+    path = _write(tmp_path, doc)
+    for engine in stores:
+        _empty(engine)
+    expected = _whole(whole, path, calendar, 4)
+    forks = _Forks(monkeypatch)
+    real = importer._Checking.orders
+
+    def dies_half_way(self, conn, spill, half=None):
+        if half == 1 and os.getpid() != parent:  # the forked process: some chunks kept, then killed
+            spill.add([(0, "half-written", "x")])
+            spill.flush()
+            os.kill(os.getpid(), 9)
+        return real(self, conn, spill, half)
+
+    parent = os.getpid()
+    monkeypatch.setattr(importer._Checking, "orders", dies_half_way)
+    got = _streamed(streamed, path, calendar, monkeypatch, 4)
+    assert forks.started == 1
+    assert "stopped" in caplog.text
+    _same_results(got, expected)
+    assert _tables(streamed) == _tables(whole)
+
+
+def test_the_other_process_is_gone_when_this_one_stops_first(stores, tmp_path, monkeypatch):
+    """A problem in this process's half ends the pass at once: the other process is stopped and
+    waited for, and the file takes the whole-document path."""
+    whole, streamed = stores
+    calendar = StandardFiscalCalendar(1)
+    doc = engine_bench.generate(40, 11)
+    doc["orders"].insert(0, _order("X1", account=_accounts_in_each_half(doc)[0], quantity="many"))
+    path = _write(tmp_path, doc)
+    for engine in stores:
+        _empty(engine)
+    children: list[int] = []
+    real_fork = os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            children.append(pid)
+        return pid
+
+    _Forks(monkeypatch)
+    monkeypatch.setattr(importer.os, "fork", fork)
+    with pytest.raises(ValidationFailed):
+        import_file(streamed, scan_file(path), calendar, EngineSettings(), CLOCK, _runner(streamed, calendar))
+    assert len(children) == 1
+    with pytest.raises(ChildProcessError):  # already waited for: no zombie left
+        os.waitpid(children[0], os.WNOHANG)
