@@ -992,9 +992,13 @@ class _OtherHalf:
 
     @classmethod
     def start(cls, engine: Engine, checking: _Checking, spill: _Spill) -> "_OtherHalf | None":
+        in_use = getattr(engine.pool, "checkedout", lambda: 0)()
+        if in_use:  # a connection held elsewhere in this process would cross the fork
+            log.info("the orders are validated in this process alone (%s store connection(s) in use)", in_use)
+            return None
+        engine.dispose()  # and none of the pool's
         spill.other = _Spill()
         spill.other.open()
-        engine.dispose()
         read_end, write_end = os.pipe()
         try:
             with warnings.catch_warnings():

@@ -177,3 +177,20 @@ def test_the_other_process_is_gone_when_this_one_stops_first(stores, tmp_path, m
     assert len(children) == 1
     with pytest.raises(ChildProcessError):  # already waited for: no zombie left
         os.waitpid(children[0], os.WNOHANG)
+
+
+def test_a_store_connection_in_use_keeps_the_validation_in_one_process(stores, tmp_path, monkeypatch):
+    """A connection checked out elsewhere would cross the fork (SQLite forbids using one on both
+    sides): then this process validates every order alone, with the same result."""
+    whole, streamed = stores
+    calendar = StandardFiscalCalendar(2)
+    path = _write(tmp_path, engine_bench.generate(30, 23))
+    for engine in stores:
+        _empty(engine)
+    expected = _whole(whole, path, calendar, 4)
+    forks = _Forks(monkeypatch)
+    with streamed.connect():  # held for the whole import
+        got = _streamed(streamed, path, calendar, monkeypatch, 4)
+    assert forks.started == 0
+    _same_results(got, expected)
+    assert _tables(streamed) == _tables(whole)
