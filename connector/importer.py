@@ -964,6 +964,9 @@ def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
                     assert spill.other is not None
                     spill.other.clear()
                     theirs = checking.orders(conn, spill.other, 1)
+                else:
+                    log.info("the orders were validated on two cores: %d and %d activated by each process, "
+                             "half the accounts each", checked.activations, theirs.activations)
                 checked.join(theirs)
     finally:
         if other is not None:

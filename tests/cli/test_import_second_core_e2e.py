@@ -1,6 +1,6 @@
-"""`revsync import` of a large file works the jobs' rows out on a second core, and leaves the
-store as one process working alone does; so does `revsync jobs retry` of the jobs of many orders
-(issue 11)."""
+"""`revsync import` of a large file validates half the accounts' orders and works the jobs' rows
+out on a second core, and leaves the store as one process working alone does; so does `revsync
+jobs retry` of the jobs of many orders (issue 11)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -67,6 +67,10 @@ def test_a_large_import_uses_the_second_core_and_ends_as_one_core_does(imported)
     assert result.code == 0, result.stderr
     assert f"{orders} order(s) activated" in result.stdout
     assert _said_second_core(result.stderr, orders), result.stderr
+    halves = re.search(r"the orders were validated on two cores: (\d+) and (\d+) activated by each process",
+                       result.stderr)
+    assert halves is not None, result.stderr
+    assert int(halves[1]) + int(halves[2]) == orders and min(int(halves[1]), int(halves[2])) > orders // 4
     with sqlite3.connect(wd / "revsync-test.db") as conn:
         statuses = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
     assert statuses == {"succeeded": 4 * orders}
