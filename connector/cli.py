@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from connector import capacity
 from connector import chart as chart_module
@@ -21,7 +22,7 @@ from connector.clock import SystemClock
 from connector.config import Config, StoreConfig, load_config, org_names
 from connector.errors import ConfigError, Problem, RevsyncError, ValidationFailed
 from connector.importer import Parsed, import_document, import_file, load_file, parse, read, scan_file
-from connector.jobs import extend_evergreen, regenerate_arr
+from connector.jobs import JobOutcome, extend_evergreen, regenerate_arr
 from connector.render import object_to_json, print_error, print_rows
 
 EXIT_ERROR = 1  # something failed; the message says what is left and what to run
@@ -239,7 +240,7 @@ def main_callback(ctx: typer.Context,
                                                                  help="configuration file (TOML)")] = None,
                   org: Annotated[Optional[str], typer.Option("--org", envvar="REVSYNC_ORG",
                                                              help="the org to work on, when the configuration "
-                                                                  "names several ([orgs.NAME])")] = None,
+                                                                  "names several (\\[orgs.NAME])")] = None,
                   verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False,
                   version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_show_version,
                                                         help="print the version and exit")] = False) -> None:
@@ -305,10 +306,18 @@ def import_cmd(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="im
                      else "."), markup=False)
     if result.failed_jobs:
         for job in result.failed_jobs:
-            err_console.print(f"[red]job {job.kind} for order {job.order_id} failed:[/red] {job.error}")
+            _say_failed(job)
         err_console.print("The orders are activated; their metrics are absent until the jobs succeed.\n"
                           "  → fix the cause, then run `revsync jobs retry`")
         raise typer.Exit(EXIT_JOBS_FAILED)
+
+
+def _say_failed(outcome: JobOutcome, again: str = "") -> None:
+    """A failed job on stderr, in red; its order id and error as they are (an error often holds
+    brackets, `[SQL: …]`, that the console's markup would take for its own, drop or choke on:
+    text, never markup)."""
+    err_console.print(Text.assemble((f"job {outcome.kind} for order {outcome.order_id} failed{again}:", "red"),
+                                    f" {outcome.error or ''}"))
 
 
 @jobs_app.callback()
@@ -333,7 +342,7 @@ def jobs_retry(ctx: typer.Context,
     console.print(f"{len(outcomes)} failed job(s) retried: {ok} succeeded, {len(outcomes) - ok} failed.")
     for o in outcomes:
         if not o.ok:
-            err_console.print(f"[red]job {o.kind} for order {o.order_id} failed again:[/red] {o.error}")
+            _say_failed(o, " again")
     if ok < len(outcomes):
         raise typer.Exit(EXIT_JOBS_FAILED)
 
@@ -342,7 +351,7 @@ def jobs_retry(ctx: typer.Context,
 def jobs_extend_evergreen(ctx: typer.Context, as_of: Annotated[Optional[dt.datetime], typer.Option(
         "--as-of", formats=["%Y-%m-%d"], help="extend up to this day + the horizon (default: today, UTC)")] = None
                           ) -> None:
-    """Materialize evergreen lines up to today + `[engine] evergreen_horizon_months` (the daemon does it daily)."""
+    r"""Materialize evergreen lines up to today + `\[engine] evergreen_horizon_months` (the daemon does it daily)."""
     the_app = _app(ctx)
     result = extend_evergreen(the_app.store, the_app.runner.ctx, _as_of(as_of, ctx))
     console.print(f"{result.lines} evergreen line(s) extended through {result.through}; "
@@ -520,7 +529,7 @@ def report_order_metrics(ctx: typer.Context, order: Annotated[Optional[str], typ
 
 @report_app.command("drafts")
 def report_drafts(ctx: typer.Context, fmt: FormatOpt = None) -> None:
-    """Draft orders of primary quotes synced from Salesforce ([engine] sync_draft_orders_with_primary_quotes)."""
+    r"""Draft orders of primary quotes synced from Salesforce (\[engine] sync_draft_orders_with_primary_quotes)."""
     with _app(ctx).store.connect() as conn:
         rows = reports.drafts(conn)
     print_rows(rows, _fmt(ctx, fmt), title="draft orders", header=reports.COLUMNS["drafts"])
@@ -641,8 +650,8 @@ def forecast_cmd(ctx: typer.Context,
                      "--as-of", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD",
                      help="the forecast starts with this day's month (default: today, UTC)")] = None,
                  fmt: FormatOpt = None) -> None:
-    """Big-object rows per month ahead for the current subscriptions (evergreen lines extended to
-    their horizon), against the org's capacity ([salesforce] big_object_capacity)."""
+    r"""Big-object rows per month ahead for the current subscriptions (evergreen lines extended to
+    their horizon), against the org's capacity (\[salesforce] big_object_capacity)."""
     the_app = _app(ctx)
     the_app.read_only = True
     limit = capacity.configured_capacity(the_app.config.salesforce, the_app.config.source)
@@ -721,7 +730,7 @@ def mappings_validate(ctx: typer.Context,
     problems = validate_command(folder, describe=describe)
     if problems:
         raise ValidationFailed(str(folder), problems, hint="fix the mapping files, then validate again")
-    console.print(f"{folder}: the mappings are valid{' against the org' if online else ''}.")
+    console.print(f"{folder}: the mappings are valid{' against the org' if online else ''}.", markup=False)
 
 
 @sandbox_app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -765,7 +774,7 @@ def worker_cmd(ctx: typer.Context,
                    "--log-format", help="json: one object a line, info and up; text: warnings and errors only")
                                      ] = LogFormat.json,
                all_orgs: Annotated[bool, typer.Option(
-                   "--all-orgs", help="work for every org of the configuration ([orgs.NAME]), a claim of each "
+                   "--all-orgs", help="work for every org of the configuration (\\[orgs.NAME]), a claim of each "
                                       "in turn: one shared pool of workers for many orgs")] = False) -> None:
     """Run a worker on a PostgreSQL store: it activates the orders `revsync sync` leaves to the workers and
     runs the background jobs (credit review, subscription and order metrics, ARR by period), a batch of
@@ -810,7 +819,7 @@ def backfill_cmd(ctx: typer.Context,
                      "--until", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], metavar="YYYY-MM-DD[THH:MM:SS]", help="end (exclusive, UTC); default now")] = None,
                  objects: Annotated[Optional[list[str]], typer.Option("--objects", metavar="OBJECT",
                                                                             help="an object to read, e.g. Order (repeatable)")] = None) -> None:
-    """Read history [since, until) without moving the daemon's cursors; resumes after a crash."""
+    r"""Read history \[since, until) without moving the daemon's cursors; resumes after a crash."""
     from connector.runtime import run_backfill
 
     the_app = _app(ctx)

@@ -49,3 +49,18 @@ def test_option_help_texts(tmp_path):
     assert "SPEC" not in demo.stdout and "section 7" not in demo.stdout
     assert "three orders" in demo.stdout and "Chloe's quarters of 2023" in demo.stdout
     assert re.search(r"--objects +OBJECT +an object to read", backfill.stdout)
+
+
+def test_configuration_names_in_brackets_are_shown(tmp_path):
+    """`[orgs.NAME]`, `[salesforce]`, `[engine]`: the help's markup must not take them for its own
+    tags and drop them (it showed "names several ()")."""
+    main, forecast, jobs, report, backfill, worker = _help(
+        tmp_path, (), ("forecast",), ("jobs",), ("report",), ("backfill",), ("worker",), width=250)
+    assert "the configuration names several ([orgs.NAME])" in main.stdout
+    assert "([salesforce] big_object_capacity)" in forecast.stdout
+    assert "`[engine] evergreen_horizon_months`" in jobs.stdout
+    assert "([engine] sync_draft_orders_with_primary_quotes)" in report.stdout
+    assert "Read history [since, until)" in backfill.stdout
+    assert "every org of the configuration ([orgs.NAME])" in worker.stdout
+    for result in (main, forecast, jobs, report, backfill, worker):
+        assert "\\[" not in result.stdout
