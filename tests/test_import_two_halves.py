@@ -6,14 +6,12 @@ import os
 
 import pytest
 from hypothesis import given, strategies as st
-from sqlalchemy import select
 
 from connector import importer
 from connector.engine.fiscal import StandardFiscalCalendar
 from connector.engine.settings import EngineSettings
 from connector.errors import ValidationFailed
 from connector.importer import import_file, scan_file
-from connector.store import schema as t
 from test_import_streamed import (  # noqa: F401 - `stores` is a fixture
     CLOCK, SETTINGS, _empty, _order, _runner, _same_results, _streamed, _tables, _whole, _write, engine_bench, stores,
 )
@@ -80,37 +78,11 @@ def _accounts_in_each_half(doc: dict) -> tuple[str, str]:
     return first[0], first[1]
 
 
-def test_a_subscription_made_in_both_halves_is_refused_as_by_one_process(stores, tmp_path, monkeypatch):
-    """Each half's ledger sees only its own accounts' subscriptions: one id made by an order of each
-    half would pass both. The ids' hashes find it, and the whole-document path says what is wrong."""
+def _refused_as_by_one_process(stores, path, monkeypatch) -> list:
+    """Import the file both ways: two processes refuse it with the whole-document path's problems,
+    and nothing is imported. Returns the problems."""
     whole, streamed = stores
     calendar = StandardFiscalCalendar(1)
-    doc = engine_bench.generate(40, 11)
-    zero, one = _accounts_in_each_half(doc)
-    doc["orders"] += [_order("X0", account=zero, subscription="SUB-SHARED"), _order("X1", account=one, subscription="SUB-SHARED")]
-    path = _write(tmp_path, doc)
-    for engine in stores:
-        _empty(engine)
-    with pytest.raises(ValidationFailed) as expected:
-        _whole(whole, path, calendar)
-    assert "SUB-SHARED" in str(expected.value.problems)
-    forks = _Forks(monkeypatch)
-    with pytest.raises(ValidationFailed) as got:
-        import_file(streamed, scan_file(path), calendar, EngineSettings(), CLOCK, _runner(streamed, calendar))
-    assert forks.started == 1
-    assert got.value.problems == expected.value.problems
-    with streamed.connect() as conn:
-        assert conn.execute(select(t.orders)).first() is None
-
-
-@pytest.mark.parametrize("half", [0, 1])
-def test_a_problem_in_either_half_lists_the_same_problems_and_imports_nothing(stores, tmp_path, monkeypatch, half):
-    whole, streamed = stores
-    calendar = StandardFiscalCalendar(1)
-    doc = engine_bench.generate(40, 11)
-    account = _accounts_in_each_half(doc)[half]
-    doc["orders"].insert(3, _order("X1", account=account, start="2023-03-01", end="2023-02-28", term_months=None))
-    path = _write(tmp_path, doc)
     for engine in stores:
         _empty(engine)
     with pytest.raises(ValidationFailed) as expected:
@@ -120,7 +92,28 @@ def test_a_problem_in_either_half_lists_the_same_problems_and_imports_nothing(st
         import_file(streamed, scan_file(path), calendar, EngineSettings(), CLOCK, _runner(streamed, calendar))
     assert forks.started == 1
     assert got.value.problems == expected.value.problems and got.value.problems
-    assert _tables(streamed) == _tables(whole)
+    assert _tables(streamed) == _tables(whole) and not _tables(streamed)["orders"]
+    return got.value.problems
+
+
+def test_a_subscription_made_in_both_halves_is_refused_as_by_one_process(stores, tmp_path, monkeypatch):
+    """Each half's ledger sees only its own accounts' subscriptions: one id made by an order of each
+    half would pass both. The ids' hashes find it, and the whole-document path says what is wrong."""
+    doc = engine_bench.generate(40, 11)
+    zero, one = _accounts_in_each_half(doc)
+    doc["orders"] += [_order("X0", account=zero, subscription="SUB-SHARED"),
+                      _order("X1", account=one, subscription="SUB-SHARED")]
+    problems = _refused_as_by_one_process(stores, _write(tmp_path, doc), monkeypatch)
+    assert "SUB-SHARED" in str(problems)
+
+
+@pytest.mark.parametrize("half", [0, 1])
+def test_a_problem_in_either_half_lists_the_same_problems_and_imports_nothing(stores, tmp_path, monkeypatch, half):
+    doc = engine_bench.generate(40, 11)
+    account = _accounts_in_each_half(doc)[half]
+    doc["orders"].insert(3, _order("X1", account=account, start="2023-03-01", end="2023-02-28", term_months=None))
+    problems = _refused_as_by_one_process(stores, _write(tmp_path, doc), monkeypatch)
+    assert "order X1" in str(problems)
 
 
 def test_when_the_other_process_dies_this_one_validates_its_half(stores, tmp_path, monkeypatch, caplog):
