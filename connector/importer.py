@@ -1031,8 +1031,8 @@ class _OtherHalf:
         _, status = os.waitpid(self._pid, 0)
         self._pid = None
         if status != 0 or not data:
-            log.warning("the process validating half of the orders stopped (status %s); this one validates them",
-                        status)
+            log.warning("the process validating half of the orders stopped (exit code %d: a negative one is the "
+                        "signal that ended it); this one validates them", os.waitstatus_to_exitcode(status))
             return None
         kind, value = pickle.loads(data)
         if kind == "problem":

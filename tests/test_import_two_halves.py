@@ -139,7 +139,7 @@ def test_when_the_other_process_dies_this_one_validates_its_half(stores, tmp_pat
     monkeypatch.setattr(importer._Checking, "orders", dies_half_way)
     got = _streamed(streamed, path, calendar, monkeypatch, 4)
     assert forks.started == 1
-    assert "stopped" in caplog.text
+    assert "stopped (exit code -9" in caplog.text
     _same_results(got, expected)
     assert _tables(streamed) == _tables(whole)
 
