@@ -114,7 +114,7 @@ def print_rows(rows: Sequence[dict[str, Any]], fmt: str, *, title: str | None = 
         console.file.write(to_csv(rows, columns or (header if not rows else None)))
         return
     if not rows:
-        console.print(f"[dim]{title or 'report'}: no rows[/dim]")
+        console.print(Text(f"{title or 'report'}: no rows", style="dim"))
         return
     columns = list(columns or _columns(rows))
     flats = [_flat(r) for r in rows]
@@ -144,13 +144,15 @@ def print_rows(rows: Sequence[dict[str, Any]], fmt: str, *, title: str | None = 
     if limit is None:
         console = Console(file=console.file, width=max(_table_width(widths), len(title or "")),
                           force_terminal=console.is_terminal, no_color=console.no_color)
-    table = Table(title=title, show_lines=False)
+    # every cell, header and title as text: a name such as "Beta [red] Ltd" or "[/x]" is not markup
+    # (rich dropped the first's "[red]" and failed on the second)
+    table = Table(title=None if title is None else Text(title), show_lines=False)
     for i, column in enumerate(columns):
         numeric = any(isinstance(f.get(column), (Decimal, int)) and not isinstance(f.get(column), bool)
                       for f in flats)
-        table.add_column(headers[i], justify="right" if numeric else "left", no_wrap=True, width=widths[i])
+        table.add_column(Text(headers[i]), justify="right" if numeric else "left", no_wrap=True, width=widths[i])
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     console.print(table)
 
 
