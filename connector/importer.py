@@ -783,8 +783,11 @@ class _Spill:
         self.other: _Spill | None = None
 
     def open(self) -> None:
-        """Make the file now (before a fork: the child writes it, this process reads it after)."""
+        """Make the file now (before a fork: the child writes it, this process reads it after),
+        nothing left in this process's buffer: bytes buffered here would be written twice, by the
+        child and by this process's next seek, which flushes them."""
         self.add([])
+        self.flush()
 
     def add(self, chunk: list) -> None:
         try:

@@ -187,3 +187,22 @@ def test_a_store_connection_in_use_keeps_the_validation_in_one_process(stores, t
     assert forks.started == 0
     _same_results(got, expected)
     assert _tables(streamed) == _tables(whole)
+
+
+def test_a_file_made_for_the_other_half_holds_only_what_the_other_process_kept():
+    """The file is made here and written by the fork: nothing of this process's may be left
+    buffered in it, or it would be written twice (by the fork, and here at the next seek)."""
+    spill = importer._Spill()
+    spill.open()
+    pid = os.fork()
+    if pid == 0:  # the fork keeps one chunk, as `_validate_other_half` does
+        try:
+            spill.add([(0, "activation", "digest")])
+            spill.flush()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    written = os.pread(spill._file.fileno(), 1 << 16, 0)
+    assert list(spill) == [(0, "activation", "digest")]
+    assert os.pread(spill._file.fileno(), 1 << 16, 0) == written  # reading it wrote nothing more
+    spill.close()
