@@ -1068,6 +1068,8 @@ def _validate_other_half(engine: Engine, checking: _Checking, spill: Any, answer
                 answer: tuple[str, Any] = ("checked", checking.orders(conn, spill, 1))
         except _NotStreamable as exc:
             answer = ("problem", str(exc))
+        finally:
+            engine.dispose()  # its own connection closed as a client should (PostgreSQL logs one that vanishes)
         spill.flush()
         with os.fdopen(answers, "wb") as out:
             pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)

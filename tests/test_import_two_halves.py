@@ -12,6 +12,7 @@ from connector.engine.fiscal import StandardFiscalCalendar
 from connector.engine.settings import EngineSettings
 from connector.errors import ValidationFailed
 from connector.importer import import_file, scan_file
+from connector.store.db import open_store
 from test_import_streamed import (  # noqa: F401 - `stores` is a fixture
     CLOCK, SETTINGS, _empty, _order, _runner, _same_results, _streamed, _tables, _whole, _write, engine_bench, stores,
 )
@@ -206,3 +207,25 @@ def test_a_file_made_for_the_other_half_holds_only_what_the_other_process_kept()
     assert list(spill) == [(0, "activation", "digest")]
     assert os.pread(spill._file.fileno(), 1 << 16, 0) == written  # reading it wrote nothing more
     spill.close()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_two_processes_import_as_one_does(tmp_path, monkeypatch):
+    """The fork opens its own connection to the server (none crosses the fork), and the store ends
+    as one process working alone leaves it."""
+    from store.store_support import postgres_schema
+
+    calendar = StandardFiscalCalendar(4)
+    path = _write(tmp_path, engine_bench.generate(60, 29))
+    with postgres_schema() as one_url, postgres_schema() as two_url:
+        one, two = open_store(one_url), open_store(two_url)
+        try:
+            expected = _streamed(one, path, calendar, monkeypatch, 4)
+            forks = _Forks(monkeypatch)
+            got = _streamed(two, path, calendar, monkeypatch, 4)
+            assert forks.started == 1
+            _same_results(got, expected)
+            assert _tables(two) == _tables(one)
+        finally:
+            one.dispose()
+            two.dispose()
