@@ -52,8 +52,10 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 #: on a warm cache); bigger stores get the cheap checks at every open and the full check in
 #: `revsync status` (0.4 s warm, 2.1 s cold for a 322 MB store of 100,000 order lines).
 FULL_CHECK_MAX_BYTES = 32 * 1024 * 1024
-#: how long a first start waits for another process that is creating or migrating the store
+#: how long an open waits for another process that is creating, migrating or closing the store
 MIGRATION_WAIT_SECONDS = 120.0
+#: how long one SQLite statement waits for another connection's lock before it is refused
+BUSY_TIMEOUT_MS = 10_000
 #: the key of the PostgreSQL advisory lock held while migrating (any constant bigint)
 PG_MIGRATION_LOCK = 0x7265_7673_796E_63  # "revsync"
 
@@ -79,7 +81,7 @@ def _alembic_config(url: str) -> AlembicConfig:
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     # first: a concurrent first start may hold the lock that switching to WAL needs
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # WAL lets readers (reports, status) run beside the writer; NORMAL sync is durable at each
     # checkpoint and safe against corruption (https://www.sqlite.org/wal.html).
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -260,28 +262,68 @@ def open_store(url: str, *, migrate: bool = True, full_check: bool | None = None
         elif engine.dialect.name == "postgresql":
             event.listen(engine, "connect", _postgresql_session)
         event.listen(engine, "handle_error", _handle_error)
-        try:
-            if migrate:
-                upgrade(engine)
-            else:
-                with engine.connect() as conn:
-                    _check_revision(engine, conn)
-            path = sqlite_path(engine)
-            if full_check or (full_check is None and path is not None and path.exists()
-                              and path.stat().st_size <= FULL_CHECK_MAX_BYTES):
-                check_integrity(engine)
-        except StoreError:
-            raise
-        except DBAPIError as exc:
-            known = explain(engine, exc)
-            if known is not None:
-                raise known from exc
-            raise FatalError(f"cannot open the store at {where(engine)}: {exc.orig}",
-                             hint="check [store] url in the configuration") from exc
+        deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
+        while True:
+            try:
+                _check_and_migrate(engine, migrate, full_check, deadline)
+                break
+            except StoreError:
+                raise
+            except DBAPIError as exc:
+                known = explain(engine, exc)
+                if known is not None:
+                    raise known from exc
+                if not _locked(exc):
+                    raise FatalError(f"cannot open the store at {where(engine)}: {exc.orig}",
+                                     hint="check [store] url in the configuration") from exc
+                # Another revsync is starting, migrating or closing the store at this moment: SQLite
+                # may refuse a read outright (SQLITE_BUSY without its busy handler: a WAL being
+                # recovered or reset, https://www.sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode)
+                # or after busy_timeout on a loaded machine. Neither is about the configuration.
+                if time.monotonic() > deadline:
+                    raise _stayed_locked(engine, "open it") from exc
+                log.info("waiting for another revsync that holds the store's lock (%s)", _error_name(exc))
+                engine.dispose()  # the next try opens a fresh connection
+                time.sleep(0.25)
     except BaseException:
         engine.dispose()
         raise
     return engine
+
+
+def _check_and_migrate(engine: Engine, migrate: bool, full_check: bool | None, deadline: float) -> None:
+    if migrate:
+        upgrade(engine, deadline)
+    else:
+        with engine.connect() as conn:
+            _check_revision(engine, conn)
+    path = sqlite_path(engine)
+    if full_check or (full_check is None and path is not None and path.exists()
+                      and path.stat().st_size <= FULL_CHECK_MAX_BYTES):
+        check_integrity(engine)
+
+
+#: SQLite's primary result codes for a lock held by another connection
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6
+
+
+def _locked(exc: DBAPIError) -> bool:
+    """The database refused because another connection holds a lock (SQLite's BUSY or LOCKED)."""
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):
+        return (getattr(orig, "sqlite_errorcode", 0) or 0) & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+    return False
+
+
+def _error_name(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlite_errorname", "") or exc.orig)
+
+
+def _stayed_locked(engine: Engine, doing: str) -> TransientError:
+    return TransientError(f"the store {where(engine)} stayed locked for {MIGRATION_WAIT_SECONDS:.0f} s while "
+                          f"this revsync waited to {doing}",
+                          hint="another revsync is using it: wait for it to finish or stop it, then run the "
+                               "command again")
 
 
 def check_sqlite_file(engine: Engine) -> None:
@@ -332,7 +374,7 @@ def _checks_out(path: Path) -> bool:
     try:
         conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:
-            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             return conn.execute("PRAGMA quick_check(1)").fetchall() == [("ok",)]
         finally:
             conn.close()
@@ -347,7 +389,7 @@ def _check_tables_read_only(engine: Engine, path: Path) -> None:
     try:
         conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:
-            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                                   "AND name NOT LIKE 'sqlite_%'")}
         finally:
@@ -401,14 +443,18 @@ def _check_revision(engine: Engine, conn: Connection) -> str | None:
     return current
 
 
-def upgrade(engine: Engine) -> None:
-    """Run every pending migration, in one transaction, holding the store's migration lock."""
+def upgrade(engine: Engine, deadline: float | None = None) -> None:
+    """Run every pending migration, in one transaction, holding the store's migration lock.
+
+    `deadline` (time.monotonic()): how long to wait for another process's lock on SQLite; by
+    default MIGRATION_WAIT_SECONDS from now.
+    """
     head = HEAD
     with engine.connect() as conn:  # the common case: nothing to do, no lock taken
         if _check_revision(engine, conn) == head:
             return
     if engine.dialect.name == "sqlite":
-        _upgrade_sqlite(engine, head)
+        _upgrade_sqlite(engine, head, time.monotonic() + MIGRATION_WAIT_SECONDS if deadline is None else deadline)
     else:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
@@ -419,7 +465,7 @@ def upgrade(engine: Engine) -> None:
             _migrate(engine, conn, head)
 
 
-def _upgrade_sqlite(engine: Engine, head: str) -> None:
+def _upgrade_sqlite(engine: Engine, head: str, deadline: float) -> None:
     # A connection of its own whose transactions we begin ourselves (isolation_level None
     # stops the driver's implicit BEGIN/COMMIT): every CREATE is inside BEGIN IMMEDIATE.
     migrator = create_engine(engine.url, poolclass=NullPool)
@@ -434,7 +480,6 @@ def _upgrade_sqlite(engine: Engine, head: str) -> None:
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
     try:
         while True:
             try:
@@ -442,14 +487,10 @@ def _upgrade_sqlite(engine: Engine, head: str) -> None:
                     _migrate(engine, conn, head)
                 return
             except OperationalError as exc:
-                locked = "locked" in str(exc.orig) or "busy" in str(exc.orig)
-                if not locked or time.monotonic() > deadline:
-                    if locked:
-                        raise TransientError(f"the store {where(engine)} stayed locked for "
-                                         f"{MIGRATION_WAIT_SECONDS:.0f} s while this revsync waited to create "
-                                         f"or migrate it", hint="another revsync is using it: wait for it to "
-                                         "finish or stop it, then run the command again") from exc
+                if not _locked(exc):
                     raise
+                if time.monotonic() > deadline:
+                    raise _stayed_locked(engine, "create or migrate it") from exc
                 log.info("waiting for another revsync that is creating or migrating the store")
     finally:
         migrator.dispose()

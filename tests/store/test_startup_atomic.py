@@ -241,3 +241,57 @@ def test_8_concurrent_first_daemons_on_sqlite_give_one_writer_and_clear_messages
 def test_8_concurrent_first_daemons_on_postgres_give_one_writer_and_clear_messages(tmp_path):
     with postgres_schema() as url:
         _concurrent_daemons(tmp_path, url, 8)
+
+
+def _held_exclusively(path: Path):
+    """A connection holding the store's file so that no other can even read it (a WAL being reset or
+    recovered by another revsync looks the same to a reader: SQLITE_BUSY)."""
+    import sqlite3
+
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO alembic_version SELECT version_num FROM alembic_version WHERE 0")
+    return holder
+
+
+def test_an_open_that_meets_a_lock_waits_for_it_and_then_opens(tmp_path, monkeypatch, caplog):
+    import logging
+    import threading
+
+    from connector.store import db
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    open_store(url).dispose()
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 50)  # SQLite gives up on each read at once
+    holder = _held_exclusively(tmp_path / "store.db")
+    threading.Timer(1.0, holder.close).start()  # the other revsync finishes a second later
+    with caplog.at_level(logging.INFO, logger="connector.store.db"):
+        engine = open_store(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == db.HEAD
+    finally:
+        engine.dispose()
+    assert any("waiting for another revsync that holds the store's lock" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_an_open_whose_lock_never_goes_says_so_and_not_to_check_the_url(tmp_path, monkeypatch):
+    from connector.errors import TransientError
+    from connector.store import db
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    open_store(url).dispose()
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(db, "MIGRATION_WAIT_SECONDS", 0.5)
+    holder = _held_exclusively(tmp_path / "store.db")
+    try:
+        with pytest.raises(TransientError) as raised:
+            open_store(url)
+    finally:
+        holder.close()
+    assert "stayed locked for 0 s while this revsync waited to open it" in str(raised.value)
+    assert "another revsync is using it" in raised.value.hint
+    assert "[store] url" not in raised.value.hint
+    open_store(url).dispose()  # nothing was changed: it opens once the lock is gone
