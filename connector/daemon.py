@@ -53,6 +53,7 @@ from connector.salesforce.errors import (
 )
 from connector.sources.cdc import polls_done, polls_requested, request_polls
 from connector.sources.outbound import mark_processed, pending_notifications
+from connector.store.db import store_unavailable
 from connector.store.repository import set_meta
 from connector.sync import CycleReport, SyncService
 
@@ -325,10 +326,21 @@ class Daemon:
                 self.stream.stop()
             keeper.stop()
             if self.lease.held:
-                self.lease.release()
+                self._release_lease()
         result.unfinished_rounds = self._unfinished
         result.left = self.writer.left() if self.writer is not None else {}
         return result
+
+    def _release_lease(self) -> None:
+        try:
+            self.lease.release()
+        except Exception as exc:  # noqa: BLE001 - sorted just below
+            reason = store_unavailable(exc)
+            if reason is None:
+                raise
+            # harmless: a lease whose holder is gone (this process, about to end) or whose time ran
+            # out is taken by the next daemon at once
+            log.warning("could not give the writer lease up; it lapses by itself", extra={"reason": reason})
 
     def _one_pass(self, result: DaemonResult, *, once: bool) -> float | None:
         """Run one pass; the seconds to wait before the next when it failed, else None."""
@@ -336,6 +348,8 @@ class Daemon:
             if not self.lease.held:
                 self.lease.hold()  # lost earlier and free again: start afresh from the store
             self.cycle()
+            if self.after_pass is not None:
+                self.after_pass()
         except LeaseLost as exc:
             log.error("the writer lease lapsed; dropping what this pass had in hand", extra={"reason": str(exc)})
             self.lease.hold()  # raises LeaseHeld while the daemon that took over is alive
@@ -352,17 +366,27 @@ class Daemon:
         except LeaseHeld:
             raise
         except Exception as exc:  # noqa: BLE001 - sorted just below
-            if not isinstance(exc, PASSING):
+            store_trouble = None if isinstance(exc, PASSING) else store_unavailable(exc)
+            if not isinstance(exc, PASSING) and store_trouble is None:
                 raise
-            if once:
-                result.error = exc
-                return None
+            if store_trouble is not None:
+                # the store's transaction was rolled back whole: what the pass committed stays, the
+                # rest is done again by the next pass, as after a Salesforce outage
+                reason = f"the store is unavailable: {store_trouble}"
+                if once:
+                    result.error = TransientError(f"{reason}; what this pass had committed stays",
+                                                  hint="run `revsync sync --once` again once the store is back")
+                    return None
+            else:
+                reason = f"Salesforce unreachable or failing: {str(exc).splitlines()[0]}"
+                if once:
+                    result.error = exc
+                    return None
             self._failures += 1
             wait = self._backoff()
-            self._trouble(f"Salesforce unreachable or failing: {str(exc).splitlines()[0]}", retry_in=wait)
+            self._trouble(reason, retry_in=wait)
             log.warning("sync pass failed; trying again after a backoff",
-                        extra={"reason": str(exc).splitlines()[0], "attempt": self._failures,
-                               "retry_in_seconds": round(wait, 1)})
+                        extra={"reason": reason, "attempt": self._failures, "retry_in_seconds": round(wait, 1)})
             return wait
         result.cycles += 1
         if self._trigger_at is not None and self.taken_from_notifications == 0:
@@ -373,8 +397,6 @@ class Daemon:
         # rows held back for want of big-object capacity: the pass went well, the org needs a person
         stream_problem = getattr(self.stream, "problem", None) if self.stream is not None and not once else None
         self._trouble(self.held_back.message() if self.held_back is not None else stream_problem)
-        if self.after_pass is not None:
-            self.after_pass()
         return None
 
     def _backoff(self) -> float:

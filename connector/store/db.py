@@ -210,6 +210,54 @@ def explain(engine: Engine, exc: BaseException) -> StoreError | None:
     return None
 
 
+#: PostgreSQL's SQLSTATEs of a server that is going away, restarting, overloaded or resolving a
+#: conflict: the same statement may succeed in a moment
+#: (https://www.postgresql.org/docs/current/errcodes-appendix.html)
+PG_TRANSIENT_STATES = {"57P01": "the server was shut down by an administrator",
+                       "57P02": "the server crashed", "57P03": "the server is starting up or not accepting connections",
+                       "53300": "too many connections", "40001": "a serialization failure",
+                       "40P01": "a deadlock", "55P03": "a lock it could not take"}
+
+
+def store_unavailable(exc: BaseException) -> str | None:
+    """Why the store cannot be used at this moment, when a wait can fix it; None for anything else.
+
+    A lost or refused connection (a PostgreSQL server restarting, a failover, a network blip), a
+    SQLite lock held past the busy timeout, PostgreSQL's deadlock and serialization failures: the
+    transaction was rolled back whole, and the same work done again later succeeds. A daemon waits
+    these out as it waits out Salesforce's outages; damage, a full disk or a bug are not among them.
+    """
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # the store's error may be the cause of ours
+        seen.add(id(exc))
+        if isinstance(exc, PoolTimeout):
+            return "no connection to the store came free in time"
+        if isinstance(exc, DBAPIError):
+            orig = exc.orig
+            if exc.connection_invalidated:
+                return f"the connection to the store was lost ({_first_line(orig)})"
+            if isinstance(orig, sqlite3.Error) and _locked(exc):
+                return f"another process held the store's lock too long ({_first_line(orig)})"
+            sqlstate = str(getattr(orig, "sqlstate", "") or "")
+            if not sqlstate and isinstance(exc, OperationalError) and not isinstance(orig, sqlite3.Error):
+                # the driver's own: no connection made (refused, reset, timed out, a name that does not
+                # resolve, or the server's FATAL at start-up), so no SQLSTATE
+                return f"the store could not be reached ({_first_line(orig)})"
+            if sqlstate.startswith("08"):
+                return f"the connection to the store failed ({_first_line(orig)})"
+            if sqlstate in PG_TRANSIENT_STATES:
+                return f"{PG_TRANSIENT_STATES[sqlstate]} ({_first_line(orig)})"
+            return None
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
+def _first_line(exc: BaseException | None) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _handle_error(context) -> BaseException | None:
     engine = context.engine
     if engine is None:
@@ -254,7 +302,9 @@ def open_store(url: str, *, migrate: bool = True, full_check: bool | None = None
     program. `full_check`: run `PRAGMA quick_check` (SQLite) now; by default only for stores of up
     to FULL_CHECK_MAX_BYTES.
     """
-    engine = create_engine(url, future=True)
+    # PostgreSQL: a pooled connection is checked before use (one round trip), so one that a server
+    # restart or a failover closed is replaced instead of failing the next statement
+    engine = create_engine(url, future=True, pool_pre_ping=make_url(url).get_backend_name() == "postgresql")
     try:
         if engine.dialect.name == "sqlite":
             check_sqlite_file(engine)

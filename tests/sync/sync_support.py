@@ -68,8 +68,9 @@ class Connected:
 
 def connect(tmp_path: Path, monkeypatch, seed: dict[str, Any] | None = None, *,
             salesforce: dict[str, Any] | None = None, engine: dict[str, Any] | None = None,
-            sync: dict[str, Any] | None = None, org: Org | None = None) -> Connected:
-    """A sandbox org seeded with `seed` (the worked example by default) and a connector built on it."""
+            sync: dict[str, Any] | None = None, org: Org | None = None, store_url: str | None = None) -> Connected:
+    """A sandbox org seeded with `seed` (the worked example by default) and a connector built on it
+    (on a SQLite store in `tmp_path`, or the store at `store_url`)."""
     monkeypatch.setenv("REVSYNC_SF_CONSUMER_SECRET", "revsync-test-secret")
     org_clock = FrozenClock(SEEDED_AT)
     if org is None:
@@ -79,7 +80,7 @@ def connect(tmp_path: Path, monkeypatch, seed: dict[str, Any] | None = None, *,
     refs = load_seed(org, worked_seed() if seed is None else seed)
     clock = FrozenClock(org_clock.now() + dt.timedelta(minutes=1))
     config = Config.model_validate({
-        "store": {"url": f"sqlite:///{tmp_path / 'store.db'}"}, "fiscal": {"source": "salesforce"},
+        "store": {"url": store_url or f"sqlite:///{tmp_path / 'store.db'}"}, "fiscal": {"source": "salesforce"},
         "salesforce": CLIENT | (salesforce or {}), "engine": engine or {}, "sync": sync or {}})
     app = App(config, clock=clock)
     runtime = build(app, session=sandbox_session(org))

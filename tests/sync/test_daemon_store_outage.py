@@ -1,0 +1,176 @@
+"""The store unavailable in the middle of a pass is waited out like a Salesforce outage.
+
+A SQLite store locked by another process past the busy timeout, a PostgreSQL server that drops
+the daemon's connections and refuses new ones for a while: the pass ends, the daemon backs off and
+says why, and once the store is back it catches up, with every subscription written once.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+from sync_support import close, connect
+
+from connector.daemon import Daemon
+from connector.errors import TransientError
+from connector.metrics import Metrics
+from connector.sandbox.faults import Fault
+from connector.store import db
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
+from store_support import SERVER, postgres_schema  # noqa: E402
+
+SUBSCRIPTION_WRITE = "/composite/sobjects/Subscription__c"
+
+
+def run_through(c, make_unavailable, make_available) -> tuple[list[float], list[str | None]]:
+    """Run the daemon with the store made unavailable at its first subscription write; the store
+    comes back at its second backoff. Returns the backoffs and what the daemon said at each."""
+    metrics = Metrics()
+    daemon = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer,
+                    metrics=metrics, max_backoff=dt.timedelta(seconds=40))
+    c.org.faults.add(Fault.call(make_unavailable, method="PATCH", path=SUBSCRIPTION_WRITE))
+    waits: list[float] = []
+    said: list[str | None] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        said.append(metrics.trouble)
+        if len(waits) == 2:
+            make_available()
+        c.clock.advance(dt.timedelta(seconds=seconds))
+
+    daemon._sleep = sleep
+    orig_wait = daemon._wait_for_next
+    daemon._wait_for_next = lambda: daemon.stopper.event.set() or orig_wait()
+    daemon.run(install_signals=False)
+    assert metrics.trouble is None  # ok again once the store was back
+    return waits, said
+
+
+def write_lock(path: Path) -> sqlite3.Connection:
+    """A connection holding the store's write lock (readers go on; writers wait, then are refused)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("DELETE FROM alembic_version WHERE 0")
+    return conn
+
+
+def assert_caught_up_once(c) -> None:
+    subscriptions = c.org.records("Subscription__c")
+    assert len(subscriptions) == 2, subscriptions  # written, and not twice: the resend is an upsert
+    assert c.runtime.writer.left() == {}
+
+
+def test_a_sqlite_store_locked_past_the_busy_timeout_is_waited_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)  # each statement gives up after 0.1 s
+    c = connect(tmp_path, monkeypatch)
+    holder: list[sqlite3.Connection] = []
+
+    def lock() -> None:  # another process (a long import, say) takes the store's write lock and keeps it
+        holder.append(write_lock(tmp_path / "store.db"))
+
+    try:
+        waits, said = run_through(c, lock, lambda: holder.pop().close())
+        assert len(waits) == 2, (waits, said, holder)
+        for wait, base in zip(waits, [5, 10]):
+            assert base * 0.5 <= wait <= base
+        assert all(s and s.startswith("the store is unavailable: another process held the store's lock too long")
+                   for s in said), said
+        assert_caught_up_once(c)
+    finally:
+        for conn in holder:
+            conn.close()
+        close(c)
+
+
+def test_sync_once_with_the_store_locked_ends_in_a_clear_transient_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)
+    c = connect(tmp_path, monkeypatch)
+    holder: list[sqlite3.Connection] = []
+
+    def lock() -> None:
+        holder.append(write_lock(tmp_path / "store.db"))
+
+    try:
+        daemon = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
+        c.org.faults.add(Fault.call(lock, method="PATCH", path=SUBSCRIPTION_WRITE))
+        result = daemon.run(once=True, install_signals=False)
+        assert isinstance(result.error, TransientError), result.error
+        assert str(result.error).startswith("the store is unavailable: another process held the store's lock")
+        assert "run `revsync sync --once` again" in result.error.hint
+        holder.pop().close()
+        # the lease could not be given up either (the store was locked): it lapses by itself; a
+        # next `revsync sync --once` takes it at once, as its holder's process has ended
+        c.clock.advance(dt.timedelta(minutes=6))
+        again = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
+        assert again.run(once=True, install_signals=False).error is None
+        assert_caught_up_once(c)
+    finally:
+        for conn in holder:
+            conn.close()
+        close(c)
+
+
+def test_an_error_of_the_store_that_no_wait_fixes_still_stops_the_daemon(tmp_path, monkeypatch):
+    c = connect(tmp_path, monkeypatch)
+
+    def drop_a_table() -> None:  # not a lock, not a lost connection: a bug or a damaged store
+        with sqlite3.connect(tmp_path / "store.db") as conn:
+            conn.execute("DROP TABLE outbox")
+
+    try:
+        daemon = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
+        c.org.faults.add(Fault.call(drop_a_table, method="PATCH", path=SUBSCRIPTION_WRITE))
+        with pytest.raises(OperationalError, match="no such table"):
+            daemon.run(install_signals=False)
+    finally:
+        close(c)
+
+
+@pytest.mark.postgres
+def test_a_postgresql_server_that_drops_and_refuses_connections_is_waited_out(tmp_path, monkeypatch):
+    role = f"revsync_outage_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+            conn.execute(text(f'GRANT CREATE ON DATABASE test TO "{role}"'))  # revsync's CREATE SCHEMA IF NOT EXISTS
+        with postgres_schema() as url:
+            with admin.connect() as conn:
+                schema = url.rsplit("%3D", 1)[1]
+                conn.execute(text(f'ALTER SCHEMA "{schema}" OWNER TO "{role}"'))
+            c = connect(tmp_path, monkeypatch, store_url=url.replace("//postgres@", f"//{role}@"))
+
+            def outage() -> None:  # the server restarts: every connection dropped, new ones refused
+                with admin.connect() as conn:
+                    conn.execute(text(f'ALTER ROLE "{role}" CONNECTION LIMIT 0'))
+                    conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                      "WHERE usename = :role"), {"role": role})
+
+            def back() -> None:
+                with admin.connect() as conn:
+                    conn.execute(text(f'ALTER ROLE "{role}" CONNECTION LIMIT -1'))
+
+            try:
+                waits, said = run_through(c, outage, back)
+                assert len(waits) == 2
+                assert all(s and s.startswith("the store is unavailable: ") for s in said), said
+                assert any("too many connections" in s for s in said if s), said
+                assert_caught_up_once(c)
+            finally:
+                back()
+                close(c)
+                with admin.connect() as conn:
+                    conn.execute(text(f'REASSIGN OWNED BY "{role}" TO postgres'))  # the schema, dropped next
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))  # its grant on the database
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
