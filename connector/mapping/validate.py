@@ -123,6 +123,10 @@ def _check_write_keys(m: ObjectMapping, add: Callable[[str | None, str | None, s
         add(None, "external_id", "is required for writing (the upsert matches on it; e.g. \"ExternalId__c\")")
     elif m.external_id not in m.fields:
         add(None, "external_id", f"{m.external_id!r} is not mapped (add a [fields.{m.external_id}] table)")
+    elif m.fields[m.external_id].create_only:
+        # left out of every update, where the upsert still matches on it: Salesforce would refuse it
+        add(m.external_id, "create_only", "cannot be set on the external id: every write, updates too, "
+                                          "matches the record on it (remove `create_only = true`)")
 
 
 def _check_field(m: ObjectMapping, record: EngineRecord | None, target: str, spec: FieldSpec,

@@ -288,3 +288,15 @@ def test_a_typo_does_not_hide_the_other_problems_of_its_file(write_files):
     assert not any("external_id: is required" in m for m in messages), messages
     assert not any(m.startswith(str(folder / "Quote.toml: record:")) for m in messages), messages
     assert len(messages) == len(expected), messages
+
+
+def test_the_external_id_cannot_be_create_only(tmp_path: Path):
+    # left out of updates, it would leave the upsert nothing to match the record on
+    copy = shutil.copytree(SHIPPED, tmp_path / "mine")
+    path = copy / "Subscription__c.write.toml"
+    text = path.read_text()
+    line = next(l for l in text.splitlines() if l.startswith("ExternalId__c"))
+    path.write_text(text.replace(line, 'ExternalId__c = { source = "id", create_only = true }'))
+    assert [str(p) for p in validate_command(copy)] == [
+        f"{path}: [fields.ExternalId__c] create_only: cannot be set on the external id: every write, updates too, "
+        "matches the record on it (remove `create_only = true`)"]
