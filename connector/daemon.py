@@ -172,6 +172,8 @@ class Daemon:
         self.stream = stream
         self.stream_poll_interval = stream_poll_interval
         self._last_full_poll: float | None = None
+        #: poll requests a failed pass could not store again (the store was unavailable): kept here
+        self._polls_in_hand: set[str] = set()
         #: the objects the last pass polled (None: all)
         self.polled: list[str] | None = None
 
@@ -222,8 +224,11 @@ class Daemon:
             report = self.service.cycle(should_stop=lambda: self.stopper.stopping, objects=objects)
         except BaseException:
             if requested:
-                with self.store.begin() as conn:
-                    request_polls(conn, sorted(requested))  # not met: asked again
+                try:
+                    with self.store.begin() as conn:
+                        request_polls(conn, sorted(requested))  # not met: asked again
+                except Exception:  # noqa: BLE001 - the pass's own error is the one to report
+                    self._polls_in_hand |= requested  # the store is down too: the next pass asks
             raise
         if objects is None:
             self._last_full_poll = time.monotonic()
@@ -275,6 +280,8 @@ class Daemon:
             requested = polls_requested(conn)
             if requested:
                 polls_done(conn, sorted(requested))
+        requested |= self._polls_in_hand
+        self._polls_in_hand = set()
         due = self._last_full_poll is None or \
             time.monotonic() - self._last_full_poll >= self.stream_poll_interval.total_seconds()
         if due or not self.stream.healthy():

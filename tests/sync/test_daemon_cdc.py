@@ -81,6 +81,45 @@ def test_a_pass_that_fails_keeps_the_poll_requests_it_took(tmp_path, monkeypatch
         close(c)
 
 
+def test_poll_requests_a_failed_pass_cannot_store_again_are_polled_by_the_next(tmp_path, monkeypatch):
+    import sqlite3
+
+    from connector.store import db
+
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)
+    c = connect(tmp_path, monkeypatch)
+    try:
+        daemon = Daemon(c.service, c.clock, interval=dt.timedelta(seconds=60), writer=c.runtime.writer,
+                        stream=Stream(), stream_poll_interval=dt.timedelta(hours=1))
+        daemon.cycle()
+        with c.app.store.begin() as conn:
+            request_polls(conn, ["Order"])
+        cycle, holder = c.service.cycle, []
+
+        def broken(**_kw):  # Salesforce fails, and another process holds the store's write lock
+            conn = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            holder.append(conn)
+            raise ConnectionError("Salesforce unreachable")
+
+        c.service.cycle = broken
+        try:
+            daemon.cycle()
+        except ConnectionError:
+            pass
+        holder.pop().close()
+        with c.app.store.connect() as conn:
+            assert polls_requested(conn) == set()  # taken by the failed pass, not stored again
+        c.service.cycle = cycle
+        calls = c.calls
+        daemon.cycle()
+        assert daemon.polled == ["Order"] and c.calls - calls == 1  # kept in hand and polled
+        daemon.cycle()
+        assert daemon.polled == []  # once
+    finally:
+        close(c)
+
+
 def test_change_events_are_never_held_back_by_the_notification_rate_limit(tmp_path, monkeypatch):
     import threading
     import time
