@@ -449,13 +449,16 @@ class Ingestor:
         # An order is often held for a record it uses (its product, its account): when such a
         # record is released, held orders are tried again even though they did not change.
         # Other events that can unblock a held order: another order activated (the subscription
-        # it changes now exists), or fiscal periods taken in (its dates are now covered).
+        # it changes now exists), fiscal periods taken in (its dates are now covered), or the
+        # write-back learning the Salesforce Id of a record it wrote (a line names it: the order
+        # was entered while the answer of that write was lost).
         events = [conn.execute(select(func.max(t.quarantine.c.released_at))
                                .where(t.quarantine.c.object != "Order")).scalar(),
                   conn.execute(select(func.max(t.orders.c.activated_at))).scalar()]
-        periods_at = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "periods_taken_at")).scalar()
-        if periods_at:
-            events.append(dt.datetime.fromisoformat(periods_at))
+        for key in ("periods_taken_at", repo.SF_IDS_LEARNT_AT):
+            at = conn.execute(select(t.meta.c.value).where(t.meta.c.key == key)).scalar()
+            if at:
+                events.append(dt.datetime.fromisoformat(at))
         events = [e for e in events if e is not None]
         released = max(events) if events else None
         out = []

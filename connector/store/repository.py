@@ -726,6 +726,11 @@ def written_by_us(conn: Connection, sobject: str, ids: Sequence[str]) -> set[str
     return out
 
 
+#: meta key: when the write-back last learnt the Salesforce Id of a record it wrote (a held order
+#: whose line names such an Id is then tried again)
+SF_IDS_LEARNT_AT = "sf_ids_learnt_at"
+
+
 def set_meta(conn: Connection, key: str, value: str) -> None:
     """Store a setting of the store itself."""
     conn.execute(delete(t.meta).where(t.meta.c.key == key))

@@ -42,6 +42,7 @@ from connector.projections import account_values, arr_rows_of_line, arr_rows_of_
 from connector.salesforce.errors import BulkJobFailed, RequestRejected
 from connector.salesforce.soql import select as soql
 from connector.store import schema as t
+from connector.store.repository import SF_IDS_LEARNT_AT, set_meta
 from connector.store.schema import JobStatus, OutboxState
 
 log = logging.getLogger(__name__)
@@ -214,11 +215,20 @@ class OutboxWriter:
         conn.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids)), t.outbox.c.state.in_(DUE)).values(
             state=state, last_message=message, sf_id=sf_id, updated_at=self.clock.now()))
 
-    def _remember(self, conn: Connection, sobject: str, external_id: str, sf_id: str) -> None:
+    def _remember(self, conn: Connection, sobject: str, external_id: str, sf_id: str) -> bool:
+        """Keep a record's Salesforce Id; True when it was not known (the caller then calls `_learned`)."""
+        if self._ids is not None and self._ids.get((sobject, external_id)) == sf_id:
+            return False
         conn.execute(delete(t.sf_ids).where(t.sf_ids.c.object == sobject, t.sf_ids.c.external_id == external_id))
         conn.execute(insert(t.sf_ids).values(object=sobject, external_id=external_id, sf_id=sf_id))
         if self._ids is not None:
             self._ids[(sobject, external_id)] = sf_id
+        return True
+
+    def _learned(self, conn: Connection) -> None:
+        """Salesforce Ids were learnt in this transaction: orders held because a line named one of
+        them (a change order entered while the answer of the write was lost) are tried again."""
+        set_meta(conn, SF_IDS_LEARNT_AT, self.clock.now().isoformat())
 
     def _due(self, kinds: Sequence[str]) -> list:
         with self.store.connect() as conn:
@@ -294,8 +304,8 @@ class OutboxWriter:
             report.calls += 1
         if found:
             with self.store.begin() as conn:
-                for external_id, sf_id in found.items():
-                    self._remember(conn, sobject, external_id, sf_id)
+                if any([self._remember(conn, sobject, external_id, sf_id) for external_id, sf_id in found.items()]):
+                    self._learned(conn)
         return {x.casefold() for x in found}
 
     def _upsert(self, sobject: str, mapping: Any, items: list[_Pending], report: FlushReport) -> list[_Pending]:
@@ -313,12 +323,13 @@ class OutboxWriter:
             results = self.client.upsert_collection(sobject, mapping.external_id, [item.payload for item in chunk])
             report.calls += 1
             with self.store.begin() as conn:
+                learnt = False
                 for item, result in zip(chunk, results):
                     ids = [e.id for e in item.entries]
                     if result.success:
                         self._finish(conn, ids, OutboxState.SUCCESS, None, result.id)
                         if result.id:
-                            self._remember(conn, sobject, item.entries[-1].external_id, result.id)
+                            learnt |= self._remember(conn, sobject, item.entries[-1].external_id, result.id)
                         report.add(report.sent, sobject)
                     elif item.creating and create_only and result.errors and all(
                             e.error_code == "INVALID_FIELD_FOR_INSERT_UPDATE" and _refused(e) <= create_only
@@ -328,6 +339,8 @@ class OutboxWriter:
                         message = "; ".join(f"{e.error_code}: {e.message}" for e in result.errors)
                         self._finish(conn, ids, OutboxState.NEW if result.transient else OutboxState.FAILED, message)
                         report.add(report.waiting if result.transient else report.failed, sobject)
+                if learnt:
+                    self._learned(conn)
         return again
 
     def _values(self, sobject: str, values: dict[str, Any]) -> dict[str, Any]:

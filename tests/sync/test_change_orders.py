@@ -111,6 +111,39 @@ def test_a_change_line_naming_an_unknown_salesforce_id_is_still_held_with_the_id
         close(c)
 
 
+def test_an_order_held_for_an_id_whose_write_answer_was_lost_is_taken_once_the_id_is_learnt(tmp_path, monkeypatch):
+    from connector.errors import TransientError
+    from connector.salesforce.retry import RetryPolicy
+    from connector.sandbox.faults import Fault
+
+    c = connect(tmp_path, monkeypatch, without_upsell())
+    c.runtime.client._retry = RetryPolicy(max_attempts=1, sleep=lambda s: None)
+    try:
+        c.service.cycle()
+        # the subscriptions are written, but the answer is lost: the connector does not know their Ids
+        lost = c.org.faults.add(Fault.lose_answer(method="PATCH", path=r"/composite/sobjects/Subscription__c/"))
+        try:
+            c.runtime.writer.flush()
+        except TransientError:
+            pass
+        assert lost.fired == 1
+        written = next(r["Id"] for r in c.org.records("Subscription__c") if r["ExternalId__c"] == c.refs["op001"])
+        c.later(5)
+        order, _ = upsell(c, written)  # an admin copies the Id from Salesforce meanwhile
+        c.later()
+        c.service.cycle()
+        assert [r["record_id"] for r in held(c)] == [order]  # no record the connector knows has that Id
+        c.later()
+        c.runtime.writer.flush()  # sent again: the Ids are learnt
+        report = c.service.cycle()  # the order did not change in Salesforce, and is taken all the same
+        assert report.activated == [order] and held(c) == []
+        assert item_row(c, c.refs["op001"]).quantity == Decimal(16)
+        c.later()
+        assert c.service.cycle().activated == []  # once
+    finally:
+        close(c)
+
+
 def test_a_cancel_line_naming_the_written_asset_cancels_the_engine_asset(tmp_path, monkeypatch):
     seed = without_upsell()
     next(p for p in seed["Product2"] if p["@ref"] == "plan")["ProvisioningType__c"] = "Asset"
