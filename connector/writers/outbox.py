@@ -190,6 +190,14 @@ class OutboxWriter:
         if found:
             return found
         if sobject in OWN_OBJECTS:
+            # An engine item is written as the object of its kind, so a reference to a subscription
+            # (an ARR row's Subscription__c) names the Asset or Entitlement record of a recurring
+            # asset or entitlement item: the one record its ARR belongs to (item ids are unique
+            # across kinds). Reading a change line's subscription accepts all three the same way.
+            for other in sorted(OWN_OBJECTS - {sobject}):
+                found = self._ids.get((other, engine_id))
+                if found:
+                    return found
             return None  # records the connector creates have no Id until it has written them
         return engine_id if looks_like_sf_id(engine_id) else None
 
