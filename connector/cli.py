@@ -20,10 +20,11 @@ from connector import reports
 from connector.app import App
 from connector.clock import SystemClock
 from connector.config import Config, StoreConfig, load_config, org_names
-from connector.errors import ConfigError, Problem, RevsyncError, ValidationFailed
+from connector.errors import ConfigError, Problem, RevsyncError, TransientError, ValidationFailed
 from connector.importer import Parsed, import_document, import_file, load_file, parse, read, scan_file
 from connector.jobs import JobOutcome, extend_evergreen, regenerate_arr
 from connector.render import object_to_json, print_error, print_rows
+from connector.store.db import store_unavailable
 
 EXIT_ERROR = 1  # something failed; the message says what is left and what to run
 EXIT_INVALID = 2  # bad input or configuration; nothing was changed
@@ -906,6 +907,18 @@ def main() -> None:
         print_error(str(exc), console=err_console)  # red "error:" on a terminal, plain elsewhere and with NO_COLOR
         code = getattr(exc, "exit_code", None)  # e.g. StoreError: 2, the store is unusable
         sys.exit(code or (EXIT_INVALID if isinstance(exc, ValidationFailed) else EXIT_ERROR))
+    except Exception as exc:
+        # the database server down, restarting or refusing connections, a lock held too long: a
+        # message and exit 1, not a traceback (anything else is a bug, and its traceback helps)
+        reason = store_unavailable(exc)
+        if reason is None:
+            raise
+        print_error(str(TransientError(
+            f"the store is unavailable: {reason}; nothing more was done",
+            hint="check that the database server is running and reachable at [store] url (or wait for the "
+                 "process holding the store's lock), then run the command again: it goes on from where it "
+                 "stopped")), console=err_console)
+        sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":

@@ -324,8 +324,11 @@ def open_store(url: str, *, migrate: bool = True, full_check: bool | None = None
                 if known is not None:
                     raise known from exc
                 if not _locked(exc):
+                    unreachable = store_unavailable(exc) is not None
                     raise FatalError(f"cannot open the store at {where(engine)}: {exc.orig}",
-                                     hint="check [store] url in the configuration") from exc
+                                     hint="check [store] url in the configuration"
+                                          + (", and that the database server is running and reachable; then run "
+                                             "the command again" if unreachable else "")) from exc
                 # Another revsync is starting, migrating or closing the store at this moment: SQLite
                 # may refuse a read outright (SQLITE_BUSY without its busy handler: a WAL being
                 # recovered or reset, https://www.sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode)
