@@ -68,54 +68,49 @@ def assert_caught_up_once(c) -> None:
     assert c.runtime.writer.left() == {}
 
 
-def test_a_sqlite_store_locked_past_the_busy_timeout_is_waited_out(tmp_path, monkeypatch):
-    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)  # each statement gives up after 0.1 s
-    c = connect(tmp_path, monkeypatch)
-    holder: list[sqlite3.Connection] = []
-
-    def lock() -> None:  # another process (a long import, say) takes the store's write lock and keeps it
-        holder.append(write_lock(tmp_path / "store.db"))
-
-    try:
-        waits, said = run_through(c, lock, lambda: holder.pop().close())
-        assert len(waits) == 2, (waits, said, holder)
-        for wait, base in zip(waits, [5, 10]):
-            assert base * 0.5 <= wait <= base
-        assert all(s and s.startswith("the store is unavailable: another process held the store's lock too long")
-                   for s in said), said
-        assert_caught_up_once(c)
-    finally:
-        for conn in holder:
-            conn.close()
-        close(c)
-
-
-def test_sync_once_with_the_store_locked_ends_in_a_clear_transient_error(tmp_path, monkeypatch):
+@pytest.fixture
+def locking(tmp_path, monkeypatch):
+    """A connector on a SQLite store whose statements give up after 0.1 s, with `lock()` (another
+    process, a long import say, takes the store's write lock and keeps it) and `release()`."""
     monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)
     c = connect(tmp_path, monkeypatch)
     holder: list[sqlite3.Connection] = []
-
-    def lock() -> None:
-        holder.append(write_lock(tmp_path / "store.db"))
-
+    c.lock = lambda: holder.append(write_lock(tmp_path / "store.db"))
+    c.release = lambda: holder.pop().close()
     try:
-        daemon = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
-        c.org.faults.add(Fault.call(lock, method="PATCH", path=SUBSCRIPTION_WRITE))
-        result = daemon.run(once=True, install_signals=False)
-        assert isinstance(result.error, TransientError), result.error
-        assert str(result.error).startswith("the store is unavailable: another process held the store's lock")
-        assert "run `revsync sync --once` again" in result.error.hint
-        holder.pop().close()
-        # the lease could not be given up either (the store was locked): it lapses by itself; a
-        # next `revsync sync --once` takes it at once, as its holder's process has ended
-        c.clock.advance(dt.timedelta(minutes=6))
-        again = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
-        assert again.run(once=True, install_signals=False).error is None
-        assert_caught_up_once(c)
+        yield c
     finally:
         for conn in holder:
             conn.close()
         close(c)
+
+
+def test_a_sqlite_store_locked_past_the_busy_timeout_is_waited_out(locking):
+    c = locking
+    waits, said = run_through(c, c.lock, c.release)
+    assert len(waits) == 2, (waits, said)
+    for wait, base in zip(waits, [5, 10]):
+        assert base * 0.5 <= wait <= base
+    assert all(s and s.startswith("the store is unavailable: another process held the store's lock too long")
+               for s in said), said
+    assert_caught_up_once(c)
+
+
+def test_sync_once_with_the_store_locked_ends_in_a_clear_transient_error(locking):
+    c = locking
+    daemon = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
+    c.org.faults.add(Fault.call(c.lock, method="PATCH", path=SUBSCRIPTION_WRITE))
+    result = daemon.run(once=True, install_signals=False)
+    assert isinstance(result.error, TransientError), result.error
+    assert str(result.error).startswith("the store is unavailable: another process held the store's lock")
+    assert "run `revsync sync --once` again" in result.error.hint
+    c.release()
+    # the lease could not be given up either (the store was locked): it lapses by itself; a
+    # next `revsync sync --once` takes it at once, as its holder's process has ended
+    c.clock.advance(dt.timedelta(minutes=6))
+    again = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
+    assert again.run(once=True, install_signals=False).error is None
+    assert_caught_up_once(c)
 
 
 def test_an_error_of_the_store_that_no_wait_fixes_still_stops_the_daemon(tmp_path, monkeypatch):
