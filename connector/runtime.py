@@ -251,15 +251,21 @@ def run_worker(app: App | Sequence[App], *, until_idle: bool, log_format: str = 
         report = workers[0].run(until_idle=until_idle, stopping=lambda: stopper.stopping)
     else:
         while not stopper.stopping:
-            took = [w.run_once(report) for w in workers if not stopper.stopping]
-            if any(took):
+            try:
+                took = [w.run_once(report) for w in workers if not stopper.stopping]
+                if any(took):
+                    continue
+                if until_idle and not any(w.work_left() for w in workers):
+                    break
+            except Exception as exc:  # noqa: BLE001 - a store unavailable for a while is waited out
+                if not workers[0].wait_out(exc, report):
+                    raise
                 continue
-            if until_idle and not any(w.work_left() for w in workers):
-                break
             stopper.event.wait(min(w.poll_seconds for w in workers))
     log.info("worker stopped", extra={
         "orgs": [w.org for w in workers], "claims": report.claims, "accounts": report.accounts,
-        "jobs": report.jobs, "failed": report.failed, "claims_lost": report.lost})
+        "jobs": report.jobs, "failed": report.failed, "claims_lost": report.lost,
+        "store_outages": report.store_outages})
     return EXIT_JOBS_FAILED if report.failed else 0
 
 

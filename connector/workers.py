@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 from connector.errors import ConfigError, Problem
 from connector.jobs import FenceLost, JobOutcome, JobRunner
 from connector.store import schema as t
+from connector.store.db import store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,10 @@ class Claim:
                             "were taken over by another worker")
 
 
+#: the longest a worker waits between tries while the store is unavailable
+MAX_OUTAGE_WAIT_SECONDS = 60.0
+
+
 @dataclass
 class WorkerReport:
     """What one worker did."""
@@ -92,6 +97,8 @@ class WorkerReport:
     jobs: int = 0
     failed: int = 0
     lost: int = 0
+    #: tries that met the store unavailable and waited
+    store_outages: int = 0
     outcomes: list[JobOutcome] = field(default_factory=list)
 
 
@@ -116,6 +123,8 @@ class Worker:
         self.activate = activate
         #: called before each claim (e.g. the app's calendar refresh: Period records the daemon took in)
         self.before_claim: Callable[[], None] = lambda: None
+        self._outages = 0  # failed tries in a row while the store is unavailable
+        self._in_hand: Claim | None = None  # a claim a failure left unreleased
 
     # -- what there is to do ------------------------------------------------------------------------
 
@@ -192,7 +201,11 @@ class Worker:
     def run_once(self, report: WorkerReport) -> bool:
         """Claim, run and release one batch of accounts; False when there was nothing to claim."""
         self.before_claim()
+        if self._in_hand is not None:  # held when the store went away: given back now that it answers
+            self.release(self._in_hand)
+            self._in_hand = None
         claim = self.claim()
+        self._outages = 0  # the store answers
         if claim is None:
             return False
         report.claims += 1
@@ -202,21 +215,49 @@ class Worker:
             report.lost += 1
             log.warning("worker %s dropped its claim of %d account(s): %s", self.name, len(claim.accounts), exc)
             return True
-        self.release(claim)
+        except Exception:
+            self._in_hand = claim  # e.g. the store unavailable: released once it is back (or it expires)
+            raise
         report.accounts += len(claim.accounts)
         report.jobs += len(outcomes)
         report.failed += sum(not o.ok for o in outcomes)
         report.outcomes.extend(o for o in outcomes if not o.ok)
+        try:
+            self.release(claim)
+        except Exception:
+            self._in_hand = claim
+            raise
         return True
 
     def run(self, *, until_idle: bool = False, stopping: Callable[[], bool] = lambda: False) -> WorkerReport:
         """Work until `stopping()` (between claims), or, with `until_idle`, until no job is left to run
-        now (jobs other workers hold count as left: their claims may expire and need taking over)."""
+        now (jobs other workers hold count as left: their claims may expire and need taking over).
+        A store that is unavailable for a while (a server restart, a failover) is waited out."""
         report = WorkerReport()
         while not stopping():
-            if self.run_once(report):
+            try:
+                if self.run_once(report):
+                    continue
+                if until_idle and not self.work_left():
+                    break
+            except Exception as exc:  # noqa: BLE001 - sorted by wait_out
+                if not self.wait_out(exc, report):
+                    raise
                 continue
-            if until_idle and not self.work_left():
-                break
             self._sleep(self.poll_seconds)
         return report
+
+    def wait_out(self, exc: BaseException, report: WorkerReport) -> bool:
+        """Back off when `exc` is the store being unavailable (True), as the sync daemon does; False
+        for anything else. The transaction in hand was rolled back: the claim's accounts are worked
+        again once the store is back, by this worker or, after the claim expires, another."""
+        reason = store_unavailable(exc)
+        if reason is None:
+            return False
+        self._outages += 1
+        report.store_outages += 1
+        wait = min(MAX_OUTAGE_WAIT_SECONDS, self.poll_seconds * 2 ** min(self._outages - 1, 16))
+        log.warning("worker %s: the store is unavailable (%s); trying again in %.0f s", self.name, reason, wait,
+                    extra={"org": self.org})
+        self._sleep(wait)
+        return True

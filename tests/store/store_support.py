@@ -4,10 +4,11 @@ from __future__ import annotations
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from psycopg.errors import DeadlockDetected
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -48,6 +49,54 @@ def _drop(admin, schema: str, attempts: int = 10) -> None:
             if not isinstance(exc.orig, DeadlockDetected) or attempt == attempts - 1:
                 raise
             time.sleep(0.5)
+
+
+@dataclass
+class OwnRole:
+    """A schema of its own reached through a login role of its own, whose connections can be cut."""
+
+    url: str
+    role: str
+    admin: Engine
+
+    def down(self) -> None:
+        """What a server restart or a failover looks like to revsync: every connection of the role is
+        dropped, and new ones are refused ("too many connections for role")."""
+        with self.admin.connect() as conn:
+            conn.execute(text(f'ALTER ROLE "{self.role}" CONNECTION LIMIT 0'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :role"),
+                         {"role": self.role})
+
+    def up(self) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'ALTER ROLE "{self.role}" CONNECTION LIMIT -1'))
+
+
+@contextmanager
+def postgres_schema_of_own_role() -> Iterator[OwnRole]:
+    """`postgres_schema`, owned by and reached through a new role (dropped at the end with its grants)."""
+    role = f"revsync_outage_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+            conn.execute(text(f'GRANT CREATE ON DATABASE test TO "{role}"'))  # revsync's CREATE SCHEMA IF NOT EXISTS
+        with postgres_schema() as url:
+            with admin.connect() as conn:
+                conn.execute(text(f'ALTER SCHEMA "{url.rsplit("%3D", 1)[1]}" OWNER TO "{role}"'))
+            own = OwnRole(url.replace("//postgres@", f"//{role}@"), role, admin)
+            try:
+                yield own
+            finally:
+                own.up()
+                with admin.connect() as conn:
+                    # what the role owns (the schema and its tables) goes back to postgres, dropped next
+                    conn.execute(text(f'REASSIGN OWNED BY "{role}" TO postgres'))
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))  # its grant on the database
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
 
 
 def drop_org_schemas(url: str, orgs) -> None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sync_support import close, connect
 
@@ -24,7 +22,7 @@ from connector.sandbox.faults import Fault
 from connector.store import db
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
-from store_support import SERVER, postgres_schema  # noqa: E402
+from store_support import postgres_schema_of_own_role  # noqa: E402
 
 SUBSCRIPTION_WRITE = "/composite/sobjects/Subscription__c"
 
@@ -131,41 +129,13 @@ def test_an_error_of_the_store_that_no_wait_fixes_still_stops_the_daemon(tmp_pat
 
 @pytest.mark.postgres
 def test_a_postgresql_server_that_drops_and_refuses_connections_is_waited_out(tmp_path, monkeypatch):
-    role = f"revsync_outage_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
-            conn.execute(text(f'GRANT CREATE ON DATABASE test TO "{role}"'))  # revsync's CREATE SCHEMA IF NOT EXISTS
-        with postgres_schema() as url:
-            with admin.connect() as conn:
-                schema = url.rsplit("%3D", 1)[1]
-                conn.execute(text(f'ALTER SCHEMA "{schema}" OWNER TO "{role}"'))
-            c = connect(tmp_path, monkeypatch, store_url=url.replace("//postgres@", f"//{role}@"))
-
-            def outage() -> None:  # the server restarts: every connection dropped, new ones refused
-                with admin.connect() as conn:
-                    conn.execute(text(f'ALTER ROLE "{role}" CONNECTION LIMIT 0'))
-                    conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                      "WHERE usename = :role"), {"role": role})
-
-            def back() -> None:
-                with admin.connect() as conn:
-                    conn.execute(text(f'ALTER ROLE "{role}" CONNECTION LIMIT -1'))
-
-            try:
-                waits, said = run_through(c, outage, back)
-                assert len(waits) == 2
-                assert all(s and s.startswith("the store is unavailable: ") for s in said), said
-                assert any("too many connections" in s for s in said if s), said
-                assert_caught_up_once(c)
-            finally:
-                back()
-                close(c)
-                with admin.connect() as conn:
-                    conn.execute(text(f'REASSIGN OWNED BY "{role}" TO postgres'))  # the schema, dropped next
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP OWNED BY "{role}"'))  # its grant on the database
-            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
-        admin.dispose()
+    with postgres_schema_of_own_role() as store:
+        c = connect(tmp_path, monkeypatch, store_url=store.url)
+        try:
+            waits, said = run_through(c, store.down, store.up)
+            assert len(waits) == 2
+            assert all(s and s.startswith("the store is unavailable: ") for s in said), said
+            assert any("too many connections" in s for s in said if s), said
+            assert_caught_up_once(c)
+        finally:
+            close(c)

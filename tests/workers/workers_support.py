@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from engine_bench import generate  # noqa: E402
 from workers_bench import prepare  # noqa: E402
-from store_support import postgres_schema  # noqa: E402,F401
+from store_support import postgres_schema, postgres_schema_of_own_role  # noqa: E402,F401
 
 from connector.store import schema as t  # noqa: E402
 from connector.store.types import UtcDateTime  # noqa: E402
