@@ -277,6 +277,15 @@ def postgres_store():
     return postgres_schema()
 
 
+def postgres_store_of_own_role():
+    """A fresh schema reached through a role of its own whose connections a test can cut
+    (context manager yielding store_support.OwnRole: `url`, `down()`, `up()`)."""
+    sys.path.insert(0, str(REPO / "tests" / "store"))
+    from store_support import postgres_schema_of_own_role
+
+    return postgres_schema_of_own_role()
+
+
 def post_outbound(port: int, org15: str, sobject: str, record_id: str, notification_id: str) -> int:
     """Post the Outbound Message Salesforce would send for one record; returns the HTTP status."""
     from connector.sandbox.outbound import send

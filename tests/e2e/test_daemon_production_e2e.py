@@ -4,7 +4,8 @@ over HTTPS, then the state of the org.
 - `sync --once` after a won opportunity in an org without automation leaves everything in Salesforce;
 - refused credentials stop with exit 5, held records make `--once` exit 6, each saying what to do;
 - the org unreachable for two minutes mid-run ends in the same Salesforce state as a run without it;
-- a daemon frozen (SIGSTOP) past its lease writes nothing once it resumes, on SQLite and PostgreSQL.
+- a daemon frozen (SIGSTOP) past its lease writes nothing once it resumes, on SQLite and PostgreSQL;
+- the PostgreSQL server dropping and refusing the daemon's connections mid-run is waited out.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from e2e_support import (
     kill,
     post_outbound,
     postgres_store,
+    postgres_store_of_own_role,
     salesforce_state,
     site,
     through,
@@ -241,3 +243,31 @@ def test_a_pass_longer_than_the_lease_keeps_a_second_daemon_out_sqlite(tmp_path)
 def test_a_pass_longer_than_the_lease_keeps_a_second_daemon_out_postgres(tmp_path):
     with postgres_store() as url:
         long_pass_keeps_the_lease(tmp_path, url)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_postgresql_restart_mid_run_is_waited_out_and_the_org_ends_as_without_it(tmp_path):
+    sync = "interval_seconds = 1\nmax_backoff_seconds = 4\nlease_seconds = 30"
+    with site(tmp_path / "clean", worked_seed(), sync=sync) as clean:
+        assert clean.revsync("sync", "--once").code == 0
+        expected = salesforce_state(clean.org, clean.refs)
+
+    with postgres_store_of_own_role() as store, \
+            site(tmp_path / "restart", worked_seed(), sync=sync, store_url=store.url) as s:
+        # mid-run, in the polling: every connection of the daemon dropped, new ones refused
+        cut = s.org.faults.add(Fault.call(store.down, path="/queryAll", skip=3))
+        daemon = s.start("sync")
+        try:
+            wait_for(lambda: cut.fired == 1, 60, "the restart to start")
+            time.sleep(8)  # a few backoffs against a server that refuses connections
+            assert daemon.poll() is None, "the daemon ended while the server was restarting"
+            store.up()
+            wait_for(lambda: salesforce_state(s.org, s.refs) == expected, 90, "the org to catch up", step=0.5)
+            wait_for(lambda: set(s.outbox_states()) == {"SUCCESS"}, 30, "every write to be recorded")
+        finally:
+            store.up()
+            out, err = kill(daemon, signal.SIGTERM)
+        assert daemon.returncode == 0, err
+        assert "Traceback" not in err, err
+        assert "the store is unavailable" in err, err  # the backoffs said why
