@@ -117,6 +117,8 @@ class DaemonResult:
 
 #: failures a later try can get past: the pass is tried again after a backoff
 PASSING = (TransientError, UnexpectedResponse, BulkJobFailed)
+#: how long a daemon starting waits for a store that is unavailable before it gives up
+START_WAIT_SECONDS = 120.0
 
 
 def needs_a_person(exc: BaseException) -> bool:
@@ -309,7 +311,7 @@ class Daemon:
             self.stopper.install()
         result = DaemonResult()
         self.lease = WriterLease(self.store, self.clock, ttl=self.lease_ttl)
-        self.lease.hold()  # one writer per org: a second daemon on this store stops here
+        self._hold_at_start()  # one writer per org: a second daemon on this store stops here
         self.service.client.fence_with(self.lease.check)
         keeper = LeaseKeeper(self.lease)
         keeper.start()
@@ -337,6 +339,23 @@ class Daemon:
         result.unfinished_rounds = self._unfinished
         result.left = self.writer.left() if self.writer is not None else {}
         return result
+
+    def _hold_at_start(self) -> None:
+        """Take the lease; a store unavailable for a while (another process holding its write lock,
+        a database server restarting) is waited for, up to START_WAIT_SECONDS, or until a stop."""
+        deadline = time.monotonic() + START_WAIT_SECONDS
+        while True:
+            try:
+                self.lease.hold()
+                return
+            except LeaseHeld:
+                raise
+            except Exception as exc:  # noqa: BLE001 - sorted just below
+                reason = store_unavailable(exc)
+                if reason is None or time.monotonic() > deadline or self.stopper.stopping:
+                    raise
+                log.warning("waiting for the store to take the writer lease", extra={"reason": reason})
+                self._sleep(1.0)
 
     def _release_lease(self) -> None:
         try:

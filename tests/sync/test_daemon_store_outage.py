@@ -139,3 +139,15 @@ def test_a_postgresql_server_that_drops_and_refuses_connections_is_waited_out(tm
             assert_caught_up_once(c)
         finally:
             close(c)
+
+
+def test_a_daemon_starting_while_another_process_holds_the_store_waits_for_it(locking):
+    import threading
+
+    c = locking
+    c.lock()  # a long import, say, is writing when the daemon starts
+    threading.Timer(1.5, c.release).start()
+    daemon = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
+    result = daemon.run(once=True, install_signals=False)
+    assert result.error is None, result.error
+    assert_caught_up_once(c)
