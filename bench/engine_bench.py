@@ -238,17 +238,22 @@ def run(url: str, doc: dict | Path, out: Path, second_core: bool, counts: tuple[
 
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     child_peak = _watch_second_core()
+    phases: list[tuple[str, float]] = []  # (phase, when it began) as the import announces them
+
+    def phase(name: str, _count: object) -> None:
+        phases.append((name, time.perf_counter()))
+
     started, cpu_started = time.perf_counter(), time.process_time()
     if isinstance(doc, Path):
         streamed = scan_file(doc)
         assert streamed is not None, "the benchmark's document takes the whole-document path"
         parsed = time.perf_counter()
-        result = import_file(engine, streamed, calendar, settings, clock, runner)
+        result = import_file(engine, streamed, calendar, settings, clock, runner, phase=phase)
     else:
         with collector_paused():  # as `revsync import` reads a file (importer.read)
             whole = ImportDoc.model_validate(json.loads(json.dumps(doc)))
         parsed = time.perf_counter()
-        result = import_document(engine, whole, "bench", calendar, settings, clock, runner)
+        result = import_document(engine, whole, "bench", calendar, settings, clock, runner, phase=phase)
     finished, cpu = time.perf_counter(), time.process_time() - cpu_started
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the second core's process, joined by now
     child_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
@@ -304,6 +309,9 @@ def run(url: str, doc: dict | Path, out: Path, second_core: bool, counts: tuple[
     else:
         print(f"parse + validate doc  {parsed - started:8.2f} s")
     print(f"import total          {total:8.2f} s  (validate, activate, 4 background jobs per order)")
+    ends = [when for _, when in phases[1:]] + [finished]
+    for (name, began), end in zip(phases, ends):
+        print(f"  phase {name:<14} {end - began:8.2f} s")
     print(f"import CPU time       {cpu:8.2f} s  (this process; the machine is shared)")
     if child_cpu:
         print(f"second core CPU time  {child_cpu:8.2f} s  (the processes the import starts: the one validating half "

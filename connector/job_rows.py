@@ -16,6 +16,7 @@ import gc
 import pickle
 import signal
 import sys
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Sequence
@@ -80,6 +81,75 @@ def stored_arr_rows(lines: Lines, calendar: FiscalCalendar, units: dict, day: di
     return out
 
 
+class PeriodTable:
+    """The fiscal periods ARR spans refer to, each under its start's ordinal, in stored form: a
+    contiguous run of the calendar's periods that grows as lines reach beyond it. `new` holds
+    those not yet handed to the store (the staging file's `periods` table)."""
+
+    def __init__(self, calendar: FiscalCalendar, day: dict) -> None:
+        self.calendar, self.day = calendar, day
+        self.first: dt.date | None = None  # start of the first period held
+        self.last: dt.date | None = None   # start of the last period held
+        self.new: list[tuple[int, Any, Any]] = []
+
+    def cover(self, first: Any, last: Any) -> None:
+        """Hold every period from `first` to `last` (FiscalPeriods), and those between them and what is held."""
+        if self.first is not None and self.last is not None:
+            if self.first <= first.start and last.start <= self.last:
+                return
+            held = (self.first, self.last)
+            begin, end = min(first.start, self.first), max(last.start, self.last)
+        else:
+            held, begin, end = None, first.start, last.start
+        day = self.day
+        for period in self.calendar.periods_touching(begin, self.calendar.period_of(end).end_excl):
+            if held is None or not held[0] <= period.start <= held[1]:
+                self.new.append((period.start.toordinal(), day[period.start], day[period.end]))
+        self.first, self.last = begin, end
+
+    def taken(self) -> list[tuple[int, Any, Any]]:
+        """The periods added since the last call."""
+        new, self.new = self.new, []
+        return new
+
+
+def arr_spans(lines: Lines, periods: PeriodTable, units: dict, day: dict) -> tuple[list[tuple], list[tuple], int]:
+    """The ARR rows of these lines as `stored_arr_rows` makes them, but a line of one piece (most
+    lines) given as one span instead of a row per period: (line key, ordinal of its first period's
+    start, of its last's, CMRR, zero CMRR, ARR, zero ARR). Its rows are every period of `periods`
+    from the first to the last, opening at zero in the first and closing at zero in the last,
+    at the span's amounts otherwise: what `stored_arr_rows` works out period by period (a period
+    after the first starts after the line does; one before the last ends before the line does).
+    The store expands the spans itself (`repository.insert_stored_arr_rows`), so about twenty
+    rows per line are neither built here nor passed through the driver (issue 11).
+
+    Returns (spans, the rows of the other lines, how many rows in all)."""
+    spans: list[tuple] = []
+    others: list[tuple] = []
+    count = 0
+    calendar = periods.calendar
+    for pk, line, currency in lines:
+        segments = line.segments
+        if not line.recurring or not segments:
+            continue
+        if len(segments) != 1 or line.evergreen:
+            rows = stored_arr_rows([(pk, line, currency)], calendar, units, day)
+            others.extend(rows)
+            count += len(rows)
+            continue
+        (s,) = segments
+        touching = calendar.periods_touching(s.start, s.end_excl)
+        if not touching:
+            continue
+        first, last = touching[0], touching[-1]
+        periods.cover(first, last)
+        count += len(touching)
+        spans.append((pk, first.start.toordinal(), last.start.toordinal(),
+                      units[round_money(s.mrr, currency)], units[round_money(_ZERO, currency)],
+                      units[round_money(s.mrr * _TWELVE, currency)], units[round_money(_ZERO * _TWELVE, currency)]))
+    return spans, others, count
+
+
 #: the kinds of job whose rows are worked out here
 KINDS = ("subscription_metrics", "order_metrics", "arr_by_period")
 
@@ -114,20 +184,51 @@ def decoded(lines: OrderLines, days: dict, exacts: dict) -> list[tuple[int, Acti
     return [(pk, encode.decoded_line(row, segments, days, exacts)) for pk, row, segments in stored]
 
 
-def batch_rows(batch: Batch, calendar: FiscalCalendar, which: Sequence[str], dialect: str) -> dict[str, list]:
-    """The rows of each kind of job of a batch. A kind whose rows cannot be worked out is left out:
-    its job works them out itself, and fails as it would have."""
+@dataclass
+class Spans:
+    """A batch's ARR rows as `arr_spans` gives them."""
+
+    spans: list[tuple]
+    others: list[tuple]
+    count: int
+
+
+def batch_rows(batch: Batch, calendar: FiscalCalendar, which: Sequence[str], dialect: str,
+               periods: PeriodTable | None = None) -> dict[str, Any]:
+    """The rows of each kind of job of a batch; with `periods`, the ARR rows as `Spans`. A kind
+    whose rows cannot be worked out is left out: its job works them out itself, and fails as it
+    would have."""
     kinds, orders = batch
     days, exacts = encode.StoredDays(), encode.StoredExacts()
     lines = {o: (currency, decoded(order_lines, days, exacts)) for o, (currency, order_lines) in orders.items()}
-    out: dict[str, list] = {}
+    out: dict[str, Any] = {}
     for kind, order_ids in kinds:
+        its_lines = [(pk, line, lines[o][0]) for o in order_ids for pk, line in lines[o][1]]
         try:
-            out[kind] = rows(kind, [(pk, line, lines[o][0]) for o in order_ids for pk, line in lines[o][1]],
-                             calendar, which, dialect)
+            if periods is not None and kind == "arr_by_period":
+                out[kind] = Spans(*arr_spans(its_lines, periods, encode.Units(), periods.day))
+            else:
+                out[kind] = rows(kind, its_lines, calendar, which, dialect)
         except Exception:  # noqa: BLE001 - the job works them out itself, and fails as it would
             pass
     return out
+
+
+def _staged(writer: staging.Writer, number: int, periods: PeriodTable | None, out: dict[str, Any]) -> dict[str, Any]:
+    """Each kind's rows put in the staging file; rows that cannot be are given back as they are,
+    and spans that cannot be are left out (the job works those rows out itself)."""
+    answer: dict[str, Any] = {}
+    for kind, kind_rows in out.items():
+        if isinstance(kind_rows, Spans):
+            assert periods is not None
+            new = periods.taken()
+            try:
+                answer[kind] = writer.put_spans(number, kind, kind_rows.spans, kind_rows.others, new, kind_rows.count)
+            except Exception:  # noqa: BLE001 - the periods are staged with a later batch's spans
+                periods.new[:0] = new
+        else:
+            answer.update(converted({kind: kind_rows}, functools.partial(writer.put, number)))
+    return answer
 
 
 def converted(out: dict[str, list], convert: Callable[[str, list], Any]) -> dict[str, Any]:
@@ -151,6 +252,8 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
     answer names their tables; for PostgreSQL they go back as COPY text (`connector.store.staging`)."""
     calendar, which, dialect, staging_file = pickle.load(source)
     writer = staging.Writer(staging_file) if staging_file else None
+    # on SQLite the ARR rows are staged as spans over a table of periods (`arr_spans`)
+    periods = PeriodTable(calendar, encode.IsoDays()) if writer is not None and dialect == "sqlite" else None
     gc.disable()  # as an import (connector.jobs.collector_paused); each batch is collected after it
     gc.freeze()
     try:
@@ -159,7 +262,7 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
                 number, used, batch = pickle.load(source)
             except EOFError:
                 return
-            out: dict = batch_rows(batch, calendar, which, dialect)
+            out: dict = batch_rows(batch, calendar, which, dialect, periods)
             if dialect == "postgresql":
                 out = converted(out, lambda _kind, rows: staging.copy_text(rows))
             elif writer is not None:
@@ -167,7 +270,7 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
                     writer.drop_upto(used)
                 except Exception:  # noqa: BLE001 - a table left behind costs only room in a scratch file
                     pass
-                out = converted(out, functools.partial(writer.put, number))
+                out = _staged(writer, number, periods, out)
             pickle.dump(out, sink, protocol=pickle.HIGHEST_PROTOCOL)
             sink.flush()
             del batch, out

@@ -21,7 +21,7 @@ from connector.engine.model import (
 )
 from connector.engine.money import exact_text, round_money
 from connector.store import encode, schema as t, staging
-from connector.store.staging import CopyText, Staged
+from connector.store.staging import CopyText, Staged, StagedSpans
 
 JOB_KINDS = ("credit_review", "subscription_metrics", "order_metrics", "arr_by_period")
 
@@ -537,8 +537,32 @@ def stored_encoders(conn: Connection | Engine) -> tuple[dict, dict]:
 def insert_stored_arr_rows(conn: Connection, rows: StoredRows) -> int:
     """Insert ARR rows already in their stored form, (line key, period start, period end, opening
     CMRR, closing CMRR, opening ARR, closing ARR) through `stored_encoders`; returns how many."""
+    if isinstance(rows, StagedSpans):
+        preparer = conn.dialect.identifier_preparer
+        inserted = conn.exec_driver_sql(
+            f"INSERT INTO {preparer.format_table(t.arr_rows)} "
+            f"({', '.join(preparer.quote(c) for c in ARR_ROW_COLUMNS)}) {_spans_select(rows)}").rowcount
+        if inserted != rows.count:  # a period missing from the staging file would drop rows unseen
+            raise RuntimeError(f"{inserted} ARR rows came out of the staging file's spans, not {rows.count}")
+        return inserted
     _bulk(conn, t.arr_rows, ARR_ROW_COLUMNS, rows)
     return len(rows)
+
+
+def _spans_select(rows: StagedSpans) -> str:
+    """A SELECT of the ARR rows staged as spans (`connector.job_rows.arr_spans`): each span's
+    line gets a row per period from its first to its last, opening at zero in the first and
+    closing at zero in the last; then the rows staged in full."""
+    parts = []
+    if rows.spans is not None:
+        parts.append(f"SELECT l.c0, p.start, p.\"end\", CASE WHEN p.ord = l.c1 THEN l.c4 ELSE l.c3 END, "
+                     "CASE WHEN p.ord = l.c2 THEN l.c4 ELSE l.c3 END, CASE WHEN p.ord = l.c1 THEN l.c6 ELSE l.c5 END, "
+                     "CASE WHEN p.ord = l.c2 THEN l.c6 ELSE l.c5 END "
+                     f"FROM {staging.SCHEMA}.{rows.spans} AS l CROSS JOIN {staging.SCHEMA}.{staging.PERIODS} AS p "
+                     "WHERE p.ord BETWEEN l.c1 AND l.c2")
+    if rows.rows is not None:
+        parts.append(f"SELECT c0, c1, c2, c3, c4, c5, c6 FROM {staging.SCHEMA}.{rows.rows}")
+    return " UNION ALL ".join(parts) or "SELECT 1, 1, 1, 1, 1, 1, 1 WHERE 0"
 
 
 class _Counted:
@@ -571,11 +595,13 @@ def _copies(conn: Connection) -> bool:
 
 
 #: rows in their stored form: a list, a table of the staging file, or COPY text (connector.store.staging)
-StoredRows = Sequence[tuple] | Staged | CopyText
+StoredRows = Sequence[tuple] | Staged | StagedSpans | CopyText
 
 
 def line_keys(conn: Connection, rows: StoredRows) -> list[int]:
     """The line key (first column) of each row, wherever the rows are."""
+    if isinstance(rows, StagedSpans):
+        return [r[0] for r in conn.exec_driver_sql(_spans_select(rows))]
     if isinstance(rows, Staged):
         return [r[0] for r in conn.exec_driver_sql(f"SELECT c0 FROM {staging.SCHEMA}.{rows.table}")]
     if isinstance(rows, CopyText):
@@ -589,6 +615,8 @@ def without_lines(conn: Connection, rows: StoredRows, pks: Collection[int]) -> S
         return rows.without(set(pks))
     if isinstance(rows, Staged):
         rows = [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {staging.SCHEMA}.{rows.table}")]
+    elif isinstance(rows, StagedSpans):
+        rows = [tuple(r) for r in conn.exec_driver_sql(_spans_select(rows))]
     return [r for r in rows if r[0] not in pks]
 
 

@@ -44,6 +44,26 @@ class Staged:
         return self.count
 
 
+@dataclass(frozen=True)
+class StagedSpans:
+    """`count` ARR rows staged mostly as spans (`connector.job_rows.arr_spans`): the table `spans`
+    holds a row per line of one piece, (line key, ordinal of its first period's start, of its
+    last's, CMRR, zero CMRR, ARR, zero ARR), which the store expands over the staging file's
+    `PERIODS` table; the table `rows` (or None) holds the other lines' rows in full."""
+
+    spans: str | None
+    rows: str | None
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+#: the staging file's table of fiscal periods that spans refer to: (start's ordinal, stored
+#: start, stored end)
+PERIODS = "periods"
+
+
 def create(folder: Path) -> Path:
     """The staging file in `folder`, empty, in WAL mode (set once, before anyone else opens it, so
     the writer and the store's connections never wait on each other)."""
@@ -75,6 +95,7 @@ class Writer:
         self._conn.execute("PRAGMA synchronous=OFF")  # a scratch file: a crash loses nothing of the store's
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._tables: list[tuple[int, str]] = []
+        self._conn.execute(f'CREATE TABLE IF NOT EXISTS {PERIODS} (ord INTEGER PRIMARY KEY, start, "end")')
 
     def put(self, batch: int, kind: str, rows: list[tuple]) -> Staged | list[tuple]:
         """The rows, staged in a table of their own; no rows are given back as they are."""
@@ -92,6 +113,27 @@ class Writer:
             raise
         self._tables.append((batch, table))
         return Staged(table, len(rows))
+
+    def put_spans(self, batch: int, kind: str, spans: list[tuple], others: list[tuple],
+                  periods: list[tuple], count: int) -> StagedSpans:
+        """ARR spans, the other lines' rows and the periods the spans reach that the file lacks,
+        staged in one transaction."""
+        names: list[str | None] = [None, None]
+        self._conn.execute("BEGIN")
+        try:
+            if periods:
+                self._conn.executemany(f"INSERT OR IGNORE INTO {PERIODS} VALUES (?, ?, ?)", periods)
+            for i, (suffix, rows) in enumerate((("spans", spans), ("rows", others))):
+                if rows:
+                    table = names[i] = f"b{batch}_{kind}_{suffix}"
+                    self._conn.execute(f"CREATE TABLE {table} ({', '.join(f'c{j}' for j in range(len(rows[0])))})")
+                    self._conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._tables.extend((batch, table) for table in names if table is not None)
+        return StagedSpans(names[0], names[1], count)
 
     def drop_upto(self, batch: int) -> None:
         """Drop the tables of batches up to this one: the importing process has copied their rows."""

@@ -135,14 +135,18 @@ def test_the_tables_of_batches_the_store_has_used_are_dropped(tmp_path):
     path = staging.create(folder)
     writer = staging.Writer(str(path))
     for batch in (1, 2, 3):
-        for kind in ("arr_by_period", "order_metrics"):
-            writer.put(batch, kind, [(batch, kind)])
+        writer.put(batch, "order_metrics", [(batch, "order_metrics")])
+        writer.put_spans(batch, "arr_by_period", [(batch, 1, 1, 0, 0, 0, 0)], [(batch, 2)],
+                         [(batch, "2026-01-01", "2026-01-31")], 2)
     assert writer.put(4, "order_metrics", []) == []  # no rows: no table
     writer.drop_upto(2)
     writer.close()
     with sqlite3.connect(path) as conn:
         tables = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-    assert tables == ["b3_arr_by_period", "b3_order_metrics"]
+        periods = conn.execute(f"SELECT ord FROM {staging.PERIODS} ORDER BY ord").fetchall()
+    # the periods stay for later batches' spans
+    assert tables == ["b3_arr_by_period_rows", "b3_arr_by_period_spans", "b3_order_metrics", staging.PERIODS]
+    assert periods == [(1,), (2,), (3,)]
 
 
 @pytest.mark.parametrize("failing", [False, True])
