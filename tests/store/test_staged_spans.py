@@ -54,7 +54,7 @@ def test_spans_expand_to_the_rows_of_every_line(stores, data, calendar, count, b
     expected = stored_arr_rows(lines, calendar, Units(), IsoDays())
     # batches given latest lines first make the table of periods grow backwards too
     ordered = sorted(lines, key=lambda l: l[1].start, reverse=latest_first)
-    size = -(-len(ordered) // batches)
+    size = max(1, -(-len(ordered) // batches))
     for engine in stores:
         with engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM arr_rows")
