@@ -91,6 +91,8 @@ class PeriodTable:
         self.first: dt.date | None = None  # start of the first period held
         self.last: dt.date | None = None   # start of the last period held
         self.new: list[tuple[int, Any, Any]] = []
+        #: every period held, in order
+        self.held: list[tuple[int, Any, Any]] = []
 
     def cover(self, first: Any, last: Any) -> None:
         """Hold every period from `first` to `last` (FiscalPeriods), and those between them and what is held."""
@@ -102,9 +104,13 @@ class PeriodTable:
         else:
             held, begin, end = None, first.start, last.start
         day = self.day
+        added = False
         for period in self.calendar.periods_touching(begin, self.calendar.period_of(end).end_excl):
             if held is None or not held[0] <= period.start <= held[1]:
                 self.new.append((period.start.toordinal(), day[period.start], day[period.end]))
+                added = True
+        if added:
+            self.held = sorted(set(self.held).union(self.new))
         self.first, self.last = begin, end
 
     def taken(self) -> list[tuple[int, Any, Any]]:
@@ -214,6 +220,15 @@ def batch_rows(batch: Batch, calendar: FiscalCalendar, which: Sequence[str], dia
     return out
 
 
+def _copied(periods: PeriodTable | None, _kind: str, rows: Any) -> Any:
+    """A kind's rows as PostgreSQL takes them: COPY text, or spans with the periods they reach."""
+    if isinstance(rows, Spans):
+        assert periods is not None
+        periods.taken()  # sent whole with each batch (`held`): a few hundred at most
+        return staging.SpanRows(rows.spans, periods.held, staging.copy_text(rows.others), rows.count)
+    return staging.copy_text(rows)
+
+
 def _staged(writer: staging.Writer, number: int, periods: PeriodTable | None, out: dict[str, Any]) -> dict[str, Any]:
     """Each kind's rows put in the staging file; rows that cannot be are given back as they are,
     and spans that cannot be are left out (the job works those rows out itself)."""
@@ -240,7 +255,8 @@ def converted(out: dict[str, list], convert: Callable[[str, list], Any]) -> dict
         try:
             answer[kind] = convert(kind, kind_rows)
         except Exception:  # noqa: BLE001 - the rows go back the other way
-            answer[kind] = kind_rows
+            if not isinstance(kind_rows, Spans):  # spans are left out: the job works those rows out itself
+                answer[kind] = kind_rows
     return answer
 
 
@@ -253,7 +269,9 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
     calendar, which, dialect, staging_file = pickle.load(source)
     writer = staging.Writer(staging_file) if staging_file else None
     # on SQLite the ARR rows are staged as spans over a table of periods (`arr_spans`)
-    periods = PeriodTable(calendar, encode.IsoDays()) if writer is not None and dialect == "sqlite" else None
+    # and on PostgreSQL as spans sent with the periods they reach (`staging.SpanRows`)
+    periods = (PeriodTable(calendar, encode.IsoDays()) if writer is not None and dialect == "sqlite" else
+               PeriodTable(calendar, encode.SameDays()) if dialect == "postgresql" else None)
     gc.disable()  # as an import (connector.jobs.collector_paused); each batch is collected after it
     gc.freeze()
     try:
@@ -264,7 +282,7 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
                 return
             out: dict = batch_rows(batch, calendar, which, dialect, periods)
             if dialect == "postgresql":
-                out = converted(out, lambda _kind, rows: staging.copy_text(rows))
+                out = converted(out, functools.partial(_copied, periods))
             elif writer is not None:
                 try:
                     writer.drop_upto(used)

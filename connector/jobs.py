@@ -33,7 +33,7 @@ from connector.engine.fiscal import FiscalCalendar
 from connector.engine.settings import EngineSettings
 from connector.projections import account_values, arr_rows_of_line, item_values
 from connector.store import db, repository as repo, staging
-from connector.store.staging import CopyText, Staged, StagedSpans
+from connector.store.staging import CopyText, SpanRows, Staged, StagedSpans
 from connector.writers.outbox import BIG_DELETE, BIG_OBJECTS, RECORD_OBJECTS, enqueue
 from connector.store import schema as t
 
@@ -79,7 +79,7 @@ def collector_paused() -> Iterator[None]:
 #: a job's rows worked out beforehand, in their stored form: a list, or, from the second core's
 #: process, a table of the staging file (SQLite) or COPY text (PostgreSQL): `connector.store.staging`;
 #: None: not worked out
-Prepared = list | Staged | StagedSpans | CopyText | None
+Prepared = list | Staged | StagedSpans | SpanRows | CopyText | None
 
 
 def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:

@@ -29,7 +29,7 @@ from connector.jobs import JobContext, JobRunner
 from connector.store import repository as repo
 from connector.store import schema as t
 from connector.store.db import open_store
-from connector.store.staging import CopyText, Staged, StagedSpans
+from connector.store.staging import CopyText, SpanRows, Staged, StagedSpans
 
 CLOCK = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
 CALENDAR = StandardFiscalCalendar(4)
@@ -74,20 +74,6 @@ def answers(monkeypatch):
 
     monkeypatch.setattr(jobs_module.RowsAhead, "rows", noting)
     return got
-
-
-@pytest.fixture
-def job_threads(monkeypatch):
-    """The name of the thread each batch's jobs ran on."""
-    names: list[str] = []
-    real = JobRunner._run_orders
-
-    def noting(self, *args, **kwargs):
-        names.append(threading.current_thread().name)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(JobRunner, "_run_orders", noting)
-    return names
 
 
 def _runner(engine, second_core: bool) -> JobRunner:
@@ -374,9 +360,11 @@ def test_on_postgresql_the_child_works_out_the_same_rows(tmp_path, document, chi
     assert list(result.jobs) and all(o.ok for o in result.jobs)
     (child,) = children
     assert child.batches == -(-len(result.activated) // BATCH) and not child.broken
-    # PostgreSQL copies the rows the child sends back in COPY's text format, as they are
+    # PostgreSQL copies the rows the child sends back in COPY's text format, as they are, and
+    # expands the ARR spans sent with the periods they reach
     assert child.staging is None and answers
-    assert all(isinstance(rows, CopyText) for answer in answers for rows in answer.values())
+    assert all(isinstance(rows, SpanRows if kind == "arr_by_period" else CopyText)
+               for answer in answers for kind, rows in answer.items())
     assert {kind for answer in answers for kind in answer} == {"subscription_metrics", "order_metrics",
                                                                "arr_by_period"}
     for table in ("arr_rows", "order_metrics", "line_metrics", "item_metrics", "account_metrics", "orders"):

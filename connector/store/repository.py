@@ -21,7 +21,7 @@ from connector.engine.model import (
 )
 from connector.engine.money import exact_text, round_money
 from connector.store import encode, schema as t, staging
-from connector.store.staging import CopyText, Staged, StagedSpans
+from connector.store.staging import CopyText, SpanRows, Staged, StagedSpans
 
 JOB_KINDS = ("credit_review", "subscription_metrics", "order_metrics", "arr_by_period")
 
@@ -545,6 +545,26 @@ def insert_stored_arr_rows(conn: Connection, rows: StoredRows) -> int:
         if inserted != rows.count:  # a period missing from the staging file would drop rows unseen
             raise RuntimeError(f"{inserted} ARR rows came out of the staging file's spans, not {rows.count}")
         return inserted
+    if isinstance(rows, SpanRows):
+        inserted = 0
+        if rows.spans:
+            preparer = conn.dialect.identifier_preparer
+            spans, periods = list(zip(*rows.spans)), list(zip(*rows.periods))
+            inserted = conn.exec_driver_sql(
+                f"INSERT INTO {preparer.format_table(t.arr_rows)} "
+                f"({', '.join(preparer.quote(c) for c in ARR_ROW_COLUMNS)}) "
+                "SELECT s.pk, p.start, p.stop, CASE WHEN p.ord = s.first THEN s.zc ELSE s.c END, "
+                "CASE WHEN p.ord = s.last THEN s.zc ELSE s.c END, CASE WHEN p.ord = s.first THEN s.za ELSE s.a END, "
+                "CASE WHEN p.ord = s.last THEN s.za ELSE s.a END "
+                "FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::bigint[], %s::bigint[], %s::bigint[], "
+                "%s::bigint[]) AS s(pk, first, last, c, zc, a, za) "
+                "JOIN unnest(%s::integer[], %s::date[], %s::date[]) AS p(ord, start, stop) "
+                "ON p.ord BETWEEN s.first AND s.last",
+                tuple(list(column) for column in spans + periods)).rowcount
+        if inserted + len(rows.rows) != rows.count:  # a period not sent would drop rows unseen
+            raise RuntimeError(f"{inserted + len(rows.rows)} ARR rows came out of the spans, not {rows.count}")
+        _bulk(conn, t.arr_rows, ARR_ROW_COLUMNS, rows.rows)
+        return rows.count
     _bulk(conn, t.arr_rows, ARR_ROW_COLUMNS, rows)
     return len(rows)
 
@@ -595,7 +615,7 @@ def _copies(conn: Connection) -> bool:
 
 
 #: rows in their stored form: a list, a table of the staging file, or COPY text (connector.store.staging)
-StoredRows = Sequence[tuple] | Staged | StagedSpans | CopyText
+StoredRows = Sequence[tuple] | Staged | StagedSpans | SpanRows | CopyText
 
 
 def line_keys(conn: Connection, rows: StoredRows) -> list[int]:
@@ -613,7 +633,9 @@ def without_lines(conn: Connection, rows: StoredRows, pks: Collection[int]) -> S
     """The rows of lines other than these, wherever the rows are."""
     if isinstance(rows, CopyText):
         return rows.without(set(pks))
-    if isinstance(rows, Staged):
+    if isinstance(rows, SpanRows):
+        rows = rows.expanded()
+    elif isinstance(rows, Staged):
         rows = [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {staging.SCHEMA}.{rows.table}")]
     elif isinstance(rows, StagedSpans):
         rows = [tuple(r) for r in conn.exec_driver_sql(_spans_select(rows))]

@@ -16,6 +16,7 @@ outlives the import, and the store never depends on it. Nothing here imports SQL
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import sqlite3
 from dataclasses import dataclass
@@ -217,3 +218,35 @@ def copy_text(rows: list[tuple]) -> CopyText:
         raise ValueError("rows of different lengths cannot be COPY text of one table")
     columns = [_column_text(column) for column in zip(*rows)]
     return CopyText(("\n".join(map("\t".join, zip(*columns))) + "\n").encode(), len(rows))
+
+
+@dataclass(frozen=True)
+class SpanRows:
+    """`count` ARR rows mostly as spans (`connector.job_rows.arr_spans`), for PostgreSQL: the
+    server expands `spans` (line key, ordinal of its first period's start, of its last's, CMRR,
+    zero CMRR, ARR, zero ARR) over `periods` (ordinal, start, end), both sent as arrays with the
+    statement that inserts the rows; `rows` holds the other lines' rows as COPY text."""
+
+    spans: list[tuple]
+    periods: list[tuple]
+    rows: CopyText
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def expanded(self) -> list[tuple]:
+        """Every row in its stored form, the spans expanded here as the server would."""
+        ordinals = [p[0] for p in self.periods]
+        bounds = {p[0]: (p[1], p[2]) for p in self.periods}
+        out: list[tuple] = []
+        for pk, first, last, cmrr, zero_cmrr, arr, zero_arr in self.spans:
+            for ordinal in ordinals[bisect.bisect_left(ordinals, first):bisect.bisect_right(ordinals, last)]:
+                start, end = bounds[ordinal]
+                out.append((pk, start, end, zero_cmrr if ordinal == first else cmrr,
+                            zero_cmrr if ordinal == last else cmrr, zero_arr if ordinal == first else arr,
+                            zero_arr if ordinal == last else arr))
+        for line in self.rows.data.splitlines():
+            pk, start, end, *amounts = line.decode().split("\t")
+            out.append((int(pk), dt.date.fromisoformat(start), dt.date.fromisoformat(end), *map(int, amounts)))
+        return out

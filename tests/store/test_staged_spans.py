@@ -12,16 +12,20 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
+from connector import job_rows
+from connector.engine.model import Action
 from connector.job_rows import PeriodTable, arr_spans, stored_arr_rows
 from connector.store import repository as repo, staging
 from connector.store.db import attached, open_store
-from connector.store.encode import IsoDays, Units
-from connector.store.staging import StagedSpans
+from connector.store.encode import IsoDays, SameDays, Units
+from connector.store.staging import SpanRows, StagedSpans
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 from engine_builders import Book, D, line, order  # noqa: E402
 from test_properties import PROPERTY_SETTINGS, random_orders  # noqa: E402
-from test_speed_oracle import CALENDARS  # noqa: E402
+from test_speed_oracle import CALENDARS, _calendar_445  # noqa: E402
+
+CALENDAR_445 = _calendar_445()
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +103,66 @@ def test_most_lines_are_spans_and_a_missing_period_is_an_error_not_fewer_rows(tm
     with engine.connect() as conn:  # rolled back whole
         assert conn.exec_driver_sql("SELECT count(*) FROM arr_rows").scalar() == 0
     engine.dispose()
+
+
+def _spans_for_postgresql(lines, calendar, batches: int, latest_first: bool) -> list[SpanRows]:
+    """The ARR rows of these lines as the child sends them to a PostgreSQL store, batch by batch."""
+    ordered = sorted(lines, key=lambda l: l[1].start, reverse=latest_first)
+    size = max(1, -(-len(ordered) // batches))
+    periods = PeriodTable(calendar, SameDays())
+    out = []
+    for k in range(0, len(ordered), size):
+        spans, others, count = arr_spans(ordered[k:k + size], periods, Units(), periods.day)
+        out.append(job_rows._copied(periods, "arr_by_period", job_rows.Spans(spans, others, count)))
+    return out
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data(), calendar=CALENDARS, count=st.integers(1, 12), batches=st.integers(1, 4),
+       latest_first=st.booleans())
+def test_spans_for_postgresql_are_the_rows_of_every_line(data, calendar, count, batches, latest_first):
+    """What the server expands is checked on a server below; here, the same expansion done in Python
+    (`SpanRows.expanded`, which a re-run of the job uses) against `stored_arr_rows`."""
+    book = Book(calendar=calendar)
+    random_orders(data, book, count)
+    lines = [(pk, ln, a.order.currency) for pk, (a, ln) in enumerate(
+        ((a, ln) for a in book.activations for ln in a.lines), start=1)]
+    expected = stored_arr_rows(lines, calendar, Units(), SameDays())
+    sent = _spans_for_postgresql(lines, calendar, batches, latest_first)
+    assert all(isinstance(put, SpanRows) for put in sent)
+    assert sorted(row for put in sent for row in put.expanded()) == sorted(expected)
+    assert sum(len(put) for put in sent) == len(expected)
+
+
+@pytest.mark.postgres
+def test_postgresql_expands_the_spans_into_the_rows_the_driver_would_store(tmp_path):
+    from store_support import postgres_schema
+
+    book = Book(calendar=CALENDAR_445)
+    for n, (start, months, quantity) in enumerate([("2021-01-15", 12, 2), ("2020-06-01", 36, 1),
+                                                   ("2022-03-31", 13, 5), ("2021-07-04", 1, 3)], start=1):
+        book.activate(order(f"O-{n}", "A", line(f"L-{n}", item=f"S-{n}", quantity=quantity, start=D(start),
+                                                term_months=months)))
+    book.activate(order("O-5", "A", line("L-5", Action.UPDATE, item="S-2", quantity=4, start=D("2021-02-10"))))
+    book.activate(order("O-6", "B", line("L-6", item="S-6", quantity=3, start=D("2021-05-15"), evergreen=True)))
+    lines = [(pk, ln, a.order.currency) for pk, (a, ln) in enumerate(
+        ((a, ln) for a in book.activations for ln in a.lines), start=1)]
+    expected = sorted(stored_arr_rows(lines, CALENDAR_445, Units(), SameDays()))
+    sent = _spans_for_postgresql(lines, CALENDAR_445, 3, True)
+    assert any(put.spans for put in sent) and any(put.rows.count for put in sent)  # spans and rows in full
+    with postgres_schema() as url:
+        engine = open_store(url)
+        try:
+            with engine.begin() as conn:
+                assert sum(repo.insert_stored_arr_rows(conn, put) for put in sent) == len(expected)
+            with engine.connect() as conn:
+                stored = sorted(tuple(r) for r in conn.exec_driver_sql(
+                    f"SELECT {', '.join(repo.ARR_ROW_COLUMNS)} FROM arr_rows"))
+            broken = SpanRows(sent[0].spans, sent[0].periods[1:], sent[0].rows, sent[0].count)
+            with pytest.raises(RuntimeError, match="ARR rows came out of the spans"):
+                with engine.begin() as conn:
+                    conn.exec_driver_sql("DELETE FROM arr_rows")
+                    repo.insert_stored_arr_rows(conn, broken)
+        finally:
+            engine.dispose()
+    assert stored == expected
