@@ -383,11 +383,7 @@ class SavedJobs:
     and in order, while this process activates and writes the next batch: the server works on
     the jobs' statements while this process works on the next orders (each waits for the server
     without the GIL). They touch different tables but for the jobs' own rows, which the import
-    inserts and the jobs update, so neither waits for the other's locks. On SQLite they do so when
-    the child stages the rows (`RowsAhead.staging`): the jobs' inserts from the staging file run
-    inside SQLite without the GIL while this process reads and builds the next batch's rows; the
-    two transactions take SQLite's one write lock in turn (each of their first writes waits for
-    it, as any two writers do: no transaction reads before it writes). `add` returns the
+    inserts and the jobs update, so neither waits for the other's locks. `add` returns the
     outcomes of the run before; `finish` waits for the last; `close` waits for any run in flight,
     whatever happened meanwhile.
     """
@@ -395,11 +391,8 @@ class SavedJobs:
     def __init__(self, runner: "JobRunner", ahead: RowsAhead | None) -> None:
         self.runner, self.ahead = runner, ahead
         self._held: list[_Held] = []
-        # On SQLite too when the child puts the rows in the staging file: the jobs' large inserts
-        # are then one INSERT ... SELECT each, which SQLite runs without the GIL (issue 11)
-        overlapped = ahead is not None and (runner.overlap or ahead.staging is not None)
         self._thread = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="revsync-jobs")
-                        if overlapped else None)
+                        if ahead is not None and runner.overlap else None)
         self._running: "Future[list[JobOutcome]] | None" = None
 
     def add(self, saved: Orders) -> list[JobOutcome]:
