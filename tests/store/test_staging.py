@@ -20,6 +20,7 @@ from connector.engine.settings import EngineSettings
 from connector.importer import ImportDoc, import_document
 from connector.store import repository as repo, staging
 from connector.store.db import attached, open_store
+from connector.store.encode import IsoDays, Units
 from connector.store.staging import CopyText, Staged, copy_text
 
 CLOCK = FrozenClock(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
@@ -113,6 +114,34 @@ def test_staged_arr_rows_leave_the_lines_that_have_rows_as_they_are(tmp_path):
     restored = _stored(engine, "arr_rows")
     assert len(restored) == len(every) > len(expected)
     assert set(expected) < set(restored)
+    engine.dispose()
+
+
+def test_staged_spans_leave_the_lines_that_have_rows_as_they_are(tmp_path):
+    """The same re-run with the ARR rows staged as spans (`job_rows.arr_spans`): the spans are
+    expanded, those lines' rows left out, and no row is written twice."""
+    engine = _imported(tmp_path / "store.db")
+    with engine.connect() as conn:
+        every = _stored(engine, "arr_rows")
+        orders = repo.load_orders(conn, [r[0] for r in conn.exec_driver_sql("SELECT id FROM orders")])
+    lines = [(pk, line, o.currency) for o in orders.values() for pk, line in o.lines]
+    pks = sorted({r[0] for r in every})
+    dropped = set(pks[::2])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DELETE FROM arr_rows WHERE line_pk IN ({', '.join(map(str, dropped))})")
+    kept = _stored(engine, "arr_rows")
+    folder = tmp_path / "staging"
+    folder.mkdir()
+    path = staging.create(folder)
+    writer = staging.Writer(str(path))
+    periods = job_rows.PeriodTable(CALENDAR, IsoDays())
+    spans, others, count = job_rows.arr_spans(lines, periods, Units(), periods.day)
+    put = writer.put_spans(1, "arr_by_period", spans, others, periods.taken(), count)
+    writer.close()
+    assert put.spans is not None and count == len(every)
+    with attached(engine, path, staging.SCHEMA), engine.begin() as conn:
+        jobs.arr_by_period(conn, orders, jobs.JobContext(CALENDAR, EngineSettings()), put)
+    assert _stored(engine, "arr_rows") == every and len(kept) < len(every)
     engine.dispose()
 
 
