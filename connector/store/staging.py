@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -103,15 +104,8 @@ class Writer:
         if not rows:
             return rows
         table = f"b{batch}_{kind}"
-        columns = ", ".join(f"c{i}" for i in range(len(rows[0])))
-        self._conn.execute("BEGIN")
-        try:
-            self._conn.execute(f"CREATE TABLE {table} ({columns})")
-            self._conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
+        with self._transaction():
+            self._create(table, rows)
         self._tables.append((batch, table))
         return Staged(table, len(rows))
 
@@ -120,31 +114,39 @@ class Writer:
         """ARR spans, the other lines' rows and the periods the spans reach that the file lacks,
         staged in one transaction."""
         names: list[str | None] = [None, None]
-        self._conn.execute("BEGIN")
-        try:
+        with self._transaction():
             if periods:
                 self._conn.executemany(f"INSERT OR IGNORE INTO {PERIODS} VALUES (?, ?, ?)", periods)
             for i, (suffix, rows) in enumerate((("spans", spans), ("rows", others))):
                 if rows:
-                    table = names[i] = f"b{batch}_{kind}_{suffix}"
-                    self._conn.execute(f"CREATE TABLE {table} ({', '.join(f'c{j}' for j in range(len(rows[0])))})")
-                    self._conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+                    names[i] = f"b{batch}_{kind}_{suffix}"
+                    self._create(f"b{batch}_{kind}_{suffix}", rows)
+        self._tables.extend((batch, table) for table in names if table is not None)
+        return StagedSpans(names[0], names[1], count)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN")
+        try:
+            yield
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
-        self._tables.extend((batch, table) for table in names if table is not None)
-        return StagedSpans(names[0], names[1], count)
+
+    def _create(self, table: str, rows: list[tuple]) -> None:
+        """A table of these rows (columns c0, c1, …), inside the caller's transaction."""
+        self._conn.execute(f"CREATE TABLE {table} ({', '.join(f'c{i}' for i in range(len(rows[0])))})")
+        self._conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
 
     def drop_upto(self, batch: int) -> None:
         """Drop the tables of batches up to this one: the importing process has copied their rows."""
         done = [table for number, table in self._tables if number <= batch]
         if not done:
             return
-        self._conn.execute("BEGIN")
-        for table in done:
-            self._conn.execute(f"DROP TABLE {table}")
-        self._conn.execute("COMMIT")
+        with self._transaction():
+            for table in done:
+                self._conn.execute(f"DROP TABLE {table}")
         self._tables = [(number, table) for number, table in self._tables if number > batch]
 
     def close(self) -> None:
