@@ -38,6 +38,12 @@ def stores(tmp_path_factory):
         engine.dispose()
 
 
+def _lines(book: Book) -> list[tuple]:
+    """Every line the book activated as the jobs see it: (line key, line, currency), keys from 1."""
+    return [(pk, ln, a.order.currency) for pk, (a, ln) in enumerate(
+        ((a, ln) for a in book.activations for ln in a.lines), start=1)]
+
+
 def _stored(engine) -> list[tuple]:
     """Every ARR row, with the storage class SQLite keeps each value in."""
     columns = repo.ARR_ROW_COLUMNS
@@ -53,8 +59,7 @@ def test_spans_expand_to_the_rows_of_every_line(stores, data, calendar, count, b
     by_driver, by_spans = stores
     book = Book(calendar=calendar)
     random_orders(data, book, count)
-    lines = [(pk, ln, a.order.currency) for pk, (a, ln) in enumerate(
-        ((a, ln) for a in book.activations for ln in a.lines), start=1)]
+    lines = _lines(book)
     expected = stored_arr_rows(lines, calendar, Units(), IsoDays())
     # batches given latest lines first make the table of periods grow backwards too
     ordered = sorted(lines, key=lambda l: l[1].start, reverse=latest_first)
@@ -82,10 +87,8 @@ def test_spans_expand_to_the_rows_of_every_line(stores, data, calendar, count, b
 def test_most_lines_are_spans_and_a_missing_period_is_an_error_not_fewer_rows(tmp_path):
     book = Book()
     book.activate(order("O-1", "A", line("L-1", item="S-1", quantity=2, start=D("2024-01-15"), term_months=12)))
-    book.activate(order("O-2", "A", line("L-2", item="S-2", quantity=1, start=D("2024-03-01"), term_months=24,
-                                         evergreen=False)))
-    lines = [(pk, ln, a.order.currency) for pk, (a, ln) in enumerate(
-        ((a, ln) for a in book.activations for ln in a.lines), start=1)]
+    book.activate(order("O-2", "A", line("L-2", item="S-2", quantity=1, start=D("2024-03-01"), term_months=24)))
+    lines = _lines(book)
     periods = PeriodTable(book.calendar, IsoDays())
     spans, others, count = arr_spans(lines, periods, Units(), periods.day)
     assert len(spans) == 2 and not others and count == 13 + 24
@@ -125,8 +128,7 @@ def test_spans_for_postgresql_are_the_rows_of_every_line(data, calendar, count, 
     (`SpanRows.expanded`, which a re-run of the job uses) against `stored_arr_rows`."""
     book = Book(calendar=calendar)
     random_orders(data, book, count)
-    lines = [(pk, ln, a.order.currency) for pk, (a, ln) in enumerate(
-        ((a, ln) for a in book.activations for ln in a.lines), start=1)]
+    lines = _lines(book)
     expected = stored_arr_rows(lines, calendar, Units(), SameDays())
     sent = _spans_for_postgresql(lines, calendar, batches, latest_first)
     assert all(isinstance(put, SpanRows) for put in sent)
@@ -145,8 +147,7 @@ def test_postgresql_expands_the_spans_into_the_rows_the_driver_would_store(tmp_p
                                                 term_months=months)))
     book.activate(order("O-5", "A", line("L-5", Action.UPDATE, item="S-2", quantity=4, start=D("2021-02-10"))))
     book.activate(order("O-6", "B", line("L-6", item="S-6", quantity=3, start=D("2021-05-15"), evergreen=True)))
-    lines = [(pk, ln, a.order.currency) for pk, (a, ln) in enumerate(
-        ((a, ln) for a in book.activations for ln in a.lines), start=1)]
+    lines = _lines(book)
     expected = sorted(stored_arr_rows(lines, CALENDAR_445, Units(), SameDays()))
     sent = _spans_for_postgresql(lines, CALENDAR_445, 3, True)
     assert any(put.spans for put in sent) and any(put.rows.count for put in sent)  # spans and rows in full
