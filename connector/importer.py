@@ -11,7 +11,6 @@ import hashlib
 import heapq
 import json
 import codecs
-import copyreg
 import operator
 from array import array
 import gc
@@ -24,7 +23,7 @@ import warnings
 import zlib
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Sequence
@@ -37,7 +36,7 @@ from connector.engine import limits
 from connector.engine.activation import OrderRejected, activate
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.ledger import Ledger
-from connector.engine.model import Account, Activation, Credit, Item, PricePeriod, Product, Provisioning, Segment
+from connector.engine.model import Account, Activation, Credit, PricePeriod, Product, Provisioning
 from connector.engine.money import STORE_SCALE
 from connector.engine.settings import EngineSettings
 from connector.errors import Problem, TransientError, ValidationFailed
@@ -45,8 +44,8 @@ from connector.jobs import JobOutcome, JobRunner, Outcomes, collector_paused, sa
 # the one order model, shared with Salesforce ingest
 from connector.orders import Amount, Currency, Id, LineDoc, Name, OrderDoc, Price, Doc, limited, order_input
 from connector.orders import problems as _problems
-from connector.store import db, repository as repo
-from connector.writers.outbox import enqueue_activation
+from connector.store import db, encode, repository as repo
+from connector.writers.outbox import ActivatedOrder, enqueue_activated, enqueue_activation
 
 
 log = logging.getLogger(__name__)
@@ -389,21 +388,41 @@ def _store_catalogue(conn: Connection, the_plan: Any, calendar: FiscalCalendar) 
         repo.set_meta(conn, "fiscal_calendar", calendar.fingerprint())
 
 
-def _save_batch(conn: Connection, batch: list[Activation], expected: int, source: str, result: ImportResult,
-                clock: Clock, hashes: dict[str, str], accounts: dict[str, str],
-                write_back: bool) -> dict[str, repo.StoredOrder]:
-    """Write a batch of the file's activations in the caller's transaction: first checking that no
-    other order was activated since the import began (`expected`: the next order's sequence number
-    as the validation found it), then the orders' immediate steps, and their outbox entries."""
+def _still_expected(conn: Connection, expected: int, source: str, result: ImportResult) -> None:
+    """Before a batch is written: no other order was activated since the import began (`expected`:
+    the next order's sequence number as the validation found it)."""
     if repo.next_order_seq(conn) != expected:
         raise TransientError(
             f"{source}: other orders were activated while this file was being imported; "
             f"{len(result.activated)} of its orders are activated, the rest are not",
             hint="import the same file again: activated orders are skipped, the rest are checked anew")
+
+
+def _save_batch(conn: Connection, batch: list[Activation], expected: int, source: str, result: ImportResult,
+                clock: Clock, hashes: dict[str, str], accounts: dict[str, str],
+                write_back: bool) -> dict[str, repo.StoredOrder]:
+    """Write a batch of the file's activations in the caller's transaction: first checking that no
+    other order was activated since the import began, then the orders' immediate steps, and their
+    outbox entries."""
+    _still_expected(conn, expected, source, result)
     now = clock.now()
     saved = repo.save_activations(conn, batch, origin="engine", hashes=hashes, customer_names=accounts, now=now)
     if write_back:
         enqueue_activation(conn, batch, "engine", now)
+    return saved
+
+
+def _save_stored_batch(conn: Connection, batch: list[encode.StoredActivation], expected: int, source: str,
+                       result: ImportResult, clock: Clock, hashes: dict[str, str],
+                       write_back: bool) -> dict[str, repo.StoredOrder]:
+    """`_save_batch` of activations kept in the store's form by the validating pass."""
+    _still_expected(conn, expected, source, result)
+    now = clock.now()
+    saved = repo.save_stored_activations(conn, batch, origin="engine", hashes=hashes, now=now)
+    if write_back:
+        enqueue_activated(conn, [ActivatedOrder(a.order[0], a.order[1], a.order[2], [i[0] for i in a.items],
+                                                [line for _, line in saved[a.order[0]].lines]) for a in batch],
+                          "engine", now)
     return saved
 
 
@@ -687,17 +706,6 @@ def _ledger(conn: Any) -> Ledger:
     return ledger
 
 
-class _Names(dict[str, str]):
-    """Account names by id, read from the accounts as asked (not a second dict of every account)."""
-
-    def __init__(self, accounts: dict[str, Account]) -> None:
-        super().__init__()
-        self._accounts = accounts
-
-    def __missing__(self, key: str) -> str:
-        return self._accounts[key].name
-
-
 #: the SQLite page cache of each connection while a streamed import runs (KiB): the store's own
 #: (connector.store.db) is larger, and would be allocated beside the memory the ledger held
 IMPORT_CACHE_KIB = 16_384
@@ -742,28 +750,6 @@ class _StreamPlan:
     line_ids: array
 
 
-def _restored(cls: type, values: tuple) -> Any:
-    obj = object.__new__(cls)
-    # one update of its attributes, not a frozen dataclass's object.__setattr__ per field: an item
-    # restored in 1.2 us instead of 4.2 (issue 11); these objects are the writing pass's, not the ledger's
-    obj.__dict__.update(zip(_FIELD_NAMES[cls], values))
-    return obj
-
-
-def _by_fields(obj: Any) -> tuple:
-    cls = type(obj)
-    return _restored, (cls, _FIELD_VALUES[cls](obj))
-
-
-#: The ledger's own objects (items and their pieces) stay alive after they are pickled. Pickled
-#: the default way, each would get a `__dict__` made for it (Python 3.11 keeps an instance's
-#: attributes without one until something asks for it): 90 MiB more at 1,000,000 lines. These are
-#: pickled by their fields instead.
-_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in (Item, Segment)}
-_FIELD_VALUES = {cls: operator.attrgetter(*names) for cls, names in _FIELD_NAMES.items()}
-_SPILL_DISPATCH = {**copyreg.dispatch_table, **{cls: _by_fields for cls in _FIELD_NAMES}}
-
-
 class _Spill:
     """The validating pass's activations and content hashes, kept on disk for the writing pass.
 
@@ -793,9 +779,7 @@ class _Spill:
         try:
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="revsync-import-")
-            pickler = pickle.Pickler(self._file, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler.dispatch_table = _SPILL_DISPATCH
-            pickler.dump(chunk)
+            pickle.dump(chunk, self._file, protocol=pickle.HIGHEST_PROTOCOL)
         except OSError as exc:
             raise TransientError(
                 f"could not keep the validated orders in a temporary file in {tempfile.gettempdir()}: "
@@ -803,7 +787,7 @@ class _Spill:
                 hint="free some space there, or set TMPDIR to a folder with room (about 1.2 KB per order), "
                      "and import the file again") from None
 
-    def __iter__(self) -> Iterator[tuple[Activation, str]]:
+    def __iter__(self) -> Iterator[tuple[int, encode.StoredActivation, str]]:
         if self._file is None:
             return
         self._file.seek(0)
@@ -824,7 +808,7 @@ class _Spill:
             self._file.seek(0)
             self._file.truncate()
 
-    def in_file_order(self) -> Iterator[tuple[Activation, str]]:
+    def in_file_order(self) -> Iterator[tuple[encode.StoredActivation, str]]:
         """The kept (index in the file, activation, content hash) entries of both halves, merged
         back into file order, as (activation, content hash)."""
         entries = self if self.other is None else heapq.merge(self, self.other, key=operator.itemgetter(0))
@@ -882,6 +866,8 @@ class _Checking:
     products: dict[str, Product]
     ledger: Ledger
     account_tcv: dict[str, Decimal]
+    #: the store's dialect, whose form the activations are kept in
+    dialect: str
 
     def orders(self, conn: Connection, spill: _Spill, half: int | None = None) -> _Checked:
         """Validate and activate the file's orders (of one `half` of the accounts, or all) in file
@@ -896,7 +882,9 @@ class _Checking:
             checked.line_ids.extend(hash(i) for i in new_line_ids)
             taken = repo.line_ids_taken(conn, new_line_ids)
             stored_hashes = repo.order_hashes(conn, [o.id for _, o in orders])
-            done: list[tuple[int, Activation, str]] = []
+            done: list[tuple[int, encode.StoredActivation, str]] = []
+            # kept in the store's form: made here, on both cores, not in the writing pass (issue 11)
+            units, day = encode.encoders(self.dialect)
             for index, order in orders:
                 stored_hash = stored_hashes.get(order.id)
                 digest = content_hash(order)
@@ -919,7 +907,8 @@ class _Checking:
                 ledger.apply(activation)
                 if half is not None:
                     checked.item_ids.extend(hash(i.id) for i in activation.items if i.created_by == order.id)
-                done.append((index, activation, digest))
+                done.append((index, encode.stored_activation(activation, self.accounts[order.account].name, units,
+                                                             day), digest))
                 checked.activations += 1
             spill.add(done)
         return checked
@@ -955,7 +944,7 @@ def _stream_plan(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
             elif stored != credit:
                 raise _NotStreamable("a credit changed")
         checking = _Checking(streamed, calendar, settings, chunk, accounts, products, _ledger(conn),
-                             _account_tcvs(conn))
+                             _account_tcvs(conn), engine.dialect.name)
         next_seq = repo.next_order_seq(conn)
     other = _OtherHalf.start(engine, checking, spill) if split else None
     try:
@@ -1130,12 +1119,10 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         _store_catalogue(conn, the_plan, calendar)
         # see `write` below: whether each batch's jobs run as soon as it is written
         interleaved = runner.batch_size == batch_size and not repo.any_pending_job(conn)
-    all_accounts = the_plan.all_accounts
+    # the activations were kept with their accounts' names (the stored ones, and the file's as
+    # just written): the catalogue is not needed any more
     the_plan.accounts = the_plan.products = []
-    the_plan.all_products = {}
-    # every account's name as stored now: the stored ones, and the file's as just written (read
-    # from the accounts in hand, not from the store, nor copied)
-    accounts = _Names(all_accounts)
+    the_plan.all_accounts, the_plan.all_products = {}, {}
     if _stamp(streamed.path) != streamed.stamp:
         # what is written is what was validated (read back from the spill, not from the file), but
         # a file written to while it is read may have been read half old, half new
@@ -1152,7 +1139,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
     # activation order, so the jobs then all run after the last batch, as they always did
     # (`interleaved`, read above in the catalogue's transaction).
 
-    def write(batch: list[Activation], hashes: dict[str, str]) -> None:
+    def write(batch: list[encode.StoredActivation], hashes: dict[str, str]) -> None:
         nonlocal expected, lines
         # The collector is paused, and a transaction leaves reference cycles behind (SQLAlchemy's
         # connection and result objects): collected after each batch, or 1,000,000 lines would
@@ -1160,10 +1147,10 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         # each collection looks at this batch's objects only, not at everything held.
         gc.freeze()
         with conn.begin():
-            saved = _save_batch(conn, batch, expected, source, result, clock, hashes, accounts, runner.ctx.write_back)
+            saved = _save_stored_batch(conn, batch, expected, source, result, clock, hashes, runner.ctx.write_back)
         expected += len(batch)
         lines += sum(len(a.lines) for a in batch)
-        result.activated.extend(a.order.id for a in batch)
+        result.activated.extend(a.order[0] for a in batch)
         if interleaved:
             outcomes.extend(jobs.add(saved))
         del saved
@@ -1171,7 +1158,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         if progress is not None:
             progress(len(batch))
 
-    batch: list[Activation] = []
+    batch: list[encode.StoredActivation] = []
     hashes: dict[str, str] = {}
     # one connection writes every batch, each batch a transaction of its own
     try:
@@ -1180,7 +1167,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
             # when it began, which is still the store's (`expected`, checked with each batch)
             for activation, digest in spill.in_file_order():
                 batch.append(activation)
-                hashes[activation.order.id] = digest
+                hashes[activation.order[0]] = digest
                 if len(batch) == batch_size:
                     write(batch, hashes)
                     batch, hashes = [], {}

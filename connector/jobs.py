@@ -86,7 +86,7 @@ def credit_review(conn: Connection, orders: Orders, ctx: JobContext) -> None:
     """Draw prepaid credit for the credit-eligible lines of each order, once per order, in order."""
     # Reviewed orders are those with drawdowns, and those whose review already succeeded even
     # if it drew nothing (an empty balance): a grant imported later is not drawn by a re-run.
-    eligible = [o.id for o in orders.values() if any(l.credit_eligible for _, l in o.lines)]
+    eligible = [o.id for o in orders.values() if o.credit_eligible()]
     if not eligible:
         return  # most orders: nothing to review, no query
     done = repo.orders_with_drawdowns(conn, eligible) | repo.orders_with_job(conn, eligible,
@@ -114,7 +114,7 @@ def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext, prep
     """Each line's MRR and TCV, and the TCV of the items they provision."""
     repo.replace_stored_line_metrics(conn, _rows("subscription_metrics", orders, ctx, conn) if prepared is None
                                      else prepared)
-    items = sorted({l.item for o in orders.values() for _, l in o.lines})
+    items = sorted({item for o in orders.values() for item in o.items()})
     repo.refresh_item_metrics(conn, items)
     if ctx.write_back:
         enqueue_items(conn, items, sorted({o.account for o in orders.values()}), ctx)
@@ -123,12 +123,12 @@ def subscription_metrics(conn: Connection, orders: Orders, ctx: JobContext, prep
 def order_metrics_job(conn: Connection, orders: Orders, ctx: JobContext, prepared: Prepared = None) -> None:
     """Zuora-style order metrics of each line (tcb from its billing schedule)."""
     rows = _rows("order_metrics", orders, ctx, conn) if prepared is None else prepared
-    repo.replace_stored_order_metrics(conn, [pk for o in orders.values() for pk, _ in o.lines], rows)
+    repo.replace_stored_order_metrics(conn, [pk for o in orders.values() for pk in o.line_keys()], rows)
 
 
 def arr_by_period(conn: Connection, orders: Orders, ctx: JobContext, prepared: Prepared = None) -> None:
     """ARR-by-period rows of each line; lines that have rows keep them untouched."""
-    done = repo.lines_with_arr_rows(conn, [pk for o in orders.values() for pk, _ in o.lines])
+    done = repo.lines_with_arr_rows(conn, [pk for o in orders.values() for pk in o.line_keys()])
     rows: repo.StoredRows
     if prepared is None:
         rows = _rows("arr_by_period", orders, ctx, conn, done)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
+from connector.engine.activation import line_tcv
 from connector.engine.model import (
-    Action, ActivatedLine, BillingFrequency, ChangeCategory, OrderMetric, PricePeriod, Provisioning, Segment,
+    Action, ActivatedLine, Activation, BillingFrequency, ChangeCategory, OrderMetric, PricePeriod, Provisioning,
+    Segment,
 )
-from connector.engine.money import STORE_SCALE, Exact, parse_exact
+from connector.engine.money import STORE_SCALE, Exact, exact_text, parse_exact, round_money
 
 
 class Units(dict):
@@ -70,6 +72,55 @@ LINE_COLUMNS = ("id", "order_id", "seq", "action", "product", "product_name", "c
                 "tcv", "evergreen")
 #: a line segment's columns in the order `repository.save_activations` writes them
 SEGMENT_COLUMNS = ("line_pk", "seq", "start", "end_excl", "mrr", "quantity")
+#: an item version's columns in the order `repository.save_activations` writes them
+VERSION_COLUMNS = ("line_pk", "item", "version", "start", "end", "quantity", "unit_price", "status")
+#: an item's columns in the order `repository.save_activations` writes them
+ITEM_COLUMNS = ("id", "kind", "account", "product", "currency", "start", "end", "term_start", "quantity",
+                "unit_price", "price_period", "bill_cycle_day", "status", "version", "created_by", "last_line",
+                "evergreen")
+
+
+class StoredActivation(NamedTuple):
+    """An order's immediate step (`Activation`) in the store's form, made without a connection:
+    where the import validates it (both validating processes), so the writing pass only adds the
+    keys and inserts (issue 11). `repository.save_stored_activations` writes it."""
+
+    #: id, account, owner, booked on, currency, bill cycle day, bill to, sold to
+    order: tuple
+    #: its lines' rows (`LINE_COLUMNS`)
+    lines: list[tuple]
+    #: each line's segments' rows (`SEGMENT_COLUMNS` but the line key)
+    segments: list[list[tuple]]
+    #: each line's item version row (`VERSION_COLUMNS` but the line key)
+    versions: list[tuple]
+    #: the items it changed, as it left them (`ITEM_COLUMNS`)
+    items: list[tuple]
+    #: its lines' TCV as stored (each rounded to the currency), added up
+    tcv: Decimal
+    customer_since: dt.date | None
+    #: (role, related account) of its bill-to and sold-to accounts
+    links: tuple[tuple[str, str], ...]
+
+
+def stored_activation(a: Activation, customer: str, units: dict, day: dict) -> StoredActivation:
+    """`a` in the store's form, with `encoders`' encodings; `customer` is its account's name."""
+    o = a.order
+    tcvs = [round_money(line_tcv(l), o.currency) for l in a.lines]
+    return StoredActivation(
+        (o.id, o.account, o.owner, day[o.booked_on], o.currency, a.bill_cycle_day, o.bill_to, o.sold_to),
+        [(l.id, o.id, l.seq, l.action.value, l.product, l.product_name, customer, l.item, l.item_kind.value,
+          str(l.quantity), str(l.unit_price), l.price_period.value, exact_text(l.list_price_monthly), day[l.start],
+          day[l.end], l.billing_frequency.value, l.credit_eligible, l.change_category.value,
+          exact_text(l.one_time_amount), l.bill_cycle_day, units[tcv], l.evergreen)
+         for l, tcv in zip(a.lines, tcvs)],
+        [[(i, day[s.start], day[s.end_excl], exact_text(s.mrr), str(s.quantity)) for i, s in enumerate(l.segments)]
+         for l in a.lines],
+        [(l.item, l.item_version, day[l.start], day[l.end], str(l.quantity), str(l.unit_price),
+          "cancelled" if l.action is Action.CANCEL else "active") for l in a.lines],
+        [(i.id, i.kind.value, i.account, i.product, i.currency, day[i.start], day[i.end], day[i.term_start],
+          str(i.quantity), str(i.unit_price), i.price_period.value, i.bill_cycle_day, i.status, i.version,
+          i.created_by, i.last_line, i.evergreen) for i in a.items],
+        sum(tcvs, Decimal(0)), a.customer_since, a.links)
 
 
 class StoredDays(dict):

@@ -19,7 +19,7 @@ from connector.engine.model import (
     Account, Action, ActivatedLine, Activation, ArrRow, BillingFrequency, ChangeCategory,
     Credit, Drawdown, Item, OrderMetric, PricePeriod, Product, Provisioning, Segment,
 )
-from connector.engine.money import exact_text, round_money
+from connector.engine.money import round_money
 from connector.store import encode, schema as t, staging
 from connector.store.staging import CopyText, SpanRows, Staged, StagedSpans
 
@@ -163,67 +163,64 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     Returns the orders as the background jobs read them, so a caller about to run the jobs
     need not read back what it has just written.
     """
+    units, day = stored_encoders(conn)
+    out = save_stored_activations(
+        conn, [encode.stored_activation(a, customer_names[a.order.account], units, day) for a in activations],
+        origin=origin, hashes=hashes, now=now, seqs=seqs)
+    for a in activations:  # the jobs read the engine's lines as they are, not decoded again
+        order = out[a.order.id]
+        order.decoded = [(pk, line) for (pk, _, _), line in zip(order.stored or (), a.lines)]
+    return out
+
+
+def save_stored_activations(conn: Connection, activations: Sequence[encode.StoredActivation], *, origin: str,
+                            hashes: dict[str, str], now: dt.datetime,
+                            seqs: dict[str, int] | None = None) -> dict[str, "StoredOrder"]:
+    """`save_activations` of orders already in the store's form (`encode.stored_activation`, made
+    where the import validated them): here only their keys are added."""
     if not activations:
         return {}
     if seqs is None:  # `seqs`: numbers the daemon gave queued orders (activate_staged)
         first = next_order_seq(conn)
-        seqs = {a.order.id: first + i for i, a in enumerate(activations)}
-    units, day = stored_encoders(conn)
+        seqs = {a.order[0]: first + i for i, a in enumerate(activations)}
     stamp = _stored(conn, t.jobs.c.created_at, now)  # encoded once, not once per row (issue 11)
-    _bulk(conn, t.orders, _ORDER_COLUMNS, [(
-        a.order.id, seqs[a.order.id], a.order.account, a.order.owner, day[a.order.booked_on], a.order.currency,
-        a.bill_cycle_day, a.order.bill_to, a.order.sold_to, origin, "activated", hashes[a.order.id], stamp)
-        for a in activations])
-    line_tcvs = {l.id: round_money(line_tcv(l), a.order.currency) for a in activations for l in a.lines}
-    line_rows = [(
-        l.id, a.order.id, l.seq, l.action.value, l.product, l.product_name, customer_names[a.order.account],
-        l.item, l.item_kind.value, str(l.quantity), str(l.unit_price), l.price_period.value,
-        exact_text(l.list_price_monthly), day[l.start], day[l.end], l.billing_frequency.value, l.credit_eligible,
-        l.change_category.value, exact_text(l.one_time_amount), l.bill_cycle_day, units[line_tcvs[l.id]],
-        l.evergreen)
-        for a in activations for l in a.lines]
+    _bulk(conn, t.orders, _ORDER_COLUMNS, [
+        (o[0], seqs[o[0]], *o[1:], origin, "activated", hashes[o[0]], stamp) for o in (a.order for a in activations)])
+    line_rows = [row for a in activations for row in a.lines]
     fixed = _next_pks(conn, t.order_lines, len(line_rows))
     if fixed is None:
         _bulk(conn, t.order_lines, _LINE_COLUMNS, line_rows)
-        pks = line_pks(conn, [l.id for a in activations for l in a.lines])
+        by_id = line_pks(conn, [row[0] for row in line_rows])
+        keys = [by_id[row[0]] for row in line_rows]
     else:  # keys known beforehand: no reading back
         _bulk(conn, t.order_lines, ("pk", *_LINE_COLUMNS), [(pk, *row) for pk, row in zip(fixed, line_rows)])
-        pks = {row[0]: pk for pk, row in zip(fixed, line_rows)}
-    segment_rows = [[(pks[l.id], i, day[s.start], day[s.end_excl], exact_text(s.mrr), str(s.quantity))
-                     for i, s in enumerate(l.segments)] for a in activations for l in a.lines]
+        keys = list(fixed)
+    segment_rows = [[(pk, *row) for row in rows]
+                    for pk, rows in zip(keys, (rows for a in activations for rows in a.segments))]
     _bulk(conn, t.line_segments, encode.SEGMENT_COLUMNS, [row for rows in segment_rows for row in rows])
     # Items: the last version an order batch leaves is the one stored.
-    final: dict[str, Item] = {}
+    final: dict[str, tuple] = {}
     for a in activations:
         for item in a.items:
-            final[item.id] = item
+            final[item[0]] = item
     existing = _existing(conn, t.items.c.id, list(final))
-    # new items as stored-form rows (most of an import's), changed ones as the UPDATE's parameters
-    fresh = [(item.id, item.kind.value, item.account, item.product, item.currency, day[item.start], day[item.end],
-              day[item.term_start], str(item.quantity), str(item.unit_price), item.price_period.value,
-              item.bill_cycle_day, item.status, item.version, item.created_by, item.last_line, item.evergreen)
-             for item in final.values() if item.id not in existing]
-    changed = [dict(b_id=item.id, kind=item.kind.value, account=item.account, product=item.product,
-                    currency=item.currency, start=item.start, end=item.end, term_start=item.term_start,
-                    quantity=item.quantity, unit_price=item.unit_price, price_period=item.price_period.value,
-                    bill_cycle_day=item.bill_cycle_day, status=item.status, version=item.version,
-                    created_by=item.created_by, last_line=item.last_line, evergreen=item.evergreen)
-               for item in final.values() if item.id in existing]
+    fresh = [item for item in final.values() if item[0] not in existing]
+    changed = [(*item[1:], item[0]) for item in final.values() if item[0] in existing]
     if fresh:
-        _bulk(conn, t.items, _ITEM_COLUMNS, fresh)
+        _bulk(conn, t.items, encode.ITEM_COLUMNS, fresh)
     if changed:
-        conn.execute(update(t.items).where(t.items.c.id == bindparam("b_id")), changed)
-    _bulk(conn, t.item_versions, ("item", "version", "line_pk", "start", "end", "quantity", "unit_price", "status"), [
-        (l.item, l.item_version, pks[l.id], day[l.start], day[l.end], str(l.quantity), str(l.unit_price),
-         "cancelled" if l.action is Action.CANCEL else "active") for a in activations for l in a.lines])
+        _update_stored(conn, t.items, encode.ITEM_COLUMNS[1:], "id", changed)
+    _bulk(conn, t.item_versions, encode.VERSION_COLUMNS, [
+        (pk, *row) for pk, row in zip(keys, (row for a in activations for row in a.versions))])
     # Account metrics: TCV adds up, customer since is the earliest recurring start.
     per_account: dict[str, tuple[Decimal, dt.date | None]] = {}
     for a in activations:
-        tcv, since = per_account.get(a.order.account, (Decimal(0), None))
-        tcv += sum((line_tcvs[l.id] for l in a.lines), Decimal(0))  # the sum of its lines' stored TCV
+        account = a.order[1]
+        tcv, since = per_account.get(account, (Decimal(0), None))
+        tcv += a.tcv  # the sum of its lines' stored TCV
         if a.customer_since is not None and (since is None or a.customer_since < since):
             since = a.customer_since
-        per_account[a.order.account] = (tcv, since)
+        per_account[account] = (tcv, since)
     current = {}
     accounts_list = list(per_account)
     for i in range(0, len(accounts_list), 500):
@@ -237,8 +234,8 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
             since = row.customer_since
         updates.append(dict(b_id=account, tcv=row.tcv + tcv, customer_since=since))
     conn.execute(update(t.accounts).where(t.accounts.c.id == bindparam("b_id")), updates)
-    _add_account_tcv(conn, activations, line_tcvs)
-    links = {(a.order.account, role, related): a.order.id for a in activations for role, related in a.links}
+    _add_account_tcv(conn, activations)
+    links = {(a.order[1], role, related): a.order[0] for a in activations for role, related in a.links}
     for (account, role, related), order_id in links.items():
         exists = conn.execute(select(t.account_links.c.account).where(and_(
             t.account_links.c.account == account, t.account_links.c.role == role,
@@ -247,7 +244,7 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
             conn.execute(insert(t.account_links).values(account=account, role=role, related=related,
                                                         order_id=order_id))
     job_columns: tuple[str, ...] = ("order_id", "kind", "status", "attempts", "created_at", "updated_at")
-    jobs = [(a.order.id, kind, t.JobStatus.PENDING.value, 0, stamp, stamp) for a in activations for kind in JOB_KINDS]
+    jobs = [(a.order[0], kind, t.JobStatus.PENDING.value, 0, stamp, stamp) for a in activations for kind in JOB_KINDS]
     job_ids = _next_pks(conn, t.jobs, len(jobs))
     if job_ids is not None:  # known beforehand: the caller about to run them need not read them back
         job_columns, jobs = ("id", *job_columns), [(job_id, *job) for job_id, job in zip(job_ids, jobs)]
@@ -256,17 +253,24 @@ def save_activations(conn: Connection, activations: Sequence[Activation], *, ori
     ids = iter(job_ids or ())
     at = 0  # the rows of each order's lines, in the order written
     for a in activations:
-        stored = [(pks[l.id], line_rows[k], segment_rows[k]) for k, l in enumerate(a.lines, at)]
+        order_id, account, currency = a.order[0], a.order[1], a.order[4]
+        stored = [(keys[k], line_rows[k], segment_rows[k]) for k in range(at, at + len(a.lines))]
         at += len(a.lines)
-        out[a.order.id] = StoredOrder(a.order.id, a.order.account, a.order.currency,
-                                      [(pks[l.id], l) for l in a.lines], stored,
-                                      None if job_ids is None else
-                                      [PendingJob(next(ids), a.order.id, kind, seqs[a.order.id]) for kind in JOB_KINDS])
+        out[order_id] = StoredOrder(order_id, account, currency, None, stored,
+                                    None if job_ids is None else
+                                    [PendingJob(next(ids), order_id, kind, seqs[order_id]) for kind in JOB_KINDS])
     return out
 
 
-_ITEM_COLUMNS = ("id", "kind", "account", "product", "currency", "start", "end", "term_start", "quantity", "unit_price",
-                 "price_period", "bill_cycle_day", "status", "version", "created_by", "last_line", "evergreen")
+def _update_stored(conn: Connection, table, columns: Sequence[str], key: str, rows: list[tuple]) -> None:
+    """UPDATE rows given in their stored form (as `_bulk` inserts them), each with its key last."""
+    preparer = conn.dialect.identifier_preparer
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(
+        f"UPDATE {preparer.format_table(table)} SET {', '.join(f'{preparer.quote(c)} = {marker}' for c in columns)} "
+        f"WHERE {preparer.quote(key)} = {marker}", rows)
+
+
 _ORDER_COLUMNS = ("id", "seq", "account", "owner", "booked_on", "currency", "bill_cycle_day", "bill_to", "sold_to",
                   "origin", "status", "content_hash", "activated_at")
 _LINE_COLUMNS = encode.LINE_COLUMNS
@@ -289,12 +293,45 @@ class StoredOrder:
     id: str
     account: str
     currency: str
-    lines: list[tuple[int, ActivatedLine]]
+    #: (line key, line) of its lines, as the engine has them; None: not yet decoded from `stored`
+    decoded: list[tuple[int, ActivatedLine]] | None
     #: the lines as just written, when they were: (line key, line row, its segments' rows), each as
     #: `encode.decoded_line` reads them back; cheaper to hand to another process than `lines`
     stored: list[tuple[int, tuple, list[tuple]]] | None = None
     #: its jobs as just written, when their ids were known beforehand (as `pending_jobs_of` reads them)
     jobs: list["PendingJob"] | None = None
+
+    @property
+    def lines(self) -> list[tuple[int, ActivatedLine]]:
+        """(line key, line) of its lines, decoded from the rows written when it has not the engine's
+        own (an import's writing pass has only the rows: the jobs rarely need more than they hold)."""
+        if self.decoded is None:
+            days, exacts = encode.StoredDays(), encode.StoredExacts()
+            self.decoded = [(pk, encode.decoded_line(row, segments, days, exacts))
+                            for pk, row, segments in self.stored or ()]
+        return self.decoded
+
+    def line_keys(self) -> list[int]:
+        """Its lines' keys, in line order."""
+        if self.decoded is None and self.stored is not None:
+            return [pk for pk, _, _ in self.stored]
+        return [pk for pk, _ in self.lines]
+
+    def items(self) -> list[str]:
+        """The subscriptions, assets and entitlements its lines provision, line by line."""
+        if self.decoded is None and self.stored is not None:
+            return [row[_LINE_ITEM] for _, row, _ in self.stored]
+        return [line.item for _, line in self.lines]
+
+    def credit_eligible(self) -> bool:
+        """Whether any of its lines may draw prepaid credit."""
+        if self.decoded is None and self.stored is not None:
+            return any(row[_LINE_CREDIT_ELIGIBLE] for _, row, _ in self.stored)
+        return any(line.credit_eligible for _, line in self.lines)
+
+
+_LINE_ITEM = encode.LINE_COLUMNS.index("item")
+_LINE_CREDIT_ELIGIBLE = encode.LINE_COLUMNS.index("credit_eligible")
 
 
 class PendingJob(NamedTuple):
@@ -488,12 +525,12 @@ def _delete_lines(conn: Connection, table, pks: Sequence[int]) -> None:
         conn.execute(delete(table).where(_in(conn, table.c.line_pk, chunk)))
 
 
-def _add_account_tcv(conn: Connection, activations, line_tcvs: dict[str, Decimal]) -> None:
+def _add_account_tcv(conn: Connection, activations: Sequence[encode.StoredActivation]) -> None:
     """Add the activated lines' TCV to their account's TCV in the order's currency (SPEC section 6)."""
     added: dict[tuple[str, str], Decimal] = {}
     for a in activations:
-        key = (a.order.account, a.order.currency)
-        added[key] = added.get(key, Decimal(0)) + sum((line_tcvs[l.id] for l in a.lines), Decimal(0))
+        key = (a.order[1], a.order[4])
+        added[key] = added.get(key, Decimal(0)) + a.tcv
     m = t.account_metrics.c
     accounts = sorted({account for account, _ in added})
     before: dict[tuple[str, str], Decimal] = {}

@@ -29,13 +29,13 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
 from connector import capacity as cap
 from connector.clock import Clock
-from connector.engine.model import Activation
+from connector.engine.model import ActivatedLine, Activation
 from connector.errors import SkippableError, TransientError
 from connector.mapping.apply import UnresolvedReference
 from connector.projections import account_values, arr_rows_of_line, arr_rows_of_lines, item_values
@@ -113,30 +113,47 @@ def enqueue(conn: Connection, entries: Iterable[tuple[str, str, str, str | None,
     return len(rows)
 
 
+class ActivatedOrder(NamedTuple):
+    """What the outbox queues of an order's immediate step."""
+
+    id: str
+    account: str
+    owner: str | None
+    #: the subscriptions, assets and entitlements it changed
+    items: Sequence[str]
+    lines: Sequence[ActivatedLine]
+
+
 def enqueue_activation(conn: Connection, activations: Sequence[Activation], origin: str, now: dt.datetime) -> None:
     """Outbox entries of the immediate step: provisioned items, account metrics, engine-origin orders.
 
     The metrics job sends the items again with their MRR, ARR and TCV; the writer sends only the
     latest payload of a record, so that costs no extra call when both are waiting.
     """
+    enqueue_activated(conn, [ActivatedOrder(a.order.id, a.order.account, a.order.owner, [i.id for i in a.items],
+                                            a.lines) for a in activations], origin, now)
+
+
+def enqueue_activated(conn: Connection, orders: Sequence[ActivatedOrder], origin: str, now: dt.datetime) -> None:
+    """`enqueue_activation` of orders as the store wrote them (an import's writing pass has no
+    `Activation`: `repository.save_stored_activations`)."""
     as_of = now.date()
-    items = sorted({i.id for a in activations for i in a.items})
-    accounts = sorted({a.order.account for a in activations})
+    items = sorted({i for o in orders for i in o.items})
+    accounts = sorted({o.account for o in orders})
     entries = [(RECORD_OBJECTS[v["kind"]], v["id"], "record", None, v) for v in item_values(conn, items, as_of)]
     entries += [("Account", v["id"], "record", None, v) for v in account_values(conn, accounts, as_of)]
     if origin == "engine":
         # SPEC section 2: written as a Draft order with its items; Activated only once the
         # engine has finished (the writer checks the order's jobs before it sends that).
-        for a in activations:
-            o = a.order
+        for o in orders:
             entries.append(("Order", o.id, "order", o.id, {"id": o.id, "account": o.account, "owner": o.owner,
-                                                           "start": min(l.start for l in a.lines),
+                                                           "start": min(l.start for l in o.lines),
                                                            "status": "draft"}))
             entries += [("OrderItem", l.id, "order", o.id, {
                 "id": l.id, "order": o.id, "product": l.product, "quantity": l.quantity,
                 "unit_price": l.unit_price, "start": l.start, "end": None if l.evergreen else l.end,
                 "item": l.item, "action": l.action.value, "billing_frequency": l.billing_frequency.value,
-                "evergreen": l.evergreen}) for l in a.lines]
+                "evergreen": l.evergreen}) for l in o.lines]
             entries.append(("Order", o.id, "activate", o.id, {"id": o.id}))
     enqueue(conn, entries, now)
 
