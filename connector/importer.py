@@ -756,9 +756,11 @@ class _Spill:
     The writing pass used to read and parse the file again and activate every order a second time
     against the same ledger, which gives the same activations (the engine is pure and copies what
     it changes): a fifth of `revsync import` (issue 11). Now it reads them back from here, a chunk
-    at a time, so memory stays bounded by a chunk, as before.
+    at a time, so memory stays bounded by a chunk, as before. Each is kept as the rows the store
+    will hold (`encode.StoredActivation`), made by the validating processes, so the writing pass
+    only adds their keys.
 
-    An unnamed temporary file (in TMPDIR, about 1.2 KB per order), written and read by this
+    An unnamed temporary file (in TMPDIR, about 0.8 KB per order), written and read by this
     process alone, gone when closed or when the process ends: what is unpickled is only ever what
     this import pickled.
     """
@@ -784,7 +786,7 @@ class _Spill:
             raise TransientError(
                 f"could not keep the validated orders in a temporary file in {tempfile.gettempdir()}: "
                 f"{exc.strerror or exc}; nothing was imported",
-                hint="free some space there, or set TMPDIR to a folder with room (about 1.2 KB per order), "
+                hint="free some space there, or set TMPDIR to a folder with room (about 0.8 KB per order), "
                      "and import the file again") from None
 
     def __iter__(self) -> Iterator[tuple[int, encode.StoredActivation, str]]:
