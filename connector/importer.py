@@ -420,8 +420,8 @@ def _save_stored_batch(conn: Connection, batch: list[encode.StoredActivation], e
     now = clock.now()
     saved = repo.save_stored_activations(conn, batch, origin="engine", hashes=hashes, now=now)
     if write_back:
-        enqueue_activated(conn, [ActivatedOrder(a.order[0], a.order[1], a.order[2], [i[0] for i in a.items],
-                                                [line for _, line in saved[a.order[0]].lines]) for a in batch],
+        enqueue_activated(conn, [ActivatedOrder(a.order_id, a.account, a.owner, [i[0] for i in a.items],
+                                                [line for _, line in saved[a.order_id].lines]) for a in batch],
                           "engine", now)
     return saved
 
@@ -1152,7 +1152,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
             saved = _save_stored_batch(conn, batch, expected, source, result, clock, hashes, runner.ctx.write_back)
         expected += len(batch)
         lines += sum(len(a.lines) for a in batch)
-        result.activated.extend(a.order[0] for a in batch)
+        result.activated.extend(a.order_id for a in batch)
         if interleaved:
             outcomes.extend(jobs.add(saved))
         del saved
@@ -1169,7 +1169,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
             # when it began, which is still the store's (`expected`, checked with each batch)
             for activation, digest in spill.in_file_order():
                 batch.append(activation)
-                hashes[activation.order[0]] = digest
+                hashes[activation.order_id] = digest
                 if len(batch) == batch_size:
                     write(batch, hashes)
                     batch, hashes = [], {}

@@ -485,7 +485,7 @@ def test_the_kept_activations_are_the_store_s_rows(tmp_path):
     by_id = {o.id: importer.content_hash(o) for o in read(text, source).doc.orders}
     for _, activation, digest in kept:
         assert type(activation) is importer.encode.StoredActivation and _plain(tuple(activation))
-        assert digest == by_id[activation.order[0]]
+        assert digest == by_id[activation.order_id]
         assert len(activation.lines) == len(activation.segments) == len(activation.versions) > 0
 
 

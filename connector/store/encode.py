@@ -101,6 +101,22 @@ class StoredActivation(NamedTuple):
     #: (role, related account) of its bill-to and sold-to accounts
     links: tuple[tuple[str, str], ...]
 
+    @property
+    def order_id(self) -> str:
+        return self.order[0]
+
+    @property
+    def account(self) -> str:
+        return self.order[1]
+
+    @property
+    def owner(self) -> str | None:
+        return self.order[2]
+
+    @property
+    def currency(self) -> str:
+        return self.order[4]
+
 
 def stored_activation(a: Activation, customer: str, units: dict, day: dict) -> StoredActivation:
     """`a` in the store's form, with `encoders`' encodings; `customer` is its account's name."""

@@ -182,7 +182,7 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
         return {}
     if seqs is None:  # `seqs`: numbers the daemon gave queued orders (activate_staged)
         first = next_order_seq(conn)
-        seqs = {a.order[0]: first + i for i, a in enumerate(activations)}
+        seqs = {a.order_id: first + i for i, a in enumerate(activations)}
     stamp = _stored(conn, t.jobs.c.created_at, now)  # encoded once, not once per row (issue 11)
     _bulk(conn, t.orders, _ORDER_COLUMNS, [
         (o[0], seqs[o[0]], *o[1:], origin, "activated", hashes[o[0]], stamp) for o in (a.order for a in activations)])
@@ -215,7 +215,7 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
     # Account metrics: TCV adds up, customer since is the earliest recurring start.
     per_account: dict[str, tuple[Decimal, dt.date | None]] = {}
     for a in activations:
-        account = a.order[1]
+        account = a.account
         tcv, since = per_account.get(account, (Decimal(0), None))
         tcv += a.tcv  # the sum of its lines' stored TCV
         if a.customer_since is not None and (since is None or a.customer_since < since):
@@ -235,7 +235,7 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
         updates.append(dict(b_id=account, tcv=row.tcv + tcv, customer_since=since))
     conn.execute(update(t.accounts).where(t.accounts.c.id == bindparam("b_id")), updates)
     _add_account_tcv(conn, activations)
-    links = {(a.order[1], role, related): a.order[0] for a in activations for role, related in a.links}
+    links = {(a.account, role, related): a.order_id for a in activations for role, related in a.links}
     for (account, role, related), order_id in links.items():
         exists = conn.execute(select(t.account_links.c.account).where(and_(
             t.account_links.c.account == account, t.account_links.c.role == role,
@@ -244,7 +244,7 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
             conn.execute(insert(t.account_links).values(account=account, role=role, related=related,
                                                         order_id=order_id))
     job_columns: tuple[str, ...] = ("order_id", "kind", "status", "attempts", "created_at", "updated_at")
-    jobs = [(a.order[0], kind, t.JobStatus.PENDING.value, 0, stamp, stamp) for a in activations for kind in JOB_KINDS]
+    jobs = [(a.order_id, kind, t.JobStatus.PENDING.value, 0, stamp, stamp) for a in activations for kind in JOB_KINDS]
     job_ids = _next_pks(conn, t.jobs, len(jobs))
     if job_ids is not None:  # known beforehand: the caller about to run them need not read them back
         job_columns, jobs = ("id", *job_columns), [(job_id, *job) for job_id, job in zip(job_ids, jobs)]
@@ -253,10 +253,10 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
     ids = iter(job_ids or ())
     at = 0  # the rows of each order's lines, in the order written
     for a in activations:
-        order_id, account, currency = a.order[0], a.order[1], a.order[4]
+        order_id = a.order_id
         stored = [(keys[k], line_rows[k], segment_rows[k]) for k in range(at, at + len(a.lines))]
         at += len(a.lines)
-        out[order_id] = StoredOrder(order_id, account, currency, None, stored,
+        out[order_id] = StoredOrder(order_id, a.account, a.currency, None, stored,
                                     None if job_ids is None else
                                     [PendingJob(next(ids), order_id, kind, seqs[order_id]) for kind in JOB_KINDS])
     return out
@@ -313,19 +313,19 @@ class StoredOrder:
 
     def line_keys(self) -> list[int]:
         """Its lines' keys, in line order."""
-        if self.decoded is None and self.stored is not None:
+        if self.stored is not None:
             return [pk for pk, _, _ in self.stored]
         return [pk for pk, _ in self.lines]
 
     def items(self) -> list[str]:
         """The subscriptions, assets and entitlements its lines provision, line by line."""
-        if self.decoded is None and self.stored is not None:
+        if self.stored is not None:
             return [row[_LINE_ITEM] for _, row, _ in self.stored]
         return [line.item for _, line in self.lines]
 
     def credit_eligible(self) -> bool:
         """Whether any of its lines may draw prepaid credit."""
-        if self.decoded is None and self.stored is not None:
+        if self.stored is not None:
             return any(row[_LINE_CREDIT_ELIGIBLE] for _, row, _ in self.stored)
         return any(line.credit_eligible for _, line in self.lines)
 
@@ -529,7 +529,7 @@ def _add_account_tcv(conn: Connection, activations: Sequence[encode.StoredActiva
     """Add the activated lines' TCV to their account's TCV in the order's currency (SPEC section 6)."""
     added: dict[tuple[str, str], Decimal] = {}
     for a in activations:
-        key = (a.order[1], a.order[4])
+        key = (a.account, a.currency)
         added[key] = added.get(key, Decimal(0)) + a.tcv
     m = t.account_metrics.c
     accounts = sorted({account for account, _ in added})
