@@ -43,7 +43,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 #: Every schema revision in migrations/versions, oldest first; the last is the head. A store at the
 #: head opens without loading alembic, which took about a fifth of every command's start-up (issue
 #: 11); alembic runs only to migrate. tests/store/test_migrations.py checks this against the files.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011")
 HEAD = REVISIONS[-1]
 #: alembic's table of the store's schema revision (its default name)
 VERSION_TABLE = "alembic_version"

@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import Collection, Iterable, NamedTuple, Sequence
 
 from sqlalchemy import (
-    ARRAY, BigInteger, Boolean, Connection, Date, DateTime, Engine, Integer, String, and_, any_, bindparam, cast,
-    delete, func, insert, literal, select, text, update,
+    ARRAY, BigInteger, Boolean, Connection, Date, DateTime, Engine, Integer, Row, String, and_, any_, bindparam,
+    cast, delete, func, insert, literal, select, text, update,
 )
 
 from connector.engine.activation import line_tcv
@@ -21,6 +21,7 @@ from connector.engine.model import (
 )
 from connector.engine.money import round_money
 from connector.store import encode, schema as t, staging
+from connector.store.db import StoreError
 from connector.store.staging import CopyText, SpanRows, Staged, StagedSpans
 
 JOB_KINDS = ("credit_review", "subscription_metrics", "order_metrics", "arr_by_period")
@@ -180,6 +181,9 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
     where the import validated them): here only their keys are added."""
     if not activations:
         return {}
+    # the accounts (read for their TCV below) and products the batch names, before anything is
+    # written: on PostgreSQL these are the only keys checked (migration 0011)
+    current = _accounts_named(conn, activations)
     if seqs is None:  # `seqs`: numbers the daemon gave queued orders (activate_staged)
         first = next_order_seq(conn)
         seqs = {a.order_id: first + i for i, a in enumerate(activations)}
@@ -221,12 +225,6 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
         if a.customer_since is not None and (since is None or a.customer_since < since):
             since = a.customer_since
         per_account[account] = (tcv, since)
-    current = {}
-    accounts_list = list(per_account)
-    for i in range(0, len(accounts_list), 500):
-        for r in conn.execute(select(t.accounts.c.id, t.accounts.c.tcv, t.accounts.c.customer_since)
-                              .where(_in(conn, t.accounts.c.id, accounts_list[i:i + 500]))):
-            current[r.id] = r
     updates = []
     for account, (tcv, since) in per_account.items():
         row = current[account]
@@ -260,6 +258,38 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
                                     None if job_ids is None else
                                     [PendingJob(next(ids), order_id, kind, seqs[order_id]) for kind in JOB_KINDS])
     return out
+
+
+_ITEM_ACCOUNT, _ITEM_PRODUCT = encode.ITEM_COLUMNS.index("account"), encode.ITEM_COLUMNS.index("product")
+
+
+def _accounts_named(conn: Connection, activations: Sequence[encode.StoredActivation]) -> dict[str, Row]:
+    """The stored (id, tcv, customer_since) of the accounts these activations' orders and items
+    belong to, by id, after checking that every account and product they name is in the store.
+
+    The check a foreign key made row by row, once per batch: on PostgreSQL the keys to accounts
+    and products are not declared (migration 0011); on SQLite they are, and this refuses the batch
+    before its first row, with what is missing named. Either is a defect (the import and ingest
+    store the catalogue first, and nothing deletes an account or a product), so the error says so.
+    """
+    accounts = dict.fromkeys(a.account for a in activations)
+    accounts.update((item[_ITEM_ACCOUNT], None) for a in activations for item in a.items)
+    current: dict[str, Row] = {}
+    for chunk in _chunks(list(accounts)):
+        for r in conn.execute(select(t.accounts.c.id, t.accounts.c.tcv, t.accounts.c.customer_since)
+                              .where(_in(conn, t.accounts.c.id, chunk))):
+            current[r.id] = r
+    products = list(dict.fromkeys(item[_ITEM_PRODUCT] for a in activations for item in a.items))
+    missing = [("account", a) for a in accounts if a not in current]
+    if products:
+        known = _existing(conn, t.products.c.id, products)
+        missing += [("product", p) for p in products if p not in known]
+    if missing:
+        named = ", ".join(f"{kind} {value!r}" for kind, value in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        orders = ", ".join(a.order_id for a in activations[:3]) + (", ..." if len(activations) > 3 else "")
+        raise StoreError(f"orders {orders} name what the store does not hold: {named}; nothing of them was written",
+                         hint="this is a defect in revsync, not in your data: report it with the log")
+    return current
 
 
 def _update_stored(conn: Connection, table, columns: Sequence[str], key: str, rows: list[tuple]) -> None:

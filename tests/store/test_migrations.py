@@ -77,9 +77,9 @@ def test_a_store_stamped_with_two_revisions_is_refused_and_left_as_it_is(tmp_pat
     try:
         open_store(url)
     except StoreError as exc:
-        assert "stamped with 2 schema revisions" in str(exc) and "'0009'" in str(exc) and "'0010'" in str(exc)
+        assert "stamped with 2 schema revisions" in str(exc) and "'0009'" in str(exc) and f"'{HEAD}'" in str(exc)
         assert "alembic_version" in exc.hint
     else:
         raise AssertionError("a store with two schema revisions was opened")
     with sqlite3.connect(tmp_path / "store.db") as raw:
-        assert sorted(r[0] for r in raw.execute("SELECT version_num FROM alembic_version")) == ["0009", "0010"]
+        assert sorted(r[0] for r in raw.execute("SELECT version_num FROM alembic_version")) == ["0009", HEAD]
