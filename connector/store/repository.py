@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Collection, Iterable, NamedTuple, Sequence
 
 from sqlalchemy import (
-    ARRAY, BigInteger, Boolean, Connection, Date, DateTime, Engine, Integer, Row, String, and_, any_, bindparam,
+    ARRAY, BigInteger, Boolean, Connection, Date, DateTime, Engine, Integer, Row, String, any_, bindparam,
     cast, delete, func, insert, literal, select, text, update,
 )
 
@@ -233,14 +233,7 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
         updates.append(dict(b_id=account, tcv=row.tcv + tcv, customer_since=since))
     conn.execute(update(t.accounts).where(t.accounts.c.id == bindparam("b_id")), updates)
     _add_account_tcv(conn, activations)
-    links = {(a.account, role, related): a.order_id for a in activations for role, related in a.links}
-    for (account, role, related), order_id in links.items():
-        exists = conn.execute(select(t.account_links.c.account).where(and_(
-            t.account_links.c.account == account, t.account_links.c.role == role,
-            t.account_links.c.related == related))).first()
-        if not exists:
-            conn.execute(insert(t.account_links).values(account=account, role=role, related=related,
-                                                        order_id=order_id))
+    _add_links(conn, activations)
     job_columns: tuple[str, ...] = ("order_id", "kind", "status", "attempts", "created_at", "updated_at")
     jobs = [(a.order_id, kind, t.JobStatus.PENDING.value, 0, stamp, stamp) for a in activations for kind in JOB_KINDS]
     job_ids = _next_pks(conn, t.jobs, len(jobs))
@@ -258,6 +251,22 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
                                     None if job_ids is None else
                                     [PendingJob(next(ids), order_id, kind, seqs[order_id]) for kind in JOB_KINDS])
     return out
+
+
+def _add_links(conn: Connection, activations: Sequence[encode.StoredActivation]) -> None:
+    """Record each bill-to and sold-to link the first time a batch names it (with the batch's last
+    order naming it, as always), reading the batch's accounts' links in one query, not one each."""
+    links = {(a.account, role, related): a.order_id for a in activations for role, related in a.links}
+    if not links:
+        return
+    c = t.account_links.c
+    known: set[tuple[str, str, str]] = set()
+    for chunk in _chunks(list(dict.fromkeys(account for account, _, _ in links))):
+        known.update(tuple(r) for r in conn.execute(select(c.account, c.role, c.related).where(_in(conn, c.account, chunk))))
+    fresh = [dict(account=account, role=role, related=related, order_id=order_id)
+             for (account, role, related), order_id in links.items() if (account, role, related) not in known]
+    if fresh:
+        conn.execute(insert(t.account_links), fresh)
 
 
 _ITEM_ACCOUNT, _ITEM_PRODUCT = encode.ITEM_COLUMNS.index("account"), encode.ITEM_COLUMNS.index("product")
