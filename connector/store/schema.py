@@ -58,9 +58,10 @@ credits = Table(
 )
 
 # What an activation writes in bulk (orders, order_lines, line_segments, items, item_versions, jobs)
-# declares its foreign keys here, and SQLite stores keep them; PostgreSQL stores do not check them
-# row by row (migration 0011: about 25 µs a row, a third of a large import), and
-# `repository.save_stored_activations` checks the accounts and products a batch names instead.
+# and the line and item metrics its jobs derive declare their foreign keys here, and SQLite stores
+# keep them; PostgreSQL stores do not check them row by row (migration 0011: about 20-25 µs a row,
+# a third of a large import), and `repository.save_stored_activations` checks the accounts and
+# products a batch names instead.
 orders = Table(
     "orders", metadata,
     Column("id", String(64), primary_key=True),

@@ -1,6 +1,7 @@
-"""Migration 0011: on PostgreSQL the rows an activation writes in bulk carry no per-row foreign-key
-check (it was a third of a large import's time there); the accounts and products a batch names are
-checked once per batch instead, on both stores, before anything is written."""
+"""Migration 0011: on PostgreSQL the rows an activation writes in bulk, and the line and item
+metrics its jobs derive from them, carry no per-row foreign-key check (it was a third of a large
+import's time there); the accounts and products a batch names are checked once per batch instead,
+on both stores, before anything is written."""
 from __future__ import annotations
 
 import datetime as dt
@@ -30,7 +31,7 @@ from store_support import postgres_schema  # noqa: E402
 MIGRATION = importlib.import_module("connector.store.migrations.versions.0011_activation_rows_checked_per_batch")
 CLOCK = FrozenClock(dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc))
 #: the tables whose keys 0011 concerns, and every row they hold after the document below
-TABLES = (t.orders, t.order_lines, t.line_segments, t.items, t.item_versions, t.jobs)
+TABLES = (t.orders, t.order_lines, t.line_segments, t.items, t.item_versions, t.jobs, t.line_metrics, t.item_metrics)
 
 
 def _doc() -> dict:
@@ -146,7 +147,7 @@ def test_a_batch_naming_what_the_store_lacks_is_refused_before_any_row(monkeypat
             assert f"{kind} 'GONE'" in str(raised.value) and "O-1" in str(raised.value)
             assert "nothing of them was written" in str(raised.value)
             with engine.connect() as conn:
-                assert [conn.execute(select(func.count()).select_from(tbl)).scalar() for tbl in TABLES] == [0] * 6
+                assert [conn.execute(select(func.count()).select_from(tbl)).scalar() for tbl in TABLES] == [0] * len(TABLES)
             monkeypatch.undo()
             _import(engine)  # what the defect stopped goes in whole once it is gone
             assert len(_content(engine)["orders"]) == 3
