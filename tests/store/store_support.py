@@ -15,6 +15,29 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
+@contextmanager
+def store_url(store: str, tmp_path) -> Iterator[str]:
+    """The URL of a new, empty store of this kind: "sqlite" (a file under `tmp_path`) or
+    "postgresql" (a schema of its own, `postgres_schema`)."""
+    if store == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        with postgres_schema() as url:
+            yield url
+
+
+def three_orders() -> dict:
+    """An import document: three new seat lines of one account, ending 3, 6 and 9 months on."""
+    return {"accounts": [{"id": "M", "name": "Multi"}],
+            "products": [{"id": "SEAT", "name": "Seat", "provisioning": "subscription", "list_price": "100",
+                          "price_period": "month"}],
+            "orders": [{"id": f"O-{n}", "account": "M", "owner": "Ann", "booked_on": "2023-01-01",
+                        "currency": "USD",
+                        "lines": [{"id": f"L-{n}", "action": "new", "product": "SEAT", "subscription": f"L-{n}",
+                                   "quantity": n, "unit_price": "100.50", "start": "2023-01-01",
+                                   "end": f"2023-{3 * n:02d}-28"}]} for n in (1, 2, 3)]}
+
+
 def schema_differences(conn) -> list:
     """Alembic's differences between this store and `connector/store/schema.py`, but the foreign
     keys PostgreSQL stores do not check by design (migration 0011's `DROPPED`)."""

@@ -19,7 +19,7 @@ from connector.store import schema as t
 from connector.store.db import open_store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from store_support import postgres_schema  # noqa: E402
+from store_support import store_url  # noqa: E402
 
 CLOCK = FrozenClock(dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc))
 
@@ -64,8 +64,5 @@ def test_each_link_is_recorded_once_with_the_order_that_first_named_it_in_its_ba
         finally:
             engine.dispose()
 
-    if store == "sqlite":
-        check(f"sqlite:///{tmp_path / 'store.db'}")
-    else:
-        with postgres_schema() as url:
-            check(url)
+    with store_url(store, tmp_path) as url:
+        check(url)

@@ -26,7 +26,7 @@ from connector.store.db import StoreError, _alembic_config, open_store
 from connector.store.schema import metadata
 
 sys.path.insert(0, str(Path(__file__).parent))
-from store_support import postgres_schema  # noqa: E402
+from store_support import postgres_schema, store_url, three_orders  # noqa: E402
 
 MIGRATION = importlib.import_module("connector.store.migrations.versions.0011_activation_rows_checked_per_batch")
 CLOCK = FrozenClock(dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc))
@@ -34,21 +34,11 @@ CLOCK = FrozenClock(dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc))
 TABLES = (t.orders, t.order_lines, t.line_segments, t.items, t.item_versions, t.jobs, t.line_metrics, t.item_metrics)
 
 
-def _doc() -> dict:
-    return {"accounts": [{"id": "M", "name": "Multi"}],
-            "products": [{"id": "SEAT", "name": "Seat", "provisioning": "subscription", "list_price": "100",
-                          "price_period": "month"}],
-            "orders": [{"id": f"O-{n}", "account": "M", "owner": "Ann", "booked_on": "2023-01-01",
-                        "currency": "USD",
-                        "lines": [{"id": f"L-{n}", "action": "new", "product": "SEAT", "subscription": f"L-{n}",
-                                   "quantity": n, "unit_price": "100.50", "start": "2023-01-01",
-                                   "end": f"2023-{3 * n:02d}-28"}]} for n in (1, 2, 3)]}
-
 
 def _import(engine, doc: dict | None = None) -> None:
     calendar, settings = StandardFiscalCalendar(1), EngineSettings()
     runner = JobRunner(engine, JobContext(calendar, settings), CLOCK)
-    import_document(engine, parse(json.dumps(doc or _doc()), "doc"), "doc", calendar, settings, CLOCK, runner)
+    import_document(engine, parse(json.dumps(doc or three_orders()), "doc"), "doc", calendar, settings, CLOCK, runner)
 
 
 def _content(engine) -> dict[str, list[tuple]]:
@@ -154,8 +144,5 @@ def test_a_batch_naming_what_the_store_lacks_is_refused_before_any_row(monkeypat
         finally:
             engine.dispose()
 
-    if store == "sqlite":
-        check(f"sqlite:///{tmp_path / 'store.db'}")
-    else:
-        with postgres_schema() as url:
-            check(url)
+    with store_url(store, tmp_path) as url:
+        check(url)

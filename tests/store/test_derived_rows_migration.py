@@ -22,21 +22,11 @@ from connector.store import schema as t
 from connector.store.db import _alembic_config, open_store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from store_support import postgres_schema  # noqa: E402
+from store_support import postgres_schema, three_orders  # noqa: E402
 
 CLOCK = FrozenClock(dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc))
 TABLES = (t.arr_rows, t.order_metrics)
 
-
-def _doc() -> dict:
-    return {"accounts": [{"id": "M", "name": "Multi"}],
-            "products": [{"id": "SEAT", "name": "Seat", "provisioning": "subscription", "list_price": "100",
-                          "price_period": "month"}],
-            "orders": [{"id": f"O-{n}", "account": "M", "owner": "Ann", "booked_on": "2023-01-01",
-                        "currency": "USD",
-                        "lines": [{"id": f"L-{n}", "action": "new", "product": "SEAT", "subscription": f"L-{n}",
-                                   "quantity": n, "unit_price": "100.50", "start": "2023-01-01",
-                                   "end": f"2023-{3 * n:02d}-28"}]} for n in (1, 2, 3)]}
 
 
 def _content(engine) -> dict[str, list[tuple]]:
@@ -54,7 +44,7 @@ def _check(url: str) -> None:
     engine = open_store(url)
     calendar, settings = StandardFiscalCalendar(1), EngineSettings()
     runner = JobRunner(engine, JobContext(calendar, settings), CLOCK)
-    import_document(engine, parse(json.dumps(_doc()), "doc"), "doc", calendar, settings, CLOCK, runner)
+    import_document(engine, parse(json.dumps(three_orders()), "doc"), "doc", calendar, settings, CLOCK, runner)
     rows = _content(engine)
     assert len(rows["arr_rows"]) == 3 + 6 + 9 and rows["order_metrics"]  # monthly rows of the three lines
     assert _keys(engine) == {"arr_rows": [], "order_metrics": []}

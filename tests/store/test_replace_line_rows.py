@@ -22,7 +22,7 @@ from connector.store import schema as t
 from connector.store.db import open_store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from store_support import postgres_schema  # noqa: E402
+from store_support import store_url  # noqa: E402
 
 CLOCK = FrozenClock(dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc))
 DOC = {"accounts": [{"id": "M", "name": "Multi"}],
@@ -63,8 +63,5 @@ def _check(url: str) -> None:
 
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_metrics_replaced_line_by_line(tmp_path, store):
-    if store == "sqlite":
-        _check(f"sqlite:///{tmp_path / 'store.db'}")
-    else:
-        with postgres_schema() as url:
-            _check(url)
+    with store_url(store, tmp_path) as url:
+        _check(url)
