@@ -1,6 +1,6 @@
 """Benchmark: import, activate and process N order lines on a store; compare with a raw bulk insert.
 
-    .venv/bin/python bench/engine_bench.py [--lines 100000] [--store sqlite] [--store postgresql]
+    .venv/bin/python bench/engine_bench.py [--lines 100000] [--store sqlite] [--store postgresql] [--rounds 3]
 
 `--store` takes a SQLAlchemy URL, or `sqlite` (a fresh file in bench/out, the default) or
 `postgresql` (PG_SERVER below); give it twice to measure both stores in the same run. On
@@ -32,6 +32,7 @@ import datetime as dt
 import itertools
 import json
 import multiprocessing
+import statistics
 import random
 import resource
 import sys
@@ -219,8 +220,10 @@ def _watch_second_core() -> list[int]:
     return peaks
 
 
-def run(url: str, doc: dict | Path, out: Path, second_core: bool, counts: tuple[int, int]) -> float:
-    """Import the document into the store at `url`, print the figures; returns the import's time.
+def run(url: str, doc: dict | Path, out: Path, second_core: bool,
+        counts: tuple[int, int]) -> tuple[float, float | None]:
+    """Import the document into the store at `url`, print the figures; returns the import's time,
+    and the raw bulk insert of all its rows (SQLite; None on other stores).
     `doc`: the document itself, imported whole ("--path whole"), or the file it was written to,
     streamed as `revsync import` reads it ("--path streamed"; this process then holds no parsed
     document, as the command holds none); `counts`: its (order lines, orders)."""
@@ -331,7 +334,7 @@ def run(url: str, doc: dict | Path, out: Path, second_core: bool, counts: tuple[
               f"{total / raw_copy:.2f} x)")
     print(f"peak memory (RSS)     {peak_mb:8.0f} MB", flush=True)
     engine.dispose()
-    return total
+    return total, raw_all
 
 
 def main() -> None:
@@ -345,16 +348,39 @@ def main() -> None:
     parser.add_argument("--path", choices=["streamed", "whole", "both"], default="streamed",
                         help="streamed: as `revsync import` reads a file without problems (default); whole: the "
                              "whole document parsed in memory first; both: each store both ways")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure everything this many times, the stores taking turns in each round, and "
+                             "print each round's ratios and their medians (the machine's speed varies between "
+                             "runs: a ratio of two runs far apart measures that too)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
 
     out = Path(__file__).with_name("out")
     out.mkdir(exist_ok=True)
     doc_json = generate(args.lines)
     counts = (sum(len(o["lines"]) for o in doc_json["orders"]), len(doc_json["orders"]))
-    times: dict[tuple[str, bool, str], float] = {}
     ways = {"2": [True], "1": [False], "both": [False, True]}[args.cores]
     paths = ["streamed", "whole"] if args.path == "both" else [args.path]
-    for store in args.store or ["sqlite"]:
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f"round                 {number} of {args.rounds}\n")
+        rounds.append(_round(args.store or ["sqlite"], ways, paths, doc_json, counts, out))
+        _compare(rounds[-1], ways, paths)
+    if args.rounds > 1:
+        _summary(rounds, ways, paths)
+
+
+#: a round's figures: (store, second core, path) -> (import time, raw bulk insert of all its rows or None)
+Round = dict[tuple[str, bool, str], tuple[float, float | None]]
+
+
+def _round(stores: list[str], ways: list[bool], paths: list[str], doc_json: dict, counts: tuple[int, int],
+           out: Path) -> Round:
+    """Each store measured each way once, one after the other."""
+    times: Round = {}
+    for store in stores:
         for second_core, path in itertools.product(ways, paths):
             url = fresh_store(store, out)
             if len(ways) > 1:
@@ -372,21 +398,49 @@ def main() -> None:
             if url.startswith("postgresql"):  # the shared server keeps no 1 GB of benchmark rows
                 _pg_schema(url.split("?")[0], create=False)
             print(flush=True)
+    return times
+
+
+def _compare(times: Round, ways: list[bool], paths: list[str]) -> None:
+    """Print a round's ratios: streamed / whole, two cores / one core, each store / the first."""
     stores = list(dict.fromkeys(store for store, _, _ in times))
     for second_core, path in itertools.product(ways, paths):
         cores = ("two cores" if second_core else "one core") if len(ways) > 1 else ""
         which_path = path if len(paths) > 1 else ""
         if len(paths) > 1 and path == "streamed":
             for store in stores:
-                streamed, whole = times[(store, second_core, "streamed")], times[(store, second_core, "whole")]
+                streamed, whole = times[(store, second_core, "streamed")][0], times[(store, second_core, "whole")][0]
                 print(f"{store}: streamed / whole{_said(cores)}: {streamed / whole:.2f} x ({streamed - whole:+.2f} s)")
         if len(ways) > 1 and second_core:
             for store in stores:
-                one, two = times[(store, False, path)], times[(store, True, path)]
+                one, two = times[(store, False, path)][0], times[(store, True, path)][0]
                 print(f"{store}: two cores / one core{_said(which_path)}: {two / one:.2f} x ({two - one:+.2f} s)")
         for store in stores[1:]:
-            ratio = times[(store, second_core, path)] / times[(stores[0], second_core, path)]
+            ratio = times[(store, second_core, path)][0] / times[(stores[0], second_core, path)][0]
             print(f"{store} / {stores[0]}{_said(which_path, cores)}: {ratio:.2f} x")
+
+
+def _summary(rounds: list[Round], ways: list[bool], paths: list[str]) -> None:
+    """Every round's import times and ratios (to the raw insert of all rows, to the first store),
+    and their medians."""
+    stores = list(dict.fromkeys(store for store, _, _ in rounds[0]))
+    print(f"\nsummary of {len(rounds)} rounds (each: the stores one after the other)")
+    for second_core, path in itertools.product(ways, paths):
+        said = _said(path if len(paths) > 1 else "", ("two cores" if second_core else "one core") if len(ways) > 1 else "")
+        for store in stores:
+            figures = [r[(store, second_core, path)] for r in rounds]
+            line = f"{store}{said}: import {_listed([t for t, _ in figures], 's')}"
+            if all(raw for _, raw in figures):
+                line += f"; / raw insert of all rows {_listed([t / raw for t, raw in figures if raw], 'x')}"
+            print(line)
+        for store in stores[1:]:
+            ratios = [r[(store, second_core, path)][0] / r[(stores[0], second_core, path)][0] for r in rounds]
+            print(f"{store} / {stores[0]}{said}: {_listed(ratios, 'x')}")
+
+
+def _listed(values: list[float], unit: str) -> str:
+    """"a, b, c <unit> (median m)"."""
+    return f"{', '.join(f'{v:.2f}' for v in values)} {unit} (median {statistics.median(values):.2f})"
 
 
 def _said(*parts: str) -> str:
