@@ -23,7 +23,10 @@ Generates orders with 12–36 month terms (new lines, then updates, renewals and
 them), imports them, and prints lines/s, ARR rows/s, peak memory and the ratio of its time to a
 raw bulk insert of the same ARR rows into the same kind of store (driver executemany in one
 transaction: the store's own limit). On SQLite it also bulk inserts every row of every table the
-import wrote into a fresh store's tables, and prints the ratio to that too, in wall and in CPU time (on a shared machine, CPU time is what compares).
+import wrote into a fresh store's tables, and prints the ratio to that too, in wall and in CPU time (on a shared machine, CPU time is what compares),
+and the CPU floor: the CPU time of all the import's processes spread evenly over the machine's
+cores, below which no scheduling can bring the import (as a ratio to the raw insert of all rows,
+the best this much work can reach on this machine).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import datetime as dt
 import itertools
 import json
 import multiprocessing
+import os
 import statistics
 import random
 import resource
@@ -298,7 +302,7 @@ def run(url: str, doc: dict | Path, out: Path, second_core: bool,
         raw_conn.commit()
     finally:
         raw_conn.close()
-    raw_all = raw_all_cpu = raw_tables = raw_rows = None
+    raw_all = raw_all_cpu = raw_tables = raw_rows = floor = None
     if engine.dialect.name == "sqlite":
         raw_all, raw_all_cpu, raw_tables, raw_rows = raw_copy_all(engine, out / "raw.db")
     print(f"store                 {engine.dialect.name}")
@@ -329,12 +333,18 @@ def run(url: str, doc: dict | Path, out: Path, second_core: bool,
               "wrote, into a fresh store's tables: one transaction, driver executemany)")
         print(f"raw, all: CPU time    {raw_all_cpu:8.2f} s")
         print(f"ratio to raw, all     {total / raw_all:8.2f} x  wall time, {cpu / raw_all_cpu:.2f} x CPU time")
+        # Whatever the scheduling, the import's processes cannot finish before their CPU time spread
+        # evenly over the cores: the lowest ratio this much work can reach on this machine.
+        cores = len(os.sched_getaffinity(0))
+        floor = (cpu + child_cpu) / cores
+        print(f"CPU floor             {floor:8.2f} s  (the CPU time of the import's processes, {cpu + child_cpu:.2f} s, "
+              f"over this machine's {cores} cores: {floor / raw_all:.2f} x the raw insert of all rows at best)")
     if raw_copy is not None:
         print(f"raw COPY              {raw_copy:8.2f} s  (the same ARR rows by PostgreSQL's COPY; ratio "
               f"{total / raw_copy:.2f} x)")
     print(f"peak memory (RSS)     {peak_mb:8.0f} MB", flush=True)
     engine.dispose()
-    return total, raw_all
+    return total, raw_all, floor
 
 
 def main() -> None:
@@ -372,8 +382,9 @@ def main() -> None:
         _summary(rounds, ways, paths)
 
 
-#: a round's figures: (store, second core, path) -> (import time, raw bulk insert of all its rows or None)
-Round = dict[tuple[str, bool, str], tuple[float, float | None]]
+#: a round's figures: (store, second core, path) -> (import time, raw bulk insert of all its rows or
+#: None, CPU floor or None)
+Round = dict[tuple[str, bool, str], tuple[float, float | None, float | None]]
 
 
 def _round(stores: list[str], ways: list[bool], paths: list[str], doc_json: dict, counts: tuple[int, int],
@@ -429,9 +440,12 @@ def _summary(rounds: list[Round], ways: list[bool], paths: list[str]) -> None:
         said = _said(path if len(paths) > 1 else "", ("two cores" if second_core else "one core") if len(ways) > 1 else "")
         for store in stores:
             figures = [r[(store, second_core, path)] for r in rounds]
-            line = f"{store}{said}: import {_listed([t for t, _ in figures], 's')}"
-            if all(raw for _, raw in figures):
-                line += f"; / raw insert of all rows {_listed([t / raw for t, raw in figures if raw], 'x')}"
+            line = f"{store}{said}: import {_listed([t for t, _, _ in figures], 's')}"
+            if all(raw for _, raw, _ in figures):
+                line += f"; / raw insert of all rows {_listed([t / raw for t, raw, _ in figures if raw], 'x')}"
+            if all(raw and floor for _, raw, floor in figures):
+                line += (f"; CPU floor / raw insert of all rows "
+                         f"{_listed([floor / raw for _, raw, floor in figures if raw and floor], 'x')}")
             print(line)
         for store in stores[1:]:
             ratios = [r[(store, second_core, path)][0] / r[(stores[0], second_core, path)][0] for r in rounds]
