@@ -225,9 +225,9 @@ def _watch_second_core() -> list[int]:
 
 
 def run(url: str, doc: dict | Path, out: Path, second_core: bool,
-        counts: tuple[int, int]) -> tuple[float, float | None]:
+        counts: tuple[int, int]) -> tuple[float, float | None, float | None]:
     """Import the document into the store at `url`, print the figures; returns the import's time,
-    and the raw bulk insert of all its rows (SQLite; None on other stores).
+    the raw bulk insert of all its rows and the CPU floor (SQLite; None on other stores).
     `doc`: the document itself, imported whole ("--path whole"), or the file it was written to,
     streamed as `revsync import` reads it ("--path streamed"; this process then holds no parsed
     document, as the command holds none); `counts`: its (order lines, orders)."""
@@ -441,11 +441,10 @@ def _summary(rounds: list[Round], ways: list[bool], paths: list[str]) -> None:
         for store in stores:
             figures = [r[(store, second_core, path)] for r in rounds]
             line = f"{store}{said}: import {_listed([t for t, _, _ in figures], 's')}"
-            if all(raw for _, raw, _ in figures):
-                line += f"; / raw insert of all rows {_listed([t / raw for t, raw, _ in figures if raw], 'x')}"
-            if all(raw and floor for _, raw, floor in figures):
-                line += (f"; CPU floor / raw insert of all rows "
-                         f"{_listed([floor / raw for _, raw, floor in figures if raw and floor], 'x')}")
+            if all(raw and floor for _, raw, floor in figures):  # SQLite: both or neither
+                line += (f"; / raw insert of all rows {_listed([t / raw for t, raw, _ in figures], 'x')}"
+                         f"; CPU floor / raw insert of all rows "
+                         f"{_listed([floor / raw for _, raw, floor in figures], 'x')}")
             print(line)
         for store in stores[1:]:
             ratios = [r[(store, second_core, path)][0] / r[(stores[0], second_core, path)][0] for r in rounds]

@@ -58,9 +58,9 @@ def upgrade() -> None:
         return
     found = sa.inspect(bind)
     for table in dict.fromkeys(name for name, *_ in DROPPED):
-        dropped = {(column, referred) for name, column, referred, _ in DROPPED if name == table}
+        dropped = {((column,), referred) for name, column, referred, _ in DROPPED if name == table}
         for key in found.get_foreign_keys(table):
-            if (tuple(key['constrained_columns']), key['referred_table']) in {((c,), r) for c, r in dropped}:
+            if (tuple(key['constrained_columns']), key['referred_table']) in dropped:
                 op.drop_constraint(key['name'], table, type_='foreignkey')
 
 
