@@ -402,8 +402,7 @@ class SavedJobs:
         runner = self.runner
         if runner.deferred or not saved:
             return []
-        with runner.engine.connect() as conn:
-            todo = repo.pending_jobs_saved(conn, saved)
+        todo = repo.pending_jobs_saved(runner.engine, saved)
         self._held.extend(runner._hand(self.ahead, batch, by_order, saved) for batch, by_order in runner._batches(todo))
         return self._run(self._ready())
 
@@ -697,8 +696,7 @@ class JobRunner:
         """
         if self.deferred or not saved:
             return []
-        with self.engine.connect() as conn:
-            todo = repo.pending_jobs_saved(conn, saved)
+        todo = repo.pending_jobs_saved(self.engine, saved)
         return self._run_jobs(todo, saved)
 
     def _batches(self, todo: Sequence) -> list[tuple[list[str], dict[str, list]]]:

@@ -6,7 +6,7 @@ import functools
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Collection, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Collection, Iterable, NamedTuple, Sequence
 
 from sqlalchemy import (
     ARRAY, BigInteger, Boolean, Connection, Date, DateTime, Engine, Integer, Row, String, any_, bindparam,
@@ -44,10 +44,52 @@ def _in(conn: Connection, column, values: Sequence):
     return column.in_(values)
 
 
+#: statements with an IN list whose values are bound at each execution (`_built`), by store
+#: dialect and the statement's name
+_BUILT: dict[tuple[str, str], Any] = {}
+
+#: the parameter that carries the IN list's values (`_in_values`)
+_IN_VALUES = "in_values"
+
+
+def _in_bound(dialect: str, column):
+    """`column IN (…)` as `_in` writes it, its values left to each execution's `in_values` parameter."""
+    if dialect == "postgresql":
+        array = ARRAY(column.type.impl if hasattr(column.type, "impl") else column.type)
+        return column == any_(cast(bindparam(_IN_VALUES, type_=array), array))
+    return column.in_(select(func.json_each(bindparam(_IN_VALUES, type_=String))
+                             .table_valued("value").c.value).scalar_subquery())
+
+
+def _built(conn: Connection, name: str, build: Callable[[Callable[[Any], Any]], Any]):
+    """The statement `build(in_)` makes, built once per store dialect and `name`: `in_(column)` is
+    `column IN (…)` with the values given to each execution by `_in_values`.
+
+    Building a statement and working out its cache key costs SQLAlchemy about 0.7 ms; the writing
+    pass of an import runs a dozen of these per batch (0.4 s of 100,000 lines, on its critical
+    path: issue 11). `name` must say everything `build` depends on."""
+    key = (conn.dialect.name, name)
+    statement = _BUILT.get(key)
+    if statement is None:
+        statement = _BUILT[key] = build(functools.partial(_in_bound, conn.dialect.name))
+    return statement
+
+
+def _in_values(conn: Connection, values: Sequence, **params: Any) -> dict[str, Any]:
+    """The parameters of one execution of a `_built` statement: the IN list's values (ids or keys:
+    text or integers) and `params`."""
+    if conn.dialect.name == "postgresql":
+        return {_IN_VALUES: list(values), **params}
+    if not all(type(v) is str or type(v) is int for v in values):
+        raise TypeError("an IN list bound at execution holds ids or keys (text or integers) only")
+    return {_IN_VALUES: json.dumps(list(values)), **params}
+
+
 def _existing(conn: Connection, column, ids: Sequence[str]) -> set[str]:
     out: set[str] = set()
+    statement = _built(conn, f"existing {column.table.name}.{column.name}", lambda in_: select(column).where(in_(column)))
     for chunk in _chunks(list(ids)):
-        out.update(conn.execute(select(column).where(_in(conn, column, chunk))).scalars())
+        out.update(conn.execute(statement, _in_values(conn, chunk)).scalars())
     return out
 
 
@@ -104,9 +146,10 @@ def load_products(conn: Connection) -> dict[str, Product]:
 def order_hashes(conn: Connection, order_ids: Sequence[str]) -> dict[str, str]:
     """Content hashes of the stored orders among these ids."""
     out: dict[str, str] = {}
+    statement = _built(conn, "order hashes",
+                       lambda in_: select(t.orders.c.id, t.orders.c.content_hash).where(in_(t.orders.c.id)))
     for chunk in _chunks(list(order_ids)):
-        out.update((r.id, r.content_hash) for r in conn.execute(
-            select(t.orders.c.id, t.orders.c.content_hash).where(_in(conn, t.orders.c.id, chunk))))
+        out.update((r.id, r.content_hash) for r in conn.execute(statement, _in_values(conn, chunk)))
     return out
 
 
@@ -261,8 +304,9 @@ def _add_links(conn: Connection, activations: Sequence[encode.StoredActivation])
         return
     c = t.account_links.c
     known: set[tuple[str, str, str]] = set()
+    statement = _built(conn, "account links", lambda in_: select(c.account, c.role, c.related).where(in_(c.account)))
     for chunk in _chunks(list(dict.fromkeys(account for account, _, _ in links))):
-        known.update(tuple(r) for r in conn.execute(select(c.account, c.role, c.related).where(_in(conn, c.account, chunk))))
+        known.update(tuple(r) for r in conn.execute(statement, _in_values(conn, chunk)))
     fresh = [dict(account=account, role=role, related=related, order_id=order_id)
              for (account, role, related), order_id in links.items() if (account, role, related) not in known]
     if fresh:
@@ -284,9 +328,10 @@ def _accounts_named(conn: Connection, activations: Sequence[encode.StoredActivat
     accounts = dict.fromkeys(a.account for a in activations)
     accounts.update((item[_ITEM_ACCOUNT], None) for a in activations for item in a.items)
     current: dict[str, Row] = {}
+    statement = _built(conn, "accounts' tcv", lambda in_: select(t.accounts.c.id, t.accounts.c.tcv,
+                                                                 t.accounts.c.customer_since).where(in_(t.accounts.c.id)))
     for chunk in _chunks(list(accounts)):
-        for r in conn.execute(select(t.accounts.c.id, t.accounts.c.tcv, t.accounts.c.customer_since)
-                              .where(_in(conn, t.accounts.c.id, chunk))):
+        for r in conn.execute(statement, _in_values(conn, chunk)):
             current[r.id] = r
     products = list(dict.fromkeys(item[_ITEM_PRODUCT] for a in activations for item in a.items))
     missing = [("account", a) for a in accounts if a not in current]
@@ -443,11 +488,15 @@ def orders_with_drawdowns(conn: Connection, order_ids: Sequence[str]) -> set[str
     return out
 
 
-def pending_jobs_saved(conn: Connection, saved: dict[str, StoredOrder]) -> list:
+def pending_jobs_saved(store: Engine | Connection, saved: dict[str, StoredOrder]) -> list:
     """`pending_jobs_of` the orders `save_activations` has just written, without reading their jobs
-    back when it gave their ids (0.8 s per 100,000 lines: issue 11)."""
+    back when it gave their ids (0.8 s per 100,000 lines: issue 11); given an engine, it connects
+    only when it must read them."""
     if not all(o.jobs is not None for o in saved.values()):
-        return pending_jobs_of(conn, list(saved))
+        if isinstance(store, Engine):
+            with store.connect() as conn:
+                return pending_jobs_of(conn, list(saved))
+        return pending_jobs_of(store, list(saved))
     return sorted((job for o in saved.values() for job in o.jobs or ()), key=lambda j: (j.seq, j.id))
 
 
@@ -498,10 +547,11 @@ def replace_stored_line_metrics(conn: Connection, rows: StoredRows) -> None:
 
 def record_jobs_done(conn: Connection, job_ids: Sequence[int], now: dt.datetime) -> None:
     """Mark these jobs succeeded (one more attempt, no error, nothing to retry)."""
+    statement = _built(conn, "jobs done", lambda in_: update(t.jobs).where(in_(t.jobs.c.id)).values(
+        status=t.JobStatus.SUCCEEDED, attempts=t.jobs.c.attempts + 1, last_error=None,
+        updated_at=bindparam("now", type_=t.jobs.c.updated_at.type), next_attempt_at=None))
     for chunk in _chunks(list(job_ids), 2000):
-        conn.execute(update(t.jobs).where(_in(conn, t.jobs.c.id, chunk)).values(
-            status=t.JobStatus.SUCCEEDED, attempts=t.jobs.c.attempts + 1, last_error=None, updated_at=now,
-            next_attempt_at=None))
+        conn.execute(statement, _in_values(conn, chunk, now=now))
 
 
 def refresh_item_metrics(conn: Connection, item_ids: Iterable[str]) -> None:
@@ -512,10 +562,12 @@ def refresh_item_metrics(conn: Connection, item_ids: Iterable[str]) -> None:
     lines_tcv = (select(func.coalesce(func.sum(t.line_metrics.c.tcv), literal(0, BigInteger)))
                  .select_from(t.order_lines.join(t.line_metrics, t.line_metrics.c.line_pk == t.order_lines.c.pk))
                  .where(t.order_lines.c.item == t.items.c.id).scalar_subquery())
+    remove = _built(conn, "item metrics removed", lambda in_: delete(t.item_metrics).where(in_(t.item_metrics.c.item)))
+    add = _built(conn, "item metrics added", lambda in_: insert(t.item_metrics).from_select(
+        ["item", "tcv"], select(t.items.c.id, lines_tcv).where(in_(t.items.c.id))))
     for chunk in _chunks(ids):
-        conn.execute(delete(t.item_metrics).where(_in(conn, t.item_metrics.c.item, chunk)))
-        conn.execute(insert(t.item_metrics).from_select(
-            ["item", "tcv"], select(t.items.c.id, lines_tcv).where(_in(conn, t.items.c.id, chunk))))
+        conn.execute(remove, _in_values(conn, chunk))
+        conn.execute(add, _in_values(conn, chunk))
 
 
 def replace_order_metrics(conn: Connection, pks: Sequence[int], metrics: Sequence[tuple[int, OrderMetric]]) -> None:
@@ -548,9 +600,10 @@ def _lines_having(conn: Connection, table, pks: Sequence[int]) -> set[int]:
         for chunk in _chunks(list(pks)):
             out.update(conn.execute(probe, {"pks": chunk}).scalars())
         return out
+    statement = _built(conn, f"lines having {table.name}",
+                       lambda in_: select(table.c.line_pk).where(in_(table.c.line_pk)).distinct())
     for chunk in _chunks(list(pks)):
-        out.update(conn.execute(select(table.c.line_pk).where(_in(conn, table.c.line_pk, chunk))
-                                .distinct()).scalars())
+        out.update(conn.execute(statement, _in_values(conn, chunk)).scalars())
     return out
 
 
@@ -560,8 +613,9 @@ def _delete_lines(conn: Connection, table, pks: Sequence[int]) -> None:
     500 lines on a table an import is filling."""
     if conn.dialect.name == "postgresql":
         pks = sorted(_lines_having(conn, table, pks))
+    statement = _built(conn, f"lines deleted from {table.name}", lambda in_: delete(table).where(in_(table.c.line_pk)))
     for chunk in _chunks(list(pks)):
-        conn.execute(delete(table).where(_in(conn, table.c.line_pk, chunk)))
+        conn.execute(statement, _in_values(conn, chunk))
 
 
 def _add_account_tcv(conn: Connection, activations: Sequence[encode.StoredActivation]) -> None:
@@ -573,8 +627,9 @@ def _add_account_tcv(conn: Connection, activations: Sequence[encode.StoredActiva
     m = t.account_metrics.c
     accounts = sorted({account for account, _ in added})
     before: dict[tuple[str, str], Decimal] = {}
-    for i in range(0, len(accounts), 500):
-        for r in conn.execute(select(m.account, m.currency, m.tcv).where(_in(conn, m.account, accounts[i:i + 500]))):
+    statement = _built(conn, "account metrics' tcv", lambda in_: select(m.account, m.currency, m.tcv).where(in_(m.account)))
+    for chunk in _chunks(accounts):
+        for r in conn.execute(statement, _in_values(conn, chunk)):
             before[(r.account, r.currency)] = r.tcv
     fresh = [dict(account=a, currency=c, tcv=v) for (a, c), v in added.items() if (a, c) not in before]
     changed = [dict(b_account=a, b_currency=c, tcv=before[(a, c)] + v) for (a, c), v in added.items()

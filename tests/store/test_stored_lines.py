@@ -9,6 +9,7 @@ import sqlite3
 from fractions import Fraction
 
 import pytest
+from sqlalchemy import event
 
 from connector import job_rows
 from connector.clock import FrozenClock
@@ -71,6 +72,15 @@ def test_the_lines_handed_over_as_written_are_the_lines_the_store_reads_back(sto
         assert repo.pending_jobs_saved(conn, saved) == pending and len(pending) == 4 * len(saved)
         unknown = {o.id: dataclasses.replace(o, jobs=None) for o in saved.values()}  # ids not given: read back
         assert [tuple(j) for j in repo.pending_jobs_saved(conn, unknown)] == pending
+    # given the engine, it connects only when it must read the jobs back
+    checkouts: list[object] = []
+    count = checkouts.append
+    event.listen(store, "engine_connect", count)
+    try:
+        assert repo.pending_jobs_saved(store, saved) == pending and checkouts == []
+        assert [tuple(j) for j in repo.pending_jobs_saved(store, unknown)] == pending and len(checkouts) == 1
+    finally:
+        event.remove(store, "engine_connect", count)
     days, exacts = encode.StoredDays(), encode.StoredExacts()
     lines = 0
     kinds = set()
