@@ -1148,11 +1148,14 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         nonlocal expected, lines, written
         with conn.begin():
             saved = _save_stored_batch(conn, batch, expected, source, result, clock, hashes, runner.ctx.write_back)
+            if interleaved:
+                # the jobs of the batches before, whose rows the child has sent, commit with this one
+                outcomes.extend(jobs.add(saved, conn))
+        if interleaved:
+            outcomes.extend(jobs.after_commit())
         expected += len(batch)
         lines += sum(len(a.lines) for a in batch)
         result.activated.extend(a.order_id for a in batch)
-        if interleaved:
-            outcomes.extend(jobs.add(saved))
         del saved
         written += 1
         if written % COLLECT_EVERY == 0:

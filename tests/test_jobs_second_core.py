@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from connector import importer, jobs as jobs_module
 from connector.clock import FrozenClock
@@ -163,6 +163,76 @@ def test_a_child_that_dies_costs_time_not_rows(tmp_path, document, children, mon
     assert child.broken and 3 <= child.batches <= 3 + jobs_module.HELD_MAX
     assert list(result.jobs) == list(expected.jobs) and all(o.ok for o in result.jobs)
     assert tables == expected_tables
+
+
+def _commits(engine) -> list[object]:
+    """Every commit of a transaction of this store's connections, from now on."""
+    seen: list[object] = []
+    event.listen(engine, "commit", seen.append)
+    return seen
+
+
+def test_each_batch_commits_once_with_the_jobs_of_the_batches_before(tmp_path, document, children):
+    """The jobs of held batches whose rows have come back run in the transaction that writes the
+    next batch (one commit per batch, not two), and the store ends as on one core."""
+    expected, expected_tables = _one_core(tmp_path, document)
+    engine = open_store(f"sqlite:///{tmp_path / 'two-cores.db'}")
+    commits = _commits(engine)
+    result = _streamed(engine, document, second_core=True)
+    tables = _tables(engine)
+    engine.dispose()
+    batches = -(-len(result.activated) // BATCH)
+    assert batches > 10
+    # a commit per batch, the catalogue's, and the jobs of the batches still held at the end (up
+    # to `HELD_MAX` + 1); two per batch before
+    assert len(commits) <= batches + 1 + jobs_module.HELD_MAX + 1 + 2
+    assert list(result.jobs) == list(expected.jobs) and all(o.ok for o in result.jobs)
+    assert tables == expected_tables
+
+
+@pytest.mark.parametrize("fails", ["once", "always"])
+def test_a_job_that_fails_in_the_batchs_transaction_is_rolled_back_to_its_savepoint(tmp_path, document, children,
+                                                                                    monkeypatch, fails):
+    """A held batch's job fails in the transaction writing the next batch: what its jobs wrote is
+    rolled back to the savepoint, the next batch's orders are committed all the same, and the
+    batch's jobs run again after the commit as they always did (together, then kind by kind, then
+    job by job): the store ends as on one core, or, if the job fails again, with that job failed."""
+    expected, expected_tables = _one_core(tmp_path, document)
+    victim = expected.activated[3 * BATCH + 1]  # in the fourth batch
+    real = jobs_module.JOBS["order_metrics"]
+    raised: list[str] = []
+
+    def failing(conn, orders, ctx, prepared=None):
+        # its rows written (after subscription_metrics has written the batch's), then it fails
+        real(conn, orders, ctx) if prepared is None else real(conn, orders, ctx, prepared)
+        if victim in orders and (fails == "always" or prepared is not None):
+            raised.append("in the transaction" if prepared is not None else "after it")
+            raise RuntimeError("order metrics went wrong")
+
+    monkeypatch.setitem(jobs_module.JOBS, "order_metrics", failing)
+    engine = open_store(f"sqlite:///{tmp_path / 'two-cores.db'}")
+    result = _streamed(engine, document, second_core=True)
+    tables = _tables(engine)
+    engine.dispose()
+    assert raised[0] == "in the transaction" and "after it" not in raised[:1]
+    assert result.activated == expected.activated
+    if fails == "once":
+        assert raised == ["in the transaction"]
+        assert list(result.jobs) == list(expected.jobs) and all(o.ok for o in result.jobs)
+        assert tables == expected_tables
+        return
+    # run again after the commit: together, the kind, then the victim's job alone, which fails
+    assert raised == ["in the transaction", "after it", "after it", "after it"]
+    failed = [o for o in result.jobs if not o.ok]
+    assert [(o.order_id, o.kind) for o in failed] == [(victim, "order_metrics")]
+    assert "order metrics went wrong" in (failed[0].error or "")
+    assert [(o.order_id, o.kind) for o in result.jobs] == [(o.order_id, o.kind) for o in expected.jobs]
+    victim_lines = {r[0] for r in tables["order_lines"] if r[2] == victim}
+    assert victim_lines and not [r for r in tables["order_metrics"] if r[0] in victim_lines]
+    assert [r for r in tables["line_metrics"] if r[0] in victim_lines]  # its other jobs are done
+    # every other table as on one core
+    for name in ("orders", "order_lines", "line_segments", "items", "arr_rows", "line_metrics", "item_metrics"):
+        assert tables[name] == expected_tables[name], name
 
 
 def test_an_import_stopped_midway_stops_the_child_and_is_finished_by_importing_again(tmp_path, document, children,
