@@ -26,7 +26,7 @@ from connector.engine.arr_by_period import arr_rows
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.metrics import order_metrics
 from connector.engine.model import ActivatedLine
-from connector.engine.money import round_money
+from connector.engine.money import STORE_SCALE, round_money
 from connector.store import encode, staging
 
 #: (line key, line, currency): a line as the jobs read it
@@ -35,16 +35,30 @@ Lines = Iterable[tuple[int, ActivatedLine, str]]
 _ZERO, _TWELVE = Decimal(0), Decimal(12)
 
 
-def line_metric_rows(lines: Lines, units: dict) -> list[tuple]:
-    """Each line's (line key, MRR, TCV) in stored units: the subscription metrics job's rows."""
-    return [(pk, units[round_money(line.delta_mrr, currency)], units[round_money(line_tcv(line), currency)])
+#: a line key → its TCV as stored with the line (`encode.LINE_COLUMNS`: rounded, in units)
+StoredTcvs = dict[int, int]
+
+_TCV = encode.LINE_COLUMNS.index("tcv")
+
+
+def line_metric_rows(lines: Lines, units: dict, tcvs: StoredTcvs | None = None) -> list[tuple]:
+    """Each line's (line key, MRR, TCV) in stored units: the subscription metrics job's rows. A
+    line's TCV in `tcvs` is taken as it is, not worked out again from its pieces."""
+    tcvs = tcvs or {}
+    return [(pk, units[round_money(line.delta_mrr, currency)],
+             tcvs[pk] if pk in tcvs else units[round_money(line_tcv(line), currency)])
             for pk, line, currency in lines]
 
 
-def order_metric_rows(lines: Lines, which: Sequence[str], units: dict, day: dict) -> list[tuple]:
-    """Each line's order metrics (`which` of them) in their stored form: the order metrics job's rows."""
-    return encode.stored_order_metrics(((pk, m) for pk, line, currency in lines
-                                        for m in order_metrics(line, currency, which)), units, day)
+def order_metric_rows(lines: Lines, which: Sequence[str], units: dict, day: dict,
+                      tcvs: StoredTcvs | None = None) -> list[tuple]:
+    """Each line's order metrics (`which` of them) in their stored form: the order metrics job's
+    rows. A line's TCV in `tcvs` is taken as it is (`order_metrics`' `tcv`)."""
+    tcvs = tcvs or {}
+    return encode.stored_order_metrics(
+        ((pk, m) for pk, line, currency in lines
+         for m in order_metrics(line, currency, which,
+                                Decimal(tcvs[pk]).scaleb(-STORE_SCALE) if pk in tcvs else None)), units, day)
 
 
 def stored_arr_rows(lines: Lines, calendar: FiscalCalendar, units: dict, day: dict) -> list[tuple]:
@@ -164,13 +178,15 @@ COLLECT_EVERY = 8
 KINDS = ("subscription_metrics", "order_metrics", "arr_by_period")
 
 
-def rows(kind: str, lines: Lines, calendar: FiscalCalendar, which: Sequence[str], dialect: str) -> list[tuple]:
-    """The rows of one kind of job for these lines, for a store of this dialect."""
+def rows(kind: str, lines: Lines, calendar: FiscalCalendar, which: Sequence[str], dialect: str,
+         tcvs: StoredTcvs | None = None) -> list[tuple]:
+    """The rows of one kind of job for these lines, for a store of this dialect; `tcvs`: the TCV
+    stored with some of them."""
     units, day = encode.encoders(dialect)
     if kind == "subscription_metrics":
-        return line_metric_rows(lines, units)
+        return line_metric_rows(lines, units, tcvs)
     if kind == "order_metrics":
-        return order_metric_rows(lines, which, units, day)
+        return order_metric_rows(lines, which, units, day, tcvs)
     if kind == "arr_by_period":
         return stored_arr_rows(lines, calendar, units, day)
     raise ValueError(f"no rows are worked out ahead for jobs of kind {kind!r}")
@@ -211,6 +227,9 @@ def batch_rows(batch: Batch, calendar: FiscalCalendar, which: Sequence[str], dia
     kinds, orders = batch
     days, exacts = encode.StoredDays(), encode.StoredExacts()
     lines = {o: (currency, decoded(order_lines, days, exacts)) for o, (currency, order_lines) in orders.items()}
+    # the TCV each line was stored with, rather than worked out again from its decoded pieces
+    # (about a third of the line metrics' time: issue 11)
+    tcvs = {pk: row[_TCV] for _, (_, stored) in orders.values() if stored is not None for pk, row, _ in stored}
     out: dict[str, Any] = {}
     for kind, order_ids in kinds:
         its_lines = [(pk, line, lines[o][0]) for o in order_ids for pk, line in lines[o][1]]
@@ -218,7 +237,7 @@ def batch_rows(batch: Batch, calendar: FiscalCalendar, which: Sequence[str], dia
             if periods is not None and kind == "arr_by_period":
                 out[kind] = Spans(*arr_spans(its_lines, periods, encode.Units(), periods.day))
             else:
-                out[kind] = rows(kind, its_lines, calendar, which, dialect)
+                out[kind] = rows(kind, its_lines, calendar, which, dialect, tcvs)
         except Exception:  # noqa: BLE001 - the job works them out itself, and fails as it would
             pass
     return out

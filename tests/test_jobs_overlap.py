@@ -90,11 +90,11 @@ def test_a_failing_job_fails_alone_and_the_same_way(tmp_path, monkeypatch):
     real = job_rows.order_metrics
     calls = []
 
-    def refuses_one_line(line, currency, which):
+    def refuses_one_line(line, currency, which, tcv=None):
         calls.append(threading.current_thread().name)
         if line.id == "L40":
             raise ValueError("the billing schedule of L40 cannot be worked out")
-        return real(line, currency, which)
+        return real(line, currency, which, tcv)
 
     monkeypatch.setattr(job_rows, "order_metrics", refuses_one_line)
     (one, one_tables, _), (two, two_tables, _) = _both(tmp_path)

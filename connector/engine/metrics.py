@@ -32,8 +32,12 @@ def _months(start: dt.date, end_excl: dt.date) -> Exact:
     return exact(months_between(start, end_excl))
 
 
-def order_metrics(line: ActivatedLine, currency: str, which: Iterable[str]) -> list[OrderMetric]:
-    """Time-sliced metric rows of one line: one per piece of its contribution and metric."""
+def order_metrics(line: ActivatedLine, currency: str, which: Iterable[str],
+                  tcv: Decimal | None = None) -> list[OrderMetric]:
+    """Time-sliced metric rows of one line: one per piece of its contribution and metric.
+
+    `tcv`: the line's TCV rounded to the currency, when the caller has it (the line as stored
+    holds it); else worked out here, as it is for a line of several pieces."""
     wanted = set(which)
     reason = generated_reason(line)
     out: list[OrderMetric] = []
@@ -54,8 +58,11 @@ def order_metrics(line: ActivatedLine, currency: str, which: Iterable[str]) -> l
         end = seg.end_excl - ONE_DAY
         months = _months(seg.start, seg.end_excl)
         add("mrr", round_money(seg.mrr, currency), seg.start, end)
-        # one piece: its TCV is the line's, already computed exactly (and cached) at activation
-        add("tcv", round_money(line.tcv if single else exact(seg.mrr) * months, currency), seg.start, end)
+        # one piece: its TCV is the line's (given, or computed exactly and cached at activation)
+        if single:
+            add("tcv", round_money(line.tcv, currency) if tcv is None else tcv, seg.start, end)
+        else:
+            add("tcv", round_money(exact(seg.mrr) * months, currency), seg.start, end)
         add("elp", round_money(exact(line.list_price_monthly) * seg.quantity * months, currency), seg.start, end)
         add("quantity", seg.quantity, seg.start, end)
     if "tcb" in wanted and line.segments:

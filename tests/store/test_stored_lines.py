@@ -193,3 +193,36 @@ def test_item_tcv_is_the_sum_of_its_lines_tcv_to_the_unit(store):
         expected[l.item] = expected.get(l.item, 0) + tcv.get(l.pk, 0)
     assert stored == expected and len(stored) == len(items)
     assert any(v != int(v) for v in stored.values())  # cents and below reach the check
+
+
+def test_the_child_takes_each_lines_tcv_as_stored_and_makes_the_same_rows(tmp_path):
+    """The jobs' child takes a line's TCV from its stored row (`job_rows.batch_rows`) rather than
+    working it out again from the decoded pieces: the same line and order metric rows as from the
+    engine's lines; and it is the stored value that is used (a changed one shows up)."""
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    the_plan = plan(store, ImportDoc.model_validate(_document()), "doc", CALENDAR, EngineSettings())
+    with store.begin() as conn:
+        _store_catalogue(conn, the_plan, CALENDAR)
+        names = {a.id: a.name for a in repo.load_accounts(conn).values()}
+        saved = repo.save_activations(conn, the_plan.activations, origin="engine", hashes=the_plan.hashes,
+                                      customer_names=names, now=CLOCK.now())
+    store.dispose()
+    which = EngineSettings().order_metrics
+    kinds = [(kind, list(saved)) for kind in ("subscription_metrics", "order_metrics")]
+    as_engine = {o.id: (o.currency, (o.decoded, None)) for o in saved.values()}
+    as_stored = {o.id: (o.currency, (None, o.stored)) for o in saved.values()}
+    want = job_rows.batch_rows((kinds, as_engine), CALENDAR, which, "sqlite")
+    got = job_rows.batch_rows((kinds, as_stored), CALENDAR, which, "sqlite")
+    assert got == want and len(got["subscription_metrics"]) > 400 and len(got["order_metrics"]) > 1000
+    # a one-piece recurring line's stored TCV, changed by a cent: both rows follow it
+    order = next(o for o in saved.values() for _, line in o.decoded if line.recurring and len(line.segments) == 1)
+    pk, line = next((pk, line) for pk, line in order.decoded if line.recurring and len(line.segments) == 1)
+    at = encode.LINE_COLUMNS.index("tcv")
+    changed = [(k, row[:at] + (row[at] + 100,) + row[at + 1:] if k == pk else row, segments)
+               for k, row, segments in order.stored]
+    as_stored[order.id] = (order.currency, (None, changed))
+    got = job_rows.batch_rows((kinds, as_stored), CALENDAR, which, "sqlite")
+    line_metric = {r[0]: r for r in want["subscription_metrics"]}[pk]
+    assert {r[0]: r for r in got["subscription_metrics"]}[pk] == (pk, line_metric[1], line_metric[2] + 100)
+    tcv_rows = {(r[0], r[1]): r[3] for r in got["order_metrics"]}
+    assert tcv_rows[(pk, "tcv")] == {(r[0], r[1]): r[3] for r in want["order_metrics"]}[(pk, "tcv")] + 100
