@@ -24,8 +24,8 @@ from typing import Any, BinaryIO, Callable, Iterable, Sequence
 from connector.engine.activation import line_tcv
 from connector.engine.arr_by_period import arr_rows
 from connector.engine.fiscal import FiscalCalendar
-from connector.engine.metrics import order_metrics
-from connector.engine.model import ActivatedLine
+from connector.engine.metrics import generated_reason, metric_amounts, order_metrics
+from connector.engine.model import ActivatedLine, OrderMetric
 from connector.engine.money import STORE_SCALE, round_money
 from connector.store import encode, staging
 
@@ -50,15 +50,38 @@ def line_metric_rows(lines: Lines, units: dict, tcvs: StoredTcvs | None = None) 
             for pk, line, currency in lines]
 
 
+#: the type every order metric row has (`OrderMetric.type`)
+_REGULAR = OrderMetric._field_defaults["type"]
+
+
 def order_metric_rows(lines: Lines, which: Sequence[str], units: dict, day: dict,
                       tcvs: StoredTcvs | None = None) -> list[tuple]:
     """Each line's order metrics (`which` of them) in their stored form: the order metrics job's
-    rows. A line's TCV in `tcvs` is taken as it is (`order_metrics`' `tcv`)."""
+    rows, as `encode.stored_order_metrics` makes them of `order_metrics`, built straight from the
+    amounts (`metric_amounts`) without a metric object per row. A line's TCV in `tcvs` is taken as
+    it is (`order_metrics`' `tcv`)."""
     tcvs = tcvs or {}
-    return encode.stored_order_metrics(
-        ((pk, m) for pk, line, currency in lines
-         for m in order_metrics(line, currency, which,
-                                Decimal(tcvs[pk]).scaleb(-STORE_SCALE) if pk in tcvs else None)), units, day)
+    lines = list(lines)
+    if len({pk for pk, _, _ in lines}) != len(lines):  # a line twice: numbered across both, as ever
+        return encode.stored_order_metrics(
+            ((pk, m) for pk, line, currency in lines
+             for m in order_metrics(line, currency, which,
+                                    Decimal(tcvs[pk]).scaleb(-STORE_SCALE) if pk in tcvs else None)), units, day)
+    wanted = set(which)
+    rows: list[tuple] = []
+    append = rows.append
+    for pk, line, currency in lines:
+        reason = generated_reason(line)
+        amounts = metric_amounts(line, currency, wanted, Decimal(tcvs[pk]).scaleb(-STORE_SCALE) if pk in tcvs else None)
+        if len(line.segments) <= 1:  # each metric once: all numbered 0
+            for metric, amount, start, end in amounts:
+                append((pk, metric, 0, units[amount], day[start], day[end], _REGULAR, reason))
+            continue
+        seqs: dict[str, int] = {}  # numbered per metric, as `stored_order_metrics` numbers them
+        for metric, amount, start, end in amounts:
+            seq = seqs[metric] = seqs.get(metric, -1) + 1
+            append((pk, metric, seq, units[amount], day[start], day[end], _REGULAR, reason))
+    return rows
 
 
 def stored_arr_rows(lines: Lines, calendar: FiscalCalendar, units: dict, day: dict) -> list[tuple]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Callable, Iterator
 
 from connector.engine.dates import ONE_DAY, add_months, days_in_month
@@ -22,6 +23,7 @@ from connector.engine.money import Amount, Exact, exact, minor_scale, round_mone
 _STEP = {BillingFrequency.MONTH: 1, BillingFrequency.QUARTER: 3, BillingFrequency.YEAR: 12}
 
 
+@lru_cache(maxsize=65536)  # a few hundred months × bill cycle days; asked several times per piece
 def cycle_date(year: int, month: int, bill_cycle_day: int) -> dt.date:
     """The bill cycle day in that month, clamped to the month's last day (31 → 30, 28 or 29).
 
@@ -41,8 +43,9 @@ _DAY_SHARE = {28: _L // 28, 29: _L // 29, 30: _L // 30, 31: _L // 31}
 def _prorated_months(start: dt.date, end_excl: dt.date) -> int:
     """Months in [start, end_excl), each day worth 1/(days of the month it falls in), in 1/_L months."""
     dim = days_in_month(start.year, start.month)
-    if end_excl <= start + dt.timedelta(days=dim - start.day + 1):  # within one month: the usual case
-        return (end_excl - start).days * _DAY_SHARE[dim]
+    days = (end_excl - start).days
+    if days <= dim - start.day + 1:  # within one month (up to the 1st of the next): the usual case
+        return days * _DAY_SHARE[dim]
     months = 0
     day = start
     while day < end_excl:

@@ -18,10 +18,11 @@ from connector.engine.billing import _segment_total, billing_total, cycle_date, 
 from connector.engine.dates import ONE_DAY, add_months, days_in_month, months_between
 from connector.engine.limits import MAX_TERM_MONTHS, _beyond_term_limit
 from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalPeriod, StandardFiscalCalendar
-from connector.engine.model import Action, BillingFrequency, PricePeriod, Segment
+from connector.engine.model import Action, BillingFrequency, OrderMetric, PricePeriod, Segment
 from connector.engine.money import Exact, exact, round_money
-from connector.job_rows import stored_arr_rows
-from connector.store.encode import IsoDays as _IsoDays, SameDays as _SameDays, Units as _Units
+from connector.engine.metrics import generated_reason, order_metrics
+from connector.job_rows import order_metric_rows, stored_arr_rows
+from connector.store.encode import IsoDays as _IsoDays, SameDays as _SameDays, Units as _Units, stored_order_metrics
 from engine_builders import Book, D, line, order
 from test_properties import PROPERTY_SETTINGS, random_orders
 
@@ -208,3 +209,82 @@ def test_exact_compares_on_integers_as_fraction_did(a, b):
         assert outcome(compare, x, b) == outcome(compare, Fraction(x), b), (compare, x, b)
         assert outcome(compare, b, x) == outcome(compare, b, Fraction(x)), (compare, b, x)
     assert hash(x) == hash(Fraction(x))
+
+
+def _oracle_order_metrics(ln, currency: str, which, tcv=None) -> list[OrderMetric]:
+    """metrics.order_metrics before `metric_amounts`: every amount worked out, the wanted kept."""
+    wanted = set(which)
+    reason = generated_reason(ln)
+    out: list[OrderMetric] = []
+
+    def add(metric, amount, start, end):
+        if metric in wanted:
+            out.append(OrderMetric(ln.id, metric, amount, start, end, reason))
+
+    if not ln.recurring:
+        amount = round_money(ln.one_time_amount, currency)
+        add("tcv", amount, ln.start, ln.end)
+        add("tcb", amount, ln.start, ln.end)
+        add("elp", round_money(exact(ln.list_price_monthly) * ln.quantity, currency), ln.start, ln.end)
+        add("quantity", ln.quantity, ln.start, ln.end)
+        return out
+    single = len(ln.segments) == 1
+    for seg in ln.segments:
+        end = seg.end_excl - ONE_DAY
+        months = exact(months_between(seg.start, seg.end_excl))
+        add("mrr", round_money(seg.mrr, currency), seg.start, end)
+        if single:
+            add("tcv", round_money(ln.tcv, currency) if tcv is None else tcv, seg.start, end)
+        else:
+            add("tcv", round_money(exact(seg.mrr) * months, currency), seg.start, end)
+        add("elp", round_money(exact(ln.list_price_monthly) * seg.quantity * months, currency), seg.start, end)
+        add("quantity", seg.quantity, seg.start, end)
+    if "tcb" in wanted and ln.segments:
+        out.append(OrderMetric(ln.id, "tcb", billing_total(ln, currency), ln.segments[0].start,
+                               max(s.end_excl for s in ln.segments) - ONE_DAY, reason))
+    return out
+
+
+def _oracle_order_metric_rows(lines, which, units, day, tcvs) -> list[tuple]:
+    """What the order metrics job stored before `metric_amounts`: a metric object per row, encoded."""
+    return stored_order_metrics(
+        ((pk, m) for pk, ln, currency in lines
+         for m in _oracle_order_metrics(ln, currency, which, Decimal(tcvs[pk]).scaleb(-4) if pk in tcvs else None)),
+        units, day)
+
+
+WHICH = st.lists(st.sampled_from(["mrr", "tcv", "tcb", "elp", "quantity"]), unique=True)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data(), count=st.integers(1, 10), which=WHICH, sqlite=st.booleans(), stored_tcv=st.booleans(),
+       twice=st.booleans())
+def test_order_metric_rows_are_the_encoded_metrics_of_random_orders(data, count, which, sqlite, stored_tcv, twice):
+    book = Book()
+    random_orders(data, book, count)
+    lines = [(pk, ln, a.order.currency) for pk, (a, ln) in enumerate(
+        ((a, ln) for a in book.activations for ln in a.lines), start=1)]
+    if twice and lines:  # a line given twice is numbered across both, as the oracle numbers it
+        lines.append(lines[0])
+    tcvs = {pk: _Units()[round_money(ln.tcv, currency)] for pk, ln, currency in lines} if stored_tcv else {}
+    day = _IsoDays if sqlite else _SameDays
+    fast = order_metric_rows(lines, which, _Units(), day(), tcvs)
+    assert fast == _oracle_order_metric_rows(lines, which, _Units(), day(), tcvs)
+    # ... and the metric objects are those of before, amount for amount
+    for _, ln, currency in lines:
+        got, want = order_metrics(ln, currency, which), _oracle_order_metrics(ln, currency, which)
+        assert got == want and [m.amount.as_tuple() for m in got] == [m.amount.as_tuple() for m in want]
+
+
+def test_order_metric_rows_of_a_line_of_several_pieces_number_each_metric():
+    book = Book()
+    book.activate(order("O-1", "A", line("L-1", item="S-1", quantity=10, unit_price=Decimal("120"),
+                                         start=D("2024-01-01"), term_months=12)))
+    book.activate(order("O-2", "A", line("L-2", Action.UPDATE, item="S-1", quantity=15, start=D("2024-04-01"))))
+    book.activate(order("O-3", "A", line("L-3", Action.CANCEL, item="S-1", start=D("2024-07-01"))))
+    lines = [(pk, ln, "USD") for pk, ln in enumerate((ln for a in book.activations for ln in a.lines), start=1)]
+    several = [(pk, ln, c) for pk, ln, c in lines if len(ln.segments) > 1]
+    assert several, "the cancellation after an update removes two pieces"
+    rows = order_metric_rows(several, ["mrr", "tcv", "tcb"], _Units(), _IsoDays())
+    assert [(r[1], r[2]) for r in rows] == [("mrr", 0), ("tcv", 0), ("mrr", 1), ("tcv", 1), ("tcb", 0)]
+    assert rows == _oracle_order_metric_rows(several, ["mrr", "tcv", "tcb"], _Units(), _IsoDays(), {})
