@@ -226,3 +226,35 @@ def test_the_child_takes_each_lines_tcv_as_stored_and_makes_the_same_rows(tmp_pa
     assert {r[0]: r for r in got["subscription_metrics"]}[pk] == (pk, line_metric[1], line_metric[2] + 100)
     tcv_rows = {(r[0], r[1]): r[3] for r in got["order_metrics"]}
     assert tcv_rows[(pk, "tcv")] == {(r[0], r[1]): r[3] for r in want["order_metrics"]}[(pk, "tcv")] + 100
+
+
+def test_jobs_made_inside_the_store_are_the_jobs_bound_one_by_one(tmp_path):
+    """On SQLite the jobs of orders numbered here are inserted by one `INSERT … SELECT` over the
+    orders just written; orders numbered by the daemon (`seqs`) bind theirs row by row. Both give
+    the same rows, key for key, and the same pending jobs back."""
+    the_plan = plan(open_store(f"sqlite:///{tmp_path / 'plan.db'}"), ImportDoc.model_validate(_document()), "doc",
+                    CALENDAR, EngineSettings())
+    tables, returned = [], []
+    for name, numbered in (("inside.db", False), ("bound.db", True)):
+        engine = open_store(f"sqlite:///{tmp_path / name}")
+        statements: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        with engine.begin() as conn:
+            _store_catalogue(conn, the_plan, CALENDAR)
+            names = {a.id: a.name for a in repo.load_accounts(conn).values()}
+            half = len(the_plan.activations) // 2
+            got = {}
+            for batch in (the_plan.activations[:half], the_plan.activations[half:]):  # keys go on across batches
+                first = repo.next_order_seq(conn)
+                seqs = {a.order.id: first + i for i, a in enumerate(batch)} if numbered else None
+                got.update(repo.save_activations(conn, batch, origin="engine", hashes=the_plan.hashes,
+                                                 customer_names=names, now=CLOCK.now(), seqs=seqs))
+        with engine.connect() as conn:
+            tables.append(conn.exec_driver_sql("SELECT * FROM jobs ORDER BY id").all())
+        returned.append({o: [tuple(j) for j in order.jobs] for o, order in got.items()})
+        made_inside = [s for s in statements if s.startswith("INSERT INTO jobs") and "SELECT" in s]
+        assert len(made_inside) == (0 if numbered else 2), name
+        engine.dispose()
+    assert tables[0] == tables[1] and len(tables[0]) == 4 * len(the_plan.activations)
+    assert returned[0] == returned[1]
+    assert [row[0] for row in tables[0]] == list(range(1, len(tables[0]) + 1))
