@@ -181,12 +181,12 @@ def arr_spans(lines: Lines, periods: PeriodTable, units: dict, day: dict) -> tup
             count += len(rows)
             continue
         (s,) = segments
-        touching = calendar.periods_touching(s.start, s.end_excl)
-        if not touching:
+        span = calendar.span_touching(s.start, s.end_excl)  # its ends alone: not every period between
+        if span is None:
             continue
-        first, last = touching[0], touching[-1]
+        first, last, touching = span
         periods.cover(first, last)
-        count += len(touching)
+        count += touching
         spans.append((pk, first.start.toordinal(), last.start.toordinal(),
                       units[round_money(s.mrr, currency)], units[round_money(_ZERO, currency)],
                       units[round_money(s.mrr * _TWELVE, currency)], units[round_money(_ZERO * _TWELVE, currency)]))

@@ -77,6 +77,12 @@ class FiscalCalendar:
         """The period holding `day`, or FiscalCalendarError naming it."""
         raise NotImplementedError
 
+    def span_touching(self, start: dt.date, end_excl: dt.date) -> tuple[FiscalPeriod, FiscalPeriod, int] | None:
+        """(first, last, how many) of `periods_touching(start, end_excl)`, None when none: for a
+        caller that needs only the ends (an ARR span: issue 11), without listing the periods between."""
+        touching = self.periods_touching(start, end_excl)
+        return (touching[0], touching[-1], len(touching)) if touching else None
+
     def check_covers(self, first: dt.date, last: dt.date) -> None:
         """Raise FiscalCalendarError naming the first of these two days that no period holds."""
         self.period_of(first)
@@ -167,6 +173,15 @@ class StandardFiscalCalendar(FiscalCalendar):
         period = self._period
         return [period(i // 12, i % 12 + 1) for i in range(first_index, last_index + 1)]
 
+    def span_touching(self, start: dt.date, end_excl: dt.date) -> tuple[FiscalPeriod, FiscalPeriod, int] | None:
+        if end_excl <= start:
+            return None
+        last = end_excl - ONE_DAY
+        first_index = start.year * 12 + start.month - 1
+        last_index = last.year * 12 + last.month - 1
+        return (self._period(start.year, start.month), self._period(last.year, last.month),
+                last_index - first_index + 1)
+
     def _shift(self, period: FiscalPeriod, months: int) -> FiscalPeriod:
         total = period.start.year * 12 + period.start.month - 1 + months
         return self._period(total // 12, total % 12 + 1)
@@ -250,6 +265,12 @@ class ExplicitFiscalCalendar(FiscalCalendar):
         first = self._index[self.period_of(start)]
         last = self._index[self.period_of(end_excl - ONE_DAY)]
         return self.periods[first:last + 1]
+
+    def span_touching(self, start: dt.date, end_excl: dt.date) -> tuple[FiscalPeriod, FiscalPeriod, int] | None:
+        if end_excl <= start:
+            return None
+        first, last = self.period_of(start), self.period_of(end_excl - ONE_DAY)
+        return first, last, self._index[last] - self._index[first] + 1
 
     def _group(self, period: FiscalPeriod, by: str) -> list[FiscalPeriod]:
         if by == "month":

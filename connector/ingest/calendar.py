@@ -40,6 +40,9 @@ class StoreCalendar(FiscalCalendar):
     def period_of(self, day):
         return self._get().period_of(day)
 
+    def span_touching(self, start, end_excl):
+        return self._get().span_touching(start, end_excl)
+
     def check_covers(self, first, last):
         return self._get().check_covers(first, last)
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+import re
 from decimal import Decimal
 from fractions import Fraction
 
+import pytest
 from hypothesis import given, strategies as st
 
 from connector.engine.arr_by_period import arr_rows
@@ -21,6 +23,7 @@ from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalPeriod, Standa
 from connector.engine.model import Action, BillingFrequency, OrderMetric, PricePeriod, Segment
 from connector.engine.money import Exact, exact, round_money
 from connector.engine.metrics import generated_reason, order_metrics
+from connector.errors import FiscalCalendarError
 from connector.job_rows import order_metric_rows, stored_arr_rows
 from connector.store.encode import IsoDays as _IsoDays, SameDays as _SameDays, Units as _Units, stored_order_metrics
 from engine_builders import Book, D, line, order
@@ -288,3 +291,17 @@ def test_order_metric_rows_of_a_line_of_several_pieces_number_each_metric():
     rows = order_metric_rows(several, ["mrr", "tcv", "tcb"], _Units(), _IsoDays())
     assert [(r[1], r[2]) for r in rows] == [("mrr", 0), ("tcv", 0), ("mrr", 1), ("tcv", 1), ("tcb", 0)]
     assert rows == _oracle_order_metric_rows(several, ["mrr", "tcv", "tcb"], _Units(), _IsoDays(), {})
+
+
+@PROPERTY_SETTINGS
+@given(calendar=CALENDARS, start=st.dates(dt.date(2020, 1, 1), dt.date(2028, 6, 30)), days=st.integers(-40, 3000))
+def test_a_span_touching_is_the_ends_and_count_of_the_periods_touching(calendar, start, days):
+    end_excl = start + dt.timedelta(days=days)
+    try:
+        touching = calendar.periods_touching(start, end_excl)
+    except FiscalCalendarError as exc:  # beyond an explicit calendar: the same error
+        with pytest.raises(FiscalCalendarError, match=re.escape(str(exc))):
+            calendar.span_touching(start, end_excl)
+        return
+    expected = (touching[0], touching[-1], len(touching)) if touching else None
+    assert calendar.span_touching(start, end_excl) == expected
