@@ -13,14 +13,18 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from connector.engine.arr_by_period import arr_rows
 from connector.engine.billing import _segment_total, billing_total, cycle_date, partial, prorated
 from connector.engine.dates import ONE_DAY, add_months, days_in_month, months_between
-from connector.engine.limits import MAX_TERM_MONTHS, _beyond_term_limit
+from connector.engine.limits import (
+    MAX_LINE_AMOUNT, MAX_LINE_MRR, MAX_TERM_MONTHS, _beyond_term_limit, _plain, line_amount_problems,
+)
 from connector.engine.fiscal import ExplicitFiscalCalendar, FiscalPeriod, StandardFiscalCalendar
-from connector.engine.model import Action, BillingFrequency, OrderMetric, PricePeriod, Segment
+from connector.engine.model import (
+    Action, ActivatedLine, BillingFrequency, ChangeCategory, OrderMetric, PricePeriod, Provisioning, Segment,
+)
 from connector.engine.money import Exact, exact, round_money
 from connector.engine.metrics import generated_reason, order_metrics
 from connector.errors import FiscalCalendarError
@@ -305,3 +309,74 @@ def test_a_span_touching_is_the_ends_and_count_of_the_periods_touching(calendar,
         return
     expected = (touching[0], touching[-1], len(touching)) if touching else None
     assert calendar.span_touching(start, end_excl) == expected
+
+
+def _oracle_line_amount_problems(line) -> list[tuple[str, str]]:
+    """limits.line_amount_problems before its check on integers: every comparison on rationals."""
+    problems: list[tuple[str, str]] = []
+    if _beyond_term_limit(line.start, line.end):
+        problems.append(("end", f"the line runs {line.start}..{line.end}, more than {MAX_TERM_MONTHS} "
+                                "months (100 years)"))
+        return problems  # the amounts below grow with the span; one message says it
+    fld = "quantity × unit_price"
+    for seg in line.segments:
+        if abs(seg.mrr) > MAX_LINE_MRR:  # type: ignore[operator]
+            problems.append((fld, f"quantity × monthly price is {_plain(abs(seg.mrr))} a month; at most "  # type: ignore[arg-type]
+                                  f"{_plain(MAX_LINE_MRR)} a month per line (see the limits in README.md)"))
+            break
+    elp_monthly = abs(line.list_price_monthly * line.quantity)
+    if line.recurring and elp_monthly > MAX_LINE_MRR:  # type: ignore[operator]
+        problems.append(("quantity", f"quantity × monthly list price is {_plain(elp_monthly)} a month; at most "  # type: ignore[arg-type]
+                                     f"{_plain(MAX_LINE_MRR)} per line"))
+    if not line.recurring and (abs(line.one_time_amount) > MAX_LINE_AMOUNT  # type: ignore[operator]
+                               or elp_monthly > MAX_LINE_AMOUNT):  # type: ignore[operator]
+        problems.append((fld, f"quantity × price is {_plain(max(abs(line.one_time_amount), elp_monthly))}; "  # type: ignore[call-overload]
+                              f"at most {_plain(MAX_LINE_AMOUNT)} per line"))
+    if not problems and abs(line.tcv) > MAX_LINE_AMOUNT:
+        problems.append((fld, f"the line's TCV is {_plain(abs(line.tcv))}; at most {_plain(MAX_LINE_AMOUNT)}"))
+    return problems
+
+
+
+def _near(limit: Decimal):
+    """Amounts around `limit` (either sign), as Decimals and as exact rationals."""
+    scale = st.sampled_from([Decimal(1), Decimal("0.5"), Decimal("0.999999"), Decimal("1.000001"), Decimal(2),
+                             Decimal("1E-8")])
+    decimal = (st.builds(lambda s, sign: sign * limit * s, scale, st.sampled_from([1, -1]))
+               | st.builds(lambda k, sign: sign * (limit + k), st.sampled_from([Decimal(-1), Decimal("-0.01"),
+                           Decimal(0), Decimal("0.0001"), Decimal("0.5")]), st.sampled_from([1, -1])))
+    rational = st.builds(lambda d, k, sign: exact(Fraction(sign * (int(limit) * d + k), d)),
+                         st.integers(1, 10**4), st.integers(-3, 3), st.sampled_from([1, -1]))
+    return decimal | rational
+
+
+@settings(max_examples=400, deadline=None)
+@given(mrrs=st.lists(_near(MAX_LINE_MRR), min_size=0, max_size=3), price=_near(MAX_LINE_MRR),
+       quantity=st.sampled_from([Decimal(1), Decimal("0.5"), Decimal(3), Decimal("1.0001")]),
+       one_time=_near(MAX_LINE_AMOUNT), recurring=st.booleans(), years=st.sampled_from([1, 50, 100, 101]))
+@example(mrrs=[MAX_LINE_MRR + Decimal("0.01")], price=Decimal(1), quantity=Decimal(1), one_time=Decimal(0),
+         recurring=True, years=1)
+@example(mrrs=[], price=Decimal(1), quantity=Decimal(1), one_time=MAX_LINE_AMOUNT + Decimal("0.01"),
+         recurring=False, years=1)
+@example(mrrs=[Decimal(1)], price=exact(Fraction(int(MAX_LINE_MRR) * 3 + 1, 3)), quantity=Decimal(1),
+         one_time=Decimal(0), recurring=True, years=1)
+@example(mrrs=[MAX_LINE_MRR], price=Decimal(1), quantity=Decimal(1), one_time=Decimal(0), recurring=True, years=100)
+def test_the_amount_limits_on_integers_find_what_the_rational_checks_found(mrrs, price, quantity, one_time,
+                                                                           recurring, years):
+    start = D("2024-01-01")
+    end = add_months(start, 12 * years) - ONE_DAY
+    ln = _line_for_limits(start, end, mrrs, price, quantity, one_time, recurring)
+    assert line_amount_problems(ln) == _oracle_line_amount_problems(ln)
+
+
+def _line_for_limits(start, end, mrrs, price, quantity, one_time, recurring) -> ActivatedLine:
+    pieces = tuple(Segment(start + dt.timedelta(days=30 * i), end + ONE_DAY, mrr, quantity)
+                   for i, mrr in enumerate(mrrs))
+    return ActivatedLine(
+        order="O-1", id="L-1", seq=0, action=Action.NEW, product="P", product_name="P", item="S-1",
+        item_kind=Provisioning.SUBSCRIPTION, quantity=quantity, unit_price=Decimal(1),
+        price_period=PricePeriod.MONTH if recurring else PricePeriod.ONE_TIME, list_price_monthly=price,
+        start=start, end=end, billing_frequency=BillingFrequency.MONTH, credit_eligible=False,
+        change_category=ChangeCategory.NEW_BUSINESS,
+        segments=pieces if recurring else (), one_time_amount=Decimal(0) if recurring else one_time,
+        bill_cycle_day=1)
