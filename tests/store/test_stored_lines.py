@@ -228,14 +228,17 @@ def test_the_child_takes_each_lines_tcv_as_stored_and_makes_the_same_rows(tmp_pa
     assert tcv_rows[(pk, "tcv")] == {(r[0], r[1]): r[3] for r in want["order_metrics"]}[(pk, "tcv")] + 100
 
 
-def test_jobs_made_inside_the_store_are_the_jobs_bound_one_by_one(tmp_path):
+def test_jobs_and_versions_made_inside_the_store_are_the_rows_bound_one_by_one(tmp_path, monkeypatch):
     """On SQLite the jobs of orders numbered here are inserted by one `INSERT … SELECT` over the
-    orders just written; orders numbered by the daemon (`seqs`) bind theirs row by row. Both give
-    the same rows, key for key, and the same pending jobs back."""
+    orders just written, and the item versions by one over the lines just written; orders numbered
+    by the daemon (`seqs`) bind their jobs row by row, and versions that are not their lines' rows
+    are bound as they are. Both ways give the same rows, key for key, and the same pending jobs back."""
     the_plan = plan(open_store(f"sqlite:///{tmp_path / 'plan.db'}"), ImportDoc.model_validate(_document()), "doc",
                     CALENDAR, EngineSettings())
     tables, returned = [], []
     for name, numbered in (("inside.db", False), ("bound.db", True)):
+        if numbered:
+            monkeypatch.setattr(repo, "_versions_of_lines", lambda versions, lines: False)
         engine = open_store(f"sqlite:///{tmp_path / name}")
         statements: list[str] = []
         event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
@@ -250,11 +253,27 @@ def test_jobs_made_inside_the_store_are_the_jobs_bound_one_by_one(tmp_path):
                 got.update(repo.save_activations(conn, batch, origin="engine", hashes=the_plan.hashes,
                                                  customer_names=names, now=CLOCK.now(), seqs=seqs))
         with engine.connect() as conn:
-            tables.append(conn.exec_driver_sql("SELECT * FROM jobs ORDER BY id").all())
+            tables.append([conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY {key}").all()
+                           for table, key in (("jobs", "id"), ("item_versions", "line_pk"))])
         returned.append({o: [tuple(j) for j in order.jobs] for o, order in got.items()})
-        made_inside = [s for s in statements if s.startswith("INSERT INTO jobs") and "SELECT" in s]
-        assert len(made_inside) == (0 if numbered else 2), name
+        made_inside = [s for s in statements if s.startswith(("INSERT INTO jobs", "INSERT INTO item_versions"))
+                       and "SELECT" in s]
+        assert len(made_inside) == (0 if numbered else 4), name
         engine.dispose()
-    assert tables[0] == tables[1] and len(tables[0]) == 4 * len(the_plan.activations)
+    (jobs, versions), (bound_jobs, bound_versions) = tables
+    assert jobs == bound_jobs and len(jobs) == 4 * len(the_plan.activations)
+    assert versions == bound_versions and len(versions) == sum(len(a.lines) for a in the_plan.activations)
+    assert {row[-1] for row in versions} == {"active", "cancelled"}
     assert returned[0] == returned[1]
-    assert [row[0] for row in tables[0]] == list(range(1, len(tables[0]) + 1))
+    assert [row[0] for row in jobs] == list(range(1, len(jobs) + 1))
+
+
+def test_versions_that_are_not_their_lines_rows_are_bound_as_they_are():
+    line = encode.LINE_COLUMNS
+    row = tuple({"item": "S-1", "start": "2024-01-01", "end": "2024-12-31", "quantity": "3", "unit_price": "9.5",
+                 "action": "cancel"}.get(c, None) for c in line)
+    version = ("S-1", 2, "2024-01-01", "2024-12-31", "3", "9.5", "cancelled")
+    assert repo._versions_of_lines([version], [row])
+    for i, other in ((0, "S-2"), (1, "2"), (2, "2024-01-02"), (4, "4"), (5, "9.50"), (6, "active")):
+        assert not repo._versions_of_lines([version[:i] + (other,) + version[i + 1:]], [row]), i
+    assert not repo._versions_of_lines([version], [row, row])
