@@ -201,18 +201,22 @@ def raw_copy_all(engine, path: Path) -> tuple[float, float, int, int]:
     return timed, cpu, tables, count
 
 
-def _watch_second_core() -> list[int]:
+def _watch_second_core() -> tuple[list[int], list[float]]:
     """The peak RSS (KiB) of each child process the import starts to work out its jobs' rows, read
-    from /proc just before the import stops it. (Not from rusage: the child's is the importing
-    process's at the moment it was forked, before it ran a fresh interpreter.)"""
+    from /proc just before the import stops it (not from rusage: the child's is the importing
+    process's at the moment it was forked, before it ran a fresh interpreter), and the seconds the
+    importing process waited for its rows (`RowsAhead.waited`, where the checkout has it)."""
     peaks: list[int] = []
+    waits: list[float] = []
     try:
         from connector.jobs import RowsAhead
     except ImportError:  # pragma: no cover - checkouts before issue 11's second core
-        return peaks
+        return peaks, waits
     close = RowsAhead.close
 
     def noting_close(self) -> None:
+        if hasattr(self, "waited"):
+            waits.append(self.waited)
         try:
             status = Path(f"/proc/{self.pid}/status").read_text()
             peaks.append(int(status.split("VmHWM:")[1].split()[0]))
@@ -221,7 +225,7 @@ def _watch_second_core() -> list[int]:
         close(self)
 
     RowsAhead.close = noting_close  # type: ignore[method-assign]
-    return peaks
+    return peaks, waits
 
 
 def run(url: str, doc: dict | Path, out: Path, second_core: bool,
@@ -244,7 +248,7 @@ def run(url: str, doc: dict | Path, out: Path, second_core: bool,
         runner.second_core = second_core
 
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    child_peak = _watch_second_core()
+    child_peak, child_waits = _watch_second_core()
     phases: list[tuple[str, float]] = []  # (phase, when it began) as the import announces them
 
     def phase(name: str, _count: object) -> None:
@@ -324,6 +328,9 @@ def run(url: str, doc: dict | Path, out: Path, second_core: bool,
         print(f"second core CPU time  {child_cpu:8.2f} s  (the processes the import starts: the one validating half "
               f"the accounts' orders, the one working out the jobs' rows (peak RSS "
               f"{max(child_peak, default=0) / 1024:.0f} MB))")
+        if child_waits:
+            print(f"  waited for its rows  {sum(child_waits):6.2f} s  (the importing process, for the rows of the jobs' "
+                  "child: when it is slower, it paces the writing pass)")
     print(f"lines/s               {n_lines / total:10,.0f}")
     print(f"ARR rows/s            {arr_count / total:10,.0f}")
     print(f"raw bulk insert       {raw:8.2f} s  (the same ARR rows into a table like arr_rows, driver executemany)")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -207,6 +208,8 @@ class RowsAhead:
         self.broken = False
         #: batches whose rows came from the child (for tests and the benchmark)
         self.batches = 0
+        #: seconds this process waited for the child's rows (it paced the writing pass meanwhile)
+        self.waited = 0.0
         self._closed = self._said_gone = False
         self._pending: "queue.SimpleQueue[Future]" = queue.SimpleQueue()
         self._outbox: "queue.SimpleQueue[tuple | None]" = queue.SimpleQueue()
@@ -267,11 +270,14 @@ class RowsAhead:
         """The child's rows of a batch handed to it (waiting for them), or none."""
         if future is None:
             return {}
+        began = time.perf_counter()
         try:
             prepared = future.result()
         except Exception as exc:  # noqa: BLE001 - the child died, or the batch could not be sent
             self._gone(exc)
             return {}
+        finally:
+            self.waited += time.perf_counter() - began
         self.batches += 1
         return prepared
 
@@ -336,7 +342,8 @@ class RowsAhead:
         if self._process.stdout is not None:
             self._process.stdout.close()
         self._remove_folder()
-        log.info("the rows of %d batch(es) of jobs were worked out on a second core", self.batches)
+        log.info("the rows of %d batch(es) of jobs were worked out on a second core (%.2f s spent waiting for them)",
+                 self.batches, self.waited)
 
     def _remove_folder(self) -> None:
         """Remove the staging folder: the child removes it when its input ends, which covers an

@@ -59,7 +59,8 @@ def imported(tmp_path_factory):
 
 def _said_second_core(stderr: str, orders: int) -> bool:
     batches = math.ceil(orders / 500)
-    return re.search(rf"the rows of {batches} batch\(es\) of jobs were worked out on a second core", stderr) is not None
+    return re.search(rf"the rows of {batches} batch\(es\) of jobs were worked out on a second core "
+                     r"\(\d+\.\d\d s spent waiting for them\)", stderr) is not None
 
 
 def test_a_large_import_uses_the_second_core_and_ends_as_one_core_does(imported):
