@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Iterable, NamedTuple
 
 from connector.engine.activation import line_tcv
@@ -119,23 +120,31 @@ class StoredActivation(NamedTuple):
         return self.order[4]
 
 
+#: each member of the enumerations a line or an item stores → its stored value (a plain str): a dict
+#: look-up instead of `.value`, a property call (issue 11: seven a line). All are StrEnums, so two
+#: members equal as text (a price period and a billing frequency "month") map to the same text.
+_VALUES: dict[StrEnum, str] = {m: m.value for kind in (Action, Provisioning, PricePeriod, BillingFrequency,
+                                                      ChangeCategory) for m in kind}
+
+
 def stored_activation(a: Activation, customer: str, units: dict, day: dict) -> StoredActivation:
     """`a` in the store's form, with `encoders`' encodings; `customer` is its account's name."""
     o = a.order
     tcvs = [round_money(line_tcv(l), o.currency) for l in a.lines]
+    value = _VALUES
     return StoredActivation(
         (o.id, o.account, o.owner, day[o.booked_on], o.currency, a.bill_cycle_day, o.bill_to, o.sold_to),
-        [(l.id, o.id, l.seq, l.action.value, l.product, l.product_name, customer, l.item, l.item_kind.value,
-          str(l.quantity), str(l.unit_price), l.price_period.value, exact_text(l.list_price_monthly), day[l.start],
-          day[l.end], l.billing_frequency.value, l.credit_eligible, l.change_category.value,
+        [(l.id, o.id, l.seq, value[l.action], l.product, l.product_name, customer, l.item, value[l.item_kind],
+          str(l.quantity), str(l.unit_price), value[l.price_period], exact_text(l.list_price_monthly),
+          day[l.start], day[l.end], value[l.billing_frequency], l.credit_eligible, value[l.change_category],
           exact_text(l.one_time_amount), l.bill_cycle_day, units[tcv], l.evergreen)
          for l, tcv in zip(a.lines, tcvs)],
         [[(i, day[s.start], day[s.end_excl], exact_text(s.mrr), str(s.quantity)) for i, s in enumerate(l.segments)]
          for l in a.lines],
         [(l.item, l.item_version, day[l.start], day[l.end], str(l.quantity), str(l.unit_price),
           "cancelled" if l.action is Action.CANCEL else "active") for l in a.lines],
-        [(i.id, i.kind.value, i.account, i.product, i.currency, day[i.start], day[i.end], day[i.term_start],
-          str(i.quantity), str(i.unit_price), i.price_period.value, i.bill_cycle_day, i.status, i.version,
+        [(i.id, value[i.kind], i.account, i.product, i.currency, day[i.start], day[i.end], day[i.term_start],
+          str(i.quantity), str(i.unit_price), value[i.price_period], i.bill_cycle_day, i.status, i.version,
           i.created_by, i.last_line, i.evergreen) for i in a.items],
         sum(tcvs, Decimal(0)), a.customer_since, a.links)
 

@@ -277,3 +277,19 @@ def test_versions_that_are_not_their_lines_rows_are_bound_as_they_are():
     for i, other in ((0, "S-2"), (1, "2"), (2, "2024-01-02"), (4, "4"), (5, "9.50"), (6, "active")):
         assert not repo._versions_of_lines([version[:i] + (other,) + version[i + 1:]], [row]), i
     assert not repo._versions_of_lines([version], [row, row])
+
+
+def test_stored_activations_hold_plain_text_not_enum_members(tmp_path):
+    """The rows the validating processes keep and the writing pass binds hold each enumeration's
+    value as plain text (cheaper to pickle than a member, and what the store reads back)."""
+    the_plan = plan(open_store(f"sqlite:///{tmp_path / 'plan.db'}"), ImportDoc.model_validate(_document()), "doc",
+                    CALENDAR, EngineSettings())
+    units, day = encode.encoders("sqlite")
+    kinds = set()
+    for a in the_plan.activations:
+        stored = encode.stored_activation(a, "Customer", units, day)
+        for row in [*stored.lines, *stored.items]:
+            kinds.update(type(v) for v in row if isinstance(v, str))
+        assert [r[3] for r in stored.lines] == [line.action.value for line in a.lines]
+        assert [r[1] for r in stored.items] == [item.kind.value for item in a.items]
+    assert kinds == {str}
