@@ -87,16 +87,16 @@ def test_overlapped_batches_leave_the_store_as_one_thread_does(tmp_path):
 def test_a_failing_job_fails_alone_and_the_same_way(tmp_path, monkeypatch):
     """The rows of a batch are worked out ahead; a line whose rows cannot be is left to its job,
     which fails in its batch's transaction, runs again alone and is recorded failed, as on one thread."""
-    real = job_rows.order_metrics
+    real = job_rows.metric_amounts  # what the order metrics job's rows are made of
     calls = []
 
-    def refuses_one_line(line, currency, which, tcv=None):
+    def refuses_one_line(line, currency, wanted, tcv=None):
         calls.append(threading.current_thread().name)
         if line.id == "L40":
             raise ValueError("the billing schedule of L40 cannot be worked out")
-        return real(line, currency, which, tcv)
+        return real(line, currency, wanted, tcv)
 
-    monkeypatch.setattr(job_rows, "order_metrics", refuses_one_line)
+    monkeypatch.setattr(job_rows, "metric_amounts", refuses_one_line)
     (one, one_tables, _), (two, two_tables, _) = _both(tmp_path)
     failed = [o for o in one if not o.ok]
     assert [(o.kind, "L40" in o.error) for o in failed] == [("order_metrics", True)]
