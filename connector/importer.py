@@ -1151,6 +1151,7 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
             if interleaved:
                 # the jobs of the batches before, whose rows the child has sent, commit with this one
                 outcomes.extend(jobs.add(saved, conn))
+        committed()
         if interleaved:
             outcomes.extend(jobs.after_commit())
         expected += len(batch)
@@ -1177,7 +1178,8 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
     gc.freeze()
     # one connection writes every batch, each batch a transaction of its own
     try:
-        with saved_jobs(runner, the_plan.activations if interleaved else 0) as jobs, engine.connect() as conn:
+        with saved_jobs(runner, the_plan.activations if interleaved else 0) as jobs, engine.connect() as conn, \
+                db.checkpoints_behind(engine, conn) as committed:
             # the validating pass's activations, in file order: made against the ledger as stored
             # when it began, which is still the store's (`expected`, checked with each batch)
             for activation, digest in spill.in_file_order():
