@@ -104,14 +104,17 @@ def _postgresql_session(dbapi_connection, _record) -> None:
 
 
 class _Checkpoints:
-    """A thread that copies a SQLite store's write-ahead log into its file (a passive checkpoint,
+    """A thread that copies a SQLite store's write-ahead log into its file (a passive checkpoint:
+    it copies what no reader still needs, and waits for no one and blocks no one,
     https://www.sqlite.org/c3ref/wal_checkpoint_v2.html) each time it is told a transaction was
-    committed, with a connection of its own: `checkpoints_behind`."""
+    committed, on a connection of its own (`conn`, made for it): `checkpoints_behind`."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
         self._wanted = threading.Event()
         self._done = False
+        #: set when a checkpoint failed: the thread has stopped
+        self.failed = False
         self._thread = threading.Thread(target=self._run, name="revsync-checkpoints", daemon=True)
         #: checkpoints run, and the seconds they took
         self.runs = 0
@@ -119,25 +122,20 @@ class _Checkpoints:
 
     def _run(self) -> None:
         try:
-            conn = sqlite3.connect(self._path, isolation_level=None)
-        except sqlite3.Error as exc:
-            log.debug("no checkpoints beside the writer (%s): its commits make them", exc)
-            return
-        try:
             while True:
                 self._wanted.wait()
                 self._wanted.clear()
                 if self._done:
                     return
                 began = time.perf_counter()
-                # passive: copies what no reader still needs, waits for no one, blocks no one
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 self.seconds += time.perf_counter() - began
                 self.runs += 1
-        except sqlite3.Error as exc:  # the log grows until the writer checkpoints again (when done)
-            log.debug("checkpoints beside the writer stopped: %s", exc)
+        except sqlite3.Error as exc:
+            log.debug("the checkpoints beside the writer stopped: %s; it makes them itself again", exc)
+            self.failed = True
         finally:
-            conn.close()
+            self._conn.close()
 
     def committed(self) -> None:
         self._wanted.set()
@@ -155,33 +153,53 @@ class _Checkpoints:
 def checkpoints_behind(engine: Engine, conn: Connection) -> Iterator[Callable[[], None]]:
     """While `conn` (of `engine`) commits transaction after transaction (an import's batches), its
     commits only append to SQLite's write-ahead log: a thread copies the log into the store's file
-    beside them, and yields what to call after each commit to say there is more to copy.
+    beside them. Yields what to call after each commit, to say there is more to copy.
 
     A commit in WAL mode copies the log into the file itself once the log passes a thousand pages
     (`wal_autocheckpoint`), and waits for the disk to have it (`synchronous=NORMAL` syncs at each
-    checkpoint): about 2 of 3 s of a 100,000-line import's commits, on its critical path, were
-    those checkpoints, 1.5 s of it waiting for the disk (issue 11). Done beside, the waiting
-    overlaps with the next batch. The log stays as short (tens of MB at most: the thread starts
-    after each commit, and the log starts over once copied); the same checkpoints happen, by
-    another connection, and `conn` makes them itself again when the block ends, however it ends.
+    checkpoint): about 2 of the 3 s that a 100,000-line import's commits took, on its critical
+    path, were those checkpoints, 1.5 s of it waiting for the disk (issue 11). Done beside, the
+    waiting overlaps with the next batch. The same checkpoints happen, on another connection, so
+    the log stays short (43 MiB at most for 100,000 lines: the thread starts after each commit, and
+    the log starts over once copied). `conn` makes its checkpoints itself again when the block
+    ends, however it ends, and as soon as one of the thread's fails.
 
     On PostgreSQL, or an in-memory SQLite store, nothing changes."""
     path = sqlite_path(engine)
-    if path is None:
+    try:
+        beside = None if path is None else sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        log.debug("no checkpoints beside the writer (%s): its commits make them", exc)
+        beside = None
+    if beside is None:
         yield lambda: None
         return
     # set on the driver's connection: through SQLAlchemy it would begin a transaction
     driver = conn.connection.driver_connection
     (pages,) = driver.execute("PRAGMA wal_autocheckpoint").fetchone()
-    checkpoints = _Checkpoints(path)
+    checkpoints = _Checkpoints(beside)
     driver.execute("PRAGMA wal_autocheckpoint=0")
     checkpoints.start()
+
+    def restore() -> None:
+        driver.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+
+    restored = False
+
+    def committed() -> None:
+        nonlocal restored
+        if not checkpoints.failed:
+            checkpoints.committed()
+        elif not restored:  # the thread stopped: the writer's own commits checkpoint again
+            restore()
+            restored = True
+
     try:
-        yield checkpoints.committed
+        yield committed
     finally:
         checkpoints.stop()
         try:
-            driver.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+            restore()
         except sqlite3.Error:  # not back in the pool without its checkpoints
             conn.invalidate()
         log.debug("checkpoints beside the writer: %d, %.2f s", checkpoints.runs, checkpoints.seconds)

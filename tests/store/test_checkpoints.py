@@ -7,6 +7,7 @@ import datetime as dt
 import importlib.util
 import json
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -142,3 +143,51 @@ def test_the_streamed_import_writes_with_checkpoints_beside(tmp_path, monkeypatc
             assert _autocheckpoint(conn) == 1000
     finally:
         engine.dispose()
+
+
+def test_when_a_checkpoint_beside_fails_the_writer_checkpoints_itself_again(store):
+    engine, path = store
+
+    class Refusing:
+        """A connection whose checkpoint fails (a disk error, say)."""
+
+        def execute(self, _sql):
+            raise sqlite3.OperationalError("disk I/O error")
+
+        def close(self):
+            pass
+
+    with engine.connect() as conn:
+        pages = _autocheckpoint(conn)
+        real = db.sqlite3.connect
+        try:
+            db.sqlite3.connect = lambda *a, **k: Refusing()
+            with db.checkpoints_behind(engine, conn) as committed:
+                db.sqlite3.connect = real
+                assert _autocheckpoint(conn) == 0
+                committed()  # the thread's checkpoint fails, and it stops
+                for _ in range(100):
+                    if not _checkpoint_threads():
+                        break
+                    time.sleep(0.02)
+                assert not _checkpoint_threads()
+                committed()
+                assert _autocheckpoint(conn) == pages
+        finally:
+            db.sqlite3.connect = real
+        assert _autocheckpoint(conn) == pages
+
+
+def test_no_connection_beside_leaves_the_writer_as_it_is(store, monkeypatch):
+    engine, _ = store
+
+    def refuse(*_a, **_k):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    with engine.connect() as conn:
+        pages = _autocheckpoint(conn)
+        monkeypatch.setattr(db.sqlite3, "connect", refuse)
+        with db.checkpoints_behind(engine, conn) as committed:
+            committed()
+            assert _autocheckpoint(conn) == pages
+            assert not _checkpoint_threads()
