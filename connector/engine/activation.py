@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from functools import lru_cache
 from decimal import Decimal
 from typing import Mapping
 
@@ -182,8 +183,7 @@ class _Line:
         self.period = line.price_period or product.price_period
         # A one-time product has no monthly price (monthly_price gives 0); carry its list price as is, so
         # the ELP of a one-time line (list price × quantity, metrics.order_metrics) is not always zero.
-        self.list_monthly = (exact(product.list_price) if product.price_period is PricePeriod.ONE_TIME
-                             else monthly_price(product.list_price, product.price_period))
+        self.list_monthly = _list_monthly(product.list_price, product.price_period)
 
     def bad(self, message: str, fld: str | None = None) -> _LineProblem:
         """The exception that rejects this line with `message` about its field `fld`."""
@@ -227,6 +227,19 @@ def _checked_product(order: OrderInput, line: LineInput, products: Mapping[str, 
         raise _line_problem(order, line, "unit_price cannot be negative; use a cancel or update line to "
                             "reduce revenue", "unit_price")
     return product
+
+
+@lru_cache(maxsize=1024)  # per product, not per line (issue 11): exact values, immutable, shared
+def _list_monthly(list_price: Decimal, period: PricePeriod) -> Exact:
+    """A product's monthly list price: its list price as it is for a one-time product (`_Line`)."""
+    return exact(list_price) if period is PricePeriod.ONE_TIME else monthly_price(list_price, period)
+
+
+@lru_cache(maxsize=1024)
+def _fits_as_price(price: Decimal) -> bool:
+    """Whether `check_price` finds nothing wrong with this (finite) price: the same for every equal
+    Decimal, so told once per product rather than once per line (issue 11)."""
+    return check_price(price) is None
 
 
 def _check_end_agrees(ln: _Line, begin: dt.date) -> None:
@@ -486,9 +499,11 @@ def _range_problems(line: LineInput, product: Product) -> list[tuple[str, str]]:
             problem = check(value)
             if problem:
                 out.append((fld, problem))
-    problem = check_price(product.list_price, f"the list price of product {product.id!r}")
-    if problem:
-        out.append(("product", problem))
+    price = product.list_price
+    if not (price.is_finite() and _fits_as_price(price)):
+        problem = check_price(price, f"the list price of product {product.id!r}")
+        if problem:
+            out.append(("product", problem))
     for fld in ("start", "end", "contract_effective", "service_activation", "customer_acceptance"):
         day = getattr(line, fld)
         if day is not None and (problem := check_date(day, fld)):

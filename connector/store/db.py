@@ -166,10 +166,15 @@ def checkpoints_behind(engine: Engine, conn: Connection) -> Iterator[Callable[[]
 
     On PostgreSQL, or an in-memory SQLite store, nothing changes."""
     path = sqlite_path(engine)
+    beside = None
     try:
-        beside = None if path is None else sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if path is not None:
+            beside = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            beside.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # a lock held a moment is waited for
     except sqlite3.Error as exc:
         log.debug("no checkpoints beside the writer (%s): its commits make them", exc)
+        if beside is not None:
+            beside.close()
         beside = None
     if beside is None:
         yield lambda: None

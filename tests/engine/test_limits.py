@@ -70,6 +70,26 @@ def test_a_product_list_price_beyond_the_limit_is_named():
                         "than the store can hold: at most 1,000,000,000 (see the limits in README.md)"]
 
 
+def test_list_prices_told_once_per_price_still_name_each_product():
+    """A list price is checked once per value, not once per line: a product whose equal price passed
+    passes, one beyond the limit is named with its own id and price as written, however many times."""
+    book = Book()
+    book.products["A"] = Product("A", "A", Provisioning.SUBSCRIPTION, Decimal("1200"), PricePeriod.YEAR)
+    book.products["B"] = Product("B", "B", Provisioning.SUBSCRIPTION, Decimal("1200.00"), PricePeriod.YEAR)
+    book.products["C"] = Product("C", "C", Provisioning.SUBSCRIPTION, Decimal("2E+9"), PricePeriod.YEAR)
+    book.products["D"] = Product("D", "D", Provisioning.SUBSCRIPTION, Decimal("2000000000"), PricePeriod.YEAR)
+    for n in range(2):
+        a = book.activate(order(f"O-{n}", "A", line(f"A-{n}", product="A", start="2023-01-01", end="2023-12-31"),
+                                line(f"B-{n}", product="B", start="2023-01-01", end="2023-12-31")))
+        assert [l.list_price_monthly for l in a.lines] == [100, 100]
+        for product, written in (("C", "2E+9"), ("D", "2000000000")):
+            problems = _problems(order(f"X-{n}", "A", line(f"X-{n}", product=product, start="2023-01-01",
+                                                          end="2023-12-31")), book)
+            assert problems == [f"order X-{n}, line X-{n}, field product: the list price of product {product!r} "
+                                f"{written} is larger than the store can hold: at most 1,000,000,000 (see the "
+                                "limits in README.md)"]
+
+
 def test_the_largest_line_fits_and_its_amounts_stay_within_the_line_limit():
     book = Book()
     book.products["BIG"] = Product("BIG", "Big", Provisioning.SUBSCRIPTION, Decimal(10), PricePeriod.MONTH)

@@ -151,8 +151,9 @@ def test_when_a_checkpoint_beside_fails_the_writer_checkpoints_itself_again(stor
     class Refusing:
         """A connection whose checkpoint fails (a disk error, say)."""
 
-        def execute(self, _sql):
-            raise sqlite3.OperationalError("disk I/O error")
+        def execute(self, sql):
+            if "wal_checkpoint" in sql:
+                raise sqlite3.OperationalError("disk I/O error")
 
         def close(self):
             pass
