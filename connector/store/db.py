@@ -146,7 +146,10 @@ class _Checkpoints:
     def stop(self) -> None:
         self._done = True
         self._wanted.set()
-        self._thread.join()
+        if self._thread.ident is None:  # never started: its connection is closed here
+            self._conn.close()
+        else:
+            self._thread.join()
 
 
 @contextmanager
@@ -181,10 +184,12 @@ def checkpoints_behind(engine: Engine, conn: Connection) -> Iterator[Callable[[]
         return
     # set on the driver's connection: through SQLAlchemy it would begin a transaction
     driver = conn.connection.driver_connection
-    (pages,) = driver.execute("PRAGMA wal_autocheckpoint").fetchone()
+    try:
+        (pages,) = driver.execute("PRAGMA wal_autocheckpoint").fetchone()
+    except BaseException:
+        beside.close()
+        raise
     checkpoints = _Checkpoints(beside)
-    driver.execute("PRAGMA wal_autocheckpoint=0")
-    checkpoints.start()
 
     def restore() -> None:
         driver.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
@@ -200,6 +205,8 @@ def checkpoints_behind(engine: Engine, conn: Connection) -> Iterator[Callable[[]
             restored = True
 
     try:
+        driver.execute("PRAGMA wal_autocheckpoint=0")
+        checkpoints.start()
         yield committed
     finally:
         checkpoints.stop()

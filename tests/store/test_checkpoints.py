@@ -192,3 +192,29 @@ def test_no_connection_beside_leaves_the_writer_as_it_is(store, monkeypatch):
             committed()
             assert _autocheckpoint(conn) == pages
             assert not _checkpoint_threads()
+
+
+def test_a_thread_that_cannot_start_leaves_the_writer_checkpointing_and_nothing_open(store, monkeypatch):
+    engine, _ = store
+    opened = []
+    real = db.sqlite3.connect
+
+    def connect(*a, **k):
+        opened.append(real(*a, **k))
+        return opened[-1]
+
+    def refuse(_self):
+        raise RuntimeError("can't start new thread")
+
+    with engine.connect() as conn:
+        pages = _autocheckpoint(conn)
+        monkeypatch.setattr(db.sqlite3, "connect", connect)
+        monkeypatch.setattr(db._Checkpoints, "start", refuse)
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            with db.checkpoints_behind(engine, conn):
+                pytest.fail("the block ran without its thread")
+        monkeypatch.undo()
+        assert _autocheckpoint(conn) == pages
+    (beside,) = opened
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        beside.execute("SELECT 1")
