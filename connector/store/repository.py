@@ -727,18 +727,29 @@ def insert_stored_arr_rows(conn: Connection, rows: StoredRows) -> int:
         inserted = 0
         if rows.spans:
             preparer = conn.dialect.identifier_preparer
-            spans, periods = list(zip(*rows.spans)), list(zip(*rows.periods))
+            # Each span's periods by their place in the arrays of periods (in order of their start):
+            # `generate_series` of the span's first to its last place, instead of a join on
+            # `ord BETWEEN first AND last`, which PostgreSQL can only run as a nested loop testing
+            # every span against every period (a third of the server's time for these rows:
+            # 125 → 60 ms for 1,300 spans over 300 periods)
+            periods = sorted(rows.periods)
+            place = {ordinal: i for i, (ordinal, _, _) in enumerate(periods, start=1)}
+            try:
+                firsts, lasts = [place[s[1]] for s in rows.spans], [place[s[2]] for s in rows.spans]
+            except KeyError as exc:
+                raise RuntimeError(f"an ARR span reaches a period not sent with it (ordinal {exc.args[0]})") from None
+            spans = list(zip(*rows.spans))
             inserted = conn.exec_driver_sql(
                 f"INSERT INTO {preparer.format_table(t.arr_rows)} "
                 f"({', '.join(preparer.quote(c) for c in ARR_ROW_COLUMNS)}) "
-                "SELECT s.pk, p.start, p.stop, CASE WHEN p.ord = s.first THEN s.zc ELSE s.c END, "
-                "CASE WHEN p.ord = s.last THEN s.zc ELSE s.c END, CASE WHEN p.ord = s.first THEN s.za ELSE s.a END, "
-                "CASE WHEN p.ord = s.last THEN s.za ELSE s.a END "
-                "FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::bigint[], %s::bigint[], %s::bigint[], "
-                "%s::bigint[]) AS s(pk, first, last, c, zc, a, za) "
-                "JOIN unnest(%s::integer[], %s::date[], %s::date[]) AS p(ord, start, stop) "
-                "ON p.ord BETWEEN s.first AND s.last",
-                tuple(list(column) for column in spans + periods)).rowcount
+                "SELECT s.pk, p.starts[g], p.ends[g], CASE WHEN g = s.first THEN s.zc ELSE s.c END, "
+                "CASE WHEN g = s.last THEN s.zc ELSE s.c END, CASE WHEN g = s.first THEN s.za ELSE s.a END, "
+                "CASE WHEN g = s.last THEN s.za ELSE s.a END "
+                "FROM (SELECT %s::date[] AS starts, %s::date[] AS ends) AS p, "
+                "unnest(%s::integer[], %s::integer[], %s::integer[], %s::bigint[], %s::bigint[], %s::bigint[], "
+                "%s::bigint[]) AS s(pk, first, last, c, zc, a, za), generate_series(s.first, s.last) AS g",
+                ([p[1] for p in periods], [p[2] for p in periods], list(spans[0]), firsts, lasts,
+                 *(list(column) for column in spans[3:]))).rowcount
         if inserted + len(rows.rows) != rows.count:  # a period not sent would drop rows unseen
             raise RuntimeError(f"{inserted + len(rows.rows)} ARR rows came out of the spans, not {rows.count}")
         _bulk(conn, t.arr_rows, ARR_ROW_COLUMNS, rows.rows)

@@ -159,11 +159,30 @@ def test_postgresql_expands_the_spans_into_the_rows_the_driver_would_store(tmp_p
             with engine.connect() as conn:
                 stored = sorted(tuple(r) for r in conn.exec_driver_sql(
                     f"SELECT {', '.join(repo.ARR_ROW_COLUMNS)} FROM arr_rows"))
-            broken = SpanRows(sent[0].spans, sent[0].periods[1:], sent[0].rows, sent[0].count)
-            with pytest.raises(RuntimeError, match="ARR rows came out of the spans"):
+            # the periods in any order: each span's are found by their place once in order
+            shuffled = [SpanRows(put.spans, put.periods[::-1], put.rows, put.count) for put in sent]
+            with engine.begin() as conn:
+                conn.exec_driver_sql("DELETE FROM arr_rows")
+                assert sum(repo.insert_stored_arr_rows(conn, put) for put in shuffled) == len(expected)
+                again = sorted(tuple(r) for r in conn.exec_driver_sql(
+                    f"SELECT {', '.join(repo.ARR_ROW_COLUMNS)} FROM arr_rows"))
+            # a period a span starts in, missing: an error, not fewer rows
+            first = next(put for put in sent if put.spans)
+            starts = {span[1] for span in first.spans}
+            broken = SpanRows(first.spans, [p for p in first.periods if p[0] not in starts], first.rows, first.count)
+            with pytest.raises(RuntimeError, match="a period not sent with it"):
                 with engine.begin() as conn:
                     conn.exec_driver_sql("DELETE FROM arr_rows")
                     repo.insert_stored_arr_rows(conn, broken)
+            # a period inside a span, missing: the count says so
+            ends = starts | {span[2] for span in first.spans}
+            inside = next(p[0] for p in first.periods for span in first.spans
+                          if span[1] < p[0] < span[2] and p[0] not in ends)
+            holed = SpanRows(first.spans, [p for p in first.periods if p[0] != inside], first.rows, first.count)
+            with pytest.raises(RuntimeError, match="ARR rows came out of the spans"):
+                with engine.begin() as conn:
+                    conn.exec_driver_sql("DELETE FROM arr_rows")
+                    repo.insert_stored_arr_rows(conn, holed)
         finally:
             engine.dispose()
-    assert stored == expected
+    assert stored == expected and again == expected
