@@ -639,14 +639,23 @@ def _lines_having(conn: Connection, table, pks: Sequence[int]) -> set[int]:
     """Which of these lines have rows in `table` (keyed by `line_pk` first)."""
     out: set[int] = set()
     if conn.dialect.name == "postgresql":
+        if not pks:
+            return out
+        name = conn.dialect.identifier_preparer.format_table(table)
+        low, high = min(pks), max(pks)
+        if high - low < 2 * len(pks):
+            # keys close together (a batch of lines just written: consecutive keys): one range of
+            # the key's index holds every row of theirs, and none when they are new (the usual
+            # case), found in one descent instead of one probe per line (1.7 s of 100,000 lines)
+            ranged = text(f"SELECT DISTINCT line_pk FROM {name} WHERE line_pk BETWEEN :low AND :high")
+            wanted = set(pks)
+            return {pk for pk in conn.execute(ranged, {"low": low, "high": high}).scalars() if pk in wanted}
         # one probe of the key's index per line, whatever the planner believes of a table an import
-        # is filling (a DISTINCT over `= ANY` was planned as a scan of every row: 5 s per 100,000 lines)
+        # is filling (a DISTINCT over `= ANY` was planned as a scan of every row: 5 s per 100,000
+        # lines), all in one statement: an array has no limit on its values
         probe = text(f"SELECT v FROM unnest(CAST(:pks AS INTEGER[])) AS v WHERE EXISTS "
-                     f"(SELECT 1 FROM {conn.dialect.identifier_preparer.format_table(table)} AS r "
-                     "WHERE r.line_pk = v)").bindparams(bindparam("pks", type_=ARRAY(Integer)))
-        for chunk in _chunks(list(pks)):
-            out.update(conn.execute(probe, {"pks": chunk}).scalars())
-        return out
+                     f"(SELECT 1 FROM {name} AS r WHERE r.line_pk = v)").bindparams(bindparam("pks", type_=ARRAY(Integer)))
+        return set(conn.execute(probe, {"pks": list(pks)}).scalars())
     statement = _built(conn, f"lines having {table.name}",
                        lambda in_: select(table.c.line_pk).where(in_(table.c.line_pk)).distinct())
     for chunk in _chunks(list(pks)):

@@ -45,6 +45,11 @@ def _check(url: str) -> None:
             before = {r.line_pk for r in conn.execute(select(t.order_metrics.c.line_pk))}
             assert before == set(pk.values())
             assert repo.lines_with_arr_rows(conn, [pk["L-1"], pk["L-3"], 10_000]) == {pk["L-1"], pk["L-3"]}
+            # keys close together (one range of the index on PostgreSQL): a line between them that
+            # was not asked about is not in the answer, a key past the last line has no rows
+            assert repo.lines_with_arr_rows(conn, [pk["L-1"], pk["L-3"]]) == {pk["L-1"], pk["L-3"]}
+            assert repo.lines_with_arr_rows(conn, [pk["L-2"], pk["L-3"], pk["L-3"] + 1]) == {pk["L-2"], pk["L-3"]}
+            assert repo.lines_with_arr_rows(conn, []) == set()
             day = dt.date(2023, 1, 1)
             # L-1 gets one new metric, L-2 none (its rows go), 10,000 is a line with no rows at all
             repo.replace_order_metrics(conn, [pk["L-1"], pk["L-2"], 10_000],
