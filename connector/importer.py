@@ -1195,7 +1195,11 @@ def _import_file(engine: Engine, streamed: StreamedFile, calendar: FiscalCalenda
         gc.unfreeze()
     del batch, hashes
     spill.close()
-    gc.collect()
+    # What the batches since the last collection left behind: the youngest generation alone.
+    # Everything older was collected, then frozen, batch after batch (and is now back in the
+    # oldest generation, unfrozen): a full collection here looked at all of it again and found
+    # nothing (0.09 s of a 100,000-line import, 116,000 objects).
+    gc.collect(0)
     if phase is not None:
         phase("jobs", None)
     if interleaved:
