@@ -85,10 +85,16 @@ def _in_values(conn: Connection, values: Sequence, **params: Any) -> dict[str, A
     return {_IN_VALUES: json.dumps(list(values)), **params}
 
 
+#: values per statement of a `_built` statement, whose IN list is one parameter however long
+#: (a JSON array on SQLite, an array on PostgreSQL): a batch of an import in one statement, not
+#: one per 500 values (each statement planned and sent on its own: issue 11)
+_BOUND_CHUNK = 5000
+
+
 def _existing(conn: Connection, column, ids: Sequence[str]) -> set[str]:
     out: set[str] = set()
     statement = _built(conn, f"existing {column.table.name}.{column.name}", lambda in_: select(column).where(in_(column)))
-    for chunk in _chunks(list(ids)):
+    for chunk in _chunks(list(ids), _BOUND_CHUNK):
         out.update(conn.execute(statement, _in_values(conn, chunk)).scalars())
     return out
 
@@ -612,7 +618,7 @@ def refresh_item_metrics(conn: Connection, item_ids: Iterable[str]) -> None:
     remove = _built(conn, "item metrics removed", lambda in_: delete(t.item_metrics).where(in_(t.item_metrics.c.item)))
     add = _built(conn, "item metrics added", lambda in_: insert(t.item_metrics).from_select(
         ["item", "tcv"], select(t.items.c.id, lines_tcv).where(in_(t.items.c.id))))
-    for chunk in _chunks(ids):
+    for chunk in _chunks(ids, _BOUND_CHUNK):
         conn.execute(remove, _in_values(conn, chunk))
         conn.execute(add, _in_values(conn, chunk))
 
