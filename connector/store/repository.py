@@ -287,7 +287,17 @@ def save_stored_activations(conn: Connection, activations: Sequence[encode.Store
         if row.customer_since is not None and (since is None or row.customer_since < since):
             since = row.customer_since
         updates.append(dict(b_id=account, tcv=row.tcv + tcv, customer_since=since))
-    conn.execute(update(t.accounts).where(t.accounts.c.id == bindparam("b_id")), updates)
+    if conn.dialect.name == "postgresql":
+        # one statement over arrays: an executemany is a statement per account on the server
+        # (0.87 s of 19,636 accounts in a 100,000-line import)
+        money = t.accounts.c.tcv.type
+        conn.exec_driver_sql(
+            "UPDATE accounts AS a SET tcv = v.tcv, customer_since = v.since "
+            "FROM unnest(%s::varchar[], %s::bigint[], %s::date[]) AS v(id, tcv, since) WHERE a.id = v.id",
+            ([u["b_id"] for u in updates], [money.process_bind_param(u["tcv"], conn.dialect) for u in updates],
+             [u["customer_since"] for u in updates]))
+    else:
+        conn.execute(update(t.accounts).where(t.accounts.c.id == bindparam("b_id")), updates)
     _add_account_tcv(conn, activations)
     _add_links(conn, activations)
     job_ids = _next_pks(conn, t.jobs, len(activations) * len(JOB_KINDS))
@@ -696,7 +706,14 @@ def _add_account_tcv(conn: Connection, activations: Sequence[encode.StoredActiva
     fresh = [dict(account=a, currency=c, tcv=v) for (a, c), v in added.items() if (a, c) not in before]
     changed = [dict(b_account=a, b_currency=c, tcv=before[(a, c)] + v) for (a, c), v in added.items()
                if (a, c) in before]
-    if fresh:
+    if fresh and conn.dialect.name == "postgresql":
+        # one statement over arrays, as the accounts' update above
+        money = m.tcv.type
+        conn.exec_driver_sql("INSERT INTO account_metrics (account, currency, tcv) "
+                             "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[])",
+                             ([f["account"] for f in fresh], [f["currency"] for f in fresh],
+                              [money.process_bind_param(f["tcv"], conn.dialect) for f in fresh]))
+    elif fresh:
         conn.execute(insert(t.account_metrics), fresh)
     if changed:
         conn.execute(update(t.account_metrics).where(m.account == bindparam("b_account"),
