@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Collection, Iterable, NamedTuple, Sequence
@@ -982,8 +983,17 @@ def refresh_statistics(engine: Engine, lines: int) -> None:
     """
     if engine.dialect.name != "postgresql" or lines < LARGE_LOAD_LINES:
         return
-    with engine.begin() as conn:
-        conn.execute(text(f"ANALYZE {', '.join(LOADED_TABLES)}"))
+    # Two connections, half the tables each: the server analyzes them on two cores at the end of
+    # an import, when nothing else runs (1.1 s of a 100,000-line import on one connection).
+    halves = [LOADED_TABLES[0::2], LOADED_TABLES[1::2]]
+
+    def analyze(tables: tuple[str, ...]) -> None:
+        with engine.begin() as conn:
+            conn.execute(text(f"ANALYZE {', '.join(tables)}"))
+
+    with ThreadPoolExecutor(max_workers=len(halves), thread_name_prefix="revsync-analyze") as pool:
+        for done in [pool.submit(analyze, tables) for tables in halves]:
+            done.result()  # an error of either is raised here, as one connection's would be
 
 
 def get_meta(conn: Connection, key: str) -> str | None:
