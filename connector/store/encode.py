@@ -195,15 +195,13 @@ def decoded_line(row: tuple, segments: Iterable[tuple], days: dict, exacts: dict
         price_period=members[2], list_price_monthly=exacts[list_price_monthly],
         start=days[start], end=days[end], billing_frequency=members[3],
         credit_eligible=bool(credit_eligible), change_category=members[4],
-        segments=tuple(_segment(days[s[2]], days[s[3]], exacts[s[4]], exacts[s[5]]) for s in segments),
+        segments=tuple(Segment(days[s[2]], days[s[3]], exacts[s[4]], exacts[s[5]]) for s in segments),
         one_time_amount=exacts[one_time_amount], bill_cycle_day=bill_cycle_day, item_version=1,
         evergreen=bool(evergreen))
     return _restored(ActivatedLine, _LINE_FIELDS, fields)
 
 
 _LINE_FIELDS = frozenset(f.name for f in dataclasses.fields(ActivatedLine))
-#: whether a segment's fields are the four `_segment` fills in (else it goes through `__init__`)
-_SEGMENT_AS_WRITTEN = tuple(f.name for f in dataclasses.fields(Segment)) == ("start", "end_excl", "mrr", "quantity")
 _new = object.__new__
 
 
@@ -216,13 +214,4 @@ def _restored(cls: type, names: frozenset[str], fields: dict) -> Any:
         return cls(**fields)
     out: Any = _new(cls)
     out.__dict__.update(fields)
-    return out
-
-
-def _segment(start: dt.date, end_excl: dt.date, mrr: "Decimal | Exact", quantity: Decimal) -> Segment:
-    """`Segment(start, end_excl, mrr, quantity)`, filled in as `_restored` fills a line."""
-    if not _SEGMENT_AS_WRITTEN:
-        return Segment(start, end_excl, mrr, quantity)
-    out = _new(Segment)
-    out.__dict__.update(start=start, end_excl=end_excl, mrr=mrr, quantity=quantity)
     return out
