@@ -11,10 +11,14 @@ import hashlib
 import heapq
 import json
 import codecs
+import datetime as dt
+import functools
 import operator
 from array import array
 import gc
+import marshal
 import pickle
+import struct
 import os
 import re
 import signal
@@ -23,6 +27,7 @@ import warnings
 import zlib
 import tempfile
 from contextlib import contextmanager
+from itertools import takewhile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -601,6 +606,11 @@ class StreamedFile:
     credits: list[CreditDoc]
 
 
+#: the event of an order's start, and whether an event is not the end of the orders (`scan_file`)
+_ORDER_STARTS = functools.partial(operator.eq, ("orders.item", "start_map", None))
+_NOT_ORDERS_END = functools.partial(operator.ne, ("orders", "end_array", None))
+
+
 @collector_paused()
 def scan_file(path: Path) -> StreamedFile | None:
     """The file ready for `import_file`, or None for the whole-document path (an unreadable or
@@ -623,14 +633,14 @@ def scan_file(path: Path) -> StreamedFile | None:
         if first is None or first[:2] != ("", "start_map"):
             return None
         for prefix, event, value in events:
-            if prefix.startswith("orders"):
-                if prefix == "orders.item":
-                    if event == "start_map":
-                        orders += 1
-                    elif event not in ("map_key", "end_map"):
-                        return None  # an order that is not an object
-                elif prefix == "orders" and event not in ("start_array", "end_array"):
+            if prefix == "orders":
+                if event != "start_array":
                     return None
+                # The orders are counted, not looked at: their events (nearly all of the file's)
+                # go by in C, up to the array's end, where a loop here cost 0.2 s per 100,000
+                # lines on the import's critical path (issue 11). An order that is not an object
+                # is found by the validating pass, which sends the file the whole-document way.
+                orders += sum(map(_ORDER_STARTS, takewhile(_NOT_ORDERS_END, events)))
                 continue
             if builder is not None:
                 builder.event(event, value)
@@ -778,10 +788,11 @@ class _Spill:
         self.flush()
 
     def add(self, chunk: list) -> None:
+        record = _spilled(chunk)
         try:
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="revsync-import-")
-            pickle.dump(chunk, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._file.write(record)
         except OSError as exc:
             raise TransientError(
                 f"could not keep the validated orders in a temporary file in {tempfile.gettempdir()}: "
@@ -793,11 +804,7 @@ class _Spill:
         if self._file is None:
             return
         self._file.seek(0)
-        while True:
-            try:
-                chunk = pickle.load(self._file)
-            except EOFError:
-                return
+        while (chunk := _unspilled(self._file)) is not None:
             yield from chunk
 
     def flush(self) -> None:
@@ -824,6 +831,48 @@ class _Spill:
         if self.other is not None:
             self.other.close()
             self.other = None
+
+
+_HEADER = struct.Struct("<cQ")
+_StoredActivation, _Decimal, _from_ordinal = encode.StoredActivation, Decimal, dt.date.fromordinal
+
+
+def _spilled(chunk: list) -> bytes:
+    """A chunk of (index, activation, content hash) as a record of the spill: a kind, a length, and
+    the chunk by `marshal` when it holds activations whose rows marshal can write (SQLite's: text,
+    numbers, booleans), their TCV as text and customer-since as a day number; else by pickle (the
+    rows of PostgreSQL, whose dates are dates). marshal writes and reads plain rows about three times
+    as fast as pickle (issue 11: the two validating processes write every order, the writing pass
+    reads every order, each on the critical path)."""
+    if all(type(entry[1]) is _StoredActivation for entry in chunk):
+        try:
+            payload = marshal.dumps([
+                (index, (*a[:5], str(a.tcv), None if a.customer_since is None else a.customer_since.toordinal(),
+                         a.links), digest) for index, a, digest in chunk])
+        except ValueError:  # a value marshal cannot write: pickled instead
+            pass
+        else:
+            return _HEADER.pack(b"M", len(payload)) + payload
+    payload = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(b"P", len(payload)) + payload
+
+
+def _unspilled(file: Any) -> list | None:
+    """The next chunk of the spill (`_spilled`), or None at its end."""
+    header = file.read(_HEADER.size)
+    if not header:
+        return None
+    if len(header) < _HEADER.size:
+        raise EOFError("the spill ends inside a chunk's header")
+    kind, size = _HEADER.unpack(header)
+    payload = file.read(size)
+    if len(payload) < size:
+        raise EOFError("the spill ends inside a chunk")
+    if kind == b"P":
+        return pickle.loads(payload)
+    return [(index, _StoredActivation(order, lines, segments, versions, items, _Decimal(tcv),
+                                      None if since is None else _from_ordinal(since), links), digest)
+            for index, (order, lines, segments, versions, items, tcv, since, links), digest in marshal.loads(payload)]
 
 
 #: the writing pass collects the reference cycles its batches leave behind every this many batches

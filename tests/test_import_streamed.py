@@ -489,6 +489,71 @@ def test_the_kept_activations_are_the_store_s_rows(tmp_path):
         assert len(activation.lines) == len(activation.segments) == len(activation.versions) > 0
 
 
+def _spill_kinds(spill) -> list[bytes]:
+    """The kind of each record of a spill's file, in order (`importer._spilled`)."""
+    f = spill._file
+    f.flush()
+    f.seek(0)
+    kinds = []
+    while header := f.read(importer._HEADER.size):
+        kind, size = importer._HEADER.unpack(header)
+        kinds.append(kind)
+        f.seek(size, 1)
+    return kinds
+
+
+def test_the_kept_activations_come_back_as_they_were_kept_in_either_form(tmp_path):
+    """SQLite's rows are kept by marshal (text, numbers, booleans; the TCV and customer-since made
+    plain and back), PostgreSQL's (dates as dates) and anything else by pickle: each comes back
+    equal and of the same types, an empty chunk between them ends nothing, and the kinds are as
+    said (marshal for SQLite's rows, or the validating pass would have lost the speed it is for)."""
+    calendar = StandardFiscalCalendar(1)
+    path = _write(tmp_path, engine_bench.generate(40, 3))
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    spill = importer._Spill()
+    try:
+        importer._stream_plan(store, scan_file(path), calendar, EngineSettings(), 4, spill)
+        kept = list(spill)
+        assert set(_spill_kinds(spill)) == {b"M"}
+    finally:
+        spill.close()
+        store.dispose()
+    assert any(a.customer_since is not None for _, a, _ in kept) and any(a.tcv % 1 for _, a, _ in kept)
+    as_postgres = [(i, a._replace(order=(*a.order[:3], dt.date.fromisoformat(a.order[3]), *a.order[4:])), d)
+                   for i, a, d in kept]
+    again = importer._Spill()
+    try:
+        again.add(kept[:3])
+        again.add([])
+        again.add(as_postgres[3:5])
+        again.add([(99, "anything else", "x")])
+        again.add(kept[5:])
+        assert _spill_kinds(again) == [b"M", b"M", b"P", b"P", b"M"]
+        back = list(again)
+    finally:
+        again.close()
+    expected = kept[:3] + as_postgres[3:5] + [(99, "anything else", "x")] + kept[5:]
+    assert back == expected
+    for (_, a, _), (_, b, _) in zip(back, expected):
+        if isinstance(a, importer.encode.StoredActivation):
+            assert type(a.tcv) is Decimal and str(a.tcv) == str(b.tcv)
+            assert type(a.customer_since) is type(b.customer_since)
+            assert [type(v) for v in a.lines[0]] == [type(v) for v in b.lines[0]]
+
+
+def test_a_spill_cut_short_is_an_error_not_its_end(tmp_path):
+    """A record whose bytes stop early (a full disk under the fork) is an error, never read as the
+    end of what was kept."""
+    spill = importer._Spill()
+    try:
+        spill.add([(0, "activation", "digest")])
+        spill._file.truncate(spill._file.tell() - 1)
+        with pytest.raises(EOFError):
+            list(spill)
+    finally:
+        spill.close()
+
+
 def test_the_smaller_page_cache_is_the_import_s_only(tmp_path, monkeypatch):
     """While a streamed import runs, SQLite connections have a smaller page cache; after it, the store's."""
     engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
