@@ -770,9 +770,10 @@ class _Spill:
     will hold (`encode.StoredActivation`), made by the validating processes, so the writing pass
     only adds their keys.
 
-    An unnamed temporary file (in TMPDIR, about 0.8 KB per order), written and read by this
-    process alone, gone when closed or when the process ends: what is unpickled is only ever what
-    this import pickled.
+    An unnamed temporary file (in TMPDIR, about 0.9 KB per order), written and read by this
+    process alone (and the fork validating the other half, `other`), gone when closed or when the
+    process ends: what is read back (`_unspilled`: by marshal or by pickle) is only ever what this
+    import wrote.
     """
 
     def __init__(self) -> None:
@@ -797,7 +798,7 @@ class _Spill:
             raise TransientError(
                 f"could not keep the validated orders in a temporary file in {tempfile.gettempdir()}: "
                 f"{exc.strerror or exc}; nothing was imported",
-                hint="free some space there, or set TMPDIR to a folder with room (about 0.8 KB per order), "
+                hint="free some space there, or set TMPDIR to a folder with room (about 0.9 KB per order), "
                      "and import the file again") from None
 
     def __iter__(self) -> Iterator[tuple[int, encode.StoredActivation, str]]:
