@@ -53,6 +53,21 @@ def months_between(start: dt.date, end_excl: dt.date) -> Fraction:
     """
     if end_excl < start:
         return -months_between(end_excl, start)
+    day = start.day
+    if day < 28:
+        # Every anniversary falls on the same day of its month (no month is shorter than 28
+        # days): the whole months and both anniversaries without trying one month after another
+        # (half the lines of a large import are a pair of dates not seen before: issue 11)
+        first = start.year * 12 + start.month - 1
+        whole = end_excl.year * 12 + end_excl.month - 1 - first - (end_excl.day < day)
+        year, month = divmod(first + whole, 12)
+        anniversary = dt.date(year, month + 1, day)
+        leftover = (end_excl - anniversary).days
+        if leftover == 0:
+            return Fraction(whole)
+        year, month = divmod(first + whole + 1, 12)
+        period = (dt.date(year, month + 1, day) - anniversary).days
+        return Fraction(whole * period + leftover, period)
     whole = (end_excl.year - start.year) * 12 + (end_excl.month - start.month)
     while whole > 0 and add_months(start, whole) > end_excl:
         whole -= 1

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from connector.engine.dates import months_between
-from connector.engine.money import Amount, Exact, exact
+from connector.engine.money import Amount, Exact, exact_ratio, ratio_of
 
 
 class Provisioning(StrEnum):
@@ -277,10 +277,20 @@ class ActivatedLine:
 
         Cached: activation, account metrics and subscription metrics all ask for it.
         """
-        total = exact(self.one_time_amount)
+        # Added up on the integers of each ratio, reduced once at the end: the same rational as
+        # adding Exact products piece by piece, which reduced each product and each sum (a third
+        # of the limits' check of every line activated: issue 11)
+        ratio = ratio_of
+        n, d = ratio(self.one_time_amount)
         for s in self.segments:
-            total += exact(s.mrr) * months_between(s.start, s.end_excl)
-        return total
+            a, b = ratio(s.mrr)
+            m = months_between(s.start, s.end_excl)
+            under = b * m.denominator
+            if under == d:  # the usual piece: whole months, an amount to as many places as the total
+                n += a * m.numerator
+            else:
+                n, d = n * under + a * m.numerator * d, d * under
+        return exact_ratio(n, d)
 
     @property
     def recurring(self) -> bool:

@@ -199,6 +199,21 @@ Exact.__pos__ = lambda self: self  # type: ignore[method-assign]
 Exact.__abs__ = lambda self: _make(abs(self._numerator), self._denominator)  # type: ignore[method-assign]
 
 
+def ratio_of(value: "Decimal | Fraction | int") -> tuple[int, int]:
+    """(numerator, denominator) of an amount in lowest terms, the denominator positive."""
+    parts = _parts(value)
+    if parts is None:
+        f = Fraction(value)
+        return f.numerator, f.denominator
+    return parts
+
+
+def exact_ratio(n: int, d: int) -> Exact:
+    """n / d (d positive) as an `Exact` in lowest terms, as `Exact` arithmetic leaves every result."""
+    g = gcd(n, d)
+    return _make(n // g, d // g) if g > 1 else _make(n, d)
+
+
 def exact(value: "Decimal | Fraction | int") -> Exact:
     """The value as an `Exact` (a Decimal converts exactly)."""
     if type(value) is Exact:

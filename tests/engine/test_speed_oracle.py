@@ -6,6 +6,7 @@ action, on a standard and an explicit (4-4-5) fiscal calendar, and on evergreen 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import operator
 import re
@@ -380,3 +381,64 @@ def _line_for_limits(start, end, mrrs, price, quantity, one_time, recurring) -> 
         change_category=ChangeCategory.NEW_BUSINESS,
         segments=pieces if recurring else (), one_time_amount=Decimal(0) if recurring else one_time,
         bill_cycle_day=1)
+
+
+def _oracle_tcv(ln: ActivatedLine) -> Exact:
+    """`ActivatedLine.tcv` before issue 11's integer sum: Exact products added piece by piece."""
+    total = exact(ln.one_time_amount)
+    for s in ln.segments:
+        total += exact(s.mrr) * months_between(s.start, s.end_excl)
+    return total
+
+
+_AMOUNTS = st.one_of(
+    st.decimals(min_value=-10**9, max_value=10**9, places=4, allow_nan=False, allow_infinity=False),
+    st.builds(lambda n, d: exact(Fraction(n, d)), st.integers(-10**12, 10**12), st.integers(1, 10**6)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.tuples(_AMOUNTS, st.integers(0, 4000), st.integers(1, 4000)), max_size=5),
+       one_time=st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False, allow_infinity=False),
+       recurring=st.booleans())
+@example(pieces=[(Decimal("10.50"), 0, 365)], one_time=Decimal(0), recurring=True)
+@example(pieces=[(Decimal("0.01"), 0, 31), (Decimal("-0.01"), 0, 31)], one_time=Decimal(0), recurring=True)
+@example(pieces=[], one_time=Decimal("12.34"), recurring=False)
+def test_tcv_summed_on_integers_is_the_rational_sum_as_before(pieces, one_time, recurring):
+    """The same rational, in lowest terms, as adding Exact products piece by piece: amounts of any
+    places (and rationals), partial months, pieces cancelling to zero."""
+    start = D("2023-01-31")
+    ln = _line_for_limits(start, start + dt.timedelta(days=4000), [], Decimal(1), Decimal(1), one_time, recurring)
+    ln = dataclasses.replace(ln, segments=tuple(
+        Segment(start + dt.timedelta(days=offset), start + dt.timedelta(days=offset + days), mrr, Decimal(1))
+        for mrr, offset, days in pieces))
+    got, want = ln.tcv, _oracle_tcv(ln)
+    assert type(got) is Exact and (got.numerator, got.denominator) == (want.numerator, want.denominator)
+
+
+def _oracle_months_between(start: dt.date, end_excl: dt.date) -> Fraction:
+    """`months_between` before issue 11's direct count: anniversaries tried one month after another."""
+    if end_excl < start:
+        return -_oracle_months_between(end_excl, start)
+    whole = (end_excl.year - start.year) * 12 + (end_excl.month - start.month)
+    while whole > 0 and add_months(start, whole) > end_excl:
+        whole -= 1
+    while add_months(start, whole + 1) <= end_excl:
+        whole += 1
+    anniversary = add_months(start, whole)
+    leftover = (end_excl - anniversary).days
+    if leftover == 0:
+        return Fraction(whole)
+    return whole + Fraction(leftover, (add_months(start, whole + 1) - anniversary).days)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(start=st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2200, 12, 31)),
+       days=st.integers(-40_000, 40_000))
+@example(start=dt.date(2023, 1, 27), days=32)   # the 27th: the last day of the direct count
+@example(start=dt.date(2023, 1, 28), days=31)   # the 28th: anniversaries tried as before
+@example(start=dt.date(2024, 2, 27), days=366)  # across a leap day
+@example(start=dt.date(2023, 3, 15), days=0)
+def test_months_between_counted_directly_is_the_count_as_before(start, days):
+    end_excl = start + dt.timedelta(days=days)
+    got, want = months_between.__wrapped__(start, end_excl), _oracle_months_between(start, end_excl)
+    assert type(got) is Fraction and got == want
