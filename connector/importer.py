@@ -217,11 +217,17 @@ def content_hash(doc: OrderDoc) -> str:
     # pydantic's own serialiser: fields in declaration order, values normalised by validation
     # ("100" and 100 are the same Decimal), and much faster than dumping a dict in Python.
     # `evergreen` came later: left out when false, so orders imported before keep their fingerprint
-    text = doc.model_dump_json(exclude={"lines": {"__all__": {"evergreen"}}})
+    # The serializer's own UTF-8 bytes, as `model_dump_json` makes them before decoding them to a
+    # str that was encoded back (issue 11: 6 % of validating an order)
+    text = _ORDER_JSON(doc, exclude=_NOT_HASHED)
     evergreen = [l.id for l in doc.lines if l.evergreen]
     if evergreen:
-        text += "\nevergreen:" + ",".join(evergreen)
-    return hashlib.sha256(text.encode()).hexdigest()
+        text += ("\nevergreen:" + ",".join(evergreen)).encode()
+    return hashlib.sha256(text).hexdigest()
+
+
+_ORDER_JSON = OrderDoc.__pydantic_serializer__.to_json
+_NOT_HASHED = {"lines": {"__all__": {"evergreen"}}}
 
 
 @dataclass

@@ -51,9 +51,20 @@ def limited(check: Callable[..., str | None]) -> Callable[[Any], Any]:
     return validate
 
 
+def _limited_amount(check: Callable[[Decimal], str | None], fits: Callable[[Decimal], bool]) -> Callable[[Any], Any]:
+    """`limited(check)` for a Decimal, with the values `fits` knows to pass let through at once."""
+    validate = limited(check)
+
+    def amount(value: Any) -> Any:
+        if type(value) is Decimal and value.is_finite() and fits(value):
+            return value
+        return validate(value)
+    return amount
+
+
 Amount = Annotated[Decimal, BeforeValidator(_decimal)]
-Quantity = Annotated[Amount, AfterValidator(limited(limits.check_quantity))]
-Price = Annotated[Amount, AfterValidator(limited(limits.check_price))]
+Quantity = Annotated[Amount, AfterValidator(_limited_amount(limits.check_quantity, limits.fits_quantity))]
+Price = Annotated[Amount, AfterValidator(_limited_amount(limits.check_price, limits.fits_price))]
 
 
 #: the days the files name, one object per day (a large file names few distinct days); bounded

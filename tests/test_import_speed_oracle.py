@@ -141,3 +141,32 @@ def test_jobs_are_stored_as_sqlalchemy_stores_their_times(stores, monkeypatch):
         kinds = conn.exec_driver_sql("SELECT kind, status, attempts, last_error FROM jobs ORDER BY id").all()
     assert [k for k, *_ in kinds[:4]] == list(repo.JOB_KINDS)
     assert {tuple(rest) for _, *rest in kinds} == {("succeeded", 1, None)}
+
+
+def _oracle_content_hash(doc) -> str:
+    """`importer.content_hash` before issue 11 took the serializer's bytes as they are."""
+    import hashlib
+    text = doc.model_dump_json(exclude={"lines": {"__all__": {"evergreen"}}})
+    evergreen = [l.id for l in doc.lines if l.evergreen]
+    if evergreen:
+        text += "\nevergreen:" + ",".join(evergreen)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), lines=st.integers(1, 40), owner=st.text(max_size=12),
+       evergreen=st.booleans())
+def test_content_hashes_are_the_fingerprints_orders_were_stored_with(seed, lines, owner, evergreen):
+    """An order imported before must match its stored fingerprint, or importing the file again
+    would say it changed: the same hash as before, with any owner text (accents, emoji, escapes)
+    and with evergreen lines."""
+    from connector.importer import content_hash
+    from connector.orders import OrderDoc
+    raw = engine_bench.generate(lines, seed)["orders"]
+    for node in raw:
+        node = {**node, "owner": owner.replace("\x00", "")}
+        if evergreen and node["lines"][0]["action"] == "new":
+            node["lines"] = [{**{k: v for k, v in node["lines"][0].items() if k not in ("end", "term_months")},
+                              "evergreen": True}] + node["lines"][1:]
+        doc = OrderDoc.model_validate(node)
+        assert content_hash(doc) == _oracle_content_hash(doc)

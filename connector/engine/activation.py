@@ -17,7 +17,7 @@ from connector.engine.evergreen import horizon as evergreen_horizon
 from connector.engine.fiscal import FiscalCalendar
 from connector.engine.ledger import ZERO, Ledger
 from connector.engine.limits import (
-    check_date, check_price, check_quantity, check_term_months, line_amount_problems,
+    check_date, check_price, check_quantity, check_term_months, fits_price, fits_quantity, line_amount_problems,
 )
 from connector.engine.money import Amount, Exact, exact
 from connector.engine.model import (
@@ -233,13 +233,6 @@ def _checked_product(order: OrderInput, line: LineInput, products: Mapping[str, 
 def _list_monthly(list_price: Decimal, period: PricePeriod) -> Exact:
     """A product's monthly list price: its list price as it is for a one-time product (`_Line`)."""
     return exact(list_price) if period is PricePeriod.ONE_TIME else monthly_price(list_price, period)
-
-
-@lru_cache(maxsize=1024)
-def _fits_as_price(price: Decimal) -> bool:
-    """Whether `check_price` finds nothing wrong with this (finite) price: the same for every equal
-    Decimal, so told once per product rather than once per line (issue 11)."""
-    return check_price(price) is None
 
 
 def _check_end_agrees(ln: _Line, begin: dt.date) -> None:
@@ -494,13 +487,16 @@ def _to_total(ledger: Ledger, item_id: str, start: dt.date, end_excl: dt.date, m
 def _range_problems(line: LineInput, product: Product) -> list[tuple[str, str]]:
     """(field, message) for each value of the line (and its product's list price) outside the limits."""
     out = []
-    for fld, value, check in (("quantity", line.quantity, check_quantity), ("unit_price", line.unit_price, check_price)):
+    for fld, value, fits, check in (("quantity", line.quantity, fits_quantity, check_quantity),
+                                    ("unit_price", line.unit_price, fits_price, check_price)):
         if value is not None and (not value.is_finite() or value >= 0):  # negatives: their own message below
+            if value.is_finite() and fits(value):
+                continue
             problem = check(value)
             if problem:
                 out.append((fld, problem))
     price = product.list_price
-    if not (price.is_finite() and _fits_as_price(price)):
+    if not (price.is_finite() and fits_price(price)):
         problem = check_price(price, f"the list price of product {product.id!r}")
         if problem:
             out.append(("product", problem))

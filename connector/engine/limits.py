@@ -23,6 +23,7 @@ Salesforce use the same checks.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from decimal import Decimal
 from typing import Iterable
 
@@ -94,6 +95,22 @@ def check_quantity(value: Decimal) -> str | None:
 def check_price(value: Decimal, what: str = "unit price") -> str | None:
     """Problem with a unit price or list price, or None."""
     return check_number(value, maximum=MAX_PRICE, what=what)
+
+
+@lru_cache(maxsize=4096)
+def fits_quantity(value: Decimal) -> bool:
+    """Whether `check_quantity` finds nothing wrong with this finite quantity. What it finds depends
+    on the value alone (not on how many zeros it is written with), so it is told once per value:
+    a file's lines have few distinct quantities and prices among hundreds of thousands, each
+    checked when the file is read and again when the line is activated (issue 11). Only for a
+    finite Decimal: a signalling NaN cannot be hashed."""
+    return check_quantity(value) is None
+
+
+@lru_cache(maxsize=4096)
+def fits_price(value: Decimal) -> bool:
+    """`fits_quantity` for `check_price`."""
+    return check_price(value) is None
 
 
 def check_credit(value: Decimal) -> str | None:

@@ -224,8 +224,26 @@ def exact(value: "Decimal | Fraction | int") -> Exact:
     return _make(*parts)
 
 
+#: `exact_text` of the Exact values met so far, by (numerator, denominator): an import's lines have
+#: a few hundred distinct monthly prices and MRRs among hundreds of thousands (issue 11); bounded
+_TEXTS: dict[tuple[int, int], str] = {}
+_TEXTS_MAX = 65_536
+
+
 def exact_text(value: "Decimal | Fraction | int") -> str:
     """Text that keeps the value exactly: a plain decimal when it terminates, else "n/d"."""
+    if type(value) is Exact:
+        key = (value._numerator, value._denominator)
+        text = _TEXTS.get(key)
+        if text is None:
+            text = _exact_text(value)
+            if len(_TEXTS) < _TEXTS_MAX:
+                _TEXTS[key] = text
+        return text
+    return _exact_text(value)
+
+
+def _exact_text(value: "Decimal | Fraction | int") -> str:
     if isinstance(value, Decimal):
         return str(value)
     f = value if isinstance(value, Fraction) else Fraction(value)

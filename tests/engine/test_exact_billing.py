@@ -7,6 +7,7 @@ leftover days, each at 1/(days of the calendar month it falls in) (SPEC section 
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -183,3 +184,18 @@ def test_exact_values_are_stored_exactly(value, text):
 def test_round_money_exact(amount, currency, expected):
     out = round_money(amount, currency)
     assert str(out) == expected and isinstance(out, Decimal)
+
+
+def test_exact_text_remembered_is_the_text_worked_out(monkeypatch):
+    """An Exact's text is remembered by its numerator and denominator: asked again (and for an
+    equal value made anew) it is the text worked out the first time, and once the memory is full
+    new values are worked out without being kept."""
+    from connector.engine import money
+    monkeypatch.setattr(money, "_TEXTS", {})
+    monkeypatch.setattr(money, "_TEXTS_MAX", 3)
+    values = [Exact(250, 3), Exact(5, 4), Exact(-7, 20), Exact(1, 7), Exact(12, 1)]
+    first = [exact_text(v) for v in values]
+    assert first == ["250/3", "1.25", "-0.35", "1/7", "12"]
+    assert [exact_text(Exact(v.numerator, v.denominator)) for v in values] == first
+    assert [exact_text(Fraction(v.numerator, v.denominator)) for v in values] == first  # not remembered: the same
+    assert len(money._TEXTS) == 3 and money._TEXTS[(250, 3)] == "250/3"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from engine_builders import Book, line, order
 
 from connector.engine import limits
@@ -98,3 +99,16 @@ def test_the_largest_line_fits_and_its_amounts_stay_within_the_line_limit():
     (only,) = a.lines
     assert only.tcv == limits.MAX_LINE_AMOUNT
     assert limits.line_amount_problems(only) == []
+
+
+@settings(max_examples=500, deadline=None)
+@given(digits=st.integers(-10**22, 10**22), exponent=st.integers(-12, 6))
+def test_values_told_to_fit_are_those_the_checks_pass(digits, exponent):
+    """`fits_quantity` and `fits_price` remember what passed by value: the same answer as the
+    check for every value, whatever zeros it is written with, asked before or after an equal one."""
+    from connector.engine.limits import check_price, check_quantity, fits_price, fits_quantity
+    value = Decimal(digits).scaleb(exponent)
+    for written in (value, value.normalize(), value.quantize(Decimal(1).scaleb(min(exponent, 0) - 3))
+                    if abs(value) < 10**20 else value):
+        assert fits_quantity(written) == (check_quantity(written) is None)
+        assert fits_price(written) == (check_price(written) is None)
