@@ -68,6 +68,12 @@ def months_between(start: dt.date, end_excl: dt.date) -> Fraction:
         year, month = divmod(first + whole + 1, 12)
         period = (dt.date(year, month + 1, day) - anniversary).days
         return Fraction(whole * period + leftover, period)
+    return by_anniversaries(start, end_excl)
+
+
+def by_anniversaries(start: dt.date, end_excl: dt.date) -> Fraction:
+    """`months_between` for `end_excl` not before `start`, trying one anniversary after another:
+    the way for any start (a month-end start's anniversaries move with the month's length)."""
     whole = (end_excl.year - start.year) * 12 + (end_excl.month - start.month)
     while whole > 0 and add_months(start, whole) > end_excl:
         whole -= 1

@@ -218,10 +218,7 @@ def exact(value: "Decimal | Fraction | int") -> Exact:
     """The value as an `Exact` (a Decimal converts exactly)."""
     if type(value) is Exact:
         return value
-    parts = _parts(value)  # a Decimal's or Fraction's ratio is in lowest terms, its denominator positive
-    if parts is None:
-        return _exact(Fraction(value))
-    return _make(*parts)
+    return _make(*ratio_of(value))  # a Decimal's or Fraction's ratio is in lowest terms, its denominator positive
 
 
 #: `exact_text` of the Exact values met so far, by (numerator, denominator): an import's lines have

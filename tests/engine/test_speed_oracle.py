@@ -18,7 +18,7 @@ from hypothesis import example, given, settings, strategies as st
 
 from connector.engine.arr_by_period import arr_rows
 from connector.engine.billing import _segment_total, billing_total, cycle_date, partial, prorated
-from connector.engine.dates import ONE_DAY, add_months, days_in_month, months_between
+from connector.engine.dates import ONE_DAY, add_months, by_anniversaries, days_in_month, months_between
 from connector.engine.limits import (
     MAX_LINE_AMOUNT, MAX_LINE_MRR, MAX_TERM_MONTHS, _beyond_term_limit, _plain, line_amount_problems,
 )
@@ -416,19 +416,11 @@ def test_tcv_summed_on_integers_is_the_rational_sum_as_before(pieces, one_time, 
 
 
 def _oracle_months_between(start: dt.date, end_excl: dt.date) -> Fraction:
-    """`months_between` before issue 11's direct count: anniversaries tried one month after another."""
+    """`months_between` before issue 11's direct count: anniversaries tried one month after another
+    for every start (`dates.by_anniversaries`, now the way for starts from the 28th on)."""
     if end_excl < start:
         return -_oracle_months_between(end_excl, start)
-    whole = (end_excl.year - start.year) * 12 + (end_excl.month - start.month)
-    while whole > 0 and add_months(start, whole) > end_excl:
-        whole -= 1
-    while add_months(start, whole + 1) <= end_excl:
-        whole += 1
-    anniversary = add_months(start, whole)
-    leftover = (end_excl - anniversary).days
-    if leftover == 0:
-        return Fraction(whole)
-    return whole + Fraction(leftover, (add_months(start, whole + 1) - anniversary).days)
+    return by_anniversaries(start, end_excl)
 
 
 @settings(max_examples=2000, deadline=None)
