@@ -386,7 +386,7 @@ def main() -> None:
         rounds.append(_round(args.store or ["sqlite"], ways, paths, doc_json, counts, out))
         _compare(rounds[-1], ways, paths)
     if args.rounds > 1:
-        _summary(rounds, ways, paths)
+        _summary(rounds, ways, paths, args.lines)
 
 
 #: a round's figures: (store, second core, path) -> (import time, raw bulk insert of all its rows or
@@ -438,24 +438,52 @@ def _compare(times: Round, ways: list[bool], paths: list[str]) -> None:
             print(f"{store} / {stores[0]}{_said(which_path, cores)}: {ratio:.2f} x")
 
 
-def _summary(rounds: list[Round], ways: list[bool], paths: list[str]) -> None:
+#: issue 11's goals, for `GOAL_LINES` order lines: the import's time on SQLite (s), its ratio to the
+#: raw bulk insert of all the rows it wrote, and PostgreSQL's time over SQLite's
+GOAL_LINES, GOAL_SECONDS, GOAL_RAW_RATIO, GOAL_STORE_RATIO = 100_000, 30.0, 2.0, 2.0
+
+
+def _summary(rounds: list[Round], ways: list[bool], paths: list[str], lines: int = 0) -> None:
     """Every round's import times and ratios (to the raw insert of all rows, to the first store),
-    and their medians."""
+    and their medians; then, at `GOAL_LINES` lines, for the default way (two cores, streamed), how
+    many rounds met each of issue 11's goals."""
     stores = list(dict.fromkeys(store for store, _, _ in rounds[0]))
     print(f"\nsummary of {len(rounds)} rounds (each: the stores one after the other)")
+    goals: list[str] = []
     for second_core, path in itertools.product(ways, paths):
         said = _said(path if len(paths) > 1 else "", ("two cores" if second_core else "one core") if len(ways) > 1 else "")
+        default = second_core and path == "streamed" and lines == GOAL_LINES
         for store in stores:
             figures = [r[(store, second_core, path)] for r in rounds]
             line = f"{store}{said}: import {_listed([t for t, _, _ in figures], 's')}"
             if all(raw and floor for _, raw, floor in figures):  # SQLite: both or neither
-                line += (f"; / raw insert of all rows {_listed([t / raw for t, raw, _ in figures], 'x')}"
+                ratios = [t / raw for t, raw, _ in figures]
+                line += (f"; / raw insert of all rows {_listed(ratios, 'x')}"
                          f"; CPU floor / raw insert of all rows "
                          f"{_listed([floor / raw for _, raw, floor in figures], 'x')}")
+                if default:
+                    goals.append(_goal(f"{store}: import under {GOAL_SECONDS:.0f} s", [t for t, _, _ in figures],
+                                       GOAL_SECONDS, "s"))
+                    goals.append(_goal(f"{store}: within {GOAL_RAW_RATIO:.0f}x of the raw insert of all rows",
+                                       ratios, GOAL_RAW_RATIO, "x"))
             print(line)
         for store in stores[1:]:
             ratios = [r[(store, second_core, path)][0] / r[(stores[0], second_core, path)][0] for r in rounds]
             print(f"{store} / {stores[0]}{said}: {_listed(ratios, 'x')}")
+            if default:
+                goals.append(_goal(f"{store} within {GOAL_STORE_RATIO:.0f}x of {stores[0]}", ratios,
+                                   GOAL_STORE_RATIO, "x"))
+    if goals:
+        print(f"\nissue 11's goals at {GOAL_LINES:,} lines (met in a round when its figure is under the goal):")
+        for goal in goals:
+            print(f"  {goal}")
+
+
+def _goal(what: str, values: list[float], limit: float, unit: str) -> str:
+    """"what: met in n of m rounds (median x, worst y)"."""
+    met = sum(v < limit for v in values)
+    return (f"{what}: met in {met} of {len(values)} rounds (median {statistics.median(values):.2f} {unit}, "
+            f"worst {max(values):.2f} {unit})")
 
 
 def _listed(values: list[float], unit: str) -> str:
