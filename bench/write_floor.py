@@ -21,6 +21,7 @@ import argparse
 import sqlite3
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -105,7 +106,7 @@ def measure(source: Path, out: Path, size: int = 500) -> tuple[float, float, dic
         raw = engine.raw_connection()
         try:
             cursor = raw.cursor()
-            with sqlite3.connect(source) as src:
+            with closing(sqlite3.connect(source)) as src:  # sqlite3's own `with` would leave it open
                 for table in ("accounts", "products"):  # the catalogue, as the import writes it first (not timed)
                     rows = src.execute(f'SELECT * FROM "{table}"').fetchall()
                     if rows:
