@@ -70,3 +70,49 @@ def test_an_in_list_bound_at_execution_holds_ids_or_keys_only(tmp_path):
             assert repo._in_values(conn, ["L-1", 2], now=1) == {"in_values": '["L-1", 2]', "now": 1}
     finally:
         engine.dispose()
+
+
+def test_consecutive_keys_are_named_as_a_range_and_others_one_by_one():
+    assert repo._key_range([5, 3, 4]) == (3, 5)
+    assert repo._key_range([7]) == (7, 7)
+    for keys in ([], [3, 5], [3, 3, 4], [3, 4, 4, 5], ["3", "4"], [True, 2], [1.0, 2.0]):
+        assert repo._key_range(keys) is None, keys
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_jobs_and_line_rows_named_by_a_range_or_a_list_are_exactly_those(tmp_path, store):
+    """Jobs marked done and line rows deleted or looked for by a range of keys (a batch's, written
+    together) or by a list (any others): the keys named, never a neighbour."""
+    with store_url(store, tmp_path) as url:
+        engine = open_store(url)
+        try:
+            calendar, settings = StandardFiscalCalendar(1), EngineSettings()
+            runner = JobRunner(engine, JobContext(calendar, settings), CLOCK)
+            import_document(engine, parse(json.dumps(three_orders()), "doc"), "doc", calendar, settings, CLOCK,
+                            runner, batch_size=1)
+            with engine.connect() as conn:
+                attempts = dict(conn.execute(select(t.jobs.c.id, t.jobs.c.attempts)).all())
+                pks = sorted(conn.execute(select(t.line_metrics.c.line_pk)).scalars())
+            ids = sorted(attempts)
+            assert len(ids) >= 6 and len(pks) == 3 and pks == list(range(pks[0], pks[0] + 3))
+            later = dt.datetime(2024, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
+            ranged, listed = ids[1:3], [ids[4], ids[-1]]
+            with engine.begin() as conn:
+                repo.record_jobs_done(conn, ranged, later)
+                repo.record_jobs_done(conn, listed, later)
+                assert repo._lines_having(conn, t.line_metrics, pks[:2]) == set(pks[:2])
+                assert repo._lines_having(conn, t.line_metrics, [pks[0], pks[2]]) == {pks[0], pks[2]}
+                repo._delete_lines(conn, t.line_metrics, pks[1:])  # a range
+            with engine.connect() as conn:
+                after = dict(conn.execute(select(t.jobs.c.id, t.jobs.c.attempts)).all())
+                left = sorted(conn.execute(select(t.line_metrics.c.line_pk)).scalars())
+                assert repo._lines_having(conn, t.line_metrics, pks) == {pks[0]}
+            assert {i for i in ids if after[i] != attempts[i]} == set(ranged + listed)
+            assert all(after[i] == attempts[i] + 1 for i in ranged + listed)
+            assert left == [pks[0]]
+            with engine.begin() as conn:
+                repo._delete_lines(conn, t.line_metrics, [pks[0] - 1, pks[0] + 5])  # a list, naming none
+            with engine.connect() as conn:
+                assert list(conn.execute(select(t.line_metrics.c.line_pk)).scalars()) == [pks[0]]
+        finally:
+            engine.dispose()
