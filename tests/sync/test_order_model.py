@@ -115,3 +115,37 @@ def test_a_salesforce_order_whose_mapping_gives_no_currency_is_held_saying_what_
         assert len(held(c)) == 3
     finally:
         close(c)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("id", "L" * 64, None),
+    ("id", "L" * 65, "field id: the id is 65 characters long; at most 64"),
+    ("id", "L\x00", "field id: the id contains a NUL character"),
+    ("product", "P" * 200, "field product: the id is 200 characters long; at most 64"),
+    ("end", "2999-12-31", None),
+    ("end", "3000-01-01", "field end: the date 3000-01-01 is outside the dates the engine accepts"),
+    ("start", "1899-12-31", "field start: the date 1899-12-31 is outside the dates the engine accepts"),
+])
+def test_ids_and_days_are_checked_in_the_same_words_on_their_quick_path(field, value, words):
+    """An id or a day that passes is let through in one call; one that does not gets its check's own words."""
+    order = {"id": "O-1", "account": "A-1", "owner": "x" * 1000, "booked_on": "2023-03-01", "currency": "USD",
+             "lines": [import_line(1, **{field: value})]}
+    if words is None:
+        line = orders.OrderDoc.model_validate(order).lines[0]
+        assert str(getattr(line, field)) == value
+        return
+    with pytest.raises(ValidationFailed) as caught:
+        importer.parse(json.dumps({"orders": [order]}), "file.json")
+    assert any(words in str(p) for p in caught.value.problems), caught.value.problems
+
+
+def test_texts_and_shared_days_keep_their_checks():
+    base = {"id": "O-1", "account": "A-1", "booked_on": "2023-03-01", "currency": "USD", "lines": [import_line(1)]}
+    with pytest.raises(ValidationFailed) as caught:
+        importer.parse(json.dumps({"orders": [base | {"owner": "x" * 1001}]}), "file.json")
+    assert any("the text is 1001 characters long; at most 1000" in str(p) for p in caught.value.problems)
+    with pytest.raises(ValidationFailed) as caught:
+        importer.parse(json.dumps({"orders": [base | {"owner": "a\x00b"}]}), "file.json")
+    assert any("NUL character" in str(p) for p in caught.value.problems)
+    one, two = (orders.OrderDoc.model_validate(base) for _ in range(2))
+    assert one.booked_on is two.booked_on  # one object per day a file names
