@@ -277,6 +277,10 @@ def test_versions_that_are_not_their_lines_rows_are_bound_as_they_are():
     for i, other in ((0, "S-2"), (1, "2"), (2, "2024-01-02"), (4, "4"), (5, "9.50"), (6, "active")):
         assert not repo._versions_of_lines([version[:i] + (other,) + version[i + 1:]], [row]), i
     assert not repo._versions_of_lines([version], [row, row])
+    renewed = tuple("renew" if c == "action" else value for c, value in zip(line, row))
+    assert repo._versions_of_lines([version[:6] + ("active",)], [renewed])
+    assert not repo._versions_of_lines([version], [renewed])
+    assert repo._versions_of_lines([], [])
 
 
 def test_stored_activations_hold_plain_text_not_enum_members(tmp_path):
