@@ -137,8 +137,8 @@ class BulkIngest:
             raise ValueError(f"unknown bulk operation {operation!r}")
         if operation == "upsert" and not ext_field:
             raise ValueError("a bulk upsert needs ext_field")
-        csv_text, count = to_csv(records)
-        size = len(csv_text.encode("utf-8"))
+        csv_data, count = to_csv(records)
+        size = len(csv_data)
         if size > MAX_UPLOAD_BYTES:
             raise ValueError(f"{size} bytes of CSV exceed the 100 MB a Bulk API 2.0 job accepts; "
                              "split the records across several calls")
@@ -154,7 +154,7 @@ class BulkIngest:
         if on_job is not None:
             on_job(job_id)
         client._call("bulk ingest upload", lambda sf: client._http(
-            "PUT", f"jobs/ingest/{job_id}/batches", what="bulk ingest upload", data=csv_text,
+            "PUT", f"jobs/ingest/{job_id}/batches", what="bulk ingest upload", data=csv_data,
             content_type="text/csv", ok=(201,)))
         client._call("bulk ingest close", lambda sf: client._json(
             "PATCH", f"jobs/ingest/{job_id}", what="bulk ingest close", data=dumps({"state": "UploadComplete"})))

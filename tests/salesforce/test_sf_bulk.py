@@ -154,3 +154,26 @@ def test_resume_of_a_job_never_closed_aborts_it(client, rsps):
     with pytest.raises(BulkJobFailed, match="never closed"):
         client.resume_bulk_ingest(INGEST)
     assert json.loads(rsps.calls[-1].request.body) == {"state": "Aborted"}
+
+
+def test_bulk_ingest_uploads_utf8_csv_and_counts_its_bytes_against_the_limit(client, rsps, monkeypatch):
+    """Names beyond ASCII go up as UTF-8, quoted where CSV needs it; the 100 MB limit counts bytes,
+    not characters (a name of 8 characters is 16 bytes here)."""
+    from connector.salesforce import bulk
+
+    created = raw("bulk2-ingest-close-job-response.json")
+    created["state"] = "Open"
+    rsps.add(responses.POST, f"{API}/jobs/ingest", json=created)
+    rsps.add(responses.PUT, f"{API}/jobs/ingest/{INGEST}/batches", status=201)
+    rsps.add(responses.PATCH, f"{API}/jobs/ingest/{INGEST}", json=raw("bulk2-ingest-close-job-response.json"))
+    info = raw("bulk2-ingest-job-info-jobcomplete.json") | {"numberRecordsProcessed": 2, "numberRecordsFailed": 0}
+    rsps.add(responses.GET, f"{API}/jobs/ingest/{INGEST}", json=info)
+    records = [{"Name": "Zoë, \"the\" café"}, {"Name": "日本語の会社名です"}]
+    client.bulk_ingest("Account", "insert", records, fetch_successful=False)
+    upload = rsps.calls[1].request.body
+    assert upload == 'Name\n"Zoë, ""the"" café"\n日本語の会社名です\n'.encode("utf-8")
+    monkeypatch.setattr(bulk, "MAX_UPLOAD_BYTES", len(upload) - 1)  # fewer bytes than the CSV, more characters
+    assert len(upload.decode("utf-8")) < len(upload) - 1
+    with pytest.raises(ValueError, match="exceed the 100 MB"):
+        client.bulk_ingest("Account", "insert", records, fetch_successful=False)
+    assert len(rsps.calls) == 4  # refused before any job was created
