@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from connector.salesforce.errors import BulkJobFailed, BulkJobStillRunning, UnexpectedResponse
-from connector.salesforce.records import IngestResult, IngestRow, dumps, from_csv, to_csv
+from connector.salesforce.records import CsvRows, IngestResult, IngestRow, dumps, from_csv, to_csv
 
 if TYPE_CHECKING:
     from connector.salesforce.client import SalesforceClient
@@ -129,7 +129,7 @@ class BulkIngest:
     def __init__(self, client: SalesforceClient):
         self._client = client
 
-    def run(self, sobject: str, operation: str, records: Iterable[Mapping[str, Any]],
+    def run(self, sobject: str, operation: str, records: Iterable[Mapping[str, Any]] | CsvRows,
             ext_field: str | None, on_job: Callable[[str], None] | None,
             fetch_successful: bool = True) -> IngestResult:
         """Load `records` and return the per-record results."""

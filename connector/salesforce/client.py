@@ -43,6 +43,7 @@ from connector.salesforce.errors import (
     translate,
 )
 from connector.salesforce.records import (
+    CsvRows,
     IngestResult,
     RecordResult,
     check_fields,
@@ -276,7 +277,7 @@ class SalesforceClient:
 
     # -- bulk ingest ------------------------------------------------------------------------
 
-    def bulk_ingest(self, sobject: str, operation: IngestOperation, records: Iterable[Mapping[str, Any]],
+    def bulk_ingest(self, sobject: str, operation: IngestOperation, records: Iterable[Mapping[str, Any]] | CsvRows,
                     ext_field: str | None = None, *,
                     on_job: Callable[[str], None] | None = None,
                     fetch_successful: bool = True) -> IngestResult:

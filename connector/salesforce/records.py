@@ -7,7 +7,7 @@ import io
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -141,12 +141,76 @@ def _csv_value(value: Any) -> str:
     return str(value)
 
 
-def to_csv(records: Iterable[Mapping[str, Any]]) -> tuple[bytes, int]:
+class CsvRows:
+    """Records for a Bulk API 2.0 upload, each made into its CSV line as it is added: one short
+    string per record instead of the record itself (a big-object job holds up to 100,000 rows, a
+    dict of Decimals and dates each, about ten times the size of its line). `to_csv` takes it in
+    place of the records and gives the same CSV.
+
+    The columns are the records' fields in the order first met; a line made before a column was
+    met gets that cell empty, as `to_csv` leaves a column a record does not have."""
+
+    def __init__(self) -> None:
+        self._columns: dict[str, int] = {}
+        #: each record's line (without its line ending) and how many columns there were when it was made
+        self._lines: list[tuple[str, int]] = []
+        self._buffer = io.StringIO()
+        # written with its line ending, then trimmed: the writer quotes a cell holding a line break
+        # only when that break is part of its line terminator
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        columns = self._columns
+        for key in record:
+            if key not in columns and key != "attributes":
+                identifier(key)  # each column checked once
+                columns[key] = len(columns)
+        cells = [""] * len(columns)
+        for key, value in record.items():
+            if key != "attributes":
+                cells[columns[key]] = _csv_value(value)
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._writer.writerow(cells)
+        self._lines.append((buffer.getvalue()[:-1], len(cells)))
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def csv(self) -> bytes:
+        """The CSV in UTF-8 with LF line endings, the header first."""
+        if not self._lines or not self._columns:
+            raise ValueError("no records (or no fields) to upload")
+        width = len(self._columns)
+        out = io.BytesIO()
+        with io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True) as text:
+            csv.writer(text, lineterminator="\n").writerow(list(self._columns))
+            text.writelines(self._padded(width))
+            text.flush()
+            return out.getvalue()
+
+    def _padded(self, width: int) -> Iterator[str]:
+        """Each line with the cells of the columns met after it, empty."""
+        for line, made in self._lines:
+            if made == 1 and width > 1 and line == _QUOTED_EMPTY:
+                # a record of one empty cell is written `""` (a blank line would be no record at
+                # all); among more columns it is an empty cell like any other, as `to_csv` writes it
+                line = ""
+            yield f"{line}{',' * (width - made)}\n"
+
+
+_QUOTED_EMPTY = '""'
+
+
+def to_csv(records: "Iterable[Mapping[str, Any]] | CsvRows") -> tuple[bytes, int]:
     """(CSV in UTF-8 with LF line endings, record count) for a Bulk API 2.0 upload.
 
     Written as UTF-8 bytes as it is made, the form it is uploaded in: a text built first, copied
     out and encoded for the upload held the job's CSV three times beside its records at once (a
     job may be 100,000 big-object rows, about 25 MB of CSV)."""
+    if isinstance(records, CsvRows):
+        return records.csv(), len(records)
     rows = records if isinstance(records, list) else list(records)  # not copied: a job may be 100,000 rows
     columns: dict[str, None] = {}
     for row in rows:

@@ -40,6 +40,7 @@ from connector.errors import SkippableError, TransientError
 from connector.mapping.apply import UnresolvedReference
 from connector.projections import account_values, arr_rows_of_line, arr_rows_of_lines, item_values
 from connector.salesforce.errors import BulkJobFailed, RequestRejected
+from connector.salesforce.records import CsvRows
 from connector.salesforce.soql import select as soql
 from connector.store import schema as t
 from connector.store.repository import SF_IDS_LEARNT_AT, set_meta
@@ -531,7 +532,8 @@ class OutboxWriter:
             due = [e for e in all_due if e.object == sobject]
             # whole lines per job, up to BULK_ROWS rows: one job's rows are held at a time, the
             # lines' ARR rows read LOOKUP_SIZE lines a query
-            rows: list[dict[str, Any]] = []
+            # each row held as its CSV line, made as the row is (a job's records would be ten times the size)
+            rows = CsvRows()
             row_entries: list[tuple[Any, int]] = []
             for first in range(0, len(due), LOOKUP_SIZE):
                 chunk = due[first:first + LOOKUP_SIZE]
@@ -550,15 +552,14 @@ class OutboxWriter:
                         continue
                     if row_entries and len(rows) + len(made) > BULK_ROWS:
                         self._bulk_job(report, sobject, rows, row_entries, line_of)
-                        rows, row_entries = [], []
+                        rows, row_entries = CsvRows(), []
                     for record in made:
-                        record.pop("attributes", None)
-                    rows.extend(made)
+                        rows.add(record)
                     row_entries.append((entry, len(made)))
             if row_entries:
                 self._bulk_job(report, sobject, rows, row_entries, line_of)
 
-    def _bulk_job(self, report: FlushReport, sobject: str, rows: list[dict[str, Any]],
+    def _bulk_job(self, report: FlushReport, sobject: str, rows: CsvRows,
                   row_entries: list[tuple[Any, int]], line_of: dict[int, int]) -> None:
         """Insert these lines' rows into a big object in one Bulk API 2.0 job, and record the outcome."""
         entries = [e for e, _ in row_entries]

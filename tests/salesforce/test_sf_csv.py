@@ -1,0 +1,73 @@
+"""A Bulk API 2.0 upload's CSV: records made into lines as they are added (`CsvRows`) give the same
+bytes as the records written at once (`to_csv`), whatever the records' fields."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+
+from connector.salesforce.records import CSV_NULL, CsvRows, to_csv
+
+UTC = dt.timezone.utc
+
+CASES = {
+    "same fields": [
+        {"Name": "Acme", "Amount__c": Decimal("1200.50"), "Start__c": dt.date(2026, 1, 31)},
+        {"Name": "Globex", "Amount__c": Decimal("-0.0001"), "Start__c": dt.date(2026, 2, 28)},
+    ],
+    "a column met later stays empty before it": [
+        {"Name": "first"},
+        {"Name": "second", "Note__c": "later"},
+        {"Note__c": "no name", "Active__c": True},
+    ],
+    "one empty cell, then more columns": [
+        {"Name": ""},
+        {"Name": "", "Note__c": ""},
+        {"Name": "x", "Note__c": ""},
+    ],
+    "one column only, empty": [{"Name": ""}, {"Name": "y"}],
+    "quotes, commas, line breaks and non-ASCII": [
+        {"Name": 'Société "Générale", Paris', "Note__c": "two\nlines"},
+        {"Name": "Łódź ✓", "Note__c": None},
+    ],
+    "attributes dropped, None as #N/A, timestamps in UTC": [
+        {"attributes": {"type": "Account"}, "Id": "001000000000001AAA", "Closed__c": None,
+         "Seen__c": dt.datetime(2026, 12, 5, 9, 30, 1, 250000, tzinfo=dt.timezone(dt.timedelta(hours=2)))},
+    ],
+}
+
+
+@pytest.mark.parametrize("records", CASES.values(), ids=CASES.keys())
+def test_rows_made_as_added_equal_records_written_at_once(records):
+    rows = CsvRows()
+    for record in records:
+        rows.add(record)
+    assert len(rows) == len(records)
+    assert to_csv(rows) == to_csv(records)
+
+
+def test_the_csv_reads_back_as_the_records():
+    rows = CsvRows()
+    for record in CASES["a column met later stays empty before it"] + CASES["attributes dropped, None as #N/A, timestamps in UTC"]:
+        rows.add(record)
+    data, count = to_csv(rows)
+    read = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert count == len(read) == 4
+    assert list(read[0]) == ["Name", "Note__c", "Active__c", "Id", "Closed__c", "Seen__c"]
+    assert read[0] == {"Name": "first", "Note__c": "", "Active__c": "", "Id": "", "Closed__c": "", "Seen__c": ""}
+    assert read[2]["Active__c"] == "true" and read[2]["Name"] == ""
+    assert read[3]["Closed__c"] == CSV_NULL
+    assert read[3]["Seen__c"] == "2026-12-05T07:30:01.250Z"
+
+
+def test_bad_records_are_refused_as_they_are_added():
+    rows = CsvRows()
+    with pytest.raises(TypeError, match="floats"):
+        rows.add({"Amount__c": 1.5})
+    with pytest.raises(ValueError):
+        rows.add({"Bad Name": "x"})
+    with pytest.raises(ValueError, match="no records"):
+        CsvRows().csv()
