@@ -25,15 +25,20 @@ from store_support import store_url, three_orders  # noqa: E402
 CLOCK = FrozenClock(dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc))
 
 
+def _import_three_orders(engine) -> None:
+    """The three orders of store_support, one batch each, their jobs run."""
+    calendar, settings = StandardFiscalCalendar(1), EngineSettings()
+    runner = JobRunner(engine, JobContext(calendar, settings), CLOCK)
+    import_document(engine, parse(json.dumps(three_orders()), "doc"), "doc", calendar, settings, CLOCK,
+                    runner, batch_size=1)
+
+
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_statements_with_an_in_list_are_built_once_and_bind_their_values(tmp_path, store):
     with store_url(store, tmp_path) as url:
         engine = open_store(url)
         try:
-            calendar, settings = StandardFiscalCalendar(1), EngineSettings()
-            runner = JobRunner(engine, JobContext(calendar, settings), CLOCK)
-            import_document(engine, parse(json.dumps(three_orders()), "doc"), "doc", calendar, settings, CLOCK,
-                            runner, batch_size=1)
+            _import_three_orders(engine)
             key = (engine.dialect.name, "existing order_lines.id")
             with engine.connect() as conn:
                 assert repo.line_ids_taken(conn, ["L-1", "L-3", "L-9"]) == {"L-1", "L-3"}
@@ -86,10 +91,7 @@ def test_jobs_and_line_rows_named_by_a_range_or_a_list_are_exactly_those(tmp_pat
     with store_url(store, tmp_path) as url:
         engine = open_store(url)
         try:
-            calendar, settings = StandardFiscalCalendar(1), EngineSettings()
-            runner = JobRunner(engine, JobContext(calendar, settings), CLOCK)
-            import_document(engine, parse(json.dumps(three_orders()), "doc"), "doc", calendar, settings, CLOCK,
-                            runner, batch_size=1)
+            _import_three_orders(engine)
             with engine.connect() as conn:
                 attempts = dict(conn.execute(select(t.jobs.c.id, t.jobs.c.attempts)).all())
                 pks = sorted(conn.execute(select(t.line_metrics.c.line_pk)).scalars())
