@@ -159,6 +159,20 @@ class CsvRows:
         # only when that break is part of its line terminator
         self._writer = csv.writer(self._buffer, lineterminator="\n")
 
+    def extend(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Add these records, all or none: when one cannot be sent (a float, a timestamp without
+        its zone, a field name that is not one), ValueError or TypeError, and nothing of them is
+        added, not even a column."""
+        known, lines = len(self._columns), len(self._lines)
+        try:
+            for record in records:
+                self.add(record)
+        except (ValueError, TypeError):
+            del self._lines[lines:]
+            for column in list(self._columns)[known:]:
+                del self._columns[column]
+            raise
+
     def add(self, record: Mapping[str, Any]) -> None:
         columns = self._columns
         for key in record:

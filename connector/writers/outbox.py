@@ -553,8 +553,16 @@ class OutboxWriter:
                     if row_entries and len(rows) + len(made) > BULK_ROWS:
                         self._bulk_job(report, sobject, rows, row_entries, line_of)
                         rows, row_entries = CsvRows(), []
-                    for record in made:
-                        rows.add(record)
+                    try:
+                        rows.extend(made)
+                    except (ValueError, TypeError) as exc:
+                        # a row Salesforce could not be sent (the mapping's value for it): this
+                        # line's entry fails, listed by `revsync outbox --failed`; the other lines go
+                        with self.store.begin() as conn:
+                            self._finish(conn, [entry.id], OutboxState.FAILED,
+                                         f"an ARR row of this line cannot be sent to {sobject}: {exc}")
+                        report.add(report.failed, sobject)
+                        continue
                     row_entries.append((entry, len(made)))
             if row_entries:
                 self._bulk_job(report, sobject, rows, row_entries, line_of)

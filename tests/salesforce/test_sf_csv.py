@@ -71,3 +71,12 @@ def test_bad_records_are_refused_as_they_are_added():
         rows.add({"Bad Name": "x"})
     with pytest.raises(ValueError, match="no records"):
         CsvRows().csv()
+
+
+def test_records_added_together_are_added_all_or_none():
+    rows = CsvRows()
+    rows.extend([{"Name": "kept"}])
+    with pytest.raises(ValueError, match="NaN"):
+        rows.extend([{"Name": "a", "New__c": "x"}, {"Name": "b", "Amount__c": Decimal("NaN")}])
+    assert len(rows) == 1
+    assert to_csv(rows) == to_csv([{"Name": "kept"}])  # neither their lines nor their columns

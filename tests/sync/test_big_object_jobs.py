@@ -10,6 +10,7 @@ from connector.store import schema as t
 from connector.writers import outbox
 
 import datetime as dt
+from decimal import Decimal
 
 BIG = ("ArrByPeriod__b", "ArrByPeriodByCustomer__b")
 
@@ -54,5 +55,41 @@ def test_rows_go_in_jobs_of_whole_lines_each_row_once(tmp_path, monkeypatch):
             rows = c.org.records(big)
             keys = [(r["OrderProduct__c"], r["StartDate__c"]) for r in rows]
             assert len(rows) == 26 and len(set(keys)) == 26  # every row once
+    finally:
+        close(c)
+
+
+def test_a_line_whose_row_cannot_be_sent_fails_alone_and_the_others_go(tmp_path, monkeypatch):
+    """A value the CSV cannot carry (here a Decimal NaN out of the mapping) fails that line's entry
+    with the reason, before any job is made; the other lines' rows all land, each once."""
+    c = connect(tmp_path, monkeypatch)
+    try:
+        mapping_set = type(c.runtime.writer.mappings)
+        real_write = mapping_set.write
+        bad: dict[str, str] = {}
+
+        def write(self, sobject, values, **kwargs):
+            record = real_write(self, sobject, values, **kwargs)
+            if sobject == BIG[0]:
+                line = bad.setdefault("line", record["OrderProduct__c"])
+                if record["OrderProduct__c"] == line:
+                    record = {**record, next(k for k, v in record.items() if isinstance(v, Decimal)): Decimal("NaN")}
+            return record
+
+        monkeypatch.setattr(mapping_set, "write", write)
+        daemon = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
+        assert daemon.run(once=True, install_signals=False).error is None
+        with c.app.store.connect() as conn:
+            entries = conn.execute(select(t.outbox.c.object, t.outbox.c.state, t.outbox.c.last_message)
+                                   .where(t.outbox.c.kind == "big_object")).all()
+            total = conn.execute(select(func.count()).select_from(t.arr_rows)).scalar_one()
+        failed = [e for e in entries if e.state != "SUCCESS"]
+        assert [(e.object, e.state) for e in failed] == [(BIG[0], "FAILED")]
+        assert f"cannot be sent to {BIG[0]}" in failed[0].last_message and "NaN" in failed[0].last_message
+        sent = c.org.records(BIG[0])
+        assert bad["line"] not in {r["OrderProduct__c"] for r in sent}
+        keys = [(r["OrderProduct__c"], r["StartDate__c"]) for r in sent]
+        assert 0 < len(sent) < total and len(set(keys)) == len(sent)
+        assert len(c.org.records(BIG[1])) == total  # the other big object got every row
     finally:
         close(c)
