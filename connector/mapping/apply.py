@@ -170,8 +170,15 @@ def coerce(value: Any, type_: str | None, *, reading: bool) -> Any:
         return to_string(value)
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, float) and not reading:
-        raise ValueError("is a float; use Decimal")
+    if not reading and isinstance(value, (float, Decimal, dt.datetime)):
+        # a field of no declared type is sent as it is, but never as what Salesforce cannot take
+        # (the JSON or CSV of the upload would fail for the whole call, not for this record)
+        if isinstance(value, float):
+            raise ValueError("is a float; use Decimal")
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise ValueError("is not a finite number")
+        if isinstance(value, dt.datetime):
+            return to_datetime(value)  # UTC, a naive one UTC by contract, as for a declared datetime
     return value
 
 

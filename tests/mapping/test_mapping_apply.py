@@ -222,6 +222,27 @@ def test_write_never_sends_floats(shipped):
         shipped.write("Account", {"id": "001000000000001AAA", "tcv": 0.1})
 
 
+@pytest.mark.parametrize("bad", [D("NaN"), D("Infinity"), D("-Infinity"), 0.5])
+def test_write_refuses_a_number_salesforce_cannot_take_in_a_field_of_no_declared_type(shipped, bad):
+    values = {"id": "S-1", "account": "001000000000001AAA", "product": "01t000000000001AAA", "arr": bad}
+    assert shipped.writing("Subscription__c").types["ARR__c"] is None
+    with pytest.raises(MappingError, match=r"Subscription__c.*arr → ARR__c.*(finite|float)"):
+        shipped.write("Subscription__c", values)
+    assert shipped.write("Subscription__c", values | {"arr": D("1.50")})["ARR__c"] == D("1.50")
+
+
+def test_a_timestamp_in_a_field_of_no_declared_type_is_sent_in_utc(shipped):
+    values = {"id": "S-1", "account": "001000000000001AAA", "product": "01t000000000001AAA"}
+    paris = dt.timezone(dt.timedelta(hours=1))
+    assert shipped.writing("Subscription__c").types["StartDate__c"] is None
+    sent = shipped.write("Subscription__c", values | {"start": dt.datetime(2023, 1, 1, 1, 0, tzinfo=paris)})
+    assert sent["StartDate__c"] == dt.datetime(2023, 1, 1, 0, 0, tzinfo=UTC)
+    assert sent["StartDate__c"].tzinfo is UTC
+    naive = shipped.write("Subscription__c", values | {"start": dt.datetime(2023, 1, 1, 1, 0)})
+    assert naive["StartDate__c"] == dt.datetime(2023, 1, 1, 1, 0, tzinfo=UTC)
+    assert shipped.write("Subscription__c", values | {"start": dt.date(2023, 1, 1)})["StartDate__c"] == dt.date(2023, 1, 1)
+
+
 def test_write_rejects_values_outside_the_engine_enumeration(shipped):
     with pytest.raises(MappingError, match="'upgrade' is not one of new, update, renew, cancel, terms"):
         shipped.write("OrderItem", {"id": "L-1", "action": "upgrade"})
