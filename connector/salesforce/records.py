@@ -169,25 +169,35 @@ class CsvRows:
                 self.add(record)
         except (ValueError, TypeError):
             del self._lines[lines:]
-            for column in list(self._columns)[known:]:
-                del self._columns[column]
+            self._forget_columns(known)
             raise
 
     def add(self, record: Mapping[str, Any]) -> None:
+        """Add one record, or nothing of it (ValueError or TypeError, as `extend`)."""
         columns = self._columns
-        for key in record:
-            if key not in columns and key != "attributes":
-                identifier(key)  # each column checked once
-                columns[key] = len(columns)
-        cells = [""] * len(columns)
-        for key, value in record.items():
-            if key != "attributes":
-                cells[columns[key]] = _csv_value(value)
+        known = len(columns)
+        try:
+            for key in record:
+                if key not in columns and key != "attributes":
+                    identifier(key)  # each column checked once
+                    columns[key] = len(columns)
+            cells = [""] * len(columns)
+            for key, value in record.items():
+                if key != "attributes":
+                    cells[columns[key]] = _csv_value(value)
+        except (ValueError, TypeError):
+            self._forget_columns(known)
+            raise
         buffer = self._buffer
         buffer.seek(0)
         buffer.truncate()
         self._writer.writerow(cells)
         self._lines.append((buffer.getvalue()[:-1], len(cells)))
+
+    def _forget_columns(self, known: int) -> None:
+        """Drop the columns met after the first `known` (no line made since has a cell in them)."""
+        for column in list(self._columns)[known:]:
+            del self._columns[column]
 
     def __len__(self) -> int:
         return len(self._lines)
@@ -207,6 +217,8 @@ class CsvRows:
     def _padded(self, width: int) -> Iterator[str]:
         """Each line with the cells of the columns met after it, empty."""
         for line, made in self._lines:
+            if made == 0:
+                line, made = _QUOTED_EMPTY, 1  # a record of no field, before any column was met: one empty cell
             if made == 1 and width > 1 and line == _QUOTED_EMPTY:
                 # a record of one empty cell is written `""` (a blank line would be no record at
                 # all); among more columns it is an empty cell like any other, as `to_csv` writes it

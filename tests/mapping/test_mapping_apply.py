@@ -222,13 +222,14 @@ def test_write_never_sends_floats(shipped):
         shipped.write("Account", {"id": "001000000000001AAA", "tcv": 0.1})
 
 
-@pytest.mark.parametrize("bad", [D("NaN"), D("Infinity"), D("-Infinity"), 0.5])
+@pytest.mark.parametrize("bad", [D("NaN"), D("Infinity"), D("-Infinity"), 0.5, {"1.5"}, b"1.5", [D("1.5")]])
 def test_write_refuses_a_number_salesforce_cannot_take_in_a_field_of_no_declared_type(shipped, bad):
     values = {"id": "S-1", "account": "001000000000001AAA", "product": "01t000000000001AAA", "arr": bad}
     assert shipped.writing("Subscription__c").types["ARR__c"] is None
-    with pytest.raises(MappingError, match=r"Subscription__c.*arr → ARR__c.*(finite|float)"):
+    with pytest.raises(MappingError, match=r"Subscription__c.*arr → ARR__c.*(finite|float|cannot take)"):
         shipped.write("Subscription__c", values)
     assert shipped.write("Subscription__c", values | {"arr": D("1.50")})["ARR__c"] == D("1.50")
+    assert shipped.write("Subscription__c", values | {"arr": 2})["ARR__c"] == 2
 
 
 def test_a_timestamp_in_a_field_of_no_declared_type_is_sent_in_utc(shipped):
