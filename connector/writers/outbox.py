@@ -550,6 +550,12 @@ class OutboxWriter:
                                          str(exc))
                         report.add(report.waiting if waiting else report.failed, sobject)
                         continue
+                    if not made:
+                        # a line with no ARR rows has none to send: done, no job (a job of such
+                        # lines alone would be an empty upload, refused after they were claimed)
+                        with self.store.begin() as conn:
+                            self._finish(conn, [entry.id], OutboxState.SUCCESS, "no ARR rows to send")
+                        continue
                     if row_entries and len(rows) + len(made) > BULK_ROWS:
                         self._bulk_job(report, sobject, rows, row_entries, line_of)
                         rows, row_entries = CsvRows(), []

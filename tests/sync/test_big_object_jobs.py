@@ -93,3 +93,28 @@ def test_a_line_whose_row_cannot_be_sent_fails_alone_and_the_others_go(tmp_path,
         assert len(c.org.records(BIG[1])) == total  # the other big object got every row
     finally:
         close(c)
+
+
+def test_lines_with_no_arr_rows_are_done_without_a_job(tmp_path, monkeypatch):
+    """Entries whose lines have no ARR rows (here: every line's rows hidden from the writer) need
+    no upload: they are done, with no Bulk API job and no error, and the org's big objects stay empty."""
+    monkeypatch.setattr(outbox, "arr_rows_of_lines", lambda conn, pks: {})
+    c = connect(tmp_path, monkeypatch)
+    try:
+        jobs: list[str] = []
+        real = c.runtime.client.bulk_ingest
+
+        def counting(sobject, *args, **kwargs):
+            jobs.append(sobject)
+            return real(sobject, *args, **kwargs)
+
+        monkeypatch.setattr(c.runtime.client, "bulk_ingest", counting)
+        daemon = Daemon(c.service, c.clock, interval=dt.timedelta(hours=1), writer=c.runtime.writer)
+        assert daemon.run(once=True, install_signals=False).error is None
+        with c.app.store.connect() as conn:
+            entries = conn.execute(select(t.outbox.c.state, t.outbox.c.last_message)
+                                   .where(t.outbox.c.kind == "big_object")).all()
+        assert entries and {(e.state, e.last_message) for e in entries} == {("SUCCESS", "no ARR rows to send")}
+        assert jobs == [] and all(c.org.records(big) == [] for big in BIG)
+    finally:
+        close(c)
