@@ -144,20 +144,21 @@ def _csv_value(value: Any) -> str:
 class CsvRows:
     """Records for a Bulk API 2.0 upload, each made into its CSV line as it is added: one short
     string per record instead of the record itself (a big-object job holds up to 100,000 rows, a
-    dict of Decimals and dates each, about ten times the size of its line). `to_csv` takes it in
-    place of the records and gives the same CSV.
+    dict of Decimals and dates each, about ten times the size of its line). `to_csv` makes any
+    records into the upload's CSV through it.
 
     The columns are the records' fields in the order first met; a line made before a column was
-    met gets that cell empty, as `to_csv` leaves a column a record does not have."""
+    met gets that cell empty, as a record that does not have a column leaves it."""
 
     def __init__(self) -> None:
         self._columns: dict[str, int] = {}
         #: each record's line (without its line ending) and how many columns there were when it was made
         self._lines: list[tuple[str, int]] = []
         self._buffer = io.StringIO()
-        # written with its line ending, then trimmed: the writer quotes a cell holding a line break
-        # only when that break is part of its line terminator
-        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        # written with a CRLF ending, then trimmed (the upload's lines end in LF): the writer quotes
+        # a cell holding a line break only when that character is part of its line terminator, and
+        # a bare CR left unquoted may be read as the end of the record
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
 
     def extend(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Add these records, all or none: when one cannot be sent (a float, a timestamp without
@@ -192,7 +193,7 @@ class CsvRows:
         buffer.seek(0)
         buffer.truncate()
         self._writer.writerow(cells)
-        self._lines.append((buffer.getvalue()[:-1], len(cells)))
+        self._lines.append((buffer.getvalue()[:-2], len(cells)))
 
     def _forget_columns(self, known: int) -> None:
         """Drop the columns met after the first `known` (no line made since has a cell in them)."""
@@ -232,30 +233,15 @@ _QUOTED_EMPTY = '""'
 def to_csv(records: "Iterable[Mapping[str, Any]] | CsvRows") -> tuple[bytes, int]:
     """(CSV in UTF-8 with LF line endings, record count) for a Bulk API 2.0 upload.
 
-    Written as UTF-8 bytes as it is made, the form it is uploaded in: a text built first, copied
-    out and encoded for the upload held the job's CSV three times beside its records at once (a
-    job may be 100,000 big-object rows, about 25 MB of CSV)."""
-    if isinstance(records, CsvRows):
-        return records.csv(), len(records)
-    rows = records if isinstance(records, list) else list(records)  # not copied: a job may be 100,000 rows
-    columns: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            if key not in columns and key != "attributes":
-                identifier(key)  # each column checked once
-                columns[key] = None
-    if not rows or not columns:
-        raise ValueError("no records (or no fields) to upload")
-    buffer = io.BytesIO()
-    with io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=True) as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(list(columns))
-        for row in rows:
-            # a column the record does not have stays empty: "leave unchanged" on update
-            writer.writerow([_csv_value(row[c]) if c in row else "" for c in columns])
-        out.flush()
-        data = buffer.getvalue()
-    return data, len(rows)
+    The columns are the records' fields in the order first met; a column a record does not have
+    stays empty ("leave unchanged" on update). Records are made into lines by `CsvRows` (the
+    writer hands one over, made as its rows were); the CSV is written as UTF-8 bytes as it is
+    made, the form it is uploaded in."""
+    if not isinstance(records, CsvRows):
+        rows = CsvRows()
+        rows.extend(records)
+        records = rows
+    return records.csv(), len(records)
 
 
 def from_csv(text: str) -> list[dict[str, str | None]]:
