@@ -170,23 +170,25 @@ def coerce(value: Any, type_: str | None, *, reading: bool) -> Any:
         return to_string(value)
     if isinstance(value, enum.Enum):
         return value.value
-    if not reading and (isinstance(value, (Decimal, dt.datetime)) or not isinstance(value, _SENDABLE)):
-        # a field of no declared type is sent as it is, but never as what Salesforce cannot take
-        # (the JSON or CSV of the upload would fail for the whole call, not for this record)
-        if isinstance(value, float):
-            raise ValueError("is a float; use Decimal")
-        if not isinstance(value, _SENDABLE):
-            raise ValueError(f"is a {type(value).__name__}, which Salesforce cannot take: "
-                             "send text, a number, true/false, a date or a date-time")
-        if isinstance(value, Decimal) and not value.is_finite():
+    if reading:
+        return value
+    # a field of no declared type is sent as it is, but never as what Salesforce cannot take
+    # (the JSON or CSV of the upload would fail for the whole call, not for this record)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
             raise ValueError("is not a finite number")
-        if isinstance(value, dt.datetime):
-            return to_datetime(value)  # UTC, a naive one UTC by contract, as for a declared datetime
+    elif isinstance(value, dt.datetime):
+        return to_datetime(value)  # UTC, a naive one UTC by contract, as for a declared datetime
+    elif isinstance(value, float):
+        raise ValueError("is a float; use Decimal")
+    elif not isinstance(value, _SENDABLE):
+        raise ValueError(f"is a {type(value).__name__}, which Salesforce cannot take: "
+                         "send text, a number, true/false, a date or a date-time")
     return value
 
 
-#: what a field of no declared type may send (true/false are ints, date-times dates)
-_SENDABLE = (str, int, Decimal, dt.date)
+#: what else a field of no declared type may send (true/false are ints)
+_SENDABLE = (str, int, dt.date)
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -241,6 +241,11 @@ class OutboxWriter:
         conn.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids)), t.outbox.c.state.in_(DUE)).values(
             state=state, last_message=message, sf_id=sf_id, updated_at=self.clock.now()))
 
+    def _finish_now(self, ids: Sequence[int], state: str, message: str | None = None) -> None:
+        """`_finish` in a transaction of its own: entries settled before anything is sent for them."""
+        with self.store.begin() as conn:
+            self._finish(conn, ids, state, message)
+
     def _remember(self, conn: Connection, sobject: str, external_id: str, sf_id: str) -> bool:
         """Keep a record's Salesforce Id; True when it was not known (the caller then calls `_learned`)."""
         if self._ids is not None and self._ids.get((sobject, external_id)) == sf_id:
@@ -306,9 +311,7 @@ class OutboxWriter:
                     payload = self.mappings.write(sobject, values, resolve=self.resolve, creating=creating)
                 except SkippableError as exc:
                     waiting = isinstance(exc, UnresolvedReference)
-                    with self.store.begin() as conn:
-                        self._finish(conn, [e.id for e in entries],
-                                     OutboxState.NEW if waiting else OutboxState.FAILED, str(exc))
+                    self._finish_now([e.id for e in entries], OutboxState.NEW if waiting else OutboxState.FAILED, str(exc))
                     report.add(report.waiting if waiting else report.failed, sobject, len(entries))
                     continue
                 items.append(_Pending(entries, values, payload, creating))
@@ -545,16 +548,13 @@ class OutboxWriter:
                                 for values in arr.pop(line_of[entry.id], [])]
                     except SkippableError as exc:
                         waiting = isinstance(exc, UnresolvedReference)
-                        with self.store.begin() as conn:
-                            self._finish(conn, [entry.id], OutboxState.NEW if waiting else OutboxState.FAILED,
-                                         str(exc))
+                        self._finish_now([entry.id], OutboxState.NEW if waiting else OutboxState.FAILED, str(exc))
                         report.add(report.waiting if waiting else report.failed, sobject)
                         continue
                     if not made:
                         # a line with no ARR rows has none to send: done, no job (a job of such
                         # lines alone would be an empty upload, refused after they were claimed)
-                        with self.store.begin() as conn:
-                            self._finish(conn, [entry.id], OutboxState.SUCCESS, "no ARR rows to send")
+                        self._finish_now([entry.id], OutboxState.SUCCESS, "no ARR rows to send")
                         continue
                     if row_entries and len(rows) + len(made) > BULK_ROWS:
                         self._bulk_job(report, sobject, rows, row_entries, line_of)
@@ -564,8 +564,7 @@ class OutboxWriter:
                     except (ValueError, TypeError) as exc:
                         # a row Salesforce could not be sent (the mapping's value for it): this
                         # line's entry fails, listed by `revsync outbox --failed`; the other lines go
-                        with self.store.begin() as conn:
-                            self._finish(conn, [entry.id], OutboxState.FAILED,
+                        self._finish_now([entry.id], OutboxState.FAILED,
                                          f"an ARR row of this line cannot be sent to {sobject}: {exc}")
                         report.add(report.failed, sobject)
                         continue
